@@ -1,0 +1,42 @@
+"""Column names shared by every frame in the lab.
+
+Columns are addressed by these constants, never by position, so a rename happens in one place.
+"""
+
+from typing import Final
+
+DATE: Final = "date"
+TICKER: Final = "ticker"
+OPEN: Final = "open"
+HIGH: Final = "high"
+LOW: Final = "low"
+CLOSE: Final = "close"
+ADJ_CLOSE: Final = "adj_close"
+VOLUME: Final = "volume"
+PRICE_COLUMNS: Final = (OPEN, HIGH, LOW, CLOSE)
+BAR_COLUMNS: Final = (OPEN, HIGH, LOW, CLOSE, ADJ_CLOSE, VOLUME)
+
+# Provenance of a raw row: where it came from, so a rejected row can be traced to its file and line.
+SOURCE: Final = "source"
+SOURCE_FILE: Final = "source_file"
+SOURCE_ROW: Final = "source_row"
+PARSE_ERROR: Final = "parse_error"
+
+# Cleaned bars.
+LOG_RETURN: Final = "log_return"
+IS_FILLED: Final = "is_filled"
+IS_CAPPED: Final = "is_capped"
+
+# Quarantine.
+RULE: Final = "rule"
+ACTION: Final = "action"
+DETAIL: Final = "detail"
+
+# Universe.
+SECTOR: Final = "sector"
+INDUSTRY: Final = "industry"
+NAME: Final = "name"
+
+# Synthetic oracle.
+PLANTED_SIGNAL: Final = "planted_signal"
+PLANTED_DEFECT: Final = "planted_defect"

@@ -1,0 +1,33 @@
+"""Atomic Parquet files: a reader sees the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import polars as pl
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    """Write `frame` to a temporary file beside `path`, flush it to disk, then rename it over `path`.
+
+    os.replace is atomic on POSIX within one file system, so a run killed mid-write leaves at most a
+    stray temporary file (removed here on any exception), and the previous `path` intact.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        frame.write_parquet(temporary, statistics=True)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_parquet_files(paths: list[Path], schema: dict[str, pl.DataType] | None = None) -> pl.DataFrame:
+    """Concatenate existing Parquet files in order (an empty list gives an empty frame of `schema`)."""
+    if not paths:
+        return pl.DataFrame(schema=schema)
+    return pl.concat([pl.read_parquet(path) for path in paths], how="vertical")

@@ -1,0 +1,18 @@
+"""The one place that builds the lab's Definitions (`dagster dev` loads it through workspace.yaml)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from quantlab_assets.defs.assets import data
+from quantlab_assets.defs.jobs import main_job, universe_job
+from quantlab_assets.defs.resources import default_resources
+from quantlab_assets.defs.schedules import daily_refresh_schedule
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([data]),
+    asset_checks=dg.load_asset_checks_from_modules([data]),
+    jobs=[main_job, universe_job],
+    schedules=[daily_refresh_schedule],
+    resources=default_resources(),
+)

@@ -1,0 +1,175 @@
+"""The data layer: universe -> raw_ohlcv -> cleaned_bars (+ rejected_bars), with blocking quality checks."""
+
+
+import datetime as dt
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.data.cleaning import ACTION_REJECTED, CleaningResult, clean_bars
+from quantlab_assets.compute.data.quality import duplicate_keys, examples, future_dates, ohlc_violations
+from quantlab_assets.compute.data.raw import conform_raw
+from quantlab_assets.compute.schemas import (
+    CleanedBarsSchema,
+    QuarantinedBarsSchema,
+    RawBarsSchema,
+    UniverseSchema,
+    schema_failures,
+    validate,
+)
+from quantlab_assets.compute.universe import universe_frame
+from quantlab_assets.defs.io_managers import UniverseFrames
+from quantlab_assets.defs.partitions import (
+    bars_partitions,
+    bars_with_lookback,
+    month_bounds,
+    months_by_universe,
+    same_universe,
+    universe_partitions,
+)
+from quantlab_assets.defs.resources import DataQualityResource, MarketDataResource
+
+GROUP = "data"
+
+
+def _window(months: list[str]) -> tuple[dt.date, dt.date]:
+    return month_bounds(months[0])[0], month_bounds(months[-1])[1]
+
+
+@dg.asset(partitions_def=universe_partitions, group_name=GROUP)
+def universe(context: dg.AssetExecutionContext, market_data: MarketDataResource) -> UniverseFrames:
+    """Instruments of the universe with their sector and industry."""
+    frames = {}
+    for name in context.partition_keys:
+        spec = market_data.universe(name)
+        frames[name] = validate(UniverseSchema, universe_frame(spec), asset="universe", partition=name)
+    context.add_output_metadata(
+        {"instruments": sum(f.height for f in frames.values()),
+         "sectors": sorted({s for f in frames.values() for s in f[c.SECTOR].unique().to_list()})}
+    )
+    return frames
+
+
+@dg.asset(partitions_def=bars_partitions, backfill_policy=dg.BackfillPolicy.single_run(), group_name=GROUP)
+def raw_ohlcv(context: dg.AssetExecutionContext, market_data: MarketDataResource) -> UniverseFrames:
+    """Daily bars exactly as the universe's source delivered them, with the file and row of each."""
+    frames, notes = {}, {}
+    for name, months in months_by_universe(list(context.partition_keys)).items():
+        spec = market_data.universe(name)
+        first_day, last_day = _window(months)
+        fetched = market_data.fetch(spec, first_day, last_day)
+        partition = f"{months[0]}..{months[-1]}|{name}"
+        frames[name] = validate(RawBarsSchema, fetched.bars, asset="raw_ohlcv", partition=partition)
+        notes[name] = {"source": spec.source, "rows": fetched.bars.height, **fetched.notes}
+    context.add_output_metadata(
+        {"as_of": str(market_data.as_of_date()), "by_universe": dg.MetadataValue.json(notes)}
+    )
+    return frames
+
+
+CHECKS = {
+    "schema": "Cleaned bars satisfy CleanedBarsSchema (types, positive prices, OHLC, unique keys).",
+    "ohlc_rules": "high >= max(open, close, low), low <= min(open, close, high), prices > 0.",
+    "unique_keys": "One row per (date, ticker).",
+    "no_future_dates": "No bar is dated after the run's as-of date.",
+    "rejected_share": "The share of raw rows rejected stays below DataQualityResource.max_rejected_share.",
+}
+
+
+@dg.multi_asset(
+    partitions_def=bars_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP,
+    ins={
+        "raw_ohlcv": dg.AssetIn(partition_mapping=bars_with_lookback),
+        "universe": dg.AssetIn(partition_mapping=same_universe),
+    },
+    outs={
+        "cleaned_bars": dg.AssetOut(
+            is_required=False,
+            description="Validated daily bars on the universe's trading calendar (see compute/data/cleaning.py).",
+        ),
+        "rejected_bars": dg.AssetOut(
+            description="Quarantine: every raw row rejected, capped or dropped, with its rule and source file/row.",
+        ),
+    },
+    check_specs=[
+        dg.AssetCheckSpec(f"cleaned_bars_{name}", asset="cleaned_bars", blocking=True, description=text)
+        for name, text in CHECKS.items()
+    ],
+)
+def cleaned_bars(
+    context: dg.AssetExecutionContext,
+    raw_ohlcv: UniverseFrames,
+    universe: UniverseFrames,
+    market_data: MarketDataResource,
+    data_quality: DataQualityResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Clean each universe's raw bars (with 13 months of lookback) into cleaned and quarantined bars.
+
+    A partition whose blocking checks fail is not written (the previous version stays), the run fails,
+    and the quarantine is written regardless, so nothing received is lost.
+    """
+    as_of = market_data.as_of_date()
+    cleaned, quarantined, results, counts = {}, {}, {}, {}
+    for name, months in months_by_universe(list(context.partition_keys)).items():
+        spec = market_data.universe(name)
+        partition = f"{months[0]}..{months[-1]}|{name}"
+        result = clean_bars(
+            conform_raw(raw_ohlcv[name]), universe[name][c.TICKER], window=_window(months), as_of=as_of,
+            holidays=spec.holidays,
+        )
+        quarantined[name] = validate(QuarantinedBarsSchema, result.quarantine, asset="rejected_bars", partition=partition)
+        cleaned[name] = result.cleaned
+        results[name] = result
+        counts[name] = {"raw_rows": result.raw_rows, "cleaned_rows": result.cleaned.height,
+                        "filled_rows": result.filled_rows, "rejected_share": round(result.rejected_share, 6),
+                        **result.rule_counts}
+
+    checks = list(_quality_checks(cleaned, results, as_of, data_quality.max_rejected_share, context.partition_keys))
+    yield dg.Output(quarantined, output_name="rejected_bars", metadata={"by_universe": dg.MetadataValue.json(counts)})
+    if all(check.passed for check in checks):
+        yield dg.Output(
+            cleaned,
+            output_name="cleaned_bars",
+            metadata={
+                "by_universe": dg.MetadataValue.json(counts),
+                "rows": sum(f.height for f in cleaned.values()),
+                "rejected_rows": sum(int((q[c.ACTION] == ACTION_REJECTED).sum()) for q in quarantined.values()),
+            },
+        )
+    yield from checks
+
+
+def _quality_checks(
+    cleaned: UniverseFrames, results: dict[str, CleaningResult], as_of, max_rejected_share: float, keys
+) -> Iterator[dg.AssetCheckResult]:
+    frames = list(cleaned.values())
+    bars = pl.concat(frames) if frames else pl.DataFrame()
+    failures = [
+        failure
+        for name, frame in cleaned.items()
+        if (failure := schema_failures(CleanedBarsSchema, frame, asset="cleaned_bars", partition=name))
+    ]
+    yield dg.AssetCheckResult(
+        check_name="cleaned_bars_schema", asset_key="cleaned_bars", passed=not failures,
+        metadata={"failures": "\n".join(failures) or "none", "rows": bars.height},
+    )
+    for check_name, offending in (
+        ("cleaned_bars_ohlc_rules", ohlc_violations(bars) if bars.height else bars),
+        ("cleaned_bars_unique_keys", duplicate_keys(bars) if bars.height else bars),
+        ("cleaned_bars_no_future_dates", future_dates(bars, as_of) if bars.height else bars),
+    ):
+        yield dg.AssetCheckResult(
+            check_name=check_name, asset_key="cleaned_bars", passed=offending.height == 0,
+            metadata={"offending_rows": offending.height, "examples": examples(offending)},
+        )
+    shares = {name: result.rejected_share for name, result in results.items()}
+    worst = max(shares.values(), default=0.0)
+    yield dg.AssetCheckResult(
+        check_name="cleaned_bars_rejected_share", asset_key="cleaned_bars", passed=worst <= max_rejected_share,
+        metadata={"rejected_share": dg.MetadataValue.json(shares), "threshold": max_rejected_share,
+                  "partitions": len(keys)},
+    )

@@ -1,0 +1,95 @@
+"""The lab's IO manager: one Parquet file per partition, written atomically, read back as polars.
+
+Assets partitioned by universe (alone or with month) exchange `dict[universe, pl.DataFrame]`, so one
+run (a single-run backfill) can carry several months of several universes. On write, each universe's
+frame is split into the months of the run; every month of the run gets a file, empty if it has no
+rows, so "materialised" means "looked at". dagster-polars is not used: its reads fail on polars 2
+(`scan_parquet` lost the arguments it passes; ../shared/guides/dagster_facts.md).
+
+Layout under `base_dir`: <asset>/<universe>/<YYYY-MM>.parquet, <asset>/<universe>.parquet, <asset>.parquet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.storage import read_parquet_files, write_parquet_atomic
+from quantlab_assets.defs.partitions import month_bounds, months_by_universe
+
+UniverseFrames = dict[str, pl.DataFrame]
+
+
+class PartitionedParquetIOManager(dg.ConfigurableIOManager):
+    base_dir: str
+
+    def _asset_dir(self, asset_key: dg.AssetKey) -> Path:
+        return Path(self.base_dir).joinpath(*asset_key.path)
+
+    def _paths(self, asset_key: dg.AssetKey, partition_keys: list[str], multi: bool) -> dict[str, list[tuple[str, Path]]]:
+        """universe -> [(month key or '', path)] for the given partition keys."""
+        root = self._asset_dir(asset_key)
+        if multi:
+            return {
+                universe: [(month, root / universe / f"{month[:7]}.parquet") for month in months]
+                for universe, months in months_by_universe(partition_keys).items()
+            }
+        return {key: [("", root / f"{key}.parquet")] for key in partition_keys}
+
+    def handle_output(self, context: dg.OutputContext, obj: UniverseFrames | pl.DataFrame | None) -> None:
+        if obj is None:
+            return
+        if not context.has_asset_partitions:
+            path = self._asset_dir(context.asset_key).with_suffix(".parquet")
+            write_parquet_atomic(obj, path)
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "rows": obj.height})
+            return
+        multi = isinstance(context.asset_partitions_def, dg.MultiPartitionsDefinition)
+        targets = self._paths(context.asset_key, list(context.asset_partition_keys), multi)
+        unexpected = set(obj) - set(targets)
+        if unexpected:
+            raise ValueError(f"{context.asset_key.to_user_string()}: output for universes {sorted(unexpected)} outside this run")
+        rows = 0
+        for universe, month_paths in targets.items():
+            frame = obj[universe]
+            if not multi:
+                write_parquet_atomic(frame, month_paths[0][1])
+                rows += frame.height
+                continue
+            written = 0
+            for month, path in month_paths:
+                first, last = month_bounds(month)
+                part = frame.filter(pl.col(c.DATE).is_between(first, last, closed="both"))
+                write_parquet_atomic(part, path)
+                written += part.height
+            if written != frame.height:
+                raise ValueError(
+                    f"{context.asset_key.to_user_string()}[{universe}]: {frame.height - written} rows fall "
+                    f"outside the run's months {month_paths[0][0]}..{month_paths[-1][0]}"
+                )
+            rows += written
+        context.add_output_metadata(
+            {"rows": rows, "partitions_written": sum(len(p) for p in targets.values()),
+             "path": dg.MetadataValue.path(str(self._asset_dir(context.asset_key)))}
+        )
+
+    def load_input(self, context: dg.InputContext) -> UniverseFrames | pl.DataFrame:
+        if not context.has_asset_partitions:
+            return pl.read_parquet(self._asset_dir(context.asset_key).with_suffix(".parquet"))
+        multi = isinstance(context.asset_partitions_def, dg.MultiPartitionsDefinition)
+        targets = self._paths(context.asset_key, list(context.asset_partition_keys), multi)
+        frames: UniverseFrames = {}
+        for universe, month_paths in targets.items():
+            present = [path for _, path in month_paths if path.exists()]
+            missing = [month for month, path in month_paths if not path.exists()]
+            if missing:
+                # Lookback months before a universe's first materialised month are expected to be absent.
+                context.log.warning(
+                    f"{context.asset_key.to_user_string()}[{universe}]: {len(missing)} partition(s) not "
+                    f"materialised, read as empty: {missing[:3]}{'...' if len(missing) > 3 else ''}"
+                )
+            frames[universe] = read_parquet_files(present)
+        return frames

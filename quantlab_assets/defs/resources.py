@@ -1,0 +1,70 @@
+"""Every resource of the lab, and where storage lives.
+
+Storage: $QUANTLAB_DATA_DIR if set, else $DAGSTER_HOME/data, else ./data (all ignored by git).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from quantlab_assets.compute.data.sources import FetchedBars, fetch_raw_bars
+from quantlab_assets.compute.universe import UniverseSpec
+from quantlab_assets.defs.io_managers import PartitionedParquetIOManager
+from quantlab_assets.defs.partitions import universe_catalog
+
+DATA_DIR_ENV = "QUANTLAB_DATA_DIR"
+
+
+def data_dir() -> Path:
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV])
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"]) / "data"
+    return Path.cwd() / "data"
+
+
+class MarketDataResource(dg.ConfigurableResource):
+    """Where bars come from: the universe catalog, the sources, and the as-of date of the run.
+
+    as_of: ISO date that bounds the synthetic market and the future-date rule; empty means today (UTC).
+    Tests and reproducible reruns pin it.
+    """
+
+    as_of: str = ""
+
+    def as_of_date(self) -> dt.date:
+        return dt.date.fromisoformat(self.as_of) if self.as_of else dt.datetime.now(dt.UTC).date()
+
+    def universe(self, name: str) -> UniverseSpec:
+        catalog = universe_catalog()
+        if name not in catalog:
+            raise KeyError(f"universe {name!r} is not in the catalog {sorted(catalog)}")
+        return catalog[name]
+
+    def http_session(self) -> Any:
+        """HTTP session for live sources; None lets yfinance use its own (tests inject recorded responses)."""
+        return None
+
+    def fetch(self, spec: UniverseSpec, first_day: dt.date, last_day: dt.date) -> FetchedBars:
+        return fetch_raw_bars(spec, first_day, last_day, as_of=self.as_of_date(), http_session=self.http_session())
+
+
+class DataQualityResource(dg.ConfigurableResource):
+    """Thresholds of the blocking data-quality checks (QUANTLAB_MAX_REJECTED_SHARE overrides the default)."""
+
+    max_rejected_share: float = 0.05
+
+
+def default_resources() -> dict[str, Any]:
+    return {
+        "io_manager": PartitionedParquetIOManager(base_dir=str(data_dir())),
+        "market_data": MarketDataResource(as_of=os.environ.get("QUANTLAB_AS_OF", "")),
+        "data_quality": DataQualityResource(
+            max_rejected_share=float(os.environ.get("QUANTLAB_MAX_REJECTED_SHARE", "0.05"))
+        ),
+    }
