@@ -8,8 +8,9 @@ a URL the fake does not know is recorded and fails the test.
 
 Fixtures (`quantlab_assets_tests/fixtures/yfinance/`) are hand-written in the exact shape of Yahoo's v8
 chart API (float32-rounded values, bars stamped at the 09:30 New York open, dividend events), with
-approximate February 2024 prices. Two defects are deliberate: AAPL's 2024-02-15 bar has no open, and
-MSFT has no bar on 2024-02-13 (yfinance pads it with an all-NaN row, which must not become a bar).
+approximate February 2024 prices. Three defects are deliberate, because raw bars must keep what Yahoo
+sent and invent nothing: AAPL's 2024-02-15 bar has no open, MSFT's 2024-02-12 bar is all zeros, and MSFT
+has no bar on 2024-02-13 (yfinance pads it with an all-NaN row, which must not become a bar).
 `chart_not_found.json` is Yahoo's 404 body for a symbol it does not know.
 """
 
@@ -70,13 +71,14 @@ def _json(url: str, status: int, document: object) -> Response:
 
 
 class FakeYahoo(curl_requests.Session):
-    """Answers like Yahoo: a recorded chart per known symbol, the 404 chart body for any other.
+    """Answers like Yahoo: the chart in `charts` for a known symbol, the 404 chart body for any other.
 
     `outages` makes a symbol's chart requests fail (HTTP status or raised error) until removed.
     """
 
     def __init__(self) -> None:
         super().__init__()
+        self.charts = {symbol: (FIXTURES / f"chart_{symbol}.json").read_bytes() for symbol in ("AAPL", "MSFT")}
         self.outages: dict[str, Outage] = {}
         self.chart_requests: list[tuple[str, dict[str, Any]]] = []
         self.unexpected: list[str] = []
@@ -112,9 +114,8 @@ class FakeYahoo(curl_requests.Session):
             raise outage
         if outage is not None:
             return _response(url, outage, f"<html><body>{HTTPStatus(outage).phrase}</body></html>".encode(), HTML)
-        recorded = FIXTURES / f"chart_{symbol}.json"
-        if recorded.exists():
-            return _response(url, 200, recorded.read_bytes())
+        if symbol in self.charts:
+            return _response(url, 200, self.charts[symbol])
         return _response(url, 404, (FIXTURES / "chart_not_found.json").read_bytes())
 
     def last_chart_params(self, symbol: str) -> dict[str, Any]:
@@ -219,6 +220,8 @@ def test_known_tickers_arrive_as_raw_bars_exactly_as_recorded(yahoo: FakeYahoo) 
     # A partly missing bar is kept as received; the day MSFT lacks is not invented.
     partial = _rows_of(download.bars, "AAPL").filter(pl.col(c.DATE) == dt.date(2024, 2, 15))
     assert partial[c.OPEN].to_list() == [None] and partial[c.CLOSE].to_list() == [pytest.approx(183.86, abs=1e-4)]
+    zeros = _rows_of(download.bars, "MSFT").filter(pl.col(c.DATE) == dt.date(2024, 2, 12))
+    assert zeros.select(*c.BAR_COLUMNS).row(0) == (0.0,) * len(c.BAR_COLUMNS)
     assert dt.date(2024, 2, 13) not in _rows_of(download.bars, "MSFT")[c.DATE].to_list()
 
     # The requested range is [START, END] inclusive, in the exchange's time zone.
@@ -237,6 +240,36 @@ def test_an_unknown_ticker_is_reported_not_retried(yahoo: FakeYahoo, downloads: 
     assert download.unknown_tickers == (UNKNOWN,)
     assert set(download.bars[c.TICKER]) == {"AAPL", "MSFT"}
     assert (sleeps, downloads, download.failed_batches) == ([], [["AAPL", UNKNOWN, "MSFT"]], ())
+
+
+def _chart_without(symbol: str, yahoo: FakeYahoo, drop: Callable[[dict[str, Any]], None]) -> bytes:
+    document = json.loads(yahoo.charts[symbol])
+    drop(document["chart"]["result"][0])
+    return json.dumps(document).encode()
+
+
+def test_a_known_ticker_without_bars_in_range_is_neither_unknown_nor_failed(yahoo: FakeYahoo) -> None:
+    # Yahoo's answer for a range before a listing: the symbol's meta, no timestamps, an empty quote.
+    def bars(result: dict[str, Any]) -> None:
+        del result["timestamp"], result["events"]
+        result["indicators"] = {"quote": [{}], "adjclose": [{}]}
+
+    yahoo.charts["MSFT"] = _chart_without("MSFT", yahoo, bars)
+    sleeps: list[float] = []
+    download = download_yfinance_bars(["AAPL", "MSFT"], START, END, session=yahoo, sleep=_recording_sleep(sleeps))
+
+    assert set(download.bars[c.TICKER]) == {"AAPL"}
+    assert (download.unknown_tickers, sleeps) == ((), [])
+
+
+def test_a_chart_yfinance_cannot_parse_fails_instead_of_vanishing(yahoo: FakeYahoo) -> None:
+    # A format change: yfinance raises on the missing field, and download() would only log it.
+    yahoo.charts["MSFT"] = _chart_without("MSFT", yahoo, lambda result: result["meta"].pop("instrumentType"))
+
+    with pytest.raises(YFinanceError, match=r"MSFT: yfinance parsed no rows from 7 priced bars"):
+        download_yfinance_bars(
+            ["AAPL", "MSFT"], START, END, YFinanceParams(max_retries=1), session=yahoo, sleep=_recording_sleep([])
+        )
 
 
 def test_only_unknown_tickers_give_an_empty_raw_frame(yahoo: FakeYahoo) -> None:
@@ -308,3 +341,21 @@ def test_tickers_are_requested_in_batches_of_batch_size(yahoo: FakeYahoo, downlo
     together = download_yfinance_bars(["aapl", "MSFT", "AAPL"], START, END, session=yahoo, sleep=_recording_sleep([]))
     assert downloads == [["AAPL", "MSFT"]]  # upper-cased and de-duplicated first
     assert_frame_equal(one_by_one.bars, together.bars)
+
+
+@pytest.mark.parametrize(
+    ("tickers", "start", "params"),
+    [
+        (["AAPL"], END + dt.timedelta(days=1), {}),
+        (["AAPL", " "], START, {}),
+        (["AAPL"], START, {"batch_size": 0}),
+        (["AAPL"], START, {"max_retries": -1}),
+    ],
+    ids=["start-after-end", "blank-ticker", "empty-batches", "negative-retries"],
+)
+def test_invalid_arguments_are_rejected_before_any_request(
+    yahoo: FakeYahoo, tickers: list[str], start: dt.date, params: dict[str, int]
+) -> None:
+    with pytest.raises(ValueError):
+        download_yfinance_bars(tickers, start, END, YFinanceParams(**params), session=yahoo, sleep=_recording_sleep([]))
+    assert yahoo.chart_requests == []

@@ -1,0 +1,57 @@
+"""Print what the data layer holds for a universe: partitions, rows, quarantine by rule, last checks.
+
+    python -m quantlab_assets.report_status --universe synthetic
+
+Reads the Dagster instance in $DAGSTER_HOME (materialisations and check results) and the Parquet
+partitions in the data directory.
+"""
+
+import argparse
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.defs.assets.data import CHECKS
+from quantlab_assets.defs.partitions import split_bars_key
+from quantlab_assets.defs.resources import data_dir
+
+BAR_ASSETS = ("raw_ohlcv", "cleaned_bars", "rejected_bars")
+CHECKED_ASSET = "cleaned_bars"
+
+
+def _stored(asset: str, universe: str) -> pl.DataFrame:
+    files = sorted((data_dir() / asset / universe).glob("*.parquet"))
+    return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--universe", default="synthetic")
+    universe = parser.parse_args().universe
+    instance = dg.DagsterInstance.get()
+    print(f"instance: {instance.root_directory}   data: {data_dir()}")
+    for asset in BAR_ASSETS:
+        keys = [k for k in instance.get_materialized_partitions(dg.AssetKey(asset)) if split_bars_key(k)[1] == universe]
+        frame = _stored(asset, universe)
+        span = f"{frame[c.DATE].min()} .. {frame[c.DATE].max()}" if frame.height else "-"
+        print(f"{asset:14s} {len(keys):4d} month partitions  {frame.height:>10,d} rows  {span}")
+    quarantine = _stored("rejected_bars", universe)
+    if quarantine.height:
+        by_rule = quarantine.group_by(c.ACTION, c.RULE).len().sort(c.ACTION, "len", descending=[False, True])
+        print("quarantine by rule:")
+        for action, rule, n in by_rule.iter_rows():
+            print(f"  {action:9s} {rule:20s} {n:8,d}")
+    checks = instance.event_log_storage.get_asset_check_summary_records(
+        [dg.AssetCheckKey(dg.AssetKey(CHECKED_ASSET), f"{CHECKED_ASSET}_{name}") for name in CHECKS]
+    )
+    print("latest checks on cleaned_bars:")
+    for key, record in checks.items():
+        evaluation = record.last_check_execution_record
+        status = evaluation.status.value if evaluation else "never run"
+        print(f"  {key.name:32s} {status}")
+
+
+if __name__ == "__main__":
+    main()
