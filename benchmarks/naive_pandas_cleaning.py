@@ -1,0 +1,230 @@
+"""A deliberately naive pandas port of `quantlab_assets.compute.data.cleaning.clean_bars`.
+
+This is the yardstick of `benchmarks/ingest_clean.py`, not part of the lab. It applies the same rules,
+in the same order and with the same parameters (`CleaningParams`), and must produce the same cleaned
+bars and quarantine; but it is written the way the seed code wrote pandas, because the benchmark's
+question is "what did moving this step to polars buy us", not "how fast can pandas go":
+
+- row rules are boolean masks applied one after another, and the OHLC rule is a Python function
+  called once per row through `DataFrame.apply(axis=1)`;
+- each instrument is put on the trading calendar by `groupby(ticker).apply(...)` with `reindex` and
+  `ffill(limit=...)`;
+- returns, robust sigmas and missing shares are `groupby(ticker).transform(lambda ...)` with
+  `rolling(...).median()` / `.mean()`;
+- quarantine details are formatted row by row.
+
+Null semantics follow the polars code: a comparison involving a missing value is False there
+(`fill_null(False)` / `when(null)`), and a comparison with NaN is False in pandas and Python, so the
+masks agree without special cases. Detail strings are formatted with Python's float repr and rounding
+and may differ in the last digits from polars' `pl.format`; the benchmark does not compare them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.data.cleaning import (
+    ACTION_CAPPED,
+    ACTION_DROPPED,
+    ACTION_REJECTED,
+    CLEANED_COLUMNS,
+    MAD_TO_SIGMA,
+    QUARANTINE_SCHEMA,
+    ROW_RULES,
+    SERIES_RULES,
+    CleaningParams,
+)
+
+
+@dataclass(frozen=True)
+class NaiveCleaningResult:
+    """The pandas counterpart of `CleaningResult` (cleaned bars and quarantine of the target window)."""
+
+    cleaned: pd.DataFrame
+    quarantine: pd.DataFrame
+    rule_counts: dict[str, int]
+    raw_rows: int
+
+
+def read_raw_parquet(paths: Iterable[str]) -> pd.DataFrame:
+    """Read raw-bar Parquet files the way the seed loader did: concatenate, then parse dates.
+
+    pyarrow hands a Parquet date column to pandas as Python `datetime.date` objects; converting them
+    to datetime64 belongs to loading (the polars side reads a typed Date column for free), so it is
+    done here, outside the timed cleaning.
+    """
+    frame = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
+    frame[c.DATE] = pd.to_datetime(frame[c.DATE])
+    return frame
+
+
+def clean_bars_naive(
+    raw: pd.DataFrame,
+    universe_tickers: Iterable[str],
+    *,
+    window: tuple[dt.date, dt.date],
+    as_of: dt.date,
+    params: CleaningParams = CleaningParams(),
+    holidays: Iterable[dt.date] = (),
+) -> NaiveCleaningResult:
+    """Clean `raw` (RAW_SCHEMA columns, `date` as datetime64) exactly as `clean_bars` does.
+
+    Rows are judged in received order, so `duplicated(keep="first")` keeps the first row received,
+    like the polars code's arrival index.
+    """
+    first_day, last_day = pd.Timestamp(window[0]), pd.Timestamp(window[1])
+    bars = raw.copy()
+    bars[c.RULE] = None
+    for rule, broken in _row_rule_masks(bars, set(universe_tickers), list(holidays), pd.Timestamp(as_of), params):
+        bars.loc[bars[c.RULE].isna() & broken, c.RULE] = rule
+
+    rejected = bars[bars[c.RULE].notna()].copy()
+    rejected[c.ACTION] = ACTION_REJECTED
+    rejected[c.DETAIL] = _format_rows(rejected, _rejected_detail)
+    valid = bars[bars[c.RULE].isna()].drop(columns=[c.RULE, c.PARSE_ERROR])
+
+    series = _series_on_calendar(valid, params)
+    outliers, dropped, cleaned = _apply_series_rules(series, params)
+
+    def in_window(frame: pd.DataFrame) -> pd.Series:
+        return (frame[c.DATE] >= first_day) & (frame[c.DATE] <= last_day)
+
+    quarantine = pd.concat(
+        [frame[in_window(frame)].reindex(columns=list(QUARANTINE_SCHEMA)) for frame in (rejected, outliers, dropped)],
+        ignore_index=True,
+    ).sort_values([c.DATE, c.TICKER, c.SOURCE_ROW], na_position="last", ignore_index=True)
+    rule_counts = {rule: 0 for rule in ROW_RULES + SERIES_RULES}
+    rule_counts.update({rule: int(count) for rule, count in quarantine[c.RULE].value_counts().items()})
+    window_cleaned = cleaned[in_window(cleaned)][list(CLEANED_COLUMNS)].sort_values(
+        [c.DATE, c.TICKER], ignore_index=True
+    )
+    return NaiveCleaningResult(
+        cleaned=window_cleaned,
+        quarantine=quarantine,
+        rule_counts=rule_counts,
+        raw_rows=int(in_window(raw).sum()),
+    )
+
+
+def _row_rule_masks(
+    bars: pd.DataFrame, universe: set[str], holidays: list[dt.date], as_of: pd.Timestamp, params: CleaningParams
+) -> Iterator[tuple[str, pd.Series]]:
+    """(rule, rows it rejects) in ROW_RULES order; the caller keeps the first rule that fires per row."""
+    prices = list(c.PRICE_COLUMNS)
+    yield "unparseable_value", bars[c.PARSE_ERROR].notna()
+    yield "missing_key", bars[c.DATE].isna() | bars[c.TICKER].isna()
+    yield "unknown_instrument", ~bars[c.TICKER].isin(universe)
+    yield "non_trading_day", (bars[c.DATE].dt.weekday >= 5) | bars[c.DATE].isin(pd.to_datetime(holidays))
+    yield "future_date", bars[c.DATE] > as_of
+    yield "duplicate_key", bars.duplicated([c.DATE, c.TICKER], keep="first")
+    yield "missing_close", bars[c.CLOSE].isna()
+    yield "non_positive_price", (bars[prices] <= 0).any(axis=1)
+    yield "ohlc_inconsistent", bars[prices].apply(_ohlc_broken, axis=1, tolerance=params.ohlc_tolerance).astype(bool)
+    yield "negative_volume", bars[c.VOLUME] < 0
+
+
+def _ohlc_broken(row: pd.Series, tolerance: float) -> bool:
+    """The OHLC rule for one row, seed style. `max`/`min` of open and close skip a missing one, as
+    polars' max_horizontal/min_horizontal do; any comparison with NaN is False."""
+    body = [value for value in (row[c.OPEN], row[c.CLOSE]) if not math.isnan(value)]
+    upper = max(body, default=math.nan) * (1 - tolerance)
+    lower = min(body, default=math.nan) * (1 + tolerance)
+    return row[c.HIGH] < upper or row[c.LOW] > lower or row[c.LOW] > row[c.HIGH] * (1 + tolerance)
+
+
+def _format_rows(frame: pd.DataFrame, formatter: Callable[[pd.Series], str]) -> pd.Series:
+    """`formatter` applied row by row; an empty frame gives an empty column (apply would give a frame)."""
+    if frame.empty:
+        return pd.Series(index=frame.index, dtype=object)
+    return frame.apply(formatter, axis=1)
+
+
+def _rejected_detail(row: pd.Series) -> str:
+    rule = row[c.RULE]
+    if rule == "unparseable_value":
+        return row[c.PARSE_ERROR]
+    if rule in ("non_positive_price", "ohlc_inconsistent", "missing_close"):
+        return f"open={row[c.OPEN]} high={row[c.HIGH]} low={row[c.LOW]} close={row[c.CLOSE]}"
+    if rule == "negative_volume":
+        return f"volume={row[c.VOLUME]}"
+    if rule == "duplicate_key":
+        return "a row for this (date, ticker) was received earlier"
+    return rule
+
+
+def _series_on_calendar(valid: pd.DataFrame, params: CleaningParams) -> pd.DataFrame:
+    """Reindex each instrument on the calendar (dates with any valid bar) from its first bar, then
+    forward-fill gaps of at most `ffill_limit` days with the last close (volume 0, `is_filled`)."""
+    calendar = pd.DatetimeIndex(np.sort(valid[c.DATE].unique()), name=c.DATE)
+
+    def on_calendar(bars: pd.DataFrame) -> pd.DataFrame:
+        grid = bars.set_index(c.DATE).reindex(calendar[calendar >= bars[c.DATE].min()])
+        observed = grid[c.CLOSE].notna()
+        last_close = grid[c.CLOSE].ffill(limit=params.ffill_limit)
+        fillable = ~observed & last_close.notna()
+        for name in c.PRICE_COLUMNS:
+            grid.loc[fillable, name] = last_close[fillable]
+        grid.loc[fillable, c.ADJ_CLOSE] = grid[c.ADJ_CLOSE].ffill()[fillable]
+        grid.loc[fillable, c.VOLUME] = 0.0
+        grid["observed"] = observed
+        grid[c.IS_FILLED] = fillable
+        return grid
+
+    return valid.groupby(c.TICKER).apply(on_calendar).reset_index()
+
+
+def _robust_sigma(log_return: pd.Series, window: int, min_samples: int) -> pd.Series:
+    """MAD-based sigma of the returns before t (the return being judged is excluded by the shift)."""
+    return MAD_TO_SIGMA * log_return.abs().shift(1).rolling(window, min_periods=min_samples).median()
+
+
+def _apply_series_rules(series: pd.DataFrame, params: CleaningParams) -> tuple[pd.DataFrame, ...]:
+    """Return (capped-outlier quarantine rows, dropped quarantine rows, cleaned rows)."""
+    # Eligibility is judged on the whole calendar grid: unfilled gap days count as missing.
+    by_ticker = series.groupby(c.TICKER)
+    series["history_days"] = by_ticker.cumcount() + 1
+    series["missing_share"] = by_ticker["observed"].transform(
+        lambda observed: 1.0 - observed.astype(float).rolling(params.missing_window_days, min_periods=1).mean()
+    )
+
+    kept = series[series["observed"] | series[c.IS_FILLED]].copy()
+    kept["raw_return"] = kept.groupby(c.TICKER)[c.CLOSE].transform(lambda close: np.log(close / close.shift(1)))
+    kept["sigma"] = kept.groupby(c.TICKER)["raw_return"].transform(
+        lambda r: np.fmax(
+            _robust_sigma(r, params.short_sigma_window, params.min_sigma_observations),
+            _robust_sigma(r, params.long_sigma_window, params.min_sigma_observations),
+        )
+    )
+    bound = params.outlier_sigma * kept["sigma"]
+    kept[c.IS_CAPPED] = kept["raw_return"].abs() > bound
+    kept[c.LOG_RETURN] = kept["raw_return"].where(~kept[c.IS_CAPPED], kept["raw_return"].clip(-bound, bound))
+
+    kept[c.RULE] = None
+    kept.loc[kept["history_days"] < params.min_history_days, c.RULE] = "insufficient_history"
+    kept.loc[kept[c.RULE].isna() & (kept["missing_share"] > params.max_missing_share), c.RULE] = "high_missing_share"
+
+    outliers = kept[kept[c.IS_CAPPED] & kept[c.RULE].isna()].copy()
+    outliers[c.RULE] = "return_outlier"
+    outliers[c.ACTION] = ACTION_CAPPED
+    outliers[c.DETAIL] = _format_rows(
+        outliers,
+        lambda row: (
+            f"log_return {round(row['raw_return'], 6)} capped to {round(row[c.LOG_RETURN], 6)} "
+            f"({params.outlier_sigma} x robust sigma {round(row['sigma'], 6)})"
+        ),
+    )
+    # Filled rows were never received, so dropping one loses nothing worth quarantining.
+    dropped = kept[kept[c.RULE].notna() & kept["observed"]].copy()
+    dropped[c.ACTION] = ACTION_DROPPED
+    dropped[c.DETAIL] = _format_rows(
+        dropped, lambda row: f"history_days={row['history_days']} missing_share={round(row['missing_share'], 4)}"
+    )
+    cleaned = kept[kept[c.RULE].isna()]
+    return outliers, dropped, cleaned

@@ -1,0 +1,99 @@
+"""Atomic Parquet writes: a reader sees the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from quantlab_assets.compute.storage import read_parquet_files, write_parquet_atomic
+
+OLD = pl.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]})
+NEW = pl.DataFrame({"x": [10, 20], "y": ["new", "rows"]})
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(os.listdir(directory))
+
+
+def test_write_creates_parent_directories_and_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "frame.parquet"
+    write_parquet_atomic(OLD, path)
+    assert_frame_equal(pl.read_parquet(path), OLD)
+    assert _files(path.parent) == ["frame.parquet"]
+
+
+def test_a_successful_write_replaces_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "frame.parquet"
+    write_parquet_atomic(OLD, path)
+    write_parquet_atomic(NEW, path)
+    assert_frame_equal(pl.read_parquet(path), NEW)
+    assert _files(tmp_path) == ["frame.parquet"]
+
+
+@pytest.mark.parametrize("existing", [pytest.param(True, id="old-file-exists"), pytest.param(False, id="no-old-file")])
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: bool
+) -> None:
+    path = tmp_path / "frame.parquet"
+    if existing:
+        write_parquet_atomic(OLD, path)
+    real_write = pl.DataFrame.write_parquet
+    written: list[Path] = []
+
+    def partial_then_crash(self: pl.DataFrame, file: Any, *args: Any, **kwargs: Any) -> None:
+        real_write(self, file, *args, **kwargs)
+        data = Path(file).read_bytes()
+        Path(file).write_bytes(data[: len(data) // 2])  # half a file on disk, then the process "dies"
+        written.append(Path(file))
+        raise Interrupted("killed mid-write")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", partial_then_crash)
+    with pytest.raises(Interrupted):
+        write_parquet_atomic(NEW, path)
+    monkeypatch.undo()
+
+    assert written and written[0] != path and written[0].parent == path.parent
+    assert not written[0].exists()
+    if existing:
+        assert _files(tmp_path) == ["frame.parquet"]
+        assert_frame_equal(pl.read_parquet(path), OLD)
+    else:
+        assert _files(tmp_path) == []
+
+
+def test_a_failing_rename_leaves_the_old_file_and_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "frame.parquet"
+    write_parquet_atomic(OLD, path)
+
+    def no_rename(src: Any, dst: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError, match="disk full"):
+        write_parquet_atomic(NEW, path)
+    monkeypatch.undo()
+    assert _files(tmp_path) == ["frame.parquet"]
+    assert_frame_equal(pl.read_parquet(path), OLD)
+
+
+def test_read_parquet_files_concatenates_in_order(tmp_path: Path) -> None:
+    first, second = tmp_path / "1.parquet", tmp_path / "2.parquet"
+    write_parquet_atomic(OLD, first)
+    write_parquet_atomic(NEW, second)
+    assert_frame_equal(read_parquet_files([second, first]), pl.concat([NEW, OLD]))
+
+
+def test_read_parquet_files_of_no_files_is_an_empty_frame_of_the_schema() -> None:
+    schema = {"x": pl.Int64, "y": pl.String}
+    empty = read_parquet_files([], schema)
+    assert empty.height == 0 and empty.schema == pl.Schema(schema)
+    assert read_parquet_files([]).shape == (0, 0)

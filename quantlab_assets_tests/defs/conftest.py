@@ -1,0 +1,51 @@
+"""Fixtures for the Dagster layer: a temporary instance, data directory and pinned as-of date."""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from quantlab_assets.defs.io_managers import PartitionedParquetIOManager
+from quantlab_assets.defs.resources import DataQualityResource, MarketDataResource
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAGSTER_CLI = Path(sys.executable).with_name("dagster")
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def lab_resources(data_dir: Path, as_of: str, max_rejected_share: float = 0.05) -> dict[str, object]:
+    return {
+        "io_manager": PartitionedParquetIOManager(base_dir=str(data_dir)),
+        "market_data": MarketDataResource(as_of=as_of),
+        "data_quality": DataQualityResource(max_rejected_share=max_rejected_share),
+    }
+
+
+def range_tags(first_month: str, last_month: str, universe: str) -> dict[str, str]:
+    return {RANGE_START: f"{first_month}|{universe}", RANGE_END: f"{last_month}|{universe}"}
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    """Run the `dagster` CLI of this environment with `env` added to a clean copy of os.environ."""
+    full_env = {**os.environ, **env}
+    return subprocess.run(
+        [str(DAGSTER_CLI), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300, check=False
+    )
