@@ -1,0 +1,36 @@
+"""The Definitions load, and every asset has the partition scheme docs/architecture.md states."""
+
+import dagster as dg
+
+from quantlab_assets.definitions import defs
+from quantlab_assets.defs.assets.data import CHECKS
+from quantlab_assets.defs.partitions import LOOKBACK_MONTHS, MONTH, UNIVERSE, bars_partitions, universe_partitions
+
+
+def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() -> None:
+    graph = defs.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
+        "universe", "raw_ohlcv", "cleaned_bars", "rejected_bars"
+    }
+    checks = {key.name for key in graph.asset_check_keys}
+    assert checks == {f"cleaned_bars_{name}" for name in CHECKS}
+    assert all(graph.get_check_spec(key).blocking for key in graph.asset_check_keys)
+    assert defs.resolve_job_def("main_job") is not None
+    assert defs.resolve_schedule_def("daily_refresh_schedule").job_name == "main_job"
+
+
+def test_partition_schemes_are_month_by_universe_with_a_lookback() -> None:
+    graph = defs.resolve_asset_graph()
+    for name in ("raw_ohlcv", "cleaned_bars", "rejected_bars"):
+        assert graph.get(dg.AssetKey(name)).partitions_def == bars_partitions
+    assert graph.get(dg.AssetKey("universe")).partitions_def == universe_partitions
+    assert {d.name for d in bars_partitions.partitions_defs} == {MONTH, UNIVERSE}
+    assert {"synthetic", "sp500_sample"} <= set(universe_partitions.get_partition_keys())
+
+    cleaned = graph.get(dg.AssetKey("cleaned_bars"))
+    upstream = cleaned.partition_mappings[dg.AssetKey("raw_ohlcv")].get_upstream_mapped_partitions_result_for_partitions(
+        bars_partitions.empty_subset().with_partition_keys(["2024-06-01|synthetic"]), bars_partitions, bars_partitions
+    )
+    months = sorted(key.split("|")[0] for key in upstream.partitions_subset.get_partition_keys())
+    assert len(months) == LOOKBACK_MONTHS + 1
+    assert months[0] == "2023-05-01" and months[-1] == "2024-06-01"
