@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 import polars as pl
 import pytest
@@ -60,8 +59,3 @@ def dirty_small_raw(small_raw: pl.DataFrame, small_tickers: list[str]) -> pl.Dat
     ]
     appended = raw_frame(extra, source_file="extra.csv").with_columns(pl.col(c.SOURCE_ROW) + 2)
     return pl.concat([with_nan, appended])
-
-
-@pytest.fixture
-def make_raw() -> Callable[..., pl.DataFrame]:
-    return raw_frame

@@ -13,6 +13,7 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.data.quality import OHLC_RELATIVE_TOLERANCE
 from quantlab_assets.compute.data.cleaning import ACTION_CAPPED, ACTION_DROPPED, ACTION_REJECTED, ROW_RULES, SERIES_RULES
 
 EXAMPLE_ROWS = 5
@@ -43,8 +44,8 @@ class RawBarsSchema(pa.DataFrameModel):
 
 
 def _ohlc_consistent(data: PolarsData) -> pl.LazyFrame:
-    high_ok = pl.col(c.HIGH) >= pl.max_horizontal(c.OPEN, c.CLOSE, c.LOW) * (1 - 1e-9)
-    low_ok = pl.col(c.LOW) <= pl.min_horizontal(c.OPEN, c.CLOSE, c.HIGH) * (1 + 1e-9)
+    high_ok = pl.col(c.HIGH) >= pl.max_horizontal(c.OPEN, c.CLOSE, c.LOW) * (1 - OHLC_RELATIVE_TOLERANCE)
+    low_ok = pl.col(c.LOW) <= pl.min_horizontal(c.OPEN, c.CLOSE, c.HIGH) * (1 + OHLC_RELATIVE_TOLERANCE)
     return data.lazyframe.select((high_ok & low_ok).fill_null(True).alias("ohlc_consistent"))
 
 

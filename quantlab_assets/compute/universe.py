@@ -54,6 +54,13 @@ class UniverseSpec:
 UNIVERSE_COLUMNS = {c.TICKER: pl.String, c.NAME: pl.String, c.SECTOR: pl.String, c.INDUSTRY: pl.String}
 
 
+def _date(path: Path, key: str, value: object) -> dt.date:
+    try:
+        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    except ValueError as error:
+        raise UniverseConfigError(f"{path}: {key}: {value!r} is not an ISO date (YYYY-MM-DD)") from error
+
+
 def load_universe_spec(path: Path) -> UniverseSpec:
     """Parse one universe YAML file."""
     try:
@@ -84,7 +91,7 @@ def load_universe_spec(path: Path) -> UniverseSpec:
         config_path=path,
         description=str(raw.get("description", "")),
         benchmark=raw.get("benchmark"),
-        holidays=tuple(dt.date.fromisoformat(str(day)) for day in raw.get("holidays", []) or []),
+        holidays=tuple(_date(path, "holidays", day) for day in raw.get("holidays", []) or []),
         instruments=frame,
         options=raw.get(source, {}) or {},
     )
@@ -111,7 +118,7 @@ def synthetic_params(spec: UniverseSpec) -> SyntheticMarketParams:
     if unknown:
         raise UniverseConfigError(f"{spec.config_path}: unknown synthetic parameter(s) {sorted(unknown)}")
     overrides = {
-        key: dt.date.fromisoformat(str(value)) if key in ("start", "end") else value
+        key: _date(spec.config_path, f"synthetic.{key}", value) if key in ("start", "end") else value
         for key, value in spec.options.items()
     }
     return dataclasses.replace(SyntheticMarketParams(), **overrides)

@@ -1,8 +1,9 @@
 """Builders shared by the compute tests: a small seeded synthetic market and tiny hand-made raw frames.
 
-Offline, deterministic and fast: a 6-instrument, 2.5-year synthetic
-panel with more late listings, missing days and planted defects than the default market, so each
-feature the tests look for is present in a panel small enough to clean in a few tens of milliseconds.
+Offline, deterministic and fast: a 6-instrument, 2.5-year synthetic panel with more late listings,
+missing days and planted defects than the default market, so each feature the tests look for is present
+in a panel small enough to clean in a few tens of milliseconds. Fixtures built from these live in
+quantlab_assets_tests/conftest.py.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from quantlab_assets.compute.data.cleaning import (
 )
 from quantlab_assets.compute.data.raw import as_raw_frame
 from quantlab_assets.compute.data.synthetic import SyntheticMarketParams
-from quantlab_assets_tests.compute.builders import HAND_SOURCE_FILE, LENIENT, bar, clean, raw_frame, series, shuffled, weekdays
+from quantlab_assets_tests.compute.builders import HAND_SOURCE_FILE, bar, clean, raw_frame, series, shuffled, weekdays
 
 START = dt.date(2024, 1, 1)  # a Monday
 DAYS = weekdays(START, 10)  # 2024-01-01 .. 2024-01-12
@@ -165,8 +165,8 @@ def test_the_first_rule_in_order_names_the_fate(bad_row: dict[str, Any], options
 
 def test_row_rules_are_listed_in_the_documented_order() -> None:
     assert ROW_RULES == (
-        "unparseable_value", "missing_key", "unknown_instrument", "non_trading_day", "future_date", "duplicate_key",
-        "missing_close", "non_positive_price", "ohlc_inconsistent", "negative_volume",
+        "unparseable_value", "missing_key", "unknown_instrument", "non_trading_day", "future_date",
+        "missing_close", "non_positive_price", "ohlc_inconsistent", "negative_volume", "duplicate_key",
     )
     assert SERIES_RULES == ("return_outlier", "insufficient_history", "high_missing_share")
 
@@ -204,7 +204,19 @@ def test_duplicate_key_keeps_the_first_received_row() -> None:
     assert (rejected[c.RULE], rejected[c.ACTION], rejected[c.CLOSE], rejected[c.SOURCE_ROW]) == (
         "duplicate_key", ACTION_REJECTED, 222.0, 7,
     )
-    assert rejected[c.DETAIL] == "a row for this (date, ticker) was received earlier"
+    assert rejected[c.DETAIL] == "a valid row for this (date, ticker) was received earlier"
+
+
+def test_a_broken_first_copy_does_not_cost_the_day_its_valid_second_copy() -> None:
+    rows = _base_rows()
+    rows.append(bar(MONDAY_AFTER, "A", -111.0, source_row=40))
+    rows.append(bar(MONDAY_AFTER, "A", 111.0, source_row=41))
+    rows += series("B", [60.0], start=MONDAY_AFTER)
+    result = clean(raw_frame(rows))
+
+    kept = _cleaned_row(result, MONDAY_AFTER, "A")
+    assert kept is not None and kept[c.CLOSE] == 111.0 and not kept[c.IS_FILLED]
+    assert result.quarantine.select(c.RULE, c.SOURCE_ROW).rows() == [("non_positive_price", 40)]
 
 
 def test_each_extra_duplicate_is_quarantined() -> None:

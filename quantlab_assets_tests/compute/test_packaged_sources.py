@@ -12,6 +12,7 @@ import re
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import ACTION_CAPPED, ROW_RULES, CleaningResult, clean_bars
@@ -128,8 +129,6 @@ def test_each_row_is_traceable_to_one_file_line_and_column(sample: pl.DataFrame)
 
 
 def test_reading_is_deterministic(sample: pl.DataFrame) -> None:
-    from polars.testing import assert_frame_equal
-
     assert_frame_equal(read_sp500_sample(), sample, check_exact=True)
 
 
