@@ -46,9 +46,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from naive_pandas_cleaning import clean_bars_naive, read_raw_parquet
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.data.cleaning import clean_bars
+from quantlab_assets.compute.data.cleaning import CleaningResult, clean_bars
 from quantlab_assets.compute.data.raw import as_raw_frame, month_slice
 from quantlab_assets.compute.data.synthetic import (
     SyntheticMarketParams,
@@ -58,6 +57,9 @@ from quantlab_assets.compute.data.synthetic import (
 )
 from quantlab_assets.compute.storage import read_parquet_files, write_parquet_atomic
 
+# A sibling module: run as a script, this file's folder is first on sys.path.
+from naive_pandas_cleaning import NaiveCleaningResult, clean_bars_naive, read_raw_parquet
+
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "ingest_clean.json"
 INGEST, CLEAN_POLARS, CLEAN_PANDAS = "ingest", "clean-polars", "clean-pandas"
 STAGES = (INGEST, CLEAN_POLARS, CLEAN_PANDAS)
@@ -66,7 +68,7 @@ MIB = 2**20
 # log implementations (polars' and numpy's), which may differ in the last bit.
 FLOAT_COLUMNS = (c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.ADJ_CLOSE, c.VOLUME, c.LOG_RETURN)
 EXACT_COLUMNS = (c.DATE, c.TICKER, c.IS_FILLED, c.IS_CAPPED)
-QUARANTINE_KEY = (c.DATE, c.TICKER, c.SOURCE_ROW, c.RULE, c.ACTION)
+QUARANTINE_KEY = [c.DATE, c.TICKER, c.SOURCE_ROW, c.RULE, c.ACTION]
 RELATIVE_TOLERANCE = 1e-9
 
 
@@ -191,6 +193,7 @@ def run_clean(stage: str, params: SyntheticMarketParams, data_dir: Path, save_di
     raw = read_parquet_files(paths) if stage == CLEAN_POLARS else read_raw_parquet(str(p) for p in paths)
     baseline = _reset_peak_rss()
     started = time.perf_counter()
+    result: CleaningResult | NaiveCleaningResult
     if stage == CLEAN_POLARS:
         result = clean_bars(raw, tickers, window=window, as_of=params.end)
     else:
@@ -230,48 +233,48 @@ def _read_output(path: Path) -> pl.DataFrame:
     return pl.read_parquet(path).with_columns(pl.col(c.DATE).cast(pl.Date))
 
 
-def compare_outputs(polars_dir: Path, pandas_dir: Path) -> dict[str, Any]:
-    """Check that both cleaners produced the same cleaned bars and quarantine; return what was checked.
+def compare_outputs(polars_run: Measurement, pandas_run: Measurement, outputs: Path) -> dict[str, Any]:
+    """Check that both cleaners produced the same result; return what was checked.
 
-    Keys, flags and rules must be identical; prices and returns equal within RELATIVE_TOLERANCE.
-    Quarantine detail strings are not compared (float formatting differs between polars and Python).
+    Row counts, per-rule quarantine counts, keys, flags and quarantine rules must be identical; prices
+    and returns equal within RELATIVE_TOLERANCE. Quarantine detail strings are not compared (polars'
+    `pl.format` and Python's f-strings format floats and missing values differently).
+    `outputs` holds the first run's files of each implementation, in a folder named after its stage.
     """
     mismatches = []
-    cleaned = {name: _read_output(d / "cleaned.parquet") for name, d in (("polars", polars_dir), ("pandas", pandas_dir))}
-    if cleaned["polars"].height != cleaned["pandas"].height:
-        mismatches.append(f"cleaned rows: polars {cleaned['polars'].height}, pandas {cleaned['pandas'].height}")
-    else:
+    if polars_run.counts != pandas_run.counts:
+        mismatches.append(f"row counts: polars {polars_run.counts}, pandas {pandas_run.counts}")
+    if polars_run.rule_counts != pandas_run.rule_counts:
+        mismatches.append(f"rule counts: polars {polars_run.rule_counts}, pandas {pandas_run.rule_counts}")
+    polars_cleaned, pandas_cleaned = (_read_output(outputs / stage / "cleaned.parquet") for stage in STAGES[1:])
+    if polars_cleaned.height == pandas_cleaned.height:
         for column in EXACT_COLUMNS:
-            if not cleaned["polars"][column].equals(cleaned["pandas"][column]):
+            if not polars_cleaned[column].equals(pandas_cleaned[column]):
                 mismatches.append(f"cleaned column {column} differs")
         for column in FLOAT_COLUMNS:
-            left, right = (cleaned[name][column].to_numpy().astype(float) for name in ("polars", "pandas"))
+            left, right = (frame[column].to_numpy().astype(float) for frame in (polars_cleaned, pandas_cleaned))
             if not np.allclose(left, right, rtol=RELATIVE_TOLERANCE, atol=0.0, equal_nan=True):
                 mismatches.append(f"cleaned column {column} differs beyond rtol={RELATIVE_TOLERANCE}")
-    quarantine = {
-        name: _read_output(d / "quarantine.parquet").select(
-            pl.col(c.DATE), pl.col(c.TICKER), pl.col(c.SOURCE_ROW).cast(pl.Int64), pl.col(c.RULE), pl.col(c.ACTION)
-        )
-        for name, d in (("polars", polars_dir), ("pandas", pandas_dir))
-    }
-    if not quarantine["polars"].equals(quarantine["pandas"]):
-        mismatches.append("quarantine (date, ticker, source_row, rule, action) differs")
+    polars_quarantine, pandas_quarantine = (
+        _read_output(outputs / stage / "quarantine.parquet")
+        .select(QUARANTINE_KEY)
+        .with_columns(pl.col(c.SOURCE_ROW).cast(pl.Int64))
+        for stage in STAGES[1:]
+    )
+    if not polars_quarantine.equals(pandas_quarantine):
+        mismatches.append(f"quarantine {QUARANTINE_KEY} differs")
     if mismatches:
         raise AssertionError("pandas and polars cleaning disagree:\n  " + "\n  ".join(mismatches))
+    log_return_difference = np.abs(
+        polars_cleaned[c.LOG_RETURN].to_numpy().astype(float) - pandas_cleaned[c.LOG_RETURN].to_numpy().astype(float)
+    )
     return {
-        "cleaned_rows": cleaned["polars"].height,
-        "exact": list(EXACT_COLUMNS),
-        "within_rtol": {"rtol": RELATIVE_TOLERANCE, "columns": list(FLOAT_COLUMNS)},
-        "quarantine_rows": quarantine["polars"].height,
-        "quarantine_exact": list(QUARANTINE_KEY),
-        "max_abs_log_return_difference": float(
-            np.nanmax(
-                np.abs(
-                    cleaned["polars"][c.LOG_RETURN].to_numpy().astype(float)
-                    - cleaned["pandas"][c.LOG_RETURN].to_numpy().astype(float)
-                )
-            )
-        ),
+        "cleaned_rows": polars_cleaned.height,
+        "quarantine_rows": polars_quarantine.height,
+        "cleaned_exact": list(EXACT_COLUMNS),
+        "cleaned_within_rtol": {"rtol": RELATIVE_TOLERANCE, "columns": list(FLOAT_COLUMNS)},
+        "quarantine_exact": QUARANTINE_KEY,
+        "max_abs_log_return_difference": float(np.nanmax(log_return_difference)),
     }
 
 
@@ -311,9 +314,10 @@ def _report(results: dict[str, Any]) -> str:
     labels = {INGEST: "ingest (polars)", CLEAN_POLARS: "clean (polars)", CLEAN_PANDAS: "clean (pandas, naive)"}
     lines = [
         f"{results['config']['instruments']} instruments x {results['config']['days']} business days, "
-        f"{results['config']['repeats']} repeats, {results['machine']['cpus']} CPUs",
+        f"median of {results['config']['repeats']} runs each, {results['machine']['cpus']} CPUs",
         "",
         f"{'implementation':<24}{'median s':>10}{'peak RSS MiB':>14}{'input MiB':>11}",
+        f"{'':<24}{'':>10}{'above input':>14}{'(loaded)':>11}",
     ]
     for stage in STAGES:
         summary = stages[stage]
@@ -331,7 +335,8 @@ def _report(results: dict[str, Any]) -> str:
         + ", ".join(f"{phase} {seconds:.2f}" for phase, seconds in ingest["phases_median_seconds"].items())
         + f"; {ingest['counts']['files']} monthly files, {ingest['counts']['bytes_on_disk'] / MIB:.0f} MiB on disk",
         f"rows in {clean_rows['raw']:,}; cleaned out {clean_rows['cleaned']:,} "
-        f"(filled {clean_rows['filled']:,}, capped {clean_rows['capped']:,}); quarantined {clean_rows['quarantined']:,}",
+        f"(filled {clean_rows['filled']:,}, capped {clean_rows['capped']:,}); "
+        f"quarantined {clean_rows['quarantined']:,}",
         "quarantine by rule: "
         + ", ".join(f"{rule} {count:,}" for rule, count in stages[CLEAN_POLARS]["rule_counts"].items() if count),
         f"equivalence: pandas == polars on {results['equivalence']['cleaned_rows']:,} cleaned and "
@@ -355,13 +360,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             runs[INGEST].append(_spawn(INGEST, args, data_dir))
             for stage in (CLEAN_POLARS, CLEAN_PANDAS):
                 runs[stage].append(_spawn(stage, args, data_dir, outputs / stage if repeat == 0 else None))
-        equivalence = compare_outputs(outputs / CLEAN_POLARS, outputs / CLEAN_PANDAS)
-    if runs[CLEAN_POLARS][0].rule_counts != runs[CLEAN_PANDAS][0].rule_counts:
-        raise AssertionError(
-            f"rule counts differ: polars {runs[CLEAN_POLARS][0].rule_counts}, pandas {runs[CLEAN_PANDAS][0].rule_counts}"
-        )
-    if runs[CLEAN_POLARS][0].counts != runs[CLEAN_PANDAS][0].counts:
-        raise AssertionError(f"row counts differ: polars {runs[CLEAN_POLARS][0].counts}, pandas {runs[CLEAN_PANDAS][0].counts}")
+        equivalence = compare_outputs(runs[CLEAN_POLARS][0], runs[CLEAN_PANDAS][0], outputs)
     stages = {stage: _summary(stage_runs) for stage, stage_runs in runs.items()}
     polars_clean, pandas_clean = stages[CLEAN_POLARS], stages[CLEAN_PANDAS]
     return {

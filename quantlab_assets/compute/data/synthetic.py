@@ -1,0 +1,295 @@
+"""A seeded synthetic daily OHLCV market: the lab's embedded, offline default universe.
+
+The market is a factor model with the features a cleaning pipeline and the research assets downstream
+must cope with:
+
+- a market factor with stochastic volatility (AR(1) log-vol) and dated crisis episodes
+  (`SyntheticMarketParams.crisis_episodes`: autumn 2008, August 2011, March 2020) in which volatility
+  is multiplied and the drift turns negative;
+- sector factors (and industries nested in sectors), instrument betas, idiosyncratic noise;
+- overnight gaps (a share of each day's move happens between the previous close and the open),
+  intraday ranges proportional to volatility, volume that rises with |return|;
+- late listings and delistings, occasional missing days, and a small rate of planted data defects
+  (10x price spikes, non-positive prices, high < low, negative volume) that cleaning must catch;
+- a **planted cross-sectional signal**: a per-instrument AR(1) score `s[t, i]` (unit variance,
+  half-life `signal_half_life_days`) known at the close of day t, which shifts the expected log return
+  from close t to close t+1 by `signal_strength * idio_vol_daily[i] * s[t, i]`. Its oracle IC (the
+  rank correlation of `s[t]` with the next day's returns) is reported by `oracle_information_coefficient`,
+  so later models can be scored against the best achievable IC.
+
+Every random component is drawn from its own child stream with shape (days, instruments), so the
+panel is **prefix-stable**: extending `end` appends days and never changes the days already generated
+(the daily refresh of the newest partition never rewrites history). Same parameters → bit-identical panel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from scipy.signal import lfilter
+
+from quantlab_assets.compute import columns as c
+
+TRADING_DAYS_PER_YEAR = 252
+
+
+@dataclass(frozen=True)
+class CrisisEpisode:
+    """A dated stress window: market volatility is multiplied and the daily drift turns negative."""
+
+    name: str
+    start: dt.date
+    end: dt.date
+    vol_multiplier: float
+    annual_drift: float
+
+
+@dataclass(frozen=True)
+class SyntheticMarketParams:
+    """Every knob of the synthetic market, with defaults chosen to look like a US large-cap panel."""
+
+    seed: int = 42
+    n_instruments: int = 50
+    start: dt.date = dt.date(2005, 1, 3)
+    # 20 years of business days (no exchange holidays: the synthetic calendar is Monday to Friday).
+    end: dt.date = dt.date(2024, 12, 31)
+    n_sectors: int = 5
+    industries_per_sector: int = 2
+    market_annual_drift: float = 0.07
+    market_annual_vol: float = 0.16
+    # Log-vol AR(1): persistence close to 1 gives vol clustering lasting weeks to months.
+    vol_persistence: float = 0.985
+    vol_of_vol: float = 0.08
+    sector_annual_vol: float = 0.10
+    idio_annual_vol_range: tuple[float, float] = (0.15, 0.40)
+    beta_range: tuple[float, float] = (0.6, 1.4)
+    # Share of a day's move that happens overnight (close -> open), plus independent gap noise.
+    gap_share: float = 0.3
+    gap_noise_annual_vol: float = 0.05
+    # Intraday range (high/low beyond open/close) as a multiple of the day's volatility.
+    range_vol_multiple: float = 0.5
+    base_volume_range: tuple[float, float] = (2e5, 5e6)
+    # log(volume) rises by this much per unit of |standardised return|.
+    volume_return_sensitivity: float = 0.35
+    volume_noise: float = 0.25
+    initial_price_range: tuple[float, float] = (20.0, 200.0)
+    missing_day_probability: float = 0.002
+    # Share of instruments that list after `start` (up to `max_listing_delay_days` later) / delist early.
+    late_listing_share: float = 0.1
+    max_listing_delay_days: int = 1500
+    delisting_share: float = 0.04
+    # Planted defects per instrument-day; each is one of DEFECT_KINDS.
+    defect_probability: float = 2e-4
+    signal_strength: float = 0.06
+    signal_half_life_days: float = 21.0
+    crisis_episodes: tuple[CrisisEpisode, ...] = field(
+        default=(
+            CrisisEpisode("gfc_2008", dt.date(2008, 9, 15), dt.date(2009, 3, 9), 3.5, -0.60),
+            CrisisEpisode("euro_2011", dt.date(2011, 8, 1), dt.date(2011, 10, 3), 2.2, -0.35),
+            CrisisEpisode("covid_2020", dt.date(2020, 2, 24), dt.date(2020, 3, 23), 5.0, -2.50),
+        )
+    )
+
+
+DEFECT_KINDS = ("price_spike_x10", "non_positive_price", "high_below_low", "negative_volume")
+
+
+@dataclass(frozen=True)
+class SyntheticMarket:
+    """The generated panel: bars as a data vendor would send them, and the oracle behind them.
+
+    bars: long frame (date, ticker, open, high, low, close, adj_close, volume), sorted by date, ticker.
+    oracle: long frame (date, ticker, planted_signal, planted_defect) on the same rows as `bars`.
+    universe: one row per instrument (ticker, name, sector, industry).
+    """
+
+    bars: pl.DataFrame
+    oracle: pl.DataFrame
+    universe: pl.DataFrame
+
+
+def business_days(start: dt.date, end: dt.date) -> np.ndarray:
+    """Monday-to-Friday dates in [start, end] as datetime64[D]."""
+    days = np.arange(np.datetime64(start, "D"), np.datetime64(end, "D") + 1, dtype="datetime64[D]")
+    return days[np.is_busday(days)]
+
+
+def synthetic_tickers(n_instruments: int) -> list[str]:
+    return [f"SYN{i:03d}" for i in range(n_instruments)]
+
+
+def _ar1(innovations: np.ndarray, persistence: float, initial: np.ndarray) -> np.ndarray:
+    """Stationary unit-variance AR(1) along axis 0, started from `initial` (shape (n,))."""
+    scaled = innovations * np.sqrt(1.0 - persistence**2)
+    path, _ = lfilter([1.0], [1.0, -persistence], scaled, axis=0, zi=(persistence * initial)[None, :])
+    return path
+
+
+def _instrument_streams(params: SyntheticMarketParams) -> dict[str, np.random.Generator]:
+    names = (
+        "static", "market", "log_vol", "sector", "idio", "signal", "gap", "range_hi", "range_lo",
+        "volume", "missing", "defect_where", "defect_kind",
+    )
+    children = np.random.SeedSequence(params.seed).spawn(len(names))
+    return {name: np.random.default_rng(seq) for name, seq in zip(names, children, strict=True)}
+
+
+def generate_synthetic_market(params: SyntheticMarketParams = SyntheticMarketParams()) -> SyntheticMarket:
+    """Generate the whole panel from `params.start` to `params.end` (vectorised over days x instruments)."""
+    days = business_days(params.start, params.end)
+    n_days, n = len(days), params.n_instruments
+    if n_days < 2:
+        raise ValueError(f"synthetic market needs at least 2 business days, got {n_days}")
+    rng = _instrument_streams(params)
+    daily = 1.0 / np.sqrt(TRADING_DAYS_PER_YEAR)
+
+    # Static, per-instrument draws (independent of the number of days: keeps the panel prefix-stable).
+    static = rng["static"]
+    n_industries = params.n_sectors * params.industries_per_sector
+    industry = static.integers(0, n_industries, size=n)
+    sector = industry // params.industries_per_sector
+    beta = static.uniform(*params.beta_range, size=n)
+    idio_vol = static.uniform(*params.idio_annual_vol_range, size=n) * daily
+    base_volume = np.exp(static.uniform(*np.log(params.base_volume_range), size=n))
+    initial_price = static.uniform(*params.initial_price_range, size=n)
+    signal_start = static.standard_normal(n)
+    log_vol_start = static.standard_normal(1)
+    listing_delay = np.where(
+        static.uniform(size=n) < params.late_listing_share,
+        static.integers(1, params.max_listing_delay_days, size=n),
+        0,
+    )
+    delist_draw = static.uniform(size=n)
+    delist_after = static.integers(2 * TRADING_DAYS_PER_YEAR, 10 * TRADING_DAYS_PER_YEAR, size=n)
+
+    # Market factor: stochastic vol times crisis multipliers, drift negative inside crises.
+    log_vol = _ar1(rng["log_vol"].standard_normal((n_days, 1)), params.vol_persistence, log_vol_start)
+    vol_scale = np.exp(params.vol_of_vol / np.sqrt(1 - params.vol_persistence**2) * log_vol[:, 0])
+    vol_scale /= np.exp(0.5 * (params.vol_of_vol**2 / (1 - params.vol_persistence**2)))
+    crisis_mult = np.ones(n_days)
+    drift = np.full(n_days, params.market_annual_drift / TRADING_DAYS_PER_YEAR)
+    for episode in params.crisis_episodes:
+        inside = (days >= np.datetime64(episode.start)) & (days <= np.datetime64(episode.end))
+        crisis_mult[inside] = episode.vol_multiplier
+        drift[inside] = episode.annual_drift / TRADING_DAYS_PER_YEAR
+    market_vol = params.market_annual_vol * daily * vol_scale * crisis_mult  # (days,)
+    market = drift + market_vol * rng["market"].standard_normal(n_days)
+
+    # Sector factors share the market's vol regime (crises hit every sector).
+    sector_ret = (params.sector_annual_vol * daily) * (vol_scale * crisis_mult)[:, None] * rng[
+        "sector"
+    ].standard_normal((n_days, params.n_sectors))
+
+    # Planted signal: known at close t, shifts the expected return over (t, t+1].
+    persistence = 0.5 ** (1.0 / params.signal_half_life_days)
+    signal = _ar1(rng["signal"].standard_normal((n_days, n)), persistence, signal_start)
+    signal_drift = np.zeros((n_days, n))
+    signal_drift[1:] = params.signal_strength * idio_vol[None, :] * signal[:-1]
+    idio_scale = np.sqrt(crisis_mult)[:, None] * idio_vol[None, :]
+    idio = idio_scale * rng["idio"].standard_normal((n_days, n))
+    log_ret = beta[None, :] * market[:, None] + sector_ret[:, sector] + signal_drift + idio
+    log_ret[0] = 0.0
+    total_vol = np.sqrt((beta[None, :] * market_vol[:, None]) ** 2 + idio_scale**2)
+
+    close = initial_price[None, :] * np.exp(np.cumsum(log_ret, axis=0))
+    gap = params.gap_share * log_ret + params.gap_noise_annual_vol * daily * rng["gap"].standard_normal(
+        (n_days, n)
+    )
+    gap[0] = 0.0
+    prev_close = np.vstack([close[:1], close[:-1]])
+    open_ = prev_close * np.exp(gap)
+    range_hi = np.abs(rng["range_hi"].standard_normal((n_days, n))) * params.range_vol_multiple * total_vol
+    range_lo = np.abs(rng["range_lo"].standard_normal((n_days, n))) * params.range_vol_multiple * total_vol
+    high = np.maximum(open_, close) * np.exp(range_hi)
+    low = np.minimum(open_, close) * np.exp(-range_lo)
+    standardised = np.abs(log_ret) / total_vol
+    volume = np.round(
+        base_volume[None, :]
+        * np.exp(
+            params.volume_return_sensitivity * standardised
+            + params.volume_noise * rng["volume"].standard_normal((n_days, n))
+        )
+    )
+
+    # Observed rows: listed, not delisted, not randomly missing.
+    day_index = np.arange(n_days)[:, None]
+    delisted_at = np.where(delist_draw < params.delisting_share, listing_delay + delist_after, n_days)
+    observed = (day_index >= listing_delay[None, :]) & (day_index < delisted_at[None, :])
+    observed &= rng["missing"].uniform(size=(n_days, n)) >= params.missing_day_probability
+
+    defect_where = rng["defect_where"].uniform(size=(n_days, n)) < params.defect_probability
+    defect_kind = rng["defect_kind"].integers(0, len(DEFECT_KINDS), size=(n_days, n))
+    defect_where[0] = False
+    spike = defect_where & (defect_kind == 0)
+    close = np.where(spike, close * 10.0, close)
+    high = np.where(spike, np.maximum(high, close), high)
+    non_positive = defect_where & (defect_kind == 1)
+    close = np.where(non_positive, 0.0, close)
+    low = np.where(non_positive, 0.0, low)
+    swapped = defect_where & (defect_kind == 2)
+    high, low = np.where(swapped, low, high), np.where(swapped, high, low)
+    volume = np.where(defect_where & (defect_kind == 3), -volume, volume)
+    defect_code = np.where(defect_where, defect_kind, -1)
+
+    rows_day, rows_instr = np.nonzero(observed)  # row-major: sorted by date, then ticker
+    tickers = pl.Series(c.TICKER, synthetic_tickers(n), dtype=pl.String)
+    row_tickers = tickers.gather(rows_instr)
+    row_defects = pl.Series(defect_code[rows_day, rows_instr]).replace_strict(
+        dict(enumerate(DEFECT_KINDS)), default=None, return_dtype=pl.String
+    )
+    bars = pl.DataFrame(
+        {
+            c.DATE: days[rows_day],
+            c.TICKER: row_tickers,
+            c.OPEN: open_[rows_day, rows_instr],
+            c.HIGH: high[rows_day, rows_instr],
+            c.LOW: low[rows_day, rows_instr],
+            c.CLOSE: close[rows_day, rows_instr],
+            c.ADJ_CLOSE: close[rows_day, rows_instr],
+            c.VOLUME: volume[rows_day, rows_instr],
+        },
+        schema_overrides={c.DATE: pl.Date},
+    )
+    oracle = pl.DataFrame(
+        {
+            c.DATE: days[rows_day],
+            c.TICKER: row_tickers,
+            c.PLANTED_SIGNAL: signal[rows_day, rows_instr],
+            c.PLANTED_DEFECT: row_defects,
+        },
+        schema_overrides={c.DATE: pl.Date},
+    )
+    universe = pl.DataFrame(
+        {
+            c.TICKER: tickers,
+            c.NAME: [f"Synthetic instrument {i}" for i in range(n)],
+            c.SECTOR: [f"sector_{s}" for s in sector],
+            c.INDUSTRY: [f"sector_{s}.industry_{i % params.industries_per_sector}" for s, i in zip(sector, industry, strict=True)],
+        }
+    )
+    return SyntheticMarket(bars=bars, oracle=oracle, universe=universe)
+
+
+def oracle_information_coefficient(market: SyntheticMarket) -> float:
+    """Mean per-date Spearman rank correlation of the planted signal at t with the log return t -> t+1.
+
+    Computed on the planted (defect-free) returns, i.e. the best IC any model of this market can reach.
+    """
+    frame = (
+        market.bars.select(c.DATE, c.TICKER, c.CLOSE)
+        .join(market.oracle, on=[c.DATE, c.TICKER])
+        .filter(pl.col(c.PLANTED_DEFECT).is_null())
+        .sort(c.TICKER, c.DATE)
+        .with_columns(
+            (pl.col(c.CLOSE).log().shift(-1) - pl.col(c.CLOSE).log()).over(c.TICKER).alias("next_return")
+        )
+        .drop_nulls("next_return")
+        .filter(pl.col("next_return").is_finite())
+    )
+    per_date = frame.group_by(c.DATE).agg(
+        pl.corr(c.PLANTED_SIGNAL, "next_return", method="spearman").alias("ic"), pl.len().alias("n")
+    )
+    return float(per_date.filter(pl.col("n") >= 5)["ic"].mean())
