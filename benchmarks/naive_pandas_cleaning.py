@@ -15,8 +15,9 @@ question is "what did moving this step to polars buy us", not "how fast can pand
 
 Null semantics follow the polars code: a comparison involving a missing value is False there
 (`fill_null(False)` / `when(null)`), and a comparison with NaN is False in pandas and Python, so the
-masks agree without special cases. Detail strings are formatted with Python's float repr and rounding
-and may differ in the last digits from polars' `pl.format`; the benchmark does not compare them.
+masks agree without special cases. Detail strings use Python's float repr and `round`, which may write
+a value differently from polars' cast to text (e.g. 1e-05 against 1e-5); the benchmark counts such
+differences but does not fail on them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from quantlab_assets.compute.data.cleaning import (
     ACTION_DROPPED,
     ACTION_REJECTED,
     CLEANED_COLUMNS,
+    DUPLICATE_KEY,
     MAD_TO_SIGMA,
     QUARANTINE_SCHEMA,
     ROW_RULES,
@@ -80,10 +82,16 @@ def clean_bars_naive(
     like the polars code's arrival index.
     """
     first_day, last_day = pd.Timestamp(window[0]), pd.Timestamp(window[1])
-    bars = raw.copy()
+    # A fresh 0..n-1 index: rows are later addressed by index label (a caller's index may repeat).
+    bars = raw.reset_index(drop=True)
     bars[c.RULE] = None
     for rule, broken in _row_rule_masks(bars, set(universe_tickers), list(holidays), pd.Timestamp(as_of), params):
         bars.loc[bars[c.RULE].isna() & broken, c.RULE] = rule
+    # Duplicates are judged among the rows no other rule rejects: a broken first copy is rejected by
+    # its own rule and does not cost the day its valid second copy.
+    passing = bars[bars[c.RULE].isna()]
+    later_copies = passing.duplicated([c.DATE, c.TICKER], keep="first")
+    bars.loc[later_copies[later_copies].index, c.RULE] = DUPLICATE_KEY
 
     rejected = bars[bars[c.RULE].notna()].copy()
     rejected[c.ACTION] = ACTION_REJECTED
@@ -116,14 +124,14 @@ def clean_bars_naive(
 def _row_rule_masks(
     bars: pd.DataFrame, universe: set[str], holidays: list[dt.date], as_of: pd.Timestamp, params: CleaningParams
 ) -> Iterator[tuple[str, pd.Series]]:
-    """(rule, rows it rejects) in ROW_RULES order; the caller keeps the first rule that fires per row."""
+    """(rule, rows it rejects) in ROW_RULES order, duplicate_key excepted (it needs the others' verdicts);
+    the caller keeps the first rule that fires per row."""
     prices = list(c.PRICE_COLUMNS)
     yield "unparseable_value", bars[c.PARSE_ERROR].notna()
     yield "missing_key", bars[c.DATE].isna() | bars[c.TICKER].isna()
     yield "unknown_instrument", ~bars[c.TICKER].isin(universe)
     yield "non_trading_day", (bars[c.DATE].dt.weekday >= 5) | bars[c.DATE].isin(pd.to_datetime(holidays))
     yield "future_date", bars[c.DATE] > as_of
-    yield "duplicate_key", bars.duplicated([c.DATE, c.TICKER], keep="first")
     yield "missing_close", bars[c.CLOSE].isna()
     yield "non_positive_price", (bars[prices] <= 0).any(axis=1)
     yield "ohlc_inconsistent", bars[prices].apply(_ohlc_broken, axis=1, tolerance=params.ohlc_tolerance).astype(bool)
@@ -151,12 +159,16 @@ def _rejected_detail(row: pd.Series) -> str:
     if rule == "unparseable_value":
         return row[c.PARSE_ERROR]
     if rule in ("non_positive_price", "ohlc_inconsistent", "missing_close"):
-        return f"open={row[c.OPEN]} high={row[c.HIGH]} low={row[c.LOW]} close={row[c.CLOSE]}"
+        return " ".join(f"{name}={_shown(row[name])}" for name in c.PRICE_COLUMNS)
     if rule == "negative_volume":
-        return f"volume={row[c.VOLUME]}"
-    if rule == "duplicate_key":
-        return "a row for this (date, ticker) was received earlier"
+        return f"volume={_shown(row[c.VOLUME])}"
+    if rule == DUPLICATE_KEY:
+        return "a valid row for this (date, ticker) was received earlier"
     return rule
+
+
+def _shown(value: float) -> str:
+    return "null" if math.isnan(value) else str(value)
 
 
 def _series_on_calendar(valid: pd.DataFrame, params: CleaningParams) -> pd.DataFrame:
@@ -181,8 +193,12 @@ def _series_on_calendar(valid: pd.DataFrame, params: CleaningParams) -> pd.DataF
 
 
 def _robust_sigma(log_return: pd.Series, window: int, min_samples: int) -> pd.Series:
-    """MAD-based sigma of the returns before t (the return being judged is excluded by the shift)."""
-    return MAD_TO_SIGMA * log_return.abs().shift(1).rolling(window, min_periods=min_samples).median()
+    """Sigma of the returns before t (the return being judged is excluded by the shift): MAD-based,
+    the plain standard deviation where the MAD is 0 (stale prices), NaN (no cap) where both are 0."""
+    past = log_return.shift(1)
+    robust = MAD_TO_SIGMA * past.abs().rolling(window, min_periods=min_samples).median()
+    plain = past.rolling(window, min_periods=min_samples).std()
+    return robust.where(robust > 0, plain.where(plain > 0))
 
 
 def _apply_series_rules(series: pd.DataFrame, params: CleaningParams) -> tuple[pd.DataFrame, ...]:

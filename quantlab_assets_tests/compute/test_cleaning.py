@@ -615,3 +615,13 @@ def test_rejected_share_counts_only_row_rule_rejections() -> None:
     result = clean(raw_frame(rows), ["A", "B"])
     assert result.raw_rows == 22
     assert result.rejected_share == pytest.approx(2 / 22)
+
+
+def test_rejected_share_by_month_does_not_dilute_one_bad_month_in_a_long_window() -> None:
+    january = series("A", [100.0 + i for i in range(22)], start=dt.date(2024, 1, 1))
+    february = series("A", [130.0 + i for i in range(20)], start=dt.date(2024, 2, 1))
+    february[3][c.CLOSE] = -1.0
+    february[4][c.CLOSE] = -1.0
+    result = clean(raw_frame(january + february), ["A"])
+    assert result.rejected_share == pytest.approx(2 / 42)
+    assert result.rejected_share_by_month() == {"2024-01": 0.0, "2024-02": pytest.approx(2 / 20)}

@@ -115,3 +115,19 @@ def test_the_real_sp500_sample_cleans_without_capping_genuine_crisis_moves(
     # Close-only stocks keep open/high/low/volume null: nothing is invented.
     aapl = october.filter(pl.col(c.TICKER) == "AAPL")
     assert aapl[c.OPEN].null_count() == aapl.height and aapl[c.CLOSE].null_count() == 0
+
+
+def test_rematerialising_a_month_is_idempotent(instance: dg.DagsterInstance, data_dir: Path) -> None:
+    as_of = "2006-03-31"
+    _materialise_universe("synthetic", instance, data_dir, as_of)
+    resources = lab_resources(data_dir, as_of)
+    tags = range_tags("2005-01-01", "2006-03-01", "synthetic")
+    assert dg.materialize(ALL_ASSETS, selection=BAR_ASSETS, instance=instance, resources=resources, tags=tags).success
+    files = sorted(data_dir.glob("*/synthetic/2006-0*.parquet"))
+    first = {path: path.read_bytes() for path in files}
+    again = dg.materialize(
+        ALL_ASSETS, selection=BAR_ASSETS, instance=instance, resources=resources,
+        partition_key=bars_key("2006-03-01", "synthetic"),
+    )
+    assert again.success
+    assert {path: path.read_bytes() for path in files} == first

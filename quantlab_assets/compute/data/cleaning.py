@@ -105,12 +105,23 @@ class CleaningResult:
     rule_counts: dict[str, int]
     raw_rows: int
     filled_rows: int
+    raw_rows_by_month: dict[str, int]
 
     @property
     def rejected_share(self) -> float:
         """Share of the window's raw rows that were rejected outright (capped/dropped rows excluded)."""
         rejected = sum(self.rule_counts.get(rule, 0) for rule in ROW_RULES)
         return rejected / self.raw_rows if self.raw_rows else 0.0
+
+    def rejected_share_by_month(self) -> dict[str, float]:
+        """Rejected share per calendar month ('YYYY-MM'): one bad month must not hide in a long window."""
+        rejected = (
+            self.quarantine.filter(pl.col(c.ACTION) == ACTION_REJECTED)
+            .group_by(pl.col(c.DATE).dt.strftime("%Y-%m").alias("month"))
+            .len()
+        )
+        counts = dict(zip(rejected["month"].to_list(), rejected["len"].to_list(), strict=True))
+        return {month: counts.get(month, 0) / rows for month, rows in self.raw_rows_by_month.items() if rows}
 
 
 def _row_rule_expr(universe_tickers: pl.Series, holidays: Iterable[dt.date], as_of: dt.date,
@@ -205,6 +216,9 @@ def clean_bars(
         quarantine=quarantine,
         rule_counts=rule_counts,
         raw_rows=raw.filter(in_window).height,
+        raw_rows_by_month=dict(
+            raw.filter(in_window).group_by(pl.col(c.DATE).dt.strftime("%Y-%m").alias("month")).len().sort("month").iter_rows()
+        ),
         filled_rows=int(window_cleaned[c.IS_FILLED].sum()),
     )
 
