@@ -362,6 +362,7 @@ def _git_commit() -> str | None:
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Run every stage `args.repeats` times, each in a fresh process, compare outputs, summarise."""
+    commit = _git_commit()  # before the runs: other work may commit while they go on
     runs: dict[str, list[Measurement]] = {stage: [] for stage in STAGES}
     with tempfile.TemporaryDirectory(prefix="ingest_clean_") as scratch:
         data_dir, outputs = Path(scratch) / "raw_ohlcv", Path(scratch) / "outputs"
@@ -379,7 +380,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     polars_clean, pandas_clean = stages[CLEAN_POLARS], stages[CLEAN_PANDAS]
     return {
         "config": {"instruments": args.instruments, "days": args.days, "repeats": args.repeats},
-        "commit": _git_commit(),
+        "commit": commit,
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

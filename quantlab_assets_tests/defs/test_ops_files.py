@@ -53,7 +53,8 @@ def test_compose_runs_postgres_dagster_webserver_daemon_and_mlflow_consistently(
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert "workspace.yaml" in service["command"]
         assert (REPO_ROOT / service["build"]["dockerfile"]).is_file()
-    assert services["dagster-webserver"]["ports"] == ["3000:3000"]
+    published = [port for service in services.values() for port in service.get("ports", [])]
+    assert published and all(port.startswith("127.0.0.1:") for port in published)
     assert services["dagster-daemon"]["command"][:2] == ["dagster-daemon", "run"]
     mlflow = services["mlflow"]["command"]
     assert mlflow[:2] == ["mlflow", "server"]
@@ -63,6 +64,17 @@ def test_compose_runs_postgres_dagster_webserver_daemon_and_mlflow_consistently(
         if host.startswith("./"):
             assert (REPO_ROOT / host).is_file(), host
     assert "CREATE DATABASE mlflow" in (REPO_ROOT / "resources/postgres-init.sql").read_text()
+
+
+def test_no_credentials_in_the_repo_only_their_names() -> None:
+    compose_text = (REPO_ROOT / "docker-compose.yml").read_text()
+    assert "${POSTGRES_PASSWORD:?" in compose_text  # required from the environment, no default
+    example = dict(
+        line.split("=", 1) for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert example["POSTGRES_PASSWORD"] == ""
+    assert ".env" in (REPO_ROOT / ".gitignore").read_text().splitlines()
 
 
 def test_the_image_copies_files_that_exist() -> None:
