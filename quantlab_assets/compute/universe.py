@@ -9,6 +9,7 @@ their own yfinance lists) in a directory named by QUANTLAB_UNIVERSE_DIR. The YAM
     description: free text
     benchmark: SPY               # the market proxy of the universe (optional)
     holidays: [2024-12-25, ...]  # extra non-trading days besides weekends (optional)
+    splits: {train_end: 2014-12-31, validation_end: 2018-12-31}   # temporal research splits
     instruments:                 # not for `synthetic`, whose instruments are generated
       - {ticker: AAPL, name: Apple Inc., sector: Information Technology, industry: Technology Hardware}
     synthetic: {seed: 42, n_instruments: 50, ...}        # SyntheticMarketParams overrides
@@ -40,6 +41,22 @@ class UniverseConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class TemporalSplit:
+    """Research splits: fit on dates <= train_end, select on (train_end, validation_end], test after.
+
+    Every estimator that learns from data (FFD order, regime models, CV folds, policies) fits on the
+    training span only, so the test span stays unseen.
+    """
+
+    train_end: dt.date
+    validation_end: dt.date
+
+
+# A universe without declared splits trains on everything up to 2014 and validates up to 2018.
+DEFAULT_SPLIT = TemporalSplit(train_end=dt.date(2014, 12, 31), validation_end=dt.date(2018, 12, 31))
+
+
+@dataclass(frozen=True)
 class UniverseSpec:
     name: str
     source: str
@@ -47,6 +64,7 @@ class UniverseSpec:
     description: str = ""
     benchmark: str | None = None
     holidays: tuple[dt.date, ...] = ()
+    split: TemporalSplit = DEFAULT_SPLIT
     instruments: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=UNIVERSE_COLUMNS))
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -59,6 +77,17 @@ def _date(path: Path, key: str, value: object) -> dt.date:
         return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
     except ValueError as error:
         raise UniverseConfigError(f"{path}: {key}: {value!r} is not an ISO date (YYYY-MM-DD)") from error
+
+
+def _split(path: Path, raw: object) -> TemporalSplit:
+    if raw is None:
+        return DEFAULT_SPLIT
+    if not isinstance(raw, dict) or set(raw) != {"train_end", "validation_end"}:
+        raise UniverseConfigError(f"{path}: splits must be a mapping with exactly train_end and validation_end")
+    split = TemporalSplit(_date(path, "splits.train_end", raw["train_end"]), _date(path, "splits.validation_end", raw["validation_end"]))
+    if split.train_end >= split.validation_end:
+        raise UniverseConfigError(f"{path}: splits.train_end must precede splits.validation_end")
+    return split
 
 
 def load_universe_spec(path: Path) -> UniverseSpec:
@@ -92,6 +121,7 @@ def load_universe_spec(path: Path) -> UniverseSpec:
         description=str(raw.get("description", "")),
         benchmark=raw.get("benchmark"),
         holidays=tuple(_date(path, "holidays", day) for day in raw.get("holidays", []) or []),
+        split=_split(path, raw.get("splits")),
         instruments=frame,
         options=raw.get(source, {}) or {},
     )

@@ -15,6 +15,8 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.synthetic import SyntheticMarketParams, generate_synthetic_market
 from quantlab_assets.compute.schemas import UniverseSchema, validate
 from quantlab_assets.compute.universe import (
+    DEFAULT_SPLIT,
+    TemporalSplit,
     PACKAGED_UNIVERSE_DIR,
     SOURCES,
     UNIVERSE_COLUMNS,
@@ -202,3 +204,24 @@ def test_packaged_synthetic_universe_frame_matches_the_generators() -> None:
     frame = universe_frame(spec)
     assert frame.height == 50
     assert_frame_equal(frame, generate_synthetic_market(params).universe.sort(c.TICKER))
+
+
+def test_temporal_splits_come_from_the_yaml_or_the_documented_default(tmp_path: Path) -> None:
+    catalog = load_universe_catalog()
+    assert catalog["sp500_sample"].split == TemporalSplit(dt.date(2004, 12, 31), dt.date(2011, 12, 31))
+    plain = load_universe_spec(_yaml(tmp_path, "plain", "name: plain\nsource: synthetic\n"))
+    assert plain.split == DEFAULT_SPLIT
+
+
+@pytest.mark.parametrize(
+    "splits",
+    [
+        pytest.param("{train_end: 2015-01-01}", id="missing-validation-end"),
+        pytest.param("{train_end: 2019-01-01, validation_end: 2015-01-01}", id="reversed"),
+        pytest.param("{train_end: soon, validation_end: 2015-01-01}", id="not-a-date"),
+    ],
+)
+def test_malformed_splits_raise_naming_the_file(tmp_path: Path, splits: str) -> None:
+    path = _yaml(tmp_path, "bad", f"name: bad\nsource: synthetic\nsplits: {splits}\n")
+    with pytest.raises(UniverseConfigError, match=str(path)):
+        load_universe_spec(path)
