@@ -19,7 +19,7 @@ of resident memory (VmHWM), reset through /proc/self/clear_refs once the input i
 a sampled estimate. After the timed runs, the outputs of both cleaners are compared (row keys, fills,
 caps, prices, returns, quarantine rules); a mismatch fails the benchmark.
 
-Results are printed and written to benchmarks/results/ingest_clean.json.
+Results are printed and written to benchmarks/results/ingest_clean.json (or `--output`).
 """
 
 from __future__ import annotations
@@ -333,7 +333,7 @@ def _report(results: dict[str, Any]) -> str:
     ingest = stages[INGEST]
     clean_rows = stages[CLEAN_POLARS]["counts"]
     lines += [
-        f"{'ratio pandas/polars':<24}{ratio['time']:>9.1f}x{ratio['peak_rss']:>13.1f}x{ratio['input_rss']:>10.1f}x",
+        f"{'ratio pandas/polars':<24}{ratio['time']:>9.2g}x{ratio['peak_rss']:>13.2g}x{ratio['input_rss']:>10.2g}x",
         "",
         "ingest phases (median s): "
         + ", ".join(f"{phase} {seconds:.2f}" for phase, seconds in ingest["phases_median_seconds"].items())
@@ -404,6 +404,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--instruments", type=int, default=500, help="instruments in the panel (default 500)")
     parser.add_argument("--days", type=int, default=5000, help="business days in the panel (default 5000)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each stage; the median is reported (default 3)")
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS_PATH, help=f"JSON file for the results (default {RESULTS_PATH})"
+    )
     # Internal: how the harness starts one measurement in a child process.
     parser.add_argument("--worker", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -426,9 +429,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     results = run_benchmark(args)
     print(_report(results))
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwritten to {RESULTS_PATH}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {args.output}")
 
 
 if __name__ == "__main__":
