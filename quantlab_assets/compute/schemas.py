@@ -115,6 +115,72 @@ class UniverseSchema(pa.DataFrameModel):
         strict = True
 
 
+HORIZONS = (1, 5, 10, 20, 21, 63)
+
+
+def _after_date(data: PolarsData) -> pl.LazyFrame:
+    """End dates of label windows lie strictly after the label's own date."""
+    ends = [name for name in data.lazyframe.collect_schema().names() if name.startswith("label_end_") or name == "tb_end"]
+    return data.lazyframe.select(
+        pl.all_horizontal((pl.col(name) > pl.col(c.DATE)).fill_null(True) for name in ends).alias("ends_after_date")
+    )
+
+
+class LabelsSchema(pa.DataFrameModel):
+    """Labels at t built from bars t+1 .. t+k only; each records the last date it uses (for purging).
+
+    fwd_return_{k}d: sum of log returns t+1..t+k; label_{21,63}d: minus the industry's (leave-one-out)
+    equal-weighted return; direction_{k}d in {-1, 0, 1}; triple barrier +-1.5 ATR(14) with a 10-day
+    vertical barrier. Null where the future is not (yet) long enough.
+    """
+
+    date: pl.Date
+    ticker: pl.String
+    fwd_return_1d: pl.Float64 = pa.Field(nullable=True)
+    fwd_return_5d: pl.Float64 = pa.Field(nullable=True)
+    fwd_return_10d: pl.Float64 = pa.Field(nullable=True)
+    fwd_return_20d: pl.Float64 = pa.Field(nullable=True)
+    fwd_return_21d: pl.Float64 = pa.Field(nullable=True)
+    fwd_return_63d: pl.Float64 = pa.Field(nullable=True)
+    label_21d: pl.Float64 = pa.Field(nullable=True, description="Industry-relative forward return, 21 days.")
+    label_63d: pl.Float64 = pa.Field(nullable=True, description="Industry-relative forward return, 63 days.")
+    direction_1d: pl.Int8 = pa.Field(nullable=True, isin=[-1, 0, 1])
+    direction_5d: pl.Int8 = pa.Field(nullable=True, isin=[-1, 0, 1])
+    direction_10d: pl.Int8 = pa.Field(nullable=True, isin=[-1, 0, 1])
+    direction_20d: pl.Int8 = pa.Field(nullable=True, isin=[-1, 0, 1])
+    direction_21d: pl.Int8 = pa.Field(nullable=True, isin=[-1, 0, 1])
+    direction_63d: pl.Int8 = pa.Field(nullable=True, isin=[-1, 0, 1])
+    label_end_1d: pl.Date = pa.Field(nullable=True)
+    label_end_5d: pl.Date = pa.Field(nullable=True)
+    label_end_10d: pl.Date = pa.Field(nullable=True)
+    label_end_20d: pl.Date = pa.Field(nullable=True)
+    label_end_21d: pl.Date = pa.Field(nullable=True)
+    label_end_63d: pl.Date = pa.Field(nullable=True)
+    tb_label: pl.Int8 = pa.Field(nullable=True, isin=[-1, 0, 1])
+    tb_barrier: pl.Enum(["lower", "vertical", "upper"]) = pa.Field(nullable=True)
+    tb_touch_date: pl.Date = pa.Field(nullable=True)
+    tb_end: pl.Date = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        unique = [c.DATE, c.TICKER]
+
+    @pa.dataframe_check(error="every label_end_* and tb_end lies after the label's date")
+    @classmethod
+    def ends_after_date(cls, data: PolarsData) -> pl.LazyFrame:
+        return _after_date(data)
+
+
+def empty_frame(schema: type[pa.DataFrameModel]) -> pl.DataFrame:
+    """A frame with the schema's columns and no rows."""
+    return pl.DataFrame(schema={name: column.dtype.type for name, column in schema.to_schema().columns.items()})
+
+
+def conform(frame: pl.DataFrame, schema: type[pa.DataFrameModel]) -> pl.DataFrame:
+    """`frame`, or an empty frame of `schema` where storage held no file for it (no columns at all)."""
+    return frame if frame.width else empty_frame(schema)
+
+
 class SchemaViolation(ValueError):
     """A frame broke its schema; the message names asset, partition, columns, rules and example rows."""
 

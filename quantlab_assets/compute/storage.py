@@ -30,4 +30,4 @@ def read_parquet_files(paths: list[Path], schema: dict[str, pl.DataType] | None 
     """Concatenate existing Parquet files in order (an empty list gives an empty frame of `schema`)."""
     if not paths:
         return pl.DataFrame(schema=schema)
-    return pl.concat([pl.read_parquet(path) for path in paths], how="vertical")
+    return pl.concat([pl.read_parquet(path) for path in paths], how="vertical", rechunk=True)

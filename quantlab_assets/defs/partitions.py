@@ -20,8 +20,11 @@ MONTH = "month"
 UNIVERSE = "universe"
 # The oldest data the lab ships (skfolio's S&P 500 sample) starts in January 1990.
 FIRST_MONTH = "1990-01-01"
-# 13 months cover the 252 trading days that the history, missing-share and outlier rules look back.
+# 13 months cover the 252 trading days that the history, missing-share and outlier rules, the features'
+# longest windows and the labels' ATR look back.
 LOOKBACK_MONTHS = 13
+# 4 months cover the 63 trading days after a month's last day that its longest labels look ahead.
+LOOKAHEAD_MONTHS = 4
 UNIVERSE_DIR_ENV = "QUANTLAB_UNIVERSE_DIR"
 
 
@@ -42,6 +45,21 @@ same_universe = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_na
 bars_with_lookback = dg.MultiPartitionMapping(
     {
         MONTH: dg.DimensionPartitionMapping(MONTH, dg.TimeWindowPartitionMapping(start_offset=-LOOKBACK_MONTHS)),
+        UNIVERSE: dg.DimensionPartitionMapping(UNIVERSE, dg.IdentityPartitionMapping()),
+    }
+)
+
+
+# A label at t needs bars up to t + 63 trading days: months after the newest one do not exist yet,
+# and are read as empty (the labels there are null until the future arrives).
+bars_with_lookback_and_lookahead = dg.MultiPartitionMapping(
+    {
+        MONTH: dg.DimensionPartitionMapping(
+            MONTH,
+            dg.TimeWindowPartitionMapping(
+                start_offset=-LOOKBACK_MONTHS, end_offset=LOOKAHEAD_MONTHS, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
         UNIVERSE: dg.DimensionPartitionMapping(UNIVERSE, dg.IdentityPartitionMapping()),
     }
 )

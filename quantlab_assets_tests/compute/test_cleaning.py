@@ -625,3 +625,18 @@ def test_rejected_share_by_month_does_not_dilute_one_bad_month_in_a_long_window(
     result = clean(raw_frame(january + february), ["A"])
     assert result.rejected_share == pytest.approx(2 / 42)
     assert result.rejected_share_by_month() == {"2024-01": 0.0, "2024-02": pytest.approx(2 / 20)}
+
+
+def test_a_frame_concatenated_from_many_chunks_cleans_like_a_contiguous_one(small_raw: pl.DataFrame) -> None:
+    """Regression: polars 2.1 panicked on the row rules over a frame stacked from monthly files."""
+    months = small_raw.with_columns(pl.col(c.DATE).dt.strftime("%Y-%m").alias("month")).partition_by(
+        "month", maintain_order=True, include_key=False
+    )
+    chunked = pl.concat(months, rechunk=False)
+    assert chunked.n_chunks() > 1
+    window = (small_raw[c.DATE].min(), small_raw[c.DATE].max())
+    tickers = small_raw[c.TICKER].unique().sort()
+    left = clean_bars(chunked, tickers, window=window, as_of=window[1])
+    right = clean_bars(small_raw.rechunk(), tickers, window=window, as_of=window[1])
+    assert_frame_equal(left.cleaned, right.cleaned)
+    assert_frame_equal(left.quarantine, right.quarantine)

@@ -196,7 +196,9 @@ def clean_bars(
     first_day, last_day = window
     tickers = pl.Series(c.TICKER, list(universe_tickers), dtype=pl.String)
     holidays = list(holidays)
-    raw = raw.with_row_index(ARRIVAL).with_columns(pl.col(name).fill_nan(None) for name in c.BAR_COLUMNS)
+    # rechunk: polars 2.1 panics ("assertion failed: i < self.len()") on the row rules over a frame
+    # concatenated from many Parquet files; one contiguous copy avoids it and costs milliseconds.
+    raw = raw.rechunk().with_row_index(ARRIVAL).with_columns(pl.col(name).fill_nan(None) for name in c.BAR_COLUMNS)
     judged = raw.with_columns(_row_rule_expr(tickers, holidays, as_of, params.ohlc_tolerance))
     judged = judged.with_columns(_duplicate_rule_expr())  # rows are in arrival order
     rejected = judged.filter(pl.col(c.RULE).is_not_null()).with_columns(

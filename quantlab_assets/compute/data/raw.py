@@ -32,11 +32,6 @@ def empty_raw_frame() -> pl.DataFrame:
     return pl.DataFrame(schema=RAW_SCHEMA)
 
 
-def conform_raw(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` itself, or an empty RAW_SCHEMA frame where storage held no file (no columns at all)."""
-    return frame if frame.width else empty_raw_frame()
-
-
 def as_raw_frame(bars: pl.DataFrame, *, source: str, source_file: str) -> pl.DataFrame:
     """Attach provenance to a parsed bar frame and order its columns as RAW_SCHEMA.
 

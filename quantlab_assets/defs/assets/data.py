@@ -10,12 +10,12 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import ACTION_REJECTED, CleaningResult, clean_bars
 from quantlab_assets.compute.data.quality import duplicate_keys, examples, future_dates, ohlc_violations
-from quantlab_assets.compute.data.raw import conform_raw
 from quantlab_assets.compute.schemas import (
     CleanedBarsSchema,
     QuarantinedBarsSchema,
     RawBarsSchema,
     UniverseSchema,
+    conform,
     schema_failures,
     validate,
 )
@@ -118,7 +118,7 @@ def cleaned_bars(
         spec = market_data.universe(name)
         partition = f"{months[0]}..{months[-1]}|{name}"
         result = clean_bars(
-            conform_raw(raw_ohlcv[name]), universe[name][c.TICKER], window=_window(months), as_of=as_of,
+            conform(raw_ohlcv[name], RawBarsSchema), universe[name][c.TICKER], window=_window(months), as_of=as_of,
             holidays=spec.holidays,
         )
         quarantined[name] = validate(QuarantinedBarsSchema, result.quarantine, asset="rejected_bars", partition=partition)
