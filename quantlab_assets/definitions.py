@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from quantlab_assets.defs.assets import data
+from quantlab_assets.defs.assets import data, labels
 from quantlab_assets.defs.jobs import main_job, universe_job
 from quantlab_assets.defs.resources import default_resources
 from quantlab_assets.defs.schedules import daily_refresh_schedule
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data]),
-    asset_checks=dg.load_asset_checks_from_modules([data]),
+    assets=dg.load_assets_from_modules([data, labels]),
+    asset_checks=dg.load_asset_checks_from_modules([data, labels]),
     jobs=[main_job, universe_job],
     schedules=[daily_refresh_schedule],
     resources=default_resources(),

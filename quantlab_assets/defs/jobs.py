@@ -1,19 +1,17 @@
-"""Jobs: the main job (the data layer end to end) and the daily refresh of the newest month."""
+"""Jobs: the main job (every month x universe asset, end to end) and the universe tables."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from quantlab_assets.defs.assets.data import GROUP as DATA_GROUP
-
-# Everything partitioned by month x universe in the data group; `universe` is static-partitioned and
-# is materialised by its own job (a job's assets must share one partitions definition).
-bars_selection = dg.AssetSelection.groups(DATA_GROUP) - dg.AssetSelection.assets("universe")
+# Every asset partitioned by month x universe; static-partitioned ones (the universe table) run in
+# their own job, since a job's assets must share one partitions definition.
+monthly_selection = dg.AssetSelection.assets("raw_ohlcv", "cleaned_bars", "rejected_bars", "labels")
 
 main_job = dg.define_asset_job(
     "main_job",
-    selection=bars_selection,
-    description="Raw bars -> cleaned bars (+ quarantine) for a range of months of one universe.",
+    selection=monthly_selection,
+    description="Raw bars -> cleaned bars (+ quarantine) -> labels for a range of months of one universe.",
 )
 universe_job = dg.define_asset_job(
     "universe_job", selection=dg.AssetSelection.assets("universe"), description="Refresh the universe tables."

@@ -10,10 +10,10 @@ from quantlab_assets.defs.partitions import LOOKBACK_MONTHS, MONTH, UNIVERSE, ba
 def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() -> None:
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
-        "universe", "raw_ohlcv", "cleaned_bars", "rejected_bars"
+        "universe", "raw_ohlcv", "cleaned_bars", "rejected_bars", "labels"
     }
     checks = {key.name for key in graph.asset_check_keys}
-    assert checks == {f"cleaned_bars_{name}" for name in CHECKS}
+    assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {"labels_schema", "labels_use_only_their_window"}
     assert all(graph.get_check_spec(key).blocking for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None
     assert defs.resolve_schedule_def("daily_refresh_schedule").job_name == "main_job"
@@ -21,7 +21,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
 
 def test_partition_schemes_are_month_by_universe_with_a_lookback() -> None:
     graph = defs.resolve_asset_graph()
-    for name in ("raw_ohlcv", "cleaned_bars", "rejected_bars"):
+    for name in ("raw_ohlcv", "cleaned_bars", "rejected_bars", "labels"):
         assert graph.get(dg.AssetKey(name)).partitions_def == bars_partitions
     assert graph.get(dg.AssetKey("universe")).partitions_def == universe_partitions
     assert {d.name for d in bars_partitions.partitions_defs} == {MONTH, UNIVERSE}

@@ -1,0 +1,77 @@
+"""Labels: forward, industry-relative, direction and triple-barrier labels from cleaned bars."""
+
+import datetime as dt
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.labels.compute import LabelParams, compute_labels
+from quantlab_assets.compute.labels.quality import label_window_violations
+from quantlab_assets.compute.schemas import CleanedBarsSchema, LabelsSchema, conform, schema_failures
+from quantlab_assets.defs.io_managers import UniverseFrames
+from quantlab_assets.defs.partitions import (
+    bars_partitions,
+    bars_with_lookback_and_lookahead,
+    month_bounds,
+    months_by_universe,
+    same_universe,
+)
+
+GROUP = "research"
+
+
+def _window(months: list[str]) -> tuple[dt.date, dt.date]:
+    return month_bounds(months[0])[0], month_bounds(months[-1])[1]
+
+
+@dg.asset(
+    partitions_def=bars_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP,
+    output_required=False,
+    ins={
+        "cleaned_bars": dg.AssetIn(partition_mapping=bars_with_lookback_and_lookahead),
+        "universe": dg.AssetIn(partition_mapping=same_universe),
+    },
+    check_specs=[
+        dg.AssetCheckSpec("labels_schema", asset="labels", blocking=True,
+                          description="Labels satisfy LabelsSchema."),
+        dg.AssetCheckSpec("labels_use_only_their_window", asset="labels", blocking=True,
+                          description="Every label at t ends at t+k trading days and is null where the future is short."),
+    ],
+)
+def labels(
+    context: dg.AssetExecutionContext, cleaned_bars: UniverseFrames, universe: UniverseFrames
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Forward returns (1-63d), industry-relative 21d/63d labels, direction and triple-barrier labels.
+
+    Months whose 63-day future is not stored yet carry null labels at their end; the daily refresh
+    recomputes them as the future arrives.
+    """
+    frames, counts, failures, window_problems = {}, {}, [], []
+    for name, months in months_by_universe(list(context.partition_keys)).items():
+        first_day, last_day = _window(months)
+        bars = conform(cleaned_bars[name], CleanedBarsSchema)
+        window = compute_labels(bars, universe[name]).filter(pl.col(c.DATE).is_between(first_day, last_day, closed="both"))
+        partition = f"{months[0]}..{months[-1]}|{name}"
+        if failure := schema_failures(LabelsSchema, window, asset="labels", partition=partition):
+            failures.append(failure)
+        window_problems += label_window_violations(bars, window, LabelParams())
+        frames[name] = window
+        counts[name] = {"rows": window.height, "null_share_label_21d": _null_share(window, "label_21d"),
+                        "null_share_tb_label": _null_share(window, "tb_label")}
+    checks = [
+        dg.AssetCheckResult(check_name="labels_schema", passed=not failures,
+                            metadata={"failures": "\n".join(failures) or "none"}),
+        dg.AssetCheckResult(check_name="labels_use_only_their_window", passed=not window_problems,
+                            metadata={"problems": "\n".join(window_problems[:20]) or "none"}),
+    ]
+    if all(check.passed for check in checks):
+        yield dg.Output(frames, metadata={"by_universe": dg.MetadataValue.json(counts)})
+    yield from checks
+
+
+def _null_share(frame: pl.DataFrame, column: str) -> float:
+    return round(frame[column].null_count() / frame.height, 6) if frame.height else 0.0
