@@ -17,7 +17,7 @@ from quantlab_assets.defs.assets.data import CHECKS
 from quantlab_assets.defs.partitions import split_bars_key
 from quantlab_assets.defs.resources import data_dir
 
-BAR_ASSETS = ("raw_ohlcv", "cleaned_bars", "rejected_bars")
+BAR_ASSETS = ("raw_ohlcv", "cleaned_bars", "rejected_bars", "labels")
 CHECKED_ASSET = "cleaned_bars"
 
 
