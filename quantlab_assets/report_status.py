@@ -1,4 +1,4 @@
-"""Print what the data layer holds for a universe: partitions, rows, quarantine by rule, last checks.
+"""Print what the lab holds for a universe: partitions, rows, quarantine by rule, latest asset checks.
 
     python -m quantlab_assets.report_status --universe synthetic
 
@@ -13,12 +13,11 @@ import dagster as dg
 import polars as pl
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.defs.assets.data import CHECKS
+from quantlab_assets.definitions import defs
 from quantlab_assets.defs.partitions import split_bars_key
 from quantlab_assets.defs.resources import data_dir
 
-BAR_ASSETS = ("raw_ohlcv", "cleaned_bars", "rejected_bars", "labels")
-CHECKED_ASSET = "cleaned_bars"
+BAR_ASSETS = ("raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "features")
 
 
 def _stored(asset: str, universe: str) -> pl.DataFrame:
@@ -43,12 +42,11 @@ def main() -> None:
         print("quarantine by rule:")
         for action, rule, n in by_rule.iter_rows():
             print(f"  {action:9s} {rule:20s} {n:8,d}")
-    checks = instance.event_log_storage.get_asset_check_summary_records(
-        [dg.AssetCheckKey(dg.AssetKey(CHECKED_ASSET), f"{CHECKED_ASSET}_{name}") for name in CHECKS]
-    )
-    print("latest checks on cleaned_bars:")
-    for key, record in checks.items():
-        evaluation = record.last_check_execution_record
+    check_keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda key: key.name)
+    checks = instance.event_log_storage.get_asset_check_summary_records(check_keys)
+    print("latest asset checks:")
+    for key in check_keys:
+        evaluation = checks[key].last_check_execution_record
         status = evaluation.status.value if evaluation else "never run"
         print(f"  {key.name:32s} {status}")
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Sets up the lab and runs the main job on the embedded default universe (synthetic, offline):
-# the universe table, then raw -> cleaned bars (+ quarantine) for every month from 2005-01 to the
-# current month, as one single-run backfill. Then prints what was stored.
+# Sets up the lab and runs the main pipeline on the embedded default universe (synthetic, offline):
+# the universe table; raw -> cleaned bars (+ quarantine) -> labels for every month from 2005-01 to the
+# current month as one single-run backfill; the FFD orders fitted on the training span; the features
+# over the same months. Then prints what was stored. (main_job, which the daily schedule runs, is all
+# the monthly assets at once; on a fresh instance the FFD orders must exist before the features.)
 # Usage: bash scripts/run_main.sh [UNIVERSE] [FIRST_MONTH] [LAST_MONTH]   (months as YYYY-MM-01)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,11 +15,17 @@ export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/dagster_home}
 mkdir -p "$DAGSTER_HOME"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 dagster=.venv/bin/dagster
+materialize() {  # materialize LOG ARGS...: one `dagster asset materialize`, its log kept, its tail shown on failure
+  local log="$DAGSTER_HOME/$1.log"; shift
+  $dagster asset materialize -m quantlab_assets.definitions "$@" >"$log" 2>&1 || { tail -60 "$log"; exit 1; }
+}
+range="$first|$universe...$last|$universe"
 echo "== universe [$universe]"
-$dagster asset materialize -m quantlab_assets.definitions --select universe --partition "$universe" >"$DAGSTER_HOME/last_universe_run.log" 2>&1 \
-  || { tail -40 "$DAGSTER_HOME/last_universe_run.log"; exit 1; }
-echo "== main_job [$first .. $last | $universe] (log: $DAGSTER_HOME/last_main_run.log)"
-$dagster job execute -m quantlab_assets.definitions -j main_job \
-  --tags "{\"dagster/asset_partition_range_start\": \"$first|$universe\", \"dagster/asset_partition_range_end\": \"$last|$universe\"}" \
-  >"$DAGSTER_HOME/last_main_run.log" 2>&1 || { tail -60 "$DAGSTER_HOME/last_main_run.log"; exit 1; }
-.venv/bin/python -m quantlab_assets.report_status --universe "$universe"
+materialize universe --select universe --partition "$universe"
+echo "== bars and labels [$range] (logs in $DAGSTER_HOME/*.log)"
+materialize bars --select raw_ohlcv,cleaned_bars,rejected_bars,labels --partition-range "$range"
+echo "== FFD orders fitted on the training span [$universe]"
+materialize ffd_orders --select ffd_orders --partition "$universe"
+echo "== features [$range]"
+materialize features --select features --partition-range "$range"
+.venv/bin/python -W ignore -m quantlab_assets.report_status --universe "$universe"

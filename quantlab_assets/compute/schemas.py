@@ -171,6 +171,49 @@ class LabelsSchema(pa.DataFrameModel):
         return _after_date(data)
 
 
+# Feature names are snake_case with at least one underscore (ret_1d, rsi_14, mom_12_1__wz), which
+# tells them from the keys; polars selectors have no look-ahead to say "anything but date and ticker".
+FEATURE_NAME_PATTERN = "^[a-z0-9]+_[a-z0-9_]+$"
+
+
+class FeaturesSchema(pa.DataFrameModel):
+    """One row per cleaned bar: date, ticker and every registered feature (Float64), raw and normalised.
+
+    Raw features keep their registry name; `__wz` marks winsorised [1 %, 99 %] + industry z-scored per
+    date, `__rz` a 252-day rolling z-score per instrument; `ffd_log_close` is the fractionally
+    differenced log price at the instrument's training-span d. Nulls only where a window is not full.
+    """
+
+    date: pl.Date
+    ticker: pl.String
+    feature: pl.Float64 = pa.Field(nullable=True, alias=FEATURE_NAME_PATTERN, regex=True)
+
+    class Config:
+        strict = True
+        unique = [c.DATE, c.TICKER]
+
+    @pa.dataframe_check(error="features must be finite (null, not inf or NaN, where undefined)")
+    @classmethod
+    def finite(cls, data: PolarsData) -> pl.LazyFrame:
+        features = pl.col(FEATURE_NAME_PATTERN)
+        return data.lazyframe.select(pl.all_horizontal(features.is_finite().fill_null(True)).alias("finite"))
+
+
+class FfdOrdersSchema(pa.DataFrameModel):
+    """Per instrument, the fractional-differencing order chosen on the universe's training span."""
+
+    ticker: pl.String = pa.Field(unique=True)
+    d: pl.Float64 = pa.Field(nullable=True, ge=0, le=1, description="Smallest grid d whose FFD log price passes ADF.")
+    adf_stat: pl.Float64 = pa.Field(nullable=True)
+    p_value: pl.Float64 = pa.Field(nullable=True, ge=0, le=1)
+    n_obs: pl.Int64 = pa.Field(ge=0)
+    status: pl.String = pa.Field(isin=["stationary", "no_d_passes", "insufficient_history", "constant_price"])
+    train_end: pl.Date
+
+    class Config:
+        strict = True
+
+
 def empty_frame(schema: type[pa.DataFrameModel]) -> pl.DataFrame:
     """A frame with the schema's columns and no rows."""
     return pl.DataFrame(schema={name: column.dtype.type for name, column in schema.to_schema().columns.items()})

@@ -6,7 +6,7 @@ import dagster as dg
 
 # Every asset partitioned by month x universe; static-partitioned ones (the universe table) run in
 # their own job, since a job's assets must share one partitions definition.
-monthly_selection = dg.AssetSelection.assets("raw_ohlcv", "cleaned_bars", "rejected_bars", "labels")
+monthly_selection = dg.AssetSelection.assets("raw_ohlcv", "cleaned_bars", "rejected_bars", "features", "labels")
 
 main_job = dg.define_asset_job(
     "main_job",
@@ -15,4 +15,9 @@ main_job = dg.define_asset_job(
 )
 universe_job = dg.define_asset_job(
     "universe_job", selection=dg.AssetSelection.assets("universe"), description="Refresh the universe tables."
+)
+# Fit on the training span of cleaned bars; run after the main job has stored that span.
+training_span_job = dg.define_asset_job(
+    "training_span_job", selection=dg.AssetSelection.assets("ffd_orders"),
+    description="Estimators fitted once per universe on its training span (FFD orders).",
 )

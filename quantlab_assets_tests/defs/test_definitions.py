@@ -10,10 +10,12 @@ from quantlab_assets.defs.partitions import LOOKBACK_MONTHS, MONTH, UNIVERSE, ba
 def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() -> None:
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
-        "universe", "raw_ohlcv", "cleaned_bars", "rejected_bars", "labels"
+        "universe", "raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "ffd_orders", "features"
     }
     checks = {key.name for key in graph.asset_check_keys}
-    assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {"labels_schema", "labels_use_only_their_window"}
+    assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
+        "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead"
+    }
     assert all(graph.get_check_spec(key).blocking for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None
     assert defs.resolve_schedule_def("daily_refresh_schedule").job_name == "main_job"
@@ -21,9 +23,10 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
 
 def test_partition_schemes_are_month_by_universe_with_a_lookback() -> None:
     graph = defs.resolve_asset_graph()
-    for name in ("raw_ohlcv", "cleaned_bars", "rejected_bars", "labels"):
+    for name in ("raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "features"):
         assert graph.get(dg.AssetKey(name)).partitions_def == bars_partitions
-    assert graph.get(dg.AssetKey("universe")).partitions_def == universe_partitions
+    for name in ("universe", "ffd_orders"):
+        assert graph.get(dg.AssetKey(name)).partitions_def == universe_partitions
     assert {d.name for d in bars_partitions.partitions_defs} == {MONTH, UNIVERSE}
     assert {"synthetic", "sp500_sample"} <= set(universe_partitions.get_partition_keys())
 
