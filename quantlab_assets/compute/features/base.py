@@ -33,10 +33,6 @@ INDUSTRY_GROUP: Final = "_industry_group"  # (date, industry) as one integer, fo
 FIRST_OF_DATE: Final = "_first_of_date"
 DATE_INDEX: Final = "_date_index"
 
-HELPER_COLUMNS: Final = (
-    TICKER_ID, POS, LOG_PRICE, PRICE, PRICE_CHANGE, GAP, DOLLAR_VOLUME, BENCHMARK, INDUSTRY_GROUP, FIRST_OF_DATE, DATE_INDEX,
-)
-
 
 def ticker_id_expr(tickers: Sequence[str]) -> pl.Expr:
     """TICKER_ID: the ticker's position in `tickers` (sorted, unique), so it orders like the ticker."""

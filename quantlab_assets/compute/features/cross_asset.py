@@ -73,7 +73,9 @@ def rolling_correlation(window: int) -> pl.Expr:
 
 @feature(
     "beta_{w}d", windows=BETA_WINDOWS, family="cross_asset", scope="row", inputs=_MOMENTS,
-    description="CAPM beta against the benchmark over the last {w} trading days: Cov(r, r_m) / Var(r_m) of daily log returns.",
+    description=(
+        "CAPM beta against the benchmark over the last {w} trading days: Cov(r, r_m) / Var(r_m) of daily log returns."
+    ),
 )
 def rolling_beta(window: int) -> pl.Expr:
     return safe_ratio(_covariance(window), pl.col(f"_var_bench_{window}d"))

@@ -52,9 +52,8 @@ def rolling_z_steps(names: Sequence[str], window: int = ROLLING_Z_WINDOW) -> lis
     """`<name>__rz` = (x_t - mean) / std of x over the instrument's last `window` rows (frame sorted by
     ticker, date), all non-null; null where the std is 0."""
     mean, std = {n: f"_rz_mean_{n}" for n in names}, {n: f"_rz_std_{n}" for n in names}
-    moments = [
-        expr for n in names for expr in (rolling_mean(pl.col(n), window).alias(mean[n]), rolling_std(pl.col(n), window).alias(std[n]))
-    ]
+    moments = [rolling_mean(pl.col(n), window).alias(mean[n]) for n in names]
+    moments += [rolling_std(pl.col(n), window).alias(std[n]) for n in names]
     scores = [
         pl.when(pl.col(std[n]) > 0).then((pl.col(n) - pl.col(mean[n])) / pl.col(std[n])).alias(n + ROLLING_Z_SUFFIX)
         for n in names

@@ -11,11 +11,12 @@ in the single lazy query. A feature reads the helper columns of `base.py` and, t
 columns of other features.
 
 Scopes (where the expression is evaluated):
-  series         per instrument, on the frame sorted by (ticker, date); the engine adds nothing, the
-                 expression uses the windowed helpers of `windows.py` (or `.over(TICKER_ID)` itself)
+  series         per instrument, on the frame sorted by (ticker, date): the expression uses the
+                 per-instrument window helpers of `windows.py` (or `.over(TICKER_ID)` itself)
   row            elementwise on other features of the same row (e.g. a ratio of two volatilities)
-  market         an aggregate over all instruments of one date (evaluated in group_by(date).agg)
-  market_series  a time series over the market frame (one row per date, sorted by date)
+  market         an aggregate over all instruments of one date; the engine adds `.over(date)`
+  market_series  a time series over dates (e.g. a moving average of breadth): the function receives
+                 its inputs as per-date series (one value per date, in date order) and returns one
   cross_section  per date across instruments; the engine adds `.over(date)`
 
 A *hidden* feature (name starting with "_") is an intermediate that several features share: it is
@@ -56,7 +57,7 @@ IntOrFunction = int | Callable[[int], int]
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One output column and how to build it."""
+    """One column and how to build it (see the module docstring for the fields' meaning)."""
 
     name: str
     description: str

@@ -57,7 +57,12 @@ def wilder_average(x: pl.Expr, window: int) -> pl.Expr:
     of its first `window` values, then avg_t = avg_{t-1} + (x_t - avg_{t-1}) / window (an EWM with alpha
     1 / window, adjust=False). The seed lands on POS == window; earlier rows stay null.
     """
-    seeded = pl.when(pl.col(POS) == window).then(x.rolling_mean(window, min_samples=window)).when(pl.col(POS) > window).then(x)
+    seeded = (
+        pl.when(pl.col(POS) == window)
+        .then(x.rolling_mean(window, min_samples=window))
+        .when(pl.col(POS) > window)
+        .then(x)
+    )
     return seeded.ewm_mean(alpha=1.0 / window, adjust=False).over(TICKER_ID)
 
 

@@ -20,17 +20,13 @@ import polars as pl
 
 from quantlab_assets.compute.features.base import POS, TICKER_ID
 
-Kernel = Callable[[np.ndarray, int], np.ndarray]
+# A kernels.py function: (whole column, window lengths) -> one array per window.
 MultiKernel = Callable[[np.ndarray, Sequence[int]], list[np.ndarray]]
 
 
 def full_window(window: int) -> pl.Expr:
     """True where the instrument has at least `window` rows up to and including t."""
     return pl.col(POS) >= window - 1
-
-
-def per_instrument(expr: pl.Expr) -> pl.Expr:
-    return expr.over(TICKER_ID)
 
 
 def rolling_sum(x: pl.Expr, window: int) -> pl.Expr:
@@ -54,16 +50,6 @@ def rolling_std(x: pl.Expr, window: int, min_samples: int | None = None) -> pl.E
 
 def rolling_var(x: pl.Expr, window: int) -> pl.Expr:
     return x.rolling_var(window, min_samples=window).over(TICKER_ID)
-
-
-def rolling_cov(x: pl.Expr, y: pl.Expr, window: int) -> pl.Expr:
-    """Sample covariance (ddof 1) of x and y over the last `window` rows, all pairs non-null."""
-    return pl.rolling_cov(x, y, window_size=window, min_samples=window, ddof=1).over(TICKER_ID)
-
-
-def rolling_corr(x: pl.Expr, y: pl.Expr, window: int) -> pl.Expr:
-    """Pearson correlation of x and y over the last `window` rows, all pairs non-null."""
-    return pl.rolling_corr(x, y, window_size=window, min_samples=window).over(TICKER_ID)
 
 
 def rolling_median(x: pl.Expr, window: int) -> pl.Expr:

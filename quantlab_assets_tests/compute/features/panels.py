@@ -79,7 +79,9 @@ def random_walks(tickers: Sequence[str], rows: int, seed: int = 0, volatility: f
     return {t: (100.0 * np.exp(np.cumsum(rng.normal(0.0, volatility, rows)))).tolist() for t in tickers}
 
 
-def features(bars: pl.DataFrame, names: Sequence[str], *, universe: pl.DataFrame | None = None, **kwargs: object) -> pl.DataFrame:
+def features(
+    bars: pl.DataFrame, names: Sequence[str], *, universe: pl.DataFrame | None = None, **kwargs: object
+) -> pl.DataFrame:
     """compute_features(...).frame for just `names` (no preprocessing variants)."""
     universe = universe if universe is not None else universe_frame(bars[c.TICKER].unique().sort().to_list())
     params = FeatureParams(features=tuple(names), industry_z_features=(), rolling_z_features=())

@@ -27,7 +27,8 @@ def test_hand_computed_volume_shock() -> None:
     assert shock_5[251] == pytest.approx(0.0, abs=1e-12)
     assert shock_5[256] == pytest.approx(math.log(5000.0 / ((247 * 1000.0 + 5 * 5000.0) / 252)), rel=1e-12)
     shock_21 = column(frame, "A", "volume_shock_21d")[256]
-    assert shock_21 == pytest.approx(math.log(((16 * 1000.0 + 5 * 5000.0) / 21) / ((247 * 1000.0 + 5 * 5000.0) / 252)), rel=1e-12)
+    mean_21, mean_252 = (16 * 1000.0 + 5 * 5000.0) / 21, (247 * 1000.0 + 5 * 5000.0) / 252
+    assert shock_21 == pytest.approx(math.log(mean_21 / mean_252), rel=1e-12)
 
 
 def test_hand_computed_overnight_gap_statistics() -> None:

@@ -15,7 +15,9 @@ from quantlab_assets_tests.compute.features.panels import bars_frame, column, ra
 
 ISSUE_FEATURES = {
     "price": ["ret_1d", "ret_252d", "vol_5d", "vol_252d", "mom_21d", "mdd_21d", "mdd_252d"],
-    "technical": ["mom_12_1", "reversal_1m", "ma_gap_20", "ma_gap_50", "ma_gap_200", "rsi_14", "dd_252d", "days_since_high_252d"],
+    "technical": [
+        "mom_12_1", "reversal_1m", "ma_gap_20", "ma_gap_50", "ma_gap_200", "rsi_14", "dd_252d", "days_since_high_252d",
+    ],
     "microstructure": ["volume_ratio_5d_63d", "volume_ratio_21d_63d", "turnover_21d", "amihud_21d"],
     "cross_asset": [
         "corr_21d", "corr_63d", "corr_126d", "beta_63d", "beta_126d", "beta_252d", "rel_strength_21d",

@@ -81,6 +81,10 @@ def test_against_independent_formulas() -> None:
             ],
         }
         for w in MA_WINDOWS:
-            expected[f"ma_gap_{w}"] = [close[t] / close[t - w + 1 : t + 1].mean() - 1.0 if t >= w - 1 else np.nan for t in range(n)]
+            expected[f"ma_gap_{w}"] = [
+                close[t] / close[t - w + 1 : t + 1].mean() - 1.0 if t >= w - 1 else np.nan for t in range(n)
+            ]
         for name, values in expected.items():
-            np.testing.assert_allclose(column(frame, ticker, name), np.asarray(values, dtype=float), rtol=1e-9, atol=1e-12, err_msg=name)
+            np.testing.assert_allclose(
+                column(frame, ticker, name), np.asarray(values, dtype=float), rtol=1e-9, atol=1e-12, err_msg=name
+            )
