@@ -7,7 +7,6 @@ partitions in the data directory.
 """
 
 import argparse
-from pathlib import Path
 
 import dagster as dg
 import polars as pl

@@ -83,6 +83,11 @@ def month_bounds(month_key: str) -> tuple[dt.date, dt.date]:
     return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
 
 
+def months_window(months: list[str]) -> tuple[dt.date, dt.date]:
+    """First day of the first month key and last day of the last one (keys sorted)."""
+    return month_bounds(months[0])[0], month_bounds(months[-1])[1]
+
+
 def months_by_universe(keys: list[str]) -> dict[str, list[str]]:
     """Group bars partition keys of one run by universe; months sorted."""
     grouped: dict[str, list[str]] = {}

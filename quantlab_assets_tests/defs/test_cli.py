@@ -5,6 +5,7 @@ when they load, so each test runs the real CLI in a subprocess.
 """
 
 import datetime as dt
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _materialise(env: dict[str, str], select: str, partition: str) -> "subprocess.CompletedProcess[str]":  # noqa: F821
+def _materialise(env: dict[str, str], select: str, partition: str) -> subprocess.CompletedProcess[str]:
     return run_cli(["asset", "materialize", *MODULE, "--select", select, "--partition", partition], env)
 
 

@@ -24,7 +24,7 @@ from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (
     bars_partitions,
     bars_with_lookback,
-    month_bounds,
+    months_window,
     months_by_universe,
     same_universe,
     universe_partitions,
@@ -32,10 +32,6 @@ from quantlab_assets.defs.partitions import (
 from quantlab_assets.defs.resources import DataQualityResource, MarketDataResource
 
 GROUP = "data"
-
-
-def _window(months: list[str]) -> tuple[dt.date, dt.date]:
-    return month_bounds(months[0])[0], month_bounds(months[-1])[1]
 
 
 @dg.asset(partitions_def=universe_partitions, group_name=GROUP)
@@ -58,7 +54,7 @@ def raw_ohlcv(context: dg.AssetExecutionContext, market_data: MarketDataResource
     frames, notes = {}, {}
     for name, months in months_by_universe(list(context.partition_keys)).items():
         spec = market_data.universe(name)
-        first_day, last_day = _window(months)
+        first_day, last_day = months_window(months)
         fetched = market_data.fetch(spec, first_day, last_day)
         partition = f"{months[0]}..{months[-1]}|{name}"
         frames[name] = validate(RawBarsSchema, fetched.bars, asset="raw_ohlcv", partition=partition)
@@ -118,7 +114,7 @@ def cleaned_bars(
         spec = market_data.universe(name)
         partition = f"{months[0]}..{months[-1]}|{name}"
         result = clean_bars(
-            conform(raw_ohlcv[name], RawBarsSchema), universe[name][c.TICKER], window=_window(months), as_of=as_of,
+            conform(raw_ohlcv[name], RawBarsSchema), universe[name][c.TICKER], window=months_window(months), as_of=as_of,
             holidays=spec.holidays,
         )
         quarantined[name] = validate(QuarantinedBarsSchema, result.quarantine, asset="rejected_bars", partition=partition)

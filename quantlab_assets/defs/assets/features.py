@@ -24,7 +24,7 @@ from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (
     bars_partitions,
     bars_with_lookback,
-    month_bounds,
+    months_window,
     months_by_universe,
     same_universe,
     universe_partitions,
@@ -93,7 +93,7 @@ def features(
     frames, diagnostics, failures, leaks = {}, {}, [], []
     for name, months in months_by_universe(list(context.partition_keys)).items():
         spec = market_data.universe(name)
-        first_day, last_day = month_bounds(months[0])[0], month_bounds(months[-1])[1]
+        first_day, last_day = months_window(months)
         bars = conform(cleaned_bars[name], CleanedBarsSchema)
         result = compute_features(bars, universe[name], benchmark=spec.benchmark)
         d_by_ticker = dict(ffd_orders[name].select(c.TICKER, "d").iter_rows())

@@ -1,6 +1,5 @@
 """Labels: forward, industry-relative, direction and triple-barrier labels from cleaned bars."""
 
-import datetime as dt
 from collections.abc import Iterator
 
 import dagster as dg
@@ -14,16 +13,12 @@ from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (
     bars_partitions,
     bars_with_lookback_and_lookahead,
-    month_bounds,
+    months_window,
     months_by_universe,
     same_universe,
 )
 
 GROUP = "research"
-
-
-def _window(months: list[str]) -> tuple[dt.date, dt.date]:
-    return month_bounds(months[0])[0], month_bounds(months[-1])[1]
 
 
 @dg.asset(
@@ -52,7 +47,7 @@ def labels(
     """
     frames, counts, failures, window_problems = {}, {}, [], []
     for name, months in months_by_universe(list(context.partition_keys)).items():
-        first_day, last_day = _window(months)
+        first_day, last_day = months_window(months)
         bars = conform(cleaned_bars[name], CleanedBarsSchema)
         window = compute_labels(bars, universe[name]).filter(pl.col(c.DATE).is_between(first_day, last_day, closed="both"))
         partition = f"{months[0]}..{months[-1]}|{name}"
