@@ -47,7 +47,7 @@ from quantlab_assets.compute.data.synthetic import generate_synthetic_market, sy
 from quantlab_assets.compute.features.compute import compute_features
 
 # Sibling modules: run as a script, this file's folder is first on sys.path.
-from ingest_clean import _git_commit, _peak_rss_mib, _reset_peak_rss, _rss_mib, panel_params
+from harness import git_commit, panel_params, peak_rss_mib, reset_peak_rss, rss_mib
 from naive_pandas_features import compute_features_naive
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "features.json"
@@ -104,20 +104,20 @@ def make_panel(instruments: int, days: int, directory: Path) -> dict[str, Any]:
 
 
 def run_worker(stage: str, data_dir: Path, save_path: Path | None) -> Measurement:
-    before_input = _rss_mib()
+    before_input = rss_mib()
     if stage == POLARS:
         bars, universe = pl.read_parquet(data_dir / "bars.parquet"), pl.read_parquet(data_dir / "universe.parquet")
     else:
         bars, universe = pd.read_parquet(data_dir / "bars.parquet"), pd.read_parquet(data_dir / "universe.parquet")
         bars[c.DATE] = pd.to_datetime(bars[c.DATE])  # pyarrow gives datetime.date objects
-    baseline = _reset_peak_rss()
+    baseline = reset_peak_rss()
     started = time.perf_counter()
     if stage == POLARS:
         frame = compute_features(bars, universe).frame
     else:
         frame = compute_features_naive(bars, universe)
     seconds = time.perf_counter() - started
-    peak = _peak_rss_mib() - baseline
+    peak = peak_rss_mib() - baseline
     if isinstance(frame, pl.DataFrame):
         output_bytes = frame.estimated_size()
     else:
@@ -225,7 +225,7 @@ def _summary(runs: list[Measurement]) -> dict[str, Any]:
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    commit = _git_commit()
+    commit = git_commit()
     runs: dict[str, list[Measurement]] = {stage: [] for stage in STAGES}
     with tempfile.TemporaryDirectory(prefix="features_bench_") as scratch:
         data_dir = Path(scratch)

@@ -28,11 +28,9 @@ import argparse
 import calendar
 import dataclasses
 import datetime as dt
-import gc
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -51,13 +49,13 @@ from quantlab_assets.compute.data.cleaning import CleaningResult, clean_bars
 from quantlab_assets.compute.data.raw import as_raw_frame, month_slice
 from quantlab_assets.compute.data.synthetic import (
     SyntheticMarketParams,
-    business_days,
     generate_synthetic_market,
     synthetic_tickers,
 )
 from quantlab_assets.compute.storage import read_parquet_files, write_parquet_atomic
 
 # A sibling module: run as a script, this file's folder is first on sys.path.
+from harness import git_commit, panel_params, peak_rss_mib, reset_peak_rss, rss_mib
 from naive_pandas_cleaning import NaiveCleaningResult, clean_bars_naive, read_raw_parquet
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "ingest_clean.json"
@@ -96,39 +94,6 @@ class Measurement:
 # --- memory ------------------------------------------------------------------------------------------
 
 
-def _proc_status_kib(field: str) -> int:
-    match = re.search(rf"^{field}:\s+(\d+) kB$", Path("/proc/self/status").read_text(), re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"/proc/self/status has no {field}: this benchmark needs Linux")
-    return int(match.group(1))
-
-
-def _rss_mib() -> float:
-    return _proc_status_kib("VmRSS") / 1024
-
-
-def _peak_rss_mib() -> float:
-    return _proc_status_kib("VmHWM") / 1024
-
-
-def _reset_peak_rss() -> float:
-    """Reset the kernel's high-water mark to the current RSS (Linux >= 4.0) and return that RSS."""
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")
-    return _rss_mib()
-
-
-# --- the panel ---------------------------------------------------------------------------------------
-
-
-def panel_params(n_instruments: int, n_days: int) -> SyntheticMarketParams:
-    """Default market parameters with `n_instruments` and an end date giving exactly `n_days` business days."""
-    start = SyntheticMarketParams().start
-    # 7 calendar days hold 5 business days; the margin covers any start weekday.
-    days = business_days(start, start + dt.timedelta(days=n_days * 7 // 5 + 7))
-    return SyntheticMarketParams(n_instruments=n_instruments, end=days[n_days - 1].astype(dt.date))
-
-
 def _months(first_day: dt.date, last_day: dt.date) -> list[tuple[dt.date, dt.date]]:
     """(first, last) calendar day of every month touching [first_day, last_day]."""
     months, month = [], first_day.replace(day=1)
@@ -154,7 +119,7 @@ def write_monthly_parquet(raw: pl.DataFrame, directory: Path, first_day: dt.date
 
 def run_ingest(params: SyntheticMarketParams, data_dir: Path) -> Measurement:
     """Generate the panel, write it per month to `data_dir`, read it back; check the round trip."""
-    baseline = _reset_peak_rss()
+    baseline = reset_peak_rss()
     started = time.perf_counter()
     market = generate_synthetic_market(params)
     raw = as_raw_frame(
@@ -167,7 +132,7 @@ def run_ingest(params: SyntheticMarketParams, data_dir: Path) -> Measurement:
     written = time.perf_counter()
     read_back = read_parquet_files(paths)
     finished = time.perf_counter()
-    peak = _peak_rss_mib() - baseline
+    peak = peak_rss_mib() - baseline
     if not read_back.equals(raw):
         raise RuntimeError("raw bars read back from Parquet differ from the bars written")
     return Measurement(
@@ -189,9 +154,9 @@ def run_clean(stage: str, params: SyntheticMarketParams, data_dir: Path, save_di
     paths = sorted(data_dir.glob("*.parquet"))
     tickers = synthetic_tickers(params.n_instruments)
     window = (params.start, params.end)
-    before_input = _rss_mib()
+    before_input = rss_mib()
     raw = read_parquet_files(paths) if stage == CLEAN_POLARS else read_raw_parquet(str(p) for p in paths)
-    baseline = _reset_peak_rss()
+    baseline = reset_peak_rss()
     started = time.perf_counter()
     result: CleaningResult | NaiveCleaningResult
     if stage == CLEAN_POLARS:
@@ -199,7 +164,7 @@ def run_clean(stage: str, params: SyntheticMarketParams, data_dir: Path, save_di
     else:
         result = clean_bars_naive(raw, tickers, window=window, as_of=params.end)
     seconds = time.perf_counter() - started
-    peak = _peak_rss_mib() - baseline
+    peak = peak_rss_mib() - baseline
     cleaned, quarantine = result.cleaned, result.quarantine
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
@@ -351,18 +316,9 @@ def _report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _git_commit() -> str | None:
-    """The commit measured, with -dirty when the working tree differs (the code measured is then not
-    exactly that commit); None outside a git checkout."""
-    described = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True
-    )
-    return described.stdout.strip() if described.returncode == 0 else None
-
-
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Run every stage `args.repeats` times, each in a fresh process, compare outputs, summarise."""
-    commit = _git_commit()  # before the runs: other work may commit while they go on
+    commit = git_commit()  # before the runs: other work may commit while they go on
     runs: dict[str, list[Measurement]] = {stage: [] for stage in STAGES}
     with tempfile.TemporaryDirectory(prefix="ingest_clean_") as scratch:
         data_dir, outputs = Path(scratch) / "raw_ohlcv", Path(scratch) / "outputs"
