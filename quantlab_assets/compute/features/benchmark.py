@@ -1,12 +1,16 @@
 """The benchmark series cross-asset features are measured against: the universe's market proxy.
 
-- A benchmark ticker (the universe YAML's `benchmark`, e.g. SPY or ^GSPC) that has bars in the input:
-  its cleaned daily log return (null on a date without its bar).
-- Otherwise (no benchmark configured, as for the synthetic universe, or none of its bars loaded): the
-  equal-weighted mean of the daily log returns of every instrument with a return that date. The
-  instruments' own returns are part of that mean (1/N of it).
+- A benchmark ticker (the universe YAML's `benchmark`, e.g. SPY or ^GSPC): its cleaned daily log return,
+  null on a date without its bar, so features whose window holds such a date are null (sp500_sample's
+  ^GSPC covers 1999-2018 only: its stocks have no beta or correlation before 1999 or after 2018).
+- No benchmark configured (the synthetic universe): the equal-weighted mean of the daily log returns of
+  every instrument with a return that date. The instruments' own returns are part of that mean (1/N).
 
-Either way the value for date t uses returns of date t only.
+The rule depends on the universe only, never on which bars a partition happens to load: a fallback to the
+equal-weighted mean where the benchmark's bars are missing would give the same date different betas in
+two partitions (one whose window reaches the benchmark's first bar, one whose window does not), and
+would splice two different series inside one window. Either way the value for date t uses returns of
+date t only.
 """
 
 from __future__ import annotations
@@ -19,11 +23,9 @@ BENCHMARK_RETURN = "benchmark_return"
 EQUAL_WEIGHT = "equal_weight"
 
 
-def benchmark_source(bars: pl.DataFrame, benchmark_ticker: str | None) -> str:
-    """'ticker:<benchmark>' when that ticker has bars in `bars`, else 'equal_weight'."""
-    if benchmark_ticker is not None and bars.height and (bars[c.TICKER] == benchmark_ticker).any():
-        return f"ticker:{benchmark_ticker}"
-    return EQUAL_WEIGHT
+def benchmark_source(benchmark_ticker: str | None) -> str:
+    """'ticker:<benchmark>' when the universe names one, else 'equal_weight'."""
+    return EQUAL_WEIGHT if benchmark_ticker is None else f"ticker:{benchmark_ticker}"
 
 
 def benchmark_return_expr(source: str) -> pl.Expr:
@@ -39,7 +41,7 @@ def benchmark_return_expr(source: str) -> pl.Expr:
 
 def benchmark_returns(bars: pl.DataFrame, benchmark_ticker: str | None) -> pl.DataFrame:
     """(date, benchmark_return) for every date of `bars`, sorted by date (see the module docstring)."""
-    source = benchmark_source(bars, benchmark_ticker)
+    source = benchmark_source(benchmark_ticker)
     return (
         bars.lazy()
         .group_by(c.DATE)

@@ -48,7 +48,12 @@ from quantlab_assets.compute.features.base import (
     price_exprs,
     ticker_id_expr,
 )
-from quantlab_assets.compute.features.benchmark import benchmark_return_expr, benchmark_source
+from quantlab_assets.compute.features.benchmark import (
+    BENCHMARK_RETURN,
+    benchmark_return_expr,
+    benchmark_returns,
+    benchmark_source,
+)
 from quantlab_assets.compute.features.preprocessing import (
     INDUSTRY_Z_SUFFIX,
     ROLLING_Z_SUFFIX,
@@ -160,6 +165,8 @@ class FeatureDiagnostics:
     instruments: int
     compute_seconds: float
     benchmark_source: str
+    # Dates of the panel without a benchmark return (cross-asset windows holding one are null).
+    benchmark_missing_dates: int
     lookback_days: int
     null_share: dict[str, float] = field(default_factory=dict)
 
@@ -275,7 +282,7 @@ def compute_features(
     if missing:
         raise ValueError(f"compute_features needs bar columns {missing}")
     plan = plan_features(registry, params)
-    source = benchmark_source(bars, benchmark)
+    source = benchmark_source(benchmark)
     query = feature_query(
         bars.lazy(),
         plan,
@@ -298,6 +305,7 @@ def compute_features(
         instruments=frame[c.TICKER].n_unique(),
         compute_seconds=elapsed,
         benchmark_source=source,
+        benchmark_missing_dates=benchmark_returns(bars, benchmark)[BENCHMARK_RETURN].null_count(),
         lookback_days=feature_lookback_days(registry, params),
         null_share={name: (null_counts[name] / rows if rows else 0.0) for name in columns},
     )

@@ -111,6 +111,7 @@ def features(
             "feature_count": window.width - 2, "rows": window.height,
             "compute_seconds": round(result.diagnostics.compute_seconds, 3),
             "benchmark_source": result.diagnostics.benchmark_source,
+            "benchmark_missing_dates": result.diagnostics.benchmark_missing_dates,
             "null_share": {k: round(v, 4) for k, v in result.diagnostics.null_share.items()},
         }
     checks = [

@@ -112,10 +112,22 @@ def test_diagnostics(synthetic_features: pl.DataFrame) -> None:
     assert diagnostics.lookback_days == FEATURE_LOOKBACK_DAYS and diagnostics.compute_seconds > 0
     assert set(diagnostics.null_share) == set(synthetic_features.columns) - set(KEYS)
     assert diagnostics.null_share["ret_1d"] == pytest.approx(synthetic_features["ret_1d"].null_count() / bars.height)
-    assert compute_features(bars, universe, benchmark="NOT_THERE").diagnostics.benchmark_source == "equal_weight"
+    assert diagnostics.benchmark_missing_dates == 1  # the first date: no return yet
     # The benchmark changes cross-asset features only.
     differs = [name for name in synthetic_features.columns[2:] if not result.frame[name].equals(synthetic_features[name])]
     assert differs and all(name.startswith(("corr_", "beta_", "rel_strength_")) for name in differs)
+
+
+def test_a_benchmark_without_bars_voids_cross_asset_features_instead_of_switching_series() -> None:
+    # One definition per universe: a partition that loads none of the benchmark's bars must not fall back
+    # to the equal-weighted mean, or the same date would get different betas in different partitions.
+    bars, universe = synthetic_panel()
+    result = compute_features(bars, universe, benchmark="NOT_THERE")
+    assert result.diagnostics.benchmark_source == "ticker:NOT_THERE"
+    assert result.diagnostics.benchmark_missing_dates == bars[c.DATE].n_unique()
+    for name in result.frame.columns[2:]:
+        if name.startswith(("corr_", "beta_", "rel_strength_")):
+            assert result.frame[name].null_count() == bars.height, name
 
 
 def test_a_subset_of_features_computes_their_inputs_without_outputting_them() -> None:
