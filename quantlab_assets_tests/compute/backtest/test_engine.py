@@ -1,0 +1,132 @@
+"""The engine against a hand-computed case, a per-day loop, the cost model and the look-ahead guard."""
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.backtest.engine import (
+    RETURN,
+    SIGNAL_DATE,
+    WEIGHT,
+    BacktestParams,
+    CostParams,
+    LookAheadError,
+    run_backtest,
+    simulate,
+)
+
+
+def loop_reference(returns: np.ndarray, targets: np.ndarray, execution_bars: np.ndarray, cost_rate: float):
+    """The execution model written as the obvious day-by-day loop (an independent restatement)."""
+    n_days, n_assets = returns.shape
+    weights = np.zeros(n_assets)
+    by_bar = dict(zip(execution_bars.tolist(), targets))
+    net, turnover, held = np.zeros(n_days), np.zeros(n_days), np.zeros((n_days, n_assets))
+    for t in range(n_days):
+        gross = float(weights @ returns[t])
+        cash = 1.0 - weights.sum()
+        weights = weights * (1.0 + returns[t]) / (weights @ (1.0 + returns[t]) + cash)
+        cost = 0.0
+        if t in by_bar:
+            turnover[t] = np.abs(by_bar[t] - weights).sum()
+            cost = cost_rate * turnover[t]
+            weights = by_bar[t].copy()
+        net[t] = (1.0 + gross) * (1.0 - cost) - 1.0
+        held[t] = weights
+    return net, turnover, held
+
+
+def test_hand_computed_two_assets() -> None:
+    # Day 0: buy 50/50 at the close (turnover 1, cost 20 bp). Day 1: A +10 %, B -10 % -> gross 0 and
+    # weights drift to 0.55/0.45. Day 2: A 0 %, B +10 % -> gross 0.45 * 0.1 = 4.5 %; rebalance to 50/50
+    # from drifted 0.55/1.045, 0.495/1.045: turnover 2 * |0.5 - 0.55/1.045|.
+    returns = np.array([[0.0, 0.0], [0.10, -0.10], [0.0, 0.10]])
+    targets = np.array([[0.5, 0.5], [0.5, 0.5]])
+    out = simulate(returns, targets, np.array([0, 2]), cost_rate=0.002)
+    drifted_a = 0.55 / 1.045
+    np.testing.assert_allclose(out.gross_return, [0.0, 0.0, 0.045], atol=1e-15)
+    np.testing.assert_allclose(out.turnover, [1.0, 0.0, 2 * abs(0.5 - drifted_a)], atol=1e-15)
+    np.testing.assert_allclose(out.net_return, [-0.002, 0.0, 1.045 * (1 - 0.002 * 2 * abs(0.5 - drifted_a)) - 1], atol=1e-15)
+    np.testing.assert_allclose(out.weights, [[0.5, 0.5], [0.55, 0.45], [0.5, 0.5]], atol=1e-15)
+
+
+@pytest.mark.parametrize("every", [pytest.param(1, id="daily"), pytest.param(5, id="weekly"), pytest.param(21, id="monthly")])
+def test_agrees_with_a_per_day_loop(every: int) -> None:
+    rng = np.random.default_rng(7)
+    n_days, n_assets = 250, 12
+    returns = rng.normal(0.0003, 0.02, (n_days, n_assets))
+    bars = np.arange(3, n_days, every)
+    raw = rng.random((bars.size, n_assets)) * (rng.random((bars.size, n_assets)) < 0.6)
+    targets = raw / raw.sum(axis=1, keepdims=True) * rng.uniform(0.7, 1.0, (bars.size, 1))  # some cash
+    out = simulate(returns, targets, bars, cost_rate=0.002)
+    net, turnover, held = loop_reference(returns, targets, bars, cost_rate=0.002)
+    np.testing.assert_allclose(out.net_return, net, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(out.turnover, turnover, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(out.weights, held, rtol=0, atol=1e-13)
+
+
+def _panel(n_days: int = 60, n_assets: int = 6, seed: int = 3) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Long returns and a daily alpha whose top-2 names are held, alpha dated with the information it uses."""
+    rng = np.random.default_rng(seed)
+    dates = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(n_days)]
+    tickers = [f"T{i}" for i in range(n_assets)]
+    grid = pl.DataFrame({c.DATE: pl.Series(dates, dtype=pl.Date).gather(np.repeat(np.arange(n_days), n_assets)),
+                         c.TICKER: tickers * n_days})
+    returns = grid.with_columns(pl.Series(RETURN, rng.normal(0, 0.02, n_days * n_assets)))
+    alpha = grid.with_columns(pl.Series("alpha", rng.normal(0, 1, n_days * n_assets)))
+    return returns, alpha
+
+
+def _top2(alpha: pl.DataFrame) -> pl.DataFrame:
+    return alpha.with_columns(
+        pl.when(pl.col("alpha").rank("ordinal", descending=True).over(c.DATE) <= 2).then(0.5).otherwise(0.0).alias(WEIGHT),
+        pl.col(c.DATE).alias(SIGNAL_DATE),
+    )
+
+
+def test_doubling_every_cost_doubles_the_cost_line_exactly() -> None:
+    returns, alpha = _panel()
+    weights = _top2(alpha)
+    base = run_backtest(returns, weights, BacktestParams(costs=CostParams(10, 5, 5)))
+    doubled = run_backtest(returns, weights, BacktestParams(costs=CostParams(20, 10, 10)))
+    assert base.daily["cost"].sum() > 0
+    assert (doubled.daily["cost"] == 2 * base.daily["cost"]).all()
+    assert (doubled.daily["turnover"] == base.daily["turnover"]).all()
+
+
+def test_yesterdays_alpha_changes_results_and_tomorrows_is_refused() -> None:
+    returns, alpha = _panel()
+    today = run_backtest(returns, _top2(alpha))
+    # Yesterday's alpha used today: legitimate (signal date before the decision date) but different.
+    lagged = _top2(alpha).with_columns(pl.col(c.DATE) + dt.timedelta(days=1)).filter(pl.col(c.DATE) <= alpha[c.DATE].max())
+    assert run_backtest(returns, lagged).daily["net_return"].to_list() != today.daily["net_return"].to_list()
+    # Tomorrow's alpha used today: refused.
+    leaked = _top2(alpha).with_columns(pl.col(c.DATE) - dt.timedelta(days=1)).filter(pl.col(c.DATE) >= alpha[c.DATE].min())
+    with pytest.raises(LookAheadError, match="signal dated after"):
+        run_backtest(returns, leaked)
+
+
+def test_trading_before_the_decision_is_refused() -> None:
+    returns, alpha = _panel()
+    run_backtest(returns, _top2(alpha), BacktestParams(delay=0))  # trade at the decision's close: allowed
+    with pytest.raises(LookAheadError, match="decided on or after"):
+        run_backtest(returns, _top2(alpha), BacktestParams(delay=-1))
+
+
+def test_one_bar_delay_earns_from_the_second_day_after_the_decision() -> None:
+    returns, alpha = _panel(n_days=10)
+    first = alpha[c.DATE].min()
+    weights = _top2(alpha).filter(pl.col(c.DATE) == first)
+    daily = run_backtest(returns, weights, BacktestParams(costs=CostParams(0, 0, 0))).daily
+    assert daily["gross_return"].head(2).to_list() == [0.0, 0.0]
+    assert daily["turnover"].to_list()[1] == pytest.approx(1.0)
+    assert daily["gross_return"][2] != 0.0
+
+
+def test_rebalance_every_keeps_every_nth_decision() -> None:
+    returns, alpha = _panel()
+    daily = run_backtest(returns, _top2(alpha), BacktestParams(rebalance_every=5)).daily
+    assert np.flatnonzero(daily["turnover"].to_numpy()).tolist() == list(range(1, 60, 5))
