@@ -179,13 +179,13 @@ def run_backtest(returns: pl.DataFrame, weights: pl.DataFrame, params: BacktestP
     check_signal_dates(weights)
     dates = returns[c.DATE].unique().sort()
     tickers = sorted(set(returns[c.TICKER].unique().to_list()) | set(weights[c.TICKER].unique().to_list()))
-    panel = _wide(returns, dates, tickers, RETURN)
+    panel = wide_panel(returns, dates, tickers, RETURN)
 
     decision_dates = weights[c.DATE].unique().sort().gather_every(params.rebalance_every)
     unknown = decision_dates.filter(~decision_dates.is_in(dates.implode()))
     if unknown.len():
         raise ValueError(f"{unknown.len()} decision dates are not trading days of the returns, e.g. {unknown[0]}")
-    targets = _wide(weights.filter(pl.col(c.DATE).is_in(decision_dates.implode())), decision_dates, tickers, WEIGHT)
+    targets = wide_panel(weights.filter(pl.col(c.DATE).is_in(decision_dates.implode())), decision_dates, tickers, WEIGHT)
     execution_bar = np.searchsorted(dates.to_numpy(), decision_dates.to_numpy()) + params.delay
     inside = (execution_bar >= 0) & (execution_bar < dates.len())
     execution_bar, targets, decided = execution_bar[inside], targets[inside], decision_dates.to_numpy()[inside]
@@ -218,7 +218,7 @@ def weights_long(weights: np.ndarray, dates: pl.Series, tickers: list[str]) -> p
     )
 
 
-def _wide(frame: pl.DataFrame, dates: pl.Series, tickers: list[str], value: str) -> np.ndarray:
+def wide_panel(frame: pl.DataFrame, dates: pl.Series, tickers: list[str], value: str) -> np.ndarray:
     """(len(dates), len(tickers)) array of `value` by (date, ticker); absent or null -> 0."""
     out = np.zeros((dates.len(), len(tickers)))
     if frame.height == 0:
