@@ -118,7 +118,8 @@ def simulate(
 
 @dataclass(frozen=True)
 class BacktestResult:
-    """daily: date, gross_return, cost, net_return, equity, turnover, invested, n_positions.
+    """daily: date, gross_return, cost, net_return, equity, turnover, invested, n_positions, max_weight, hhi
+    (Herfindahl index of the end-of-day weights).
     weights: date, ticker, weight (end of day, non-zero only)."""
 
     daily: pl.DataFrame
@@ -204,6 +205,8 @@ def run_backtest(returns: pl.DataFrame, weights: pl.DataFrame, params: BacktestP
             "turnover": arrays.turnover,
             "invested": arrays.weights.sum(axis=1),
             "n_positions": (arrays.weights != 0).sum(axis=1).astype(np.int32),
+            "max_weight": np.abs(arrays.weights).max(axis=1, initial=0.0),
+            "hhi": (arrays.weights**2).sum(axis=1),
         }
     )
     return BacktestResult(daily=daily, weights=weights_long(arrays.weights, dates, tickers), tickers=tickers,
