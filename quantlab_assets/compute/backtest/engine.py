@@ -88,25 +88,33 @@ def simulate(
         raise ValueError(f"targets {targets.shape} do not match {execution_bars.size} execution bars x {n_assets} assets")
     if execution_bars.size and (np.any(np.diff(execution_bars) <= 0) or execution_bars[0] < 0 or execution_bars[-1] >= n_days):
         raise ValueError("execution bars must be strictly increasing bar indices inside the panel")
-    if not np.all(np.isfinite(returns)) or np.any(returns <= -1.0):
+    # A finite sum means no NaN or infinity (two passes, no temporaries).
+    if not np.isfinite(returns.sum()) or returns.size and returns.min() <= -1.0:
         raise ValueError("returns must be finite and > -100 % (a missing bar is a 0 return)")
 
-    growth = np.cumprod(1.0 + returns, axis=0)  # (T, N)
+    growth = np.add(returns, 1.0)
+    np.cumprod(growth, axis=0, out=growth)  # (T, N)
     # Segment of the holdings during day t: the last execution at or before the close of t-1 (-1: all cash).
     segment = np.searchsorted(execution_bars, np.arange(n_days) - 1, side="right") - 1  # (T,)
-    scaled = np.vstack([np.zeros((1, n_assets)), targets / growth[execution_bars]])  # (K+1, N), row 0 = cash
+    scaled = np.zeros((execution_bars.size + 1, n_assets))  # (K+1, N): targets / growth at their trade; row 0 = cash
+    np.take(growth, execution_bars, axis=0, out=scaled[1:])
+    np.divide(targets, scaled[1:], out=scaled[1:])
     cash = np.concatenate([[1.0], 1.0 - targets.sum(axis=1)])  # (K+1,)
-    holdings = growth * scaled[segment + 1]  # (T, N): value per asset relative to the value at the segment's start
-    value = holdings.sum(axis=1) + cash[segment + 1]  # (T,)
-    segment_start = np.zeros(n_days, dtype=bool)
+    # In place from here: the panel-sized arrays are the cost (memory traffic and page faults).
+    weights = scaled[segment + 1]  # (T, N)
+    weights *= growth  # holdings: value per asset relative to the portfolio's value at the segment's start
+    del growth
+    value = weights.sum(axis=1) + cash[segment + 1]  # (T,)
+    segment_start = np.ones(n_days, dtype=bool)
     segment_start[1:] = segment[1:] != segment[:-1]
-    segment_start[0] = True
     previous_value = np.where(segment_start, 1.0, np.roll(value, 1))
     gross = value / previous_value - 1.0
 
-    weights = holdings / value[:, None]  # drifted end-of-day weights
-    drifted_at_trade = weights[execution_bars]  # (K, N) before the trade
-    traded = np.abs(targets - drifted_at_trade).sum(axis=1)  # (K,)
+    weights /= value[:, None]  # drifted end-of-day weights
+    trades = weights[execution_bars]  # (K, N) before the trade
+    trades -= targets
+    traded = np.abs(trades, out=trades).sum(axis=1)  # (K,)
+    del trades
     weights[execution_bars] = targets
 
     turnover = np.zeros(n_days)
