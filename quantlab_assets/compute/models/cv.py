@@ -197,3 +197,34 @@ def dates_with_role(folds: pl.DataFrame, frame: pl.DataFrame, role: str) -> pl.D
         or [pl.lit(False)]
     )
     return frame.filter(inside)
+
+
+def fold_violations(folds: pl.DataFrame, labels: pl.DataFrame, embargo_days: int) -> list[str]:
+    """Independent restatement of the folds' hygiene: one line per broken rule, [] if none.
+
+    For every fold: train and test dates are disjoint; every train segment is at least `embargo_days`
+    trading dates (of the horizon's label calendar) away from every test segment; no training row's
+    label window [t, label_end] contains a test date.
+    """
+    problems: list[str] = []
+    for (scheme, horizon, fold_id), fold in folds.group_by(SCHEME, HORIZON_DAYS, FOLD_ID):
+        name = f"{scheme} {horizon}d fold {fold_id}"
+        dates, _ = label_calendar(labels, horizon)
+        position = lambda d: np.searchsorted(dates, np.datetime64(d, "D"))  # noqa: E731
+        train = fold.filter(pl.col(ROLE) == TRAIN).select(START, END).rows()
+        test = fold.filter(pl.col(ROLE) == TEST).select(START, END).rows()
+        for t_start, t_end in train:
+            for s_start, s_end in test:
+                apart = max(position(s_start) - position(t_end), position(t_start) - position(s_end)) - 1
+                if apart < embargo_days:
+                    problems.append(f"{name}: train {t_start}..{t_end} is {apart} dates from test {s_start}..{s_end}")
+        rows = dates_with_role(fold, labels.drop_nulls(label_column(horizon)), TRAIN)
+        in_test = np.zeros(dates.shape, dtype=bool)
+        for s_start, s_end in test:
+            in_test |= (dates >= np.datetime64(s_start, "D")) & (dates <= np.datetime64(s_end, "D"))
+        test_dates = dates[in_test]
+        first = np.searchsorted(test_dates, rows[c.DATE].to_numpy().astype("datetime64[D]"), side="left")
+        last = np.searchsorted(test_dates, rows[label_end_column(horizon)].to_numpy().astype("datetime64[D]"), side="right")
+        if (overlapping := int((last > first).sum())):
+            problems.append(f"{name}: {overlapping} training rows have a label window reaching a test date")
+    return problems

@@ -104,3 +104,25 @@ def score_predictions(predictions: pl.DataFrame | pl.LazyFrame, by: Sequence[str
         .sort(list(by) or "n_rows")
         .collect()
     )
+
+
+def degeneracy_problems(predictions: pl.DataFrame, min_std: float, min_distinct_share: float) -> list[str]:
+    """Why `predictions` (date, prediction) are degenerate, or []: the collapse of seed 001.
+
+    Degenerate: the pooled prediction std is below `min_std`, or on the median date fewer than
+    `min_distinct_share` of the predicted rows carry distinct values (a model that ranks nothing).
+    """
+    if predictions.height == 0:
+        return ["no predictions"]
+    problems = []
+    pooled_std = predictions[PREDICTION].std(ddof=0)
+    if pooled_std is None or pooled_std < min_std:
+        problems.append(f"prediction std {pooled_std} below {min_std}")
+    distinct_share = (
+        predictions.group_by(c.DATE)
+        .agg((pl.col(PREDICTION).n_unique() / pl.len()).alias("share"))["share"]
+        .median()
+    )
+    if distinct_share < min_distinct_share:
+        problems.append(f"median share of distinct predictions per date {distinct_share:.3f} below {min_distinct_share}")
+    return problems

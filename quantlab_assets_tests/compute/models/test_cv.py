@@ -113,3 +113,14 @@ def test_folds_cover_the_expected_counts(panel_folds) -> None:
     wf = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.ROLE) == cv.TEST)).sort(cv.HORIZON_DAYS, cv.FOLD_ID)
     for _, tests in wf.group_by(cv.HORIZON_DAYS):
         assert (tests[cv.START][1:].to_numpy() > tests[cv.END][:-1].to_numpy()).all()
+
+
+def test_fold_violations_accept_the_folds_and_name_a_shortened_embargo(panel_folds) -> None:
+    labels, folds = panel_folds
+    assert cv.fold_violations(folds, labels, 63) == []
+    short = cv.make_folds(labels, cv.CvParams(embargo_days=5, horizons=(63,)))
+    problems = cv.fold_violations(short, labels, 63)
+    assert any("dates from test" in p for p in problems)
+    # Without the purge, the 63-day labels just before a test window would reach into it.
+    unpurged = short.with_columns(pl.when(pl.col(cv.ROLE) == cv.PURGED).then(pl.lit(cv.TRAIN)).otherwise(pl.col(cv.ROLE)).alias(cv.ROLE))
+    assert any("label window reaching a test date" in p for p in cv.fold_violations(unpurged, labels, 5))

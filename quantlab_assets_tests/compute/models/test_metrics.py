@@ -76,3 +76,16 @@ def test_spread_hit_rate_and_calibration_by_group() -> None:
         order = np.argsort(p, kind="stable")
         spreads.append(y[order[-40:]].mean() - y[order[:40]].mean())
     assert scores["quintile_spread"] == pytest.approx(np.mean(spreads))
+
+
+def test_degenerate_predictions_are_named() -> None:
+    from quantlab_assets.compute.models.metrics import degeneracy_problems
+
+    rng = np.random.default_rng(2)
+    dates = [D1] * 30 + [D2] * 30
+    varied = pl.DataFrame({c.DATE: dates, PREDICTION: rng.normal(size=60)})
+    assert degeneracy_problems(varied, 1e-6, 0.5) == []
+    constant = varied.with_columns(pl.lit(0.0).alias(PREDICTION))
+    assert len(degeneracy_problems(constant, 1e-6, 0.5)) == 2
+    two_values = varied.with_columns(pl.col(PREDICTION).sign())
+    assert degeneracy_problems(two_values, 1e-6, 0.5) == ["median share of distinct predictions per date 0.067 below 0.5"]
