@@ -1,0 +1,97 @@
+"""Model 2 end to end through Dagster on 3.5 years of the synthetic universe: folds, six OOF partitions,
+stacked alpha, scorecard, MLflow runs; one model x horizon re-runs alone, bit for bit; a degenerate
+model fails its blocking check and writes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
+from quantlab_assets.defs.assets.features import features, ffd_orders
+from quantlab_assets.defs.assets.labels import labels
+from quantlab_assets.defs.assets.models import cv_folds, model_scorecard, oof_predictions, stacked_alpha
+from quantlab_assets.defs.partitions import model_horizon_partitions
+from quantlab_assets.defs.resources import MlflowTrackingResource
+from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
+
+ASSETS = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds, oof_predictions, stacked_alpha,
+          model_scorecard]
+FAST_TREES = {"ops": {"oof_predictions": {"config": {"xgboost_n_estimators": 20, "xgboost_max_depth": 3,
+                                                      "lightgbm_n_estimators": 20}}}}
+
+
+@pytest.fixture
+def resources(data_dir: Path, tmp_path: Path) -> dict[str, object]:
+    mlflow = MlflowTrackingResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                    artifact_location=str(tmp_path / "mlartifacts"))
+    return {**lab_resources(data_dir, "2008-06-30"), "mlflow": mlflow}
+
+
+def _stored_inputs(instance: dg.DagsterInstance, resources: dict[str, object]) -> None:
+    assert dg.materialize([universe], partition_key="synthetic", instance=instance, resources=resources).success
+    months = range_tags("2005-01-01", "2008-06-01", "synthetic")
+    assert dg.materialize(ASSETS, selection=["raw_ohlcv", "cleaned_bars", "rejected_bars", "labels"], instance=instance,
+                          resources=resources, tags=months).success
+    assert dg.materialize(ASSETS, selection=["ffd_orders", "cv_folds"], partition_key="synthetic", instance=instance,
+                          resources=resources).success
+    assert dg.materialize(ASSETS, selection=["features"], instance=instance, resources=resources, tags=months).success
+
+
+def _oof(key: str, instance: dg.DagsterInstance, resources: dict[str, object], config: dict = FAST_TREES,
+         raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    return dg.materialize(ASSETS, selection=["oof_predictions"], partition_key=f"{key}|synthetic", instance=instance,
+                          resources=resources, run_config=config, raise_on_error=raise_on_error)
+
+
+def test_model_pipeline_materialises_and_one_partition_reruns_alone(
+    instance: dg.DagsterInstance, resources: dict[str, object], data_dir: Path, tmp_path: Path
+) -> None:
+    _stored_inputs(instance, resources)
+    folds = pl.read_parquet(data_dir / "cv_folds" / "synthetic.parquet")
+    assert folds.filter(pl.col("scheme") == "walk_forward")["fold_id"].n_unique() == 5
+    for key in model_horizon_partitions.get_partition_keys():
+        result = _oof(key, instance, resources)
+        assert [e.passed for e in result.get_asset_check_evaluations()] == [True]
+    xgb_path = data_dir / "oof_predictions" / "synthetic" / "xgboost_21d.parquet"
+    ridge_path = data_dir / "oof_predictions" / "synthetic" / "ridge_63d.parquet"
+    first, ridge_mtime = pl.read_parquet(xgb_path), ridge_path.stat().st_mtime_ns
+
+    final = dg.materialize(ASSETS, selection=["stacked_alpha", "model_scorecard"], partition_key="synthetic",
+                           instance=instance, resources=resources)
+    assert [e.passed for e in final.get_asset_check_evaluations()] == [True]
+    alpha = pl.read_parquet(data_dir / "stacked_alpha" / "synthetic.parquet")
+    assert alpha.columns == ["date", "ticker", "alpha_21d", "alpha_63d", "alpha_combined", "var_21d", "var_63d"]
+    values = alpha.select(pl.exclude("date", "ticker")).to_numpy()
+    assert alpha.height > 0 and np.isfinite(values).all() and (np.abs(values[:, :3]) <= 1000).all()
+    card = pl.read_parquet(data_dir / "model_scorecard" / "synthetic.parquet")
+    assert set(card["model"]) == {"ridge", "xgboost", "lightgbm", "stacked"}
+    assert card.filter(pl.col("fold_id").is_null()).height == 8
+
+    # One model x horizon alone: the same bits again, and no other partition rewritten.
+    _oof("xgboost_21d", instance, resources)
+    assert np.array_equal(pl.read_parquet(xgb_path)["prediction"].to_numpy(), first["prediction"].to_numpy())
+    assert ridge_path.stat().st_mtime_ns == ridge_mtime
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("quantlab_model2").experiment_id])
+    assert len(runs) == 6 + 1 + 1  # six base-model partitions, the stack, the re-run
+    xgb_run = next(r for r in runs if r.info.run_name == "xgboost_21d|synthetic")
+    assert {"config_hash", "git_sha", "version.xgboost"} <= set(xgb_run.data.tags)
+    assert xgb_run.data.params["n_estimators"] == "20" and "oof.rank_ic" in xgb_run.data.metrics
+    assert any(a.path == "models" for a in client.list_artifacts(xgb_run.info.run_id))
+
+    # Seed 001's collapse: a model whose predictions are "constant" by the configured tolerance fails the
+    # blocking check; the run fails and the stored partition stays as it was.
+    degenerate = {"ops": {"oof_predictions": {"config": {**FAST_TREES["ops"]["oof_predictions"]["config"],
+                                                          "min_prediction_std": 10.0}}}}
+    failed = _oof("ridge_63d", instance, resources, degenerate, raise_on_error=False)
+    assert not failed.success
+    assert [e.passed for e in failed.get_asset_check_evaluations()] == [False]
+    assert ridge_path.stat().st_mtime_ns == ridge_mtime
