@@ -26,10 +26,23 @@ FAST_TREES = {"ops": {"oof_predictions": {"config": {"xgboost_n_estimators": 20,
 
 
 @pytest.fixture
-def resources(data_dir: Path, tmp_path: Path) -> dict[str, object]:
-    mlflow = MlflowTrackingResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                                    artifact_location=str(tmp_path / "mlartifacts"))
-    return {**lab_resources(data_dir, "2008-06-30"), "mlflow": mlflow}
+def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    # MLflow's file store: creating the default SQLite store's tables takes about 10 s, the file store none.
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    return f"file://{tmp_path / 'mlruns'}"
+
+
+@pytest.fixture
+def resources(data_dir: Path, tracking_uri: str) -> dict[str, object]:
+    return {**lab_resources(data_dir, "2008-06-30"), "mlflow": MlflowTrackingResource(tracking_uri=tracking_uri)}
+
+
+def test_mlflow_store_defaults_to_sqlite_under_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("QUANTLAB_DATA_DIR", str(tmp_path))
+    default = MlflowTrackingResource()
+    assert default.uri() == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    assert default.artifact_root() == str(tmp_path / "mlflow" / "artifacts")
+    assert MlflowTrackingResource(tracking_uri="http://mlflow:5000").artifact_root() is None
 
 
 def _stored_inputs(instance: dg.DagsterInstance, resources: dict[str, object]) -> None:
@@ -49,7 +62,7 @@ def _oof(key: str, instance: dg.DagsterInstance, resources: dict[str, object], c
 
 
 def test_model_pipeline_materialises_and_one_partition_reruns_alone(
-    instance: dg.DagsterInstance, resources: dict[str, object], data_dir: Path, tmp_path: Path
+    instance: dg.DagsterInstance, resources: dict[str, object], data_dir: Path, tracking_uri: str
 ) -> None:
     _stored_inputs(instance, resources)
     folds = pl.read_parquet(data_dir / "cv_folds" / "synthetic.parquet")
@@ -79,7 +92,7 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
 
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("quantlab_model2").experiment_id])
     assert len(runs) == 6 + 1 + 1  # six base-model partitions, the stack, the re-run
     xgb_run = next(r for r in runs if r.info.run_name == "xgboost_21d|synthetic")
