@@ -29,6 +29,7 @@ MODEL_MARKET_PARAMS = SyntheticMarketParams(
 @dataclass(frozen=True)
 class ModelPanel:
     market: SyntheticMarket
+    bars: pl.DataFrame
     features: pl.DataFrame
     labels: pl.DataFrame
 
@@ -41,4 +42,4 @@ def model_panel() -> ModelPanel:
                       as_of=MODEL_MARKET_PARAMS.end).cleaned
     features = compute_features(bars, market.universe).frame
     labels = compute_labels(bars, market.universe)
-    return ModelPanel(market=market, features=features, labels=labels)
+    return ModelPanel(market=market, bars=bars, features=features, labels=labels)

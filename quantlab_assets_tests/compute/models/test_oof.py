@@ -77,3 +77,29 @@ def test_out_of_fold_ic_recovers_half_the_oracle_ic_of_the_planted_signal(model_
         model_ic = score_predictions(predictions)["rank_ic"][0]
         assert oracle_ic > 0.1
         assert model_ic >= 0.5 * oracle_ic, (model, model_ic, oracle_ic)
+
+
+@pytest.mark.parametrize("model", ["ridge", "xgboost"])
+def test_no_prediction_changes_when_only_the_future_changes(model_panel, folds, model) -> None:
+    # Seed 004's "no future data" acceptance, through the whole pipeline: perturb every bar after a cut
+    # inside fold 2's test window, recompute features, labels and OOF predictions; every prediction
+    # dated <= cut stays bit-identical (its model trained on labels that end before its test window,
+    # its features use data up to its date). Labels dated <= cut do change (they look ahead by design).
+    from quantlab_assets.compute.features.compute import compute_features
+    from quantlab_assets.compute.features.lookahead import changed_features, perturb_after
+    from quantlab_assets.compute.labels.compute import compute_labels
+
+    universe = model_panel.market.universe
+    test_window = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == 21)
+                               & (pl.col(cv.FOLD_ID) == 2) & (pl.col(cv.ROLE) == cv.TEST))
+    cut = test_window[cv.START][0] + (test_window[cv.END][0] - test_window[cv.START][0]) / 2
+
+    def predictions(bars: pl.DataFrame) -> pl.DataFrame:
+        panel = oof.design_panel(compute_features(bars, universe).frame, compute_labels(bars, universe), 21)
+        return oof.fit_oof(panel, folds, model, 21, FAST).predictions.select(c.DATE, c.TICKER, cv.FOLD_ID, PREDICTION)
+
+    before = predictions(model_panel.bars)
+    after = predictions(perturb_after(model_panel.bars, cut, np.random.default_rng(5)))
+    assert before.filter(pl.col(c.DATE) <= cut)[cv.FOLD_ID].unique().sort().to_list() == [0, 1, 2]
+    assert changed_features(before, after, cut) == []
+    assert changed_features(before, after, test_window[cv.END][0])  # and the perturbation does reach later ones
