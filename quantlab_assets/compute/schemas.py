@@ -346,3 +346,18 @@ class ModelScorecardSchema(pa.DataFrameModel):
 
     class Config:
         strict = True
+
+
+class MetaLabelsSchema(pa.DataFrameModel):
+    """Seed 002's auditor: out-of-fold probability that the stacked alpha's trade hits its profit barrier."""
+
+    date: pl.Date
+    ticker: pl.String
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    side: pl.Int8 = pa.Field(isin=[-1, 1], description="Sign of alpha_combined: the primary signal's trade.")
+    meta_probability: pl.Float64 = pa.Field(ge=0, le=1)
+    meta_label: pl.Int8 = pa.Field(isin=[0, 1], description="1 if the triple barrier was first touched on the side's profit barrier.")
+
+    class Config:
+        strict = True
+        unique = [c.DATE, c.TICKER]

@@ -2,7 +2,7 @@
 
 Run order for a universe u (each step reads every stored month of u):
   cv_folds[u] -> oof_predictions[<model>_<h>d|u] (6 partitions, each re-runnable alone)
-  -> stacked_alpha[u] -> model_scorecard[u]
+  -> stacked_alpha[u] -> model_scorecard[u], meta_labels[u]
 Every fitted model, the fold scores and the importances are logged to MLflow (`MlflowTrackingResource`).
 """
 
@@ -13,7 +13,8 @@ import polars as pl
 
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import BaseModelParams, LightGBMParams, XGBoostParams
-from quantlab_assets.compute.models.metrics import degeneracy_problems, score_predictions
+from quantlab_assets.compute.models.meta_labels import PROBABILITY, fit_meta_labels, meta_label_panel
+from quantlab_assets.compute.models.metrics import PREDICTION, degeneracy_problems, score_predictions
 from quantlab_assets.compute.models.oof import design_panel, fit_oof
 from quantlab_assets.compute.models.scorecard import build_scorecard
 from quantlab_assets.compute.models.stacking import StackParams, stack_and_combine
@@ -22,6 +23,7 @@ from quantlab_assets.compute.schemas import (
     CvFoldsSchema,
     FeaturesSchema,
     LabelsSchema,
+    MetaLabelsSchema,
     ModelScorecardSchema,
     OofPredictionsSchema,
     StackedAlphaSchema,
@@ -218,6 +220,57 @@ def model_scorecard(
     overall = card.filter(pl.col(cv.FOLD_ID).is_null()).select("model", cv.HORIZON_DAYS, "ic", "rank_ic", "prediction_std")
     context.add_output_metadata({"overall": dg.MetadataValue.json(_rounded(overall))})
     return {universe: card}
+
+
+class MetaLabelConfig(dg.Config):
+    """Seed 004's XGBoost parameters for the auditor too; tests lower the tree count."""
+
+    n_estimators: int = 400
+    max_depth: int = 6
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    output_required=False,
+    ins={
+        "features": dg.AssetIn(partition_mapping=same_universe),
+        "labels": dg.AssetIn(partition_mapping=same_universe),
+    },
+    check_specs=[dg.AssetCheckSpec(
+        "meta_labels_not_degenerate", asset="meta_labels", blocking=True,
+        description="Schema; probabilities vary (std above 1e-6, distinct values on the median date).",
+    )],
+)
+def meta_labels(
+    context: dg.AssetExecutionContext,
+    config: MetaLabelConfig,
+    stacked_alpha: UniverseFrames,
+    features: UniverseFrames,
+    labels: UniverseFrames,
+    cv_folds: UniverseFrames,
+    mlflow: MlflowTrackingResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Out-of-fold XGBoost probability that the stacked alpha's trade hits its triple-barrier profit target."""
+    universe = context.partition_key
+    panel = meta_label_panel(stacked_alpha[universe], conform(features[universe], FeaturesSchema),
+                             conform(labels[universe], LabelsSchema))
+    params = XGBoostParams(n_estimators=config.n_estimators, max_depth=config.max_depth)
+    result = fit_meta_labels(panel, cv_folds[universe], params)
+    problems = degeneracy_problems(result.predictions.rename({PROBABILITY: PREDICTION}), 1e-6, 0.5)
+    problems += [f] if (f := schema_failures(MetaLabelsSchema, result.predictions, asset="meta_labels", partition=universe)) else []
+    mlflow.ensure_store()
+    run_id = log_model_run(
+        mlflow.uri(), mlflow.experiment, f"meta_labels|{universe}", config={"universe": universe, **vars(params)},
+        metrics={f"fold{r['fold_id']}.{k}": v for r in result.fold_scores.to_dicts() for k, v in r.items() if k != "fold_id"},
+        models={f"meta_labels_fold{i}": e for i, e in enumerate(result.estimators)},
+        frames={"fold_scores": result.fold_scores}, artifact_root=mlflow.artifact_root(),
+    )
+    check = _check("meta_labels_not_degenerate", problems)
+    if check.passed:
+        yield dg.Output({universe: result.predictions}, metadata={
+            "fold_scores": dg.MetadataValue.json(_rounded(result.fold_scores)), "mlflow_run_id": run_id})
+    yield check
 
 
 def _by_horizon(oof: KeyedFrames) -> dict[int, dict[str, pl.DataFrame]]:

@@ -9,13 +9,10 @@ import pytest
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv, oof
-from quantlab_assets.compute.models.base_models import MODELS, BaseModelParams, LightGBMParams, XGBoostParams
+from quantlab_assets.compute.models.base_models import MODELS
 from quantlab_assets.compute.models.metrics import LABEL, PREDICTION, per_date_scores, score_predictions
+from quantlab_assets_tests.compute.models.conftest import CANARY_FEATURES, FAST
 
-# Tests only: few shallow trees keep each fit under a second; production keeps the seed's 400 x depth 6.
-FAST = BaseModelParams(xgboost=XGBoostParams(n_estimators=30, max_depth=3), lightgbm=LightGBMParams(n_estimators=30))
-# Canary features: the planted signal and three ordinary features.
-CANARY_FEATURES = ("ret_21d", "rsi_14", "vol_21d", c.PLANTED_SIGNAL)
 
 
 @pytest.fixture(scope="module")

@@ -10,27 +10,12 @@ import polars as pl
 import pytest
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.models import cv, oof, stacking
-from quantlab_assets.compute.models.base_models import MODELS
+from quantlab_assets.compute.models import cv, stacking
 from quantlab_assets.compute.models.metrics import score_predictions
-from quantlab_assets_tests.compute.models.test_oof import CANARY_FEATURES, FAST
 
 
-@pytest.fixture(scope="module")
-def stacked(model_panel):
-    oracle = model_panel.market.oracle.select(c.DATE, c.TICKER, c.PLANTED_SIGNAL)
-    features = model_panel.features.join(oracle, on=[c.DATE, c.TICKER], how="left")
-    folds = cv.make_folds(model_panel.labels)
-    predictions = {
-        h: {m: oof.fit_oof(oof.design_panel(features.select(c.DATE, c.TICKER, *CANARY_FEATURES), model_panel.labels, h),
-                           folds, m, h, FAST).predictions for m in MODELS}
-        for h in (21, 63)
-    }
-    return predictions, folds, features
-
-
-def test_stacked_alpha_schema_bounds_and_nesting(stacked) -> None:
-    predictions, folds, _ = stacked
+def test_stacked_alpha_schema_bounds_and_nesting(stacked_oof) -> None:
+    predictions, folds, _ = stacked_oof
     result = stacking.stack_and_combine(predictions, folds)
     alpha = result.alpha
     assert alpha.columns == list(stacking.STACKED_COLUMNS)
@@ -58,8 +43,8 @@ def test_stacked_alpha_schema_bounds_and_nesting(stacked) -> None:
         assert score_predictions(frame)["rank_ic"][0] > 0.05, horizon
 
 
-def test_style_neutral_alpha_has_no_style_exposure(stacked) -> None:
-    predictions, folds, features = stacked
+def test_style_neutral_alpha_has_no_style_exposure(stacked_oof) -> None:
+    predictions, folds, features = stacked_oof
     params = stacking.StackParams(style_neutral=True)
     alpha = stacking.stack_and_combine(predictions, folds, features, params).alpha
     joined = alpha.join(features.select(c.DATE, c.TICKER, *params.style_exposures), on=[c.DATE, c.TICKER])
