@@ -29,7 +29,6 @@ purged); test rows of `cpcv` name their group and backtest path.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -40,6 +39,8 @@ from skfolio.model_selection import CombinatorialPurgedCV
 from sklearn.model_selection import TimeSeriesSplit
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.labels.compute import label_end_column
+from quantlab_assets.compute.labels.compute import relative_label_column as label_column
 
 WALK_FORWARD: Final = "walk_forward"
 CPCV: Final = "cpcv"
@@ -82,14 +83,6 @@ class CvParams:
     cpcv_groups: int = 6
     cpcv_test_groups: int = 2
     horizons: tuple[int, ...] = (21, 63)
-
-
-def label_end_column(horizon: int) -> str:
-    return f"label_end_{horizon}d"
-
-
-def label_column(horizon: int) -> str:
-    return f"label_{horizon}d"
 
 
 def label_calendar(labels: pl.DataFrame, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -207,10 +200,14 @@ def fold_violations(folds: pl.DataFrame, labels: pl.DataFrame, embargo_days: int
     label window [t, label_end] contains a test date.
     """
     problems: list[str] = []
+    calendars = {horizon: label_calendar(labels, horizon)[0] for horizon in folds[HORIZON_DAYS].unique().to_list()}
     for (scheme, horizon, fold_id), fold in folds.group_by(SCHEME, HORIZON_DAYS, FOLD_ID):
         name = f"{scheme} {horizon}d fold {fold_id}"
-        dates, _ = label_calendar(labels, horizon)
-        position = lambda d: np.searchsorted(dates, np.datetime64(d, "D"))  # noqa: E731
+        dates = calendars[horizon]
+
+        def position(day: object, dates: np.ndarray = dates) -> int:
+            return int(np.searchsorted(dates, np.datetime64(day, "D")))
+
         train = fold.filter(pl.col(ROLE) == TRAIN).select(START, END).rows()
         test = fold.filter(pl.col(ROLE) == TEST).select(START, END).rows()
         for t_start, t_end in train:

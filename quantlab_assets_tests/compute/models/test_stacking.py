@@ -7,7 +7,6 @@ import datetime as dt
 
 import numpy as np
 import polars as pl
-import pytest
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv, stacking
