@@ -64,3 +64,11 @@ def test_neutralise_matches_least_squares_per_date() -> None:
         x = np.column_stack([np.ones(20), one.select("a", "b").to_numpy()])
         beta, *_ = np.linalg.lstsq(x, one["y"].to_numpy(), rcond=None)
         np.testing.assert_allclose(result.filter(pl.col(c.DATE) == day)["y"], one["y"].to_numpy() - x @ beta, atol=1e-10)
+
+
+def test_stacked_alpha_is_bit_identical_when_run_twice(stacked_oof) -> None:
+    predictions, folds, features = stacked_oof
+    params = stacking.StackParams(style_neutral=True)
+    first = stacking.stack_and_combine(predictions, folds, features, params).alpha
+    second = stacking.stack_and_combine(predictions, folds, features, params).alpha
+    assert first.equals(second)
