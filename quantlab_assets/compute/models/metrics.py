@@ -7,6 +7,10 @@ predictions are constant has no correlation: its IC is null, never 0 and never a
 code path; a model that is constant on every date has a null mean IC. Averages run over the dates
 where the quantity is defined and say how many those were.
 
+ICIR is the mean daily IC over its standard deviation across dates. It is not a t-statistic: labels
+of k-day horizons overlap, so neighbouring daily ICs are strongly correlated and the effective number
+of independent dates is nearer n_dates / k than n_dates.
+
 Over all rows of a group: hit rate (share of rows whose prediction and label have the same sign,
 among rows with a non-zero prediction and label), calibration slope and intercept (OLS of label on
 prediction: slope 1 and intercept 0 mean the prediction is on the label's scale; null when the
