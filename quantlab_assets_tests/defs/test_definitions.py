@@ -17,6 +17,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
         "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead",
         "cv_folds_hygiene", "oof_predictions_not_degenerate", "stacked_alpha_schema", "meta_labels_not_degenerate",
+        "model_scorecard_honest",
     }
     assert all(graph.get_check_spec(key).blocking for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None

@@ -78,7 +78,7 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
                            instance=instance, resources=resources,
                            run_config={"ops": {"meta_labels": {"config": {"n_estimators": 20, "max_depth": 3}}}})
     assert {e.check_name: e.passed for e in final.get_asset_check_evaluations()} == {
-        "stacked_alpha_schema": True, "meta_labels_not_degenerate": True}
+        "stacked_alpha_schema": True, "meta_labels_not_degenerate": True, "model_scorecard_honest": True}
     meta = pl.read_parquet(data_dir / "meta_labels" / "synthetic.parquet")
     assert meta.height > 0 and meta["meta_probability"].is_between(0, 1).all()
     alpha = pl.read_parquet(data_dir / "stacked_alpha" / "synthetic.parquet")

@@ -130,3 +130,11 @@ def degeneracy_problems(predictions: pl.DataFrame, min_std: float, min_distinct_
     if distinct_share < min_distinct_share:
         problems.append(f"median share of distinct predictions per date {distinct_share:.3f} below {min_distinct_share}")
     return problems
+
+
+def undefined_scored_as_numbers(scorecard: pl.DataFrame) -> list[str]:
+    """Scorecard rows that report a number where none exists (seed 001's IC > 0 at yhat_std = 0), or []."""
+    no_dispersion = (pl.col("prediction_std") == 0) | pl.col("prediction_std").is_null()
+    numbered = pl.any_horizontal(pl.col(name).is_not_null() for name in ("ic", "rank_ic", "icir", "calibration_slope"))
+    bad = scorecard.filter(no_dispersion & numbered)
+    return [f"{row}: predictions without dispersion but a defined IC or slope" for row in bad.iter_rows(named=True)]

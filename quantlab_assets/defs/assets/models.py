@@ -14,7 +14,12 @@ import polars as pl
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import BaseModelParams, LightGBMParams, XGBoostParams
 from quantlab_assets.compute.models.meta_labels import PROBABILITY, fit_meta_labels, meta_label_panel
-from quantlab_assets.compute.models.metrics import PREDICTION, degeneracy_problems, score_predictions
+from quantlab_assets.compute.models.metrics import (
+    PREDICTION,
+    degeneracy_problems,
+    score_predictions,
+    undefined_scored_as_numbers,
+)
 from quantlab_assets.compute.models.oof import design_panel, fit_oof
 from quantlab_assets.compute.models.scorecard import build_scorecard
 from quantlab_assets.compute.models.stacking import StackParams, stack_and_combine
@@ -203,23 +208,29 @@ def stacked_alpha(
 @dg.asset(
     partitions_def=universe_partitions,
     group_name=GROUP,
+    output_required=False,
     ins={
         "oof_predictions": dg.AssetIn(partition_mapping=same_universe),
         "labels": dg.AssetIn(partition_mapping=same_universe),
     },
+    check_specs=[dg.AssetCheckSpec(
+        "model_scorecard_honest", asset="model_scorecard", blocking=True,
+        description="Schema; no IC, rank IC, ICIR or calibration slope reported for predictions without dispersion.",
+    )],
 )
 def model_scorecard(
     context: dg.AssetExecutionContext, oof_predictions: KeyedFrames, stacked_alpha: UniverseFrames, labels: UniverseFrames
-) -> UniverseFrames:
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Per model x horizon x fold (and all folds): IC, rank IC, ICIR, hit rate, std, quintile spread, calibration."""
     universe = context.partition_key
     card = build_scorecard(_by_horizon(oof_predictions), stacked_alpha[universe], conform(labels[universe], LabelsSchema))
-    failure = schema_failures(ModelScorecardSchema, card, asset="model_scorecard", partition=universe)
-    if failure:
-        raise ValueError(failure)
+    problems = undefined_scored_as_numbers(card)
+    problems += [f] if (f := schema_failures(ModelScorecardSchema, card, asset="model_scorecard", partition=universe)) else []
+    check = _check("model_scorecard_honest", problems)
     overall = card.filter(pl.col(cv.FOLD_ID).is_null()).select("model", cv.HORIZON_DAYS, "ic", "rank_ic", "prediction_std")
-    context.add_output_metadata({"overall": dg.MetadataValue.json(_rounded(overall))})
-    return {universe: card}
+    if check.passed:
+        yield dg.Output({universe: card}, metadata={"overall": dg.MetadataValue.json(_rounded(overall))})
+    yield check
 
 
 class MetaLabelConfig(dg.Config):

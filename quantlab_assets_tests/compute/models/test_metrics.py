@@ -89,3 +89,16 @@ def test_degenerate_predictions_are_named() -> None:
     assert len(degeneracy_problems(constant, 1e-6, 0.5)) == 2
     two_values = varied.with_columns(pl.col(PREDICTION).sign())
     assert degeneracy_problems(two_values, 1e-6, 0.5) == ["median share of distinct predictions per date 0.067 below 0.5"]
+
+
+def test_a_scorecard_row_with_a_number_for_a_constant_model_is_named() -> None:
+    from quantlab_assets.compute.models.metrics import undefined_scored_as_numbers
+
+    rng = np.random.default_rng(4)
+    panel = pl.DataFrame({"model": ["flat"] * 40 + ["live"] * 40, c.DATE: [D1, D2] * 40,
+                          PREDICTION: [0.0] * 40 + list(rng.normal(size=40)), LABEL: rng.normal(size=80)})
+    card = score_predictions(panel, by=["model"])
+    assert undefined_scored_as_numbers(card) == []
+    # Seed 001's report: IC 0.0215 with yhat_std 0.
+    forged = card.with_columns(pl.when(pl.col("model") == "flat").then(0.0215).otherwise(pl.col("ic")).alias("ic"))
+    assert len(undefined_scored_as_numbers(forged)) == 1
