@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from quantlab_assets.compute.models.base_models import MODELS
 from quantlab_assets.compute.universe import UniverseSpec, load_universe_catalog
 
 MONTH = "month"
@@ -100,10 +101,9 @@ def months_by_universe(keys: list[str]) -> dict[str, list[str]]:
 # Model 2 (issue 5): one partition per base model x horizon x universe, so one model of one horizon
 # re-runs alone. Keys look like 'xgboost_21d|synthetic' (dimension names sorted: model_horizon, universe).
 MODEL_HORIZON = "model_horizon"
-MODEL_NAMES = ("ridge", "xgboost", "lightgbm")
 MODEL_HORIZONS = (21, 63)
 model_horizon_partitions = dg.StaticPartitionsDefinition(
-    [f"{model}_{horizon}d" for model in MODEL_NAMES for horizon in MODEL_HORIZONS]
+    [f"{model}_{horizon}d" for model in MODELS for horizon in MODEL_HORIZONS]
 )
 oof_partitions = dg.MultiPartitionsDefinition({MODEL_HORIZON: model_horizon_partitions, UNIVERSE: universe_partitions})
 # Every month of the same universe (the month dimension is unmapped, so all of it); the universe by identity.
