@@ -6,7 +6,11 @@ frame is split into the months of the run; every month of the run gets a file, e
 rows, so "materialised" means "looked at". dagster-polars is not used: its reads fail on polars 2
 (`scan_parquet` lost the arguments it passes; ../shared/guides/dagster_facts.md).
 
-Layout under `base_dir`: <asset>/<universe>/<YYYY-MM>.parquet, <asset>/<universe>.parquet, <asset>.parquet.
+Assets partitioned by universe and a static dimension (e.g. `oof_predictions`: model_horizon x
+universe) exchange `dict[partition key, pl.DataFrame]`, one file per key.
+
+Layout under `base_dir`: <asset>/<universe>/<YYYY-MM>.parquet, <asset>/<universe>.parquet, <asset>.parquet,
+<asset>/<universe>/<other key>.parquet.
 """
 
 from __future__ import annotations
@@ -18,9 +22,17 @@ import polars as pl
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.storage import read_parquet_files, write_parquet_atomic
-from quantlab_assets.defs.partitions import month_bounds, months_by_universe
+from quantlab_assets.defs.partitions import MONTH, UNIVERSE, month_bounds, months_by_universe
 
 UniverseFrames = dict[str, pl.DataFrame]
+KeyedFrames = dict[str, pl.DataFrame]
+
+
+def _is_keyed(partitions_def: dg.PartitionsDefinition | None) -> bool:
+    """Multi-partitioned by universe and a dimension other than month (one file per partition key)."""
+    return isinstance(partitions_def, dg.MultiPartitionsDefinition) and MONTH not in {
+        d.name for d in partitions_def.partitions_defs
+    }
 
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
@@ -39,8 +51,18 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             }
         return {key: [("", root / f"{key}.parquet")] for key in partition_keys}
 
+    def _keyed_path(self, asset_key: dg.AssetKey, partitions_def: dg.MultiPartitionsDefinition, key: str) -> Path:
+        by_dimension = partitions_def.get_partition_key_from_str(str(key)).keys_by_dimension
+        other = "_".join(v for d, v in sorted(by_dimension.items()) if d != UNIVERSE)
+        return self._asset_dir(asset_key) / by_dimension[UNIVERSE] / f"{other}.parquet"
+
     def handle_output(self, context: dg.OutputContext, obj: UniverseFrames | pl.DataFrame | None) -> None:
         if obj is None:
+            return
+        if context.has_asset_partitions and _is_keyed(context.asset_partitions_def):
+            for key in context.asset_partition_keys:
+                write_parquet_atomic(obj[key], self._keyed_path(context.asset_key, context.asset_partitions_def, key))
+            context.add_output_metadata({"rows": sum(obj[k].height for k in context.asset_partition_keys)})
             return
         if not context.has_asset_partitions:
             path = self._asset_dir(context.asset_key).with_suffix(".parquet")
@@ -79,6 +101,12 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> UniverseFrames | pl.DataFrame:
         if not context.has_asset_partitions:
             return pl.read_parquet(self._asset_dir(context.asset_key).with_suffix(".parquet"))
+        if _is_keyed(context.asset_partitions_def):
+            paths = {key: self._keyed_path(context.asset_key, context.asset_partitions_def, key) for key in context.asset_partition_keys}
+            absent = [key for key, path in paths.items() if not path.exists()]
+            if absent:
+                raise FileNotFoundError(f"{context.asset_key.to_user_string()}: partitions {absent} not materialised")
+            return {str(key): pl.read_parquet(path) for key, path in paths.items()}
         multi = isinstance(context.asset_partitions_def, dg.MultiPartitionsDefinition)
         targets = self._paths(context.asset_key, list(context.asset_partition_keys), multi)
         frames: UniverseFrames = {}

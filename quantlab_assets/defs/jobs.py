@@ -21,3 +21,15 @@ training_span_job = dg.define_asset_job(
     "training_span_job", selection=dg.AssetSelection.assets("ffd_orders"),
     description="Estimators fitted once per universe on its training span (FFD orders).",
 )
+
+# Model 2 (issue 5), per universe after the main job: cv_folds and, once every oof_predictions
+# partition of the universe is stored, stacked_alpha and model_scorecard; oof_predictions in its own
+# job (partitions model_horizon x universe, one model of one horizon per run).
+model_job = dg.define_asset_job(
+    "model_job", selection=dg.AssetSelection.assets("cv_folds", "stacked_alpha", "model_scorecard", "meta_labels"),
+    description="Model 2 per universe: purged CV folds, then (after oof_job) the stacked alpha, the scorecard and the meta-labels.",
+)
+oof_job = dg.define_asset_job(
+    "oof_job", selection=dg.AssetSelection.assets("oof_predictions"),
+    description="Out-of-fold predictions of one base model x horizon of one universe (partition 'xgboost_21d|synthetic').",
+)

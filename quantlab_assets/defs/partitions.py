@@ -95,3 +95,28 @@ def months_by_universe(keys: list[str]) -> dict[str, list[str]]:
         month, universe = split_bars_key(key)
         grouped.setdefault(universe, []).append(month)
     return {universe: sorted(months) for universe, months in grouped.items()}
+
+
+# Model 2 (issue 5): one partition per base model x horizon x universe, so one model of one horizon
+# re-runs alone. Keys look like 'xgboost_21d|synthetic' (dimension names sorted: model_horizon, universe).
+MODEL_HORIZON = "model_horizon"
+MODEL_NAMES = ("ridge", "xgboost", "lightgbm")
+MODEL_HORIZONS = (21, 63)
+model_horizon_partitions = dg.StaticPartitionsDefinition(
+    [f"{model}_{horizon}d" for model in MODEL_NAMES for horizon in MODEL_HORIZONS]
+)
+oof_partitions = dg.MultiPartitionsDefinition({MODEL_HORIZON: model_horizon_partitions, UNIVERSE: universe_partitions})
+# Every month of the same universe (the month dimension is unmapped, so all of it); the universe by identity.
+all_months_of_universe = dg.MultiPartitionMapping(
+    {UNIVERSE: dg.DimensionPartitionMapping(UNIVERSE, dg.IdentityPartitionMapping())}
+)
+
+
+def split_model_horizon_key(key: str | dg.MultiPartitionKey) -> tuple[str, int, str]:
+    """(model, horizon days, universe) of an oof_predictions key such as 'xgboost_21d|synthetic'."""
+    if isinstance(key, dg.MultiPartitionKey):
+        model_horizon, universe = key.keys_by_dimension[MODEL_HORIZON], key.keys_by_dimension[UNIVERSE]
+    else:
+        model_horizon, universe = key.split("|")
+    model, horizon = model_horizon.rsplit("_", 1)
+    return model, int(horizon.removesuffix("d")), universe

@@ -60,6 +60,32 @@ class DataQualityResource(dg.ConfigurableResource):
     max_rejected_share: float = 0.05
 
 
+class MlflowTrackingResource(dg.ConfigurableResource):
+    """Where model runs are logged (MLflow). `tracking_uri` empty: a SQLite store and an artifact folder
+    under the data dir (`<data dir>/mlflow/`); MLflow 3's plain file store is deprecated and refuses to
+    start without MLFLOW_ALLOW_FILE_STORE. The team deployment sets MLFLOW_TRACKING_URI to its server
+    (docker-compose.yml), which then also decides where artifacts go.
+    """
+
+    tracking_uri: str = ""
+    # Where a new experiment stores artifacts; empty: under the data dir for the default store, the
+    # server's choice otherwise.
+    artifact_location: str = ""
+    experiment: str = "quantlab_model2"
+
+    def uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{data_dir() / 'mlflow' / 'mlflow.db'}"
+
+    def artifact_root(self) -> str | None:
+        if self.artifact_location:
+            return self.artifact_location
+        return None if self.tracking_uri else str(data_dir() / "mlflow" / "artifacts")
+
+    def ensure_store(self) -> None:
+        if not self.tracking_uri:
+            (data_dir() / "mlflow").mkdir(parents=True, exist_ok=True)
+
+
 def default_resources() -> dict[str, Any]:
     return {
         "io_manager": PartitionedParquetIOManager(base_dir=str(data_dir())),
@@ -67,4 +93,5 @@ def default_resources() -> dict[str, Any]:
         "data_quality": DataQualityResource(
             max_rejected_share=float(os.environ.get("QUANTLAB_MAX_REJECTED_SHARE", "0.05"))
         ),
+        "mlflow": MlflowTrackingResource(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", "")),
     }

@@ -10,11 +10,13 @@ from quantlab_assets.defs.partitions import LOOKBACK_MONTHS, MONTH, UNIVERSE, ba
 def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() -> None:
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
-        "universe", "raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "ffd_orders", "features"
+        "universe", "raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "ffd_orders", "features",
+        "cv_folds", "oof_predictions", "stacked_alpha", "model_scorecard", "meta_labels",
     }
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
-        "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead"
+        "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead",
+        "cv_folds_hygiene", "oof_predictions_not_degenerate", "stacked_alpha_schema", "meta_labels_not_degenerate",
     }
     assert all(graph.get_check_spec(key).blocking for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None

@@ -1,0 +1,110 @@
+"""Out-of-fold predictions of one base model for one horizon over the purged walk-forward folds.
+
+The design panel is features joined to labels on (date, ticker). Rows with a null label are dropped
+(their future is not stored yet, or the instrument has a gap in it): they can neither train a model
+nor score one. Missing *features* are kept; each model handles them inside the fold (base_models.py).
+For each walk-forward fold the model is fitted on the fold's training dates (purged and embargoed,
+cv.py) and predicts the fold's test dates only; a row is predicted by exactly one fold, and dates
+before the first test window get no prediction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import polars as pl
+from sklearn.base import RegressorMixin
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.models import cv
+from quantlab_assets.compute.models.base_models import BaseModelParams, feature_importance, make_estimator
+from quantlab_assets.compute.models.metrics import LABEL, PREDICTION, score_predictions
+from quantlab_assets.compute.schemas import FEATURE_NAME_PATTERN
+
+MODEL: Final = "model"
+FEATURE: Final = "feature"
+IMPORTANCE: Final = "importance"
+OOF_COLUMNS: Final = (c.DATE, c.TICKER, cv.FOLD_ID, PREDICTION, LABEL)
+
+
+@dataclass(frozen=True)
+class OofResult:
+    """predictions: (date, ticker, fold_id, prediction, label) on test dates only; fold_scores: the
+    scorecard per fold; importance: (fold_id, feature, importance); estimators: the fitted model of each fold."""
+
+    predictions: pl.DataFrame
+    fold_scores: pl.DataFrame
+    importance: pl.DataFrame
+    estimators: list[RegressorMixin] = field(repr=False)
+    fit_seconds: list[float]
+    feature_names: list[str]
+
+
+def feature_columns(features: pl.DataFrame) -> list[str]:
+    """The feature columns of a features frame (everything named like a feature), in frame order."""
+    return features.select(pl.col(FEATURE_NAME_PATTERN)).columns
+
+
+def design_panel(features: pl.DataFrame, labels: pl.DataFrame, horizon: int) -> pl.DataFrame:
+    """Features with the horizon's label as `label`, rows with a null label dropped, sorted by date, ticker."""
+    return (
+        features.join(
+            labels.select(c.DATE, c.TICKER, pl.col(cv.label_column(horizon)).alias(LABEL)), on=[c.DATE, c.TICKER],
+            how="inner",
+        )
+        .drop_nulls(LABEL)
+        .sort(c.DATE, c.TICKER)
+    )
+
+
+def role_mask(fold: pl.DataFrame, dates: pl.Series, role: str) -> np.ndarray:
+    """Boolean mask of the `dates` that lie in a segment of `role` of one fold."""
+    return cv.dates_with_role(fold, dates.to_frame(c.DATE).with_row_index("row"), role)["row"].to_numpy()
+
+
+def fit_oof(
+    panel: pl.DataFrame,
+    folds: pl.DataFrame,
+    model: str,
+    horizon: int,
+    params: BaseModelParams = BaseModelParams(),
+) -> OofResult:
+    """Fit `model` per walk-forward fold of `horizon` on `panel` (design_panel) and predict its test dates."""
+    names = feature_columns(panel)
+    x = panel.select(names).to_numpy().astype(np.float64)  # nulls become NaN
+    y = panel[LABEL].to_numpy()
+    schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == horizon))
+    predictions, importances, estimators, seconds = [], [], [], []
+    for fold_id in sorted(schedule[cv.FOLD_ID].unique().to_list()):
+        fold = schedule.filter(pl.col(cv.FOLD_ID) == fold_id)
+        train, test = role_mask(fold, panel[c.DATE], cv.TRAIN), role_mask(fold, panel[c.DATE], cv.TEST)
+        if train.size == 0 or test.size == 0:
+            continue
+        started = time.perf_counter()
+        estimator = make_estimator(model, params).fit(x[train], y[train])
+        seconds.append(time.perf_counter() - started)
+        estimators.append(estimator)
+        predictions.append(
+            panel[test].select(c.DATE, c.TICKER, LABEL).with_columns(
+                pl.lit(fold_id, dtype=pl.Int64).alias(cv.FOLD_ID),
+                pl.Series(PREDICTION, estimator.predict(x[test]).astype(np.float64)),
+            )
+        )
+        importances.append(
+            pl.DataFrame({cv.FOLD_ID: fold_id, FEATURE: names, IMPORTANCE: feature_importance(model, estimator)},
+                         schema_overrides={cv.FOLD_ID: pl.Int64})
+        )
+    if not predictions:
+        raise ValueError(f"{model} {horizon}d: no walk-forward fold has both training and test rows")
+    frame = pl.concat(predictions).select(OOF_COLUMNS)
+    return OofResult(
+        predictions=frame,
+        fold_scores=score_predictions(frame, by=[cv.FOLD_ID]),
+        importance=pl.concat(importances),
+        estimators=estimators,
+        fit_seconds=seconds,
+        feature_names=names,
+    )

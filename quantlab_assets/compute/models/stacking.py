@@ -1,0 +1,195 @@
+"""Stacking, calibration and horizon combination of the base models' out-of-fold predictions (seed 004).
+
+Per horizon k and walk-forward fold f (nested: everything fitted for fold f sees only OOF rows on fold
+f's *training* dates, i.e. earlier test windows less the purge and the 63-date embargo before f):
+
+1. meta-learner: Ridge(alpha=3.0) of the label on the base models' OOF predictions;
+2. isotonic calibration mapping the meta score to the label in basis points, bounded to
+   [-1000, 1000] bp (the seed's range) and clipped outside the fitted scores;
+3. residual variance var_k: the variance of label_bp - calibrated on those same rows.
+
+What is in-sample: steps 2 and 3 are fitted on the rows step 1 was fitted on, so the calibrator sees
+the meta-learner's in-sample scores (a 3-coefficient Ridge on thousands of rows: its optimism is
+small) and var_k is the calibrator's in-sample residual variance (a lower bound of the out-of-sample
+one). Nothing fitted for fold f sees a row of fold f or later. Fold 0 has no earlier OOF rows and so
+gets no stacked alpha.
+
+Combination: alpha_combined = sum_k w_k alpha_k with w_k proportional to 1 / var_k, on the rows where
+both horizons have a stacked alpha. Optional style neutralisation replaces each alpha column by its
+residual from a per-date OLS with intercept on style exposures (beta, size, momentum; a null exposure
+counts as the date's mean), so each date's alpha then has mean 0 and no style exposure; clipped back
+into the bp bounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import polars as pl
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import Ridge
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.models import cv
+from quantlab_assets.compute.models.base_models import MODELS, SEED
+from quantlab_assets.compute.models.metrics import LABEL, PREDICTION
+from quantlab_assets.compute.models.oof import role_mask
+
+BP: Final = 1e4
+ALPHA_BOUND_BP: Final = 1000.0
+ALPHA_COMBINED: Final = "alpha_combined"
+STACKED_COLUMNS: Final = (c.DATE, c.TICKER, "alpha_21d", "alpha_63d", ALPHA_COMBINED, "var_21d", "var_63d")
+
+
+def alpha_column(horizon: int) -> str:
+    return f"alpha_{horizon}d"
+
+
+def var_column(horizon: int) -> str:
+    return f"var_{horizon}d"
+
+
+@dataclass(frozen=True)
+class StackParams:
+    """Seed 004: Ridge(alpha=3.0) meta-learner; style neutralisation off unless configured."""
+
+    meta_alpha: float = 3.0
+    style_neutral: bool = False
+    # Seed 004's styles: beta, size, momentum, as the feature columns that measure them.
+    style_exposures: tuple[str, ...] = ("beta_63d", "log_dollar_volume_21d", "mom_12_1")
+
+
+@dataclass(frozen=True)
+class FoldStack:
+    """What was fitted for one (horizon, fold): meta-learner, calibrator, residual variance and row counts."""
+
+    horizon: int
+    fold_id: int
+    meta: Ridge
+    calibrator: IsotonicRegression
+    residual_var: float
+    train_rows: int
+    test_rows: int
+
+
+@dataclass(frozen=True)
+class StackResult:
+    """alpha: STACKED_COLUMNS; per_horizon: (date, ticker, fold_id, prediction = calibrated bp, label in bp)
+    per horizon for scoring; fits: every FoldStack."""
+
+    alpha: pl.DataFrame
+    per_horizon: dict[int, pl.DataFrame]
+    fits: list[FoldStack] = field(repr=False)
+    clipped_rows: int
+
+
+def wide_oof(oof_by_model: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """One row per predicted (date, ticker): fold_id, label and each base model's prediction as a column."""
+    missing = set(MODELS) - set(oof_by_model)
+    if missing:
+        raise ValueError(f"stacking needs the OOF predictions of every base model; missing {sorted(missing)}")
+    first, *rest = MODELS
+    wide = oof_by_model[first].select(c.DATE, c.TICKER, cv.FOLD_ID, LABEL, pl.col(PREDICTION).alias(first))
+    for model in rest:
+        wide = wide.join(oof_by_model[model].select(c.DATE, c.TICKER, pl.col(PREDICTION).alias(model)),
+                         on=[c.DATE, c.TICKER], how="inner")
+    return wide.sort(c.DATE, c.TICKER)
+
+
+def stack_horizon(
+    wide: pl.DataFrame, folds: pl.DataFrame, horizon: int, params: StackParams = StackParams()
+) -> tuple[pl.DataFrame, list[FoldStack]]:
+    """Nested stacking + calibration of one horizon: (date, ticker, fold_id, alpha bp, label bp, var), fits."""
+    x = wide.select(MODELS).to_numpy()
+    y_bp = wide[LABEL].to_numpy() * BP
+    schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == horizon))
+    outputs, fits = [], []
+    for fold_id in sorted(schedule[cv.FOLD_ID].unique().to_list()):
+        fold = schedule.filter(pl.col(cv.FOLD_ID) == fold_id)
+        train, test = role_mask(fold, wide[c.DATE], cv.TRAIN), role_mask(fold, wide[c.DATE], cv.TEST)
+        if train.size == 0 or test.size == 0:
+            continue
+        meta = Ridge(alpha=params.meta_alpha, random_state=SEED).fit(x[train], y_bp[train])
+        calibrator = IsotonicRegression(
+            y_min=-ALPHA_BOUND_BP, y_max=ALPHA_BOUND_BP, increasing=True, out_of_bounds="clip"
+        ).fit(meta.predict(x[train]), y_bp[train])
+        residual_var = float(np.var(y_bp[train] - calibrator.predict(meta.predict(x[train]))))
+        fits.append(FoldStack(horizon, fold_id, meta, calibrator, residual_var, int(train.size), int(test.size)))
+        outputs.append(
+            wide[test].select(c.DATE, c.TICKER, cv.FOLD_ID).with_columns(
+                pl.Series(PREDICTION, calibrator.predict(meta.predict(x[test]))),
+                pl.Series(LABEL, y_bp[test]),
+                pl.lit(residual_var).alias(var_column(horizon)),
+            )
+        )
+    if not outputs:
+        raise ValueError(f"stacking {horizon}d: no walk-forward fold has OOF rows on its training dates")
+    return pl.concat(outputs), fits
+
+
+def neutralise(frame: pl.DataFrame, columns: list[str], exposures: list[str]) -> pl.DataFrame:
+    """Replace each of `columns` by its residual from a per-date OLS (with intercept) on `exposures`; row order kept."""
+    demeaned = frame.with_columns(
+        (pl.col(name).fill_null(pl.col(name).mean().over(c.DATE)) - pl.col(name).mean().over(c.DATE)).fill_null(0.0)
+        .alias(f"_x{i}") for i, name in enumerate(exposures)
+    )
+    xs = [f"_x{i}" for i in range(len(exposures))]
+    # Per date X'X and X'y from one group_by of products; the small systems are solved as one stack.
+    sums = demeaned.group_by(c.DATE, maintain_order=True).agg(
+        *[(pl.col(a) * pl.col(b)).sum().alias(f"_xx{i}_{j}") for i, a in enumerate(xs) for j, b in enumerate(xs)],
+        *[(pl.col(a) * (pl.col(y) - pl.col(y).mean())).sum().alias(f"_xy{i}_{y}") for i, a in enumerate(xs) for y in columns],
+    )
+    k = len(xs)
+    xtx = sums.select([f"_xx{i}_{j}" for i in range(k) for j in range(k)]).to_numpy().reshape(-1, k, k)
+    pinv = np.linalg.pinv(xtx)  # a date whose exposures are collinear or constant still gets a solution
+    coefficients = {}
+    for y in columns:
+        xty = sums.select([f"_xy{i}_{y}" for i in range(k)]).to_numpy()[:, :, None]
+        coefficients[y] = (pinv @ xty)[:, :, 0]
+    betas = sums.select(c.DATE).with_columns(
+        pl.Series(f"_b{i}_{y}", coefficients[y][:, i]) for y in columns for i in range(k)
+    )
+    with_betas = demeaned.join(betas, on=c.DATE, how="left", maintain_order="left")
+    return with_betas.with_columns(
+        (pl.col(y) - pl.col(y).mean().over(c.DATE) - pl.sum_horizontal(pl.col(f"_b{i}_{y}") * pl.col(x) for i, x in enumerate(xs))).alias(y)
+        for y in columns
+    ).select(frame.columns)
+
+
+def stack_and_combine(
+    oof: dict[int, dict[str, pl.DataFrame]],
+    folds: pl.DataFrame,
+    exposures: pl.DataFrame | None = None,
+    params: StackParams = StackParams(),
+) -> StackResult:
+    """The stacked, calibrated, combined alpha (STACKED_COLUMNS) from OOF predictions {horizon: {model: frame}}.
+
+    `exposures` (date, ticker and the style columns) is required when `params.style_neutral`.
+    """
+    per_horizon, fits, frames = {}, [], []
+    for horizon in sorted(oof):
+        stacked, horizon_fits = stack_horizon(wide_oof(oof[horizon]), folds, horizon, params)
+        per_horizon[horizon] = stacked.select(c.DATE, c.TICKER, cv.FOLD_ID, PREDICTION, LABEL)
+        fits += horizon_fits
+        frames.append(stacked.select(c.DATE, c.TICKER, pl.col(PREDICTION).alias(alpha_column(horizon)), var_column(horizon)))
+    if sorted(oof) != [21, 63]:
+        raise ValueError(f"the stacked alpha combines the 21d and 63d horizons; got {sorted(oof)}")
+    alpha = frames[0].join(frames[1], on=[c.DATE, c.TICKER], how="inner")
+    inverse = [1.0 / pl.col(var_column(h)) for h in (21, 63)]
+    alpha = alpha.with_columns(
+        (sum(pl.col(alpha_column(h)) * w for h, w in zip((21, 63), inverse, strict=True)) / sum(inverse)).alias(ALPHA_COMBINED)
+    )
+    alpha_columns = [alpha_column(21), alpha_column(63), ALPHA_COMBINED]
+    clipped = 0
+    if params.style_neutral:
+        if exposures is None:
+            raise ValueError("style neutralisation needs the style exposures (features)")
+        joined = alpha.join(exposures.select(c.DATE, c.TICKER, *params.style_exposures), on=[c.DATE, c.TICKER], how="left")
+        alpha = neutralise(joined, alpha_columns, list(params.style_exposures)).select(alpha.columns)
+        outside = pl.any_horizontal(pl.col(alpha_columns).abs() > ALPHA_BOUND_BP)
+        clipped = alpha.filter(outside).height
+        alpha = alpha.with_columns(pl.col(alpha_columns).clip(-ALPHA_BOUND_BP, ALPHA_BOUND_BP))
+    return StackResult(alpha=alpha.select(STACKED_COLUMNS).sort(c.DATE, c.TICKER), per_horizon=per_horizon,
+                       fits=fits, clipped_rows=clipped)

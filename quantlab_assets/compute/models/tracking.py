@@ -1,0 +1,99 @@
+"""MLflow logging of a model run: parameters, metrics, artifacts and provenance (config hash, git SHA,
+library versions). Uses an explicit `MlflowClient` for the given tracking URI, so no global MLflow state
+leaks between runs or tests.
+
+MLflow cannot store a null metric; an undefined metric (an IC over constant predictions) is therefore
+not logged as a number: its name goes into the tag `undefined_metrics`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Final
+
+import joblib
+import polars as pl
+
+PACKAGES: Final = ("polars", "numpy", "scikit-learn", "xgboost", "lightgbm", "skfolio", "mlflow", "dagster")
+REPO_ROOT: Final = Path(__file__).resolve().parents[3]
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """First 16 hex digits of the SHA-256 of the config as canonical JSON."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def git_sha() -> str:
+    """The commit of the checkout this code runs from, '-dirty' if it has changes, 'unknown' outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    return versions
+
+
+def log_model_run(
+    tracking_uri: str,
+    experiment: str,
+    run_name: str,
+    config: Mapping[str, Any],
+    metrics: Mapping[str, float | None],
+    models: Mapping[str, Any] | None = None,
+    frames: Mapping[str, pl.DataFrame] | None = None,
+    artifact_root: str | None = None,
+) -> str:
+    """Log one run; returns its run id. `models` are pickled with joblib, `frames` written as Parquet."""
+    from mlflow.tracking import MlflowClient  # imported here: mlflow takes about a second to import
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment, artifact_location=artifact_root)
+    undefined = sorted(name for name, value in metrics.items() if value is None or not math.isfinite(value))
+    tags = {
+        "config_hash": config_hash(config),
+        "git_sha": git_sha(),
+        "undefined_metrics": ",".join(undefined) or "none",
+        **{f"version.{name}": version for name, version in library_versions().items()},
+    }
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    run_id = run.info.run_id
+    for name, value in config.items():
+        client.log_param(run_id, name, str(value)[:500])
+    for name, value in metrics.items():
+        if name not in undefined:
+            client.log_metric(run_id, name, float(value))
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, model in (models or {}).items():
+            path = Path(scratch) / f"{name}.joblib"
+            joblib.dump(model, path)
+            client.log_artifact(run_id, str(path), artifact_path="models")
+        for name, frame in (frames or {}).items():
+            path = Path(scratch) / f"{name}.parquet"
+            frame.write_parquet(path)
+            client.log_artifact(run_id, str(path), artifact_path="tables")
+        config_path = Path(scratch) / "config.json"
+        config_path.write_text(json.dumps(config, sort_keys=True, indent=1, default=str))
+        client.log_artifact(run_id, str(config_path))
+    client.set_terminated(run_id)
+    return run_id

@@ -1,0 +1,286 @@
+"""Model 2 (seed 004): purged CV folds, out-of-fold base models, the stacked calibrated alpha and its scorecard.
+
+Run order for a universe u (each step reads every stored month of u):
+  cv_folds[u] -> oof_predictions[<model>_<h>d|u] (6 partitions, each re-runnable alone)
+  -> stacked_alpha[u] -> model_scorecard[u], meta_labels[u]
+Every fitted model, the fold scores and the importances are logged to MLflow (`MlflowTrackingResource`).
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from quantlab_assets.compute.models import cv
+from quantlab_assets.compute.models.base_models import BaseModelParams, LightGBMParams, XGBoostParams
+from quantlab_assets.compute.models.meta_labels import PROBABILITY, fit_meta_labels, meta_label_panel
+from quantlab_assets.compute.models.metrics import PREDICTION, degeneracy_problems, score_predictions
+from quantlab_assets.compute.models.oof import design_panel, fit_oof
+from quantlab_assets.compute.models.scorecard import build_scorecard
+from quantlab_assets.compute.models.stacking import StackParams, stack_and_combine
+from quantlab_assets.compute.models.tracking import log_model_run
+from quantlab_assets.compute.schemas import (
+    CvFoldsSchema,
+    FeaturesSchema,
+    LabelsSchema,
+    MetaLabelsSchema,
+    ModelScorecardSchema,
+    OofPredictionsSchema,
+    StackedAlphaSchema,
+    conform,
+    schema_failures,
+)
+from quantlab_assets.defs.io_managers import KeyedFrames, UniverseFrames
+from quantlab_assets.defs.partitions import (
+    MODEL_HORIZONS,
+    all_months_of_universe,
+    oof_partitions,
+    same_universe,
+    split_model_horizon_key,
+    universe_partitions,
+)
+from quantlab_assets.defs.resources import MlflowTrackingResource
+
+GROUP = "models"
+
+
+def _check(name: str, problems: list[str]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(check_name=name, passed=not problems, metadata={"problems": "\n".join(problems[:20]) or "none"})
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    output_required=False,
+    ins={"labels": dg.AssetIn(partition_mapping=same_universe)},
+    check_specs=[dg.AssetCheckSpec(
+        "cv_folds_hygiene", asset="cv_folds", blocking=True,
+        description="Schema; every train/test pair >= 63 trading dates apart; no training label window reaches a test date.",
+    )],
+)
+def cv_folds(context: dg.AssetExecutionContext, labels: UniverseFrames) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Purged walk-forward (5 splits) and combinatorial purged CV folds per horizon, as date segments."""
+    params, frames, problems, summary = cv.CvParams(), {}, [], {}
+    for name in context.partition_keys:
+        label_frame = conform(labels[name], LabelsSchema)
+        folds = cv.make_folds(label_frame, params)
+        problems += [f] if (f := schema_failures(CvFoldsSchema, folds, asset="cv_folds", partition=name)) else []
+        problems += cv.fold_violations(folds, label_frame, params.embargo_days)
+        frames[name] = folds
+        summary[name] = folds.group_by(cv.SCHEME, cv.HORIZON_DAYS, cv.ROLE).agg(pl.col(cv.N_DATES).sum()).sort(
+            cv.SCHEME, cv.HORIZON_DAYS, cv.ROLE).to_dicts()
+    check = _check("cv_folds_hygiene", problems)
+    if check.passed:
+        yield dg.Output(frames, metadata={"dates_by_role": dg.MetadataValue.json(summary),
+                                          "embargo_days": params.embargo_days})
+    yield check
+
+
+class OofConfig(dg.Config):
+    """Production defaults are seed 004's; tests lower the tree counts. The degeneracy thresholds are seed 001's lesson."""
+
+    xgboost_n_estimators: int = 400
+    xgboost_max_depth: int = 6
+    lightgbm_n_estimators: int = 400
+    # Labels are log returns with a std of a few percent: a prediction std below 1e-6 is a constant.
+    min_prediction_std: float = 1e-6
+    # On the median date at least half the predicted instruments must get distinct predictions.
+    min_distinct_share: float = 0.5
+
+    def model_params(self) -> BaseModelParams:
+        return BaseModelParams(
+            xgboost=XGBoostParams(n_estimators=self.xgboost_n_estimators, max_depth=self.xgboost_max_depth),
+            lightgbm=LightGBMParams(n_estimators=self.lightgbm_n_estimators),
+        )
+
+
+@dg.asset(
+    partitions_def=oof_partitions,
+    group_name=GROUP,
+    output_required=False,
+    ins={
+        "features": dg.AssetIn(partition_mapping=all_months_of_universe),
+        "labels": dg.AssetIn(partition_mapping=all_months_of_universe),
+        "cv_folds": dg.AssetIn(partition_mapping=same_universe),
+    },
+    check_specs=[dg.AssetCheckSpec(
+        "oof_predictions_not_degenerate", asset="oof_predictions", blocking=True,
+        description="Predictions vary: pooled std above a tolerance, enough distinct values per date (seed 001).",
+    )],
+)
+def oof_predictions(
+    context: dg.AssetExecutionContext,
+    config: OofConfig,
+    features: UniverseFrames,
+    labels: UniverseFrames,
+    cv_folds: UniverseFrames,
+    mlflow: MlflowTrackingResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """One base model's out-of-fold predictions of one horizon over the purged walk-forward folds."""
+    key = context.partition_key
+    model, horizon, universe = split_model_horizon_key(key)
+    panel = design_panel(conform(features[universe], FeaturesSchema), conform(labels[universe], LabelsSchema), horizon)
+    params = config.model_params()
+    result = fit_oof(panel, cv_folds[universe], model, horizon, params)
+    problems = degeneracy_problems(result.predictions, config.min_prediction_std, config.min_distinct_share)
+    problems += [f] if (f := schema_failures(OofPredictionsSchema, result.predictions, asset="oof_predictions", partition=key)) else []
+    overall = score_predictions(result.predictions).row(0, named=True)
+    mlflow.ensure_store()
+    run_id = log_model_run(
+        mlflow.uri(), mlflow.experiment, f"{model}_{horizon}d|{universe}",
+        config={"model": model, "horizon_days": horizon, "universe": universe, **params.as_dict(model),
+                "cv": str(cv.CvParams()), "features": ",".join(result.feature_names), "rows": panel.height},
+        metrics={**{f"oof.{k}": v for k, v in overall.items()},
+                 **{f"fold{r[cv.FOLD_ID]}.{k}": v for r in result.fold_scores.to_dicts() for k, v in r.items() if k != cv.FOLD_ID}},
+        models={f"{model}_{horizon}d_fold{i}": estimator for i, estimator in enumerate(result.estimators)},
+        frames={"fold_scores": result.fold_scores, "feature_importance": result.importance},
+        artifact_root=mlflow.artifact_root(),
+    )
+    check = _check("oof_predictions_not_degenerate", problems)
+    top = result.importance.group_by("feature").agg(pl.col("importance").mean()).sort("importance", descending=True).head(10)
+    if check.passed:
+        yield dg.Output({key: result.predictions}, metadata={
+            "fold_scores": dg.MetadataValue.json(_rounded(result.fold_scores)),
+            "oof_ic": overall["ic"], "oof_rank_ic": overall["rank_ic"], "prediction_std": overall["prediction_std"],
+            "top_features": dg.MetadataValue.json(dict(top.iter_rows())),
+            "fit_seconds": [round(s, 2) for s in result.fit_seconds], "mlflow_run_id": run_id,
+        })
+    yield check
+
+
+class StackConfig(dg.Config):
+    """Seed 004: style neutralisation (beta, size, momentum) only when the configuration asks for it."""
+
+    style_neutral: bool = False
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    ins={
+        "oof_predictions": dg.AssetIn(partition_mapping=same_universe),
+        "features": dg.AssetIn(partition_mapping=same_universe),
+    },
+    check_specs=[dg.AssetCheckSpec(
+        "stacked_alpha_schema", asset="stacked_alpha", blocking=True,
+        description="Seed 004's schema; every alpha finite and within [-1000, 1000] bp; variances positive.",
+    )],
+    output_required=False,
+)
+def stacked_alpha(
+    context: dg.AssetExecutionContext,
+    config: StackConfig,
+    oof_predictions: KeyedFrames,
+    features: UniverseFrames,
+    cv_folds: UniverseFrames,
+    mlflow: MlflowTrackingResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Nested Ridge stack of the base models per horizon, isotonic bp calibration, inverse-variance combination."""
+    universe = context.partition_key
+    params = StackParams(style_neutral=config.style_neutral)
+    result = stack_and_combine(_by_horizon(oof_predictions), cv_folds[universe], features[universe], params)
+    problems = [f] if (f := schema_failures(StackedAlphaSchema, result.alpha, asset="stacked_alpha", partition=universe)) else []
+    scores = {h: score_predictions(frame).row(0, named=True) for h, frame in result.per_horizon.items()}
+    mlflow.ensure_store()
+    run_id = log_model_run(
+        mlflow.uri(), mlflow.experiment, f"stacked_alpha|{universe}", config={"universe": universe, **vars(params)},
+        metrics={f"stacked_{h}d.{k}": v for h, s in scores.items() for k, v in s.items()},
+        models={f"{part}_{fit.horizon}d_fold{fit.fold_id}": getattr(fit, part) for fit in result.fits for part in ("meta", "calibrator")},
+        artifact_root=mlflow.artifact_root(),
+    )
+    check = _check("stacked_alpha_schema", problems)
+    if check.passed:
+        yield dg.Output({universe: result.alpha}, metadata={
+            "rows": result.alpha.height, "clipped_rows": result.clipped_rows, "mlflow_run_id": run_id,
+            "stacked_rank_ic": dg.MetadataValue.json({f"{h}d": s["rank_ic"] for h, s in scores.items()}),
+            "meta_coefficients": dg.MetadataValue.json(
+                {f"{f.horizon}d_fold{f.fold_id}": [round(float(w), 4) for w in f.meta.coef_] for f in result.fits}),
+            "residual_var_bp2": dg.MetadataValue.json({f"{f.horizon}d_fold{f.fold_id}": round(f.residual_var, 2) for f in result.fits}),
+        })
+    yield check
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    ins={
+        "oof_predictions": dg.AssetIn(partition_mapping=same_universe),
+        "labels": dg.AssetIn(partition_mapping=same_universe),
+    },
+)
+def model_scorecard(
+    context: dg.AssetExecutionContext, oof_predictions: KeyedFrames, stacked_alpha: UniverseFrames, labels: UniverseFrames
+) -> UniverseFrames:
+    """Per model x horizon x fold (and all folds): IC, rank IC, ICIR, hit rate, std, quintile spread, calibration."""
+    universe = context.partition_key
+    card = build_scorecard(_by_horizon(oof_predictions), stacked_alpha[universe], conform(labels[universe], LabelsSchema))
+    failure = schema_failures(ModelScorecardSchema, card, asset="model_scorecard", partition=universe)
+    if failure:
+        raise ValueError(failure)
+    overall = card.filter(pl.col(cv.FOLD_ID).is_null()).select("model", cv.HORIZON_DAYS, "ic", "rank_ic", "prediction_std")
+    context.add_output_metadata({"overall": dg.MetadataValue.json(_rounded(overall))})
+    return {universe: card}
+
+
+class MetaLabelConfig(dg.Config):
+    """Seed 004's XGBoost parameters for the auditor too; tests lower the tree count."""
+
+    n_estimators: int = 400
+    max_depth: int = 6
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    output_required=False,
+    ins={
+        "features": dg.AssetIn(partition_mapping=same_universe),
+        "labels": dg.AssetIn(partition_mapping=same_universe),
+    },
+    check_specs=[dg.AssetCheckSpec(
+        "meta_labels_not_degenerate", asset="meta_labels", blocking=True,
+        description="Schema; probabilities vary (std above 1e-6, distinct values on the median date).",
+    )],
+)
+def meta_labels(
+    context: dg.AssetExecutionContext,
+    config: MetaLabelConfig,
+    stacked_alpha: UniverseFrames,
+    features: UniverseFrames,
+    labels: UniverseFrames,
+    cv_folds: UniverseFrames,
+    mlflow: MlflowTrackingResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Out-of-fold XGBoost probability that the stacked alpha's trade hits its triple-barrier profit target."""
+    universe = context.partition_key
+    panel = meta_label_panel(stacked_alpha[universe], conform(features[universe], FeaturesSchema),
+                             conform(labels[universe], LabelsSchema))
+    params = XGBoostParams(n_estimators=config.n_estimators, max_depth=config.max_depth)
+    result = fit_meta_labels(panel, cv_folds[universe], params)
+    problems = degeneracy_problems(result.predictions.rename({PROBABILITY: PREDICTION}), 1e-6, 0.5)
+    problems += [f] if (f := schema_failures(MetaLabelsSchema, result.predictions, asset="meta_labels", partition=universe)) else []
+    mlflow.ensure_store()
+    run_id = log_model_run(
+        mlflow.uri(), mlflow.experiment, f"meta_labels|{universe}", config={"universe": universe, **vars(params)},
+        metrics={f"fold{r['fold_id']}.{k}": v for r in result.fold_scores.to_dicts() for k, v in r.items() if k != "fold_id"},
+        models={f"meta_labels_fold{i}": e for i, e in enumerate(result.estimators)},
+        frames={"fold_scores": result.fold_scores}, artifact_root=mlflow.artifact_root(),
+    )
+    check = _check("meta_labels_not_degenerate", problems)
+    if check.passed:
+        yield dg.Output({universe: result.predictions}, metadata={
+            "fold_scores": dg.MetadataValue.json(_rounded(result.fold_scores)), "mlflow_run_id": run_id})
+    yield check
+
+
+def _by_horizon(oof: KeyedFrames) -> dict[int, dict[str, pl.DataFrame]]:
+    """{horizon: {model: predictions}} from oof_predictions frames keyed 'model_<h>d|universe'."""
+    grouped: dict[int, dict[str, pl.DataFrame]] = {h: {} for h in MODEL_HORIZONS}
+    for key, frame in oof.items():
+        model, horizon, _ = split_model_horizon_key(key)
+        grouped[horizon][model] = frame
+    return grouped
+
+
+def _rounded(frame: pl.DataFrame) -> list[dict[str, object]]:
+    return frame.with_columns(pl.selectors.float().round(5)).to_dicts()

@@ -1,0 +1,30 @@
+"""Meta-labels: the side's profit barrier as the target, out-of-fold over the 21d walk-forward folds."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.models import cv, meta_labels, stacking
+from quantlab_assets.compute.models.base_models import XGBoostParams
+
+
+def test_meta_labels_are_out_of_fold_probabilities_of_hitting_the_profit_barrier(model_panel, stacked_oof) -> None:
+    predictions, folds, features = stacked_oof
+    alpha = stacking.stack_and_combine(predictions, folds).alpha
+    panel = meta_labels.meta_label_panel(alpha, features, model_panel.labels)
+    # The meta-label restates the rule: 1 exactly where the barrier touched first is the side's profit one.
+    check = panel.join(model_panel.labels.select(c.DATE, c.TICKER, "tb_label"), on=[c.DATE, c.TICKER])
+    assert (check[meta_labels.META_LABEL] == (check["tb_label"] == check[meta_labels.SIDE]).cast(pl.Int8)).all()
+    result = meta_labels.fit_meta_labels(panel, folds, XGBoostParams(n_estimators=20, max_depth=3))
+    out = result.predictions
+    assert out.select(c.DATE, c.TICKER).is_unique().all()
+    assert out[meta_labels.PROBABILITY].is_between(0, 1).all() and out[meta_labels.PROBABILITY].std() > 0
+    # Only test dates of folds that had alpha on their training dates; each row by its own fold.
+    assert set(out[cv.FOLD_ID].unique()) <= {2, 3, 4} and out.height > 0
+    tests = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == 21) & (pl.col(cv.ROLE) == cv.TEST))
+    for fold_id, start, end in tests.select(cv.FOLD_ID, cv.START, cv.END).iter_rows():
+        inside = out.filter(pl.col(c.DATE).is_between(start, end))
+        assert inside.height == 0 or inside[cv.FOLD_ID].unique().to_list() == [fold_id]
+    assert np.isfinite(result.fold_scores["brier"].to_numpy()).all()
