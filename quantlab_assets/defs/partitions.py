@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
 from quantlab_assets.compute.universe import UniverseSpec, load_universe_catalog
 
 MONTH = "month"
@@ -63,6 +64,22 @@ bars_with_lookback_and_lookahead = dg.MultiPartitionMapping(
         UNIVERSE: dg.DimensionPartitionMapping(UNIVERSE, dg.IdentityPartitionMapping()),
     }
 )
+
+
+# Portfolio and backtest (issue 6): one partition per strategy x universe, so one strategy re-runs alone.
+# Keys look like 'qp_optimal|synthetic' (dimension names sorted: strategy, universe).
+STRATEGY = "strategy"
+strategy_partitions = dg.MultiPartitionsDefinition(
+    {STRATEGY: dg.StaticPartitionsDefinition(list(STRATEGY_NAMES)), UNIVERSE: universe_partitions}
+)
+
+
+def split_strategy_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
+    """(strategy, universe) of a strategy partition key such as 'qp_optimal|synthetic'."""
+    if isinstance(key, dg.MultiPartitionKey):
+        return key.keys_by_dimension[STRATEGY], key.keys_by_dimension[UNIVERSE]
+    strategy, universe = key.split("|")
+    return strategy, universe
 
 
 def split_bars_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:

@@ -14,6 +14,7 @@ import polars as pl
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import SIGNAL_DATE, WEIGHT
+from quantlab_assets.compute.portfolio.names import AUDITED, RECKLESS, SNIPER
 
 WEIGHT_COLUMNS = (c.DATE, c.TICKER, WEIGHT, SIGNAL_DATE)
 
@@ -81,9 +82,9 @@ class ThresholdProfile:
 PROFILES = {
     p.name: p
     for p in (
-        ThresholdProfile("sniper", 0.95, use_auditor=False, use_regime_filter=True),
-        ThresholdProfile("audited", 0.75, use_auditor=True, use_regime_filter=True),
-        ThresholdProfile("reckless", 0.75, use_auditor=False, use_regime_filter=False),
+        ThresholdProfile(SNIPER, 0.95, use_auditor=False, use_regime_filter=True),
+        ThresholdProfile(AUDITED, 0.75, use_auditor=True, use_regime_filter=True),
+        ThresholdProfile(RECKLESS, 0.75, use_auditor=False, use_regime_filter=False),
     )
 }
 # The seed's filter blocked its HMM's range-bound state for a trend model; for a long-only book we stand

@@ -9,7 +9,10 @@ import pytest
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import RETURN, SIGNAL_DATE, WEIGHT, run_backtest
 from quantlab_assets.compute.portfolio.qp import WARM_UP, QpOptimiser, QpParams, qp_weights, shrunk_covariance
+from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
 from quantlab_assets.compute.portfolio.rules import PROFILES, buy_and_hold, equal_weight, threshold_profile, top_n_equal
+from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights, primary_probability
+from quantlab_assets.compute.schemas import TargetWeightsSchema, schema_failures
 
 
 def _grid(n_days: int, n_assets: int) -> pl.DataFrame:
@@ -121,3 +124,34 @@ def test_threshold_profiles_follow_seed_002() -> None:
     assert held["reckless"][c.TICKER].to_list() == ["S00", "S01", "S02", "S00"]
     sniper = threshold_profile(signals, PROFILES["sniper"])
     assert sniper.filter(pl.col(c.DATE) == dt.date(2023, 1, 3))[WEIGHT].to_list() == [0.0]  # a decision to hold cash
+
+
+def _stacked_alpha(grid: pl.DataFrame, seed: int = 5) -> pl.DataFrame:
+    """A frame with stacked_alpha's schema (date, ticker, alpha_21d, alpha_63d, alpha_combined, var_21d, var_63d)."""
+    rng = np.random.default_rng(seed)
+    alpha = rng.normal(0, 40, (grid.height, 2))
+    return grid.with_columns(pl.Series("alpha_21d", alpha[:, 0]), pl.Series("alpha_63d", alpha[:, 1]),
+                             pl.Series("alpha_combined", alpha.mean(axis=1)), pl.lit(900.0).alias("var_21d"),
+                             pl.lit(2500.0).alias("var_63d"))
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+def test_every_strategy_builds_valid_weights_from_stacked_alpha(strategy: str, market) -> None:
+    returns, _ = market
+    alpha = _stacked_alpha(returns.filter(pl.col(c.DATE) >= dt.date(2023, 4, 1)).select(c.DATE, c.TICKER))
+    meta = alpha.select(c.DATE, c.TICKER, pl.Series("meta_probability", np.random.default_rng(1).random(alpha.height)))
+    built = build_target_weights(strategy, alpha, returns, meta=meta, params=StrategyParams(qp=QpParams(min_observations=20)))
+    weights = built.weights
+    assert schema_failures(TargetWeightsSchema, weights, asset="target_weights", partition=strategy) is None
+    assert weights[c.DATE].min() >= alpha[c.DATE].min()
+    run_backtest(returns, weights)  # the engine accepts them (signal dates, calendar)
+
+
+def test_threshold_profiles_read_a_gaussian_probability_of_the_calibrated_alpha() -> None:
+    alpha = _stacked_alpha(_grid(1, 3)).with_columns(pl.Series("alpha_21d", [30.0 * 1.645, 30.0 * 0.674, 0.0]))
+    probability = alpha.select(primary_probability())["probability"].to_list()
+    assert probability == pytest.approx([0.95, 0.75, 0.5], abs=1e-3)
+    built = build_target_weights("sniper", alpha, _grid(1, 3).with_columns(pl.lit(0.0).alias(RETURN)))
+    assert built.notes == ["sniper: regime filter not applied (regime labels not materialised)"]
+    with pytest.raises(ValueError, match="unknown strategy"):
+        build_target_weights("martingale", alpha, _grid(1, 3).with_columns(pl.lit(0.0).alias(RETURN)))
