@@ -33,3 +33,14 @@ oof_job = dg.define_asset_job(
     "oof_job", selection=dg.AssetSelection.assets("oof_predictions"),
     description="Out-of-fold predictions of one base model x horizon of one universe (partition 'xgboost_21d|synthetic').",
 )
+
+# Portfolio and backtest (issue 6), per universe after the model job: one run per strategy partition
+# ('qp_optimal|synthetic'), then the metrics and the report over all strategies of the universe.
+backtest_job = dg.define_asset_job(
+    "backtest_job", selection=dg.AssetSelection.assets("target_weights", "backtest", "backtest_positions", "backtest_trades"),
+    description="Target weights and the backtest of one strategy of one universe (partition 'qp_optimal|synthetic').",
+)
+backtest_report_job = dg.define_asset_job(
+    "backtest_report_job", selection=dg.AssetSelection.assets("backtest_metrics", "backtest_report"),
+    description="Metrics (PSR, DSR over the strategy set) and the HTML report of one universe, after backtest_job.",
+)

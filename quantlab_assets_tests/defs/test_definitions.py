@@ -4,7 +4,15 @@ import dagster as dg
 
 from quantlab_assets.definitions import defs
 from quantlab_assets.defs.assets.data import CHECKS
-from quantlab_assets.defs.partitions import LOOKBACK_MONTHS, MONTH, UNIVERSE, bars_partitions, universe_partitions
+from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
+from quantlab_assets.defs.partitions import (
+    LOOKBACK_MONTHS,
+    MONTH,
+    UNIVERSE,
+    bars_partitions,
+    strategy_partitions,
+    universe_partitions,
+)
 
 
 def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() -> None:
@@ -12,12 +20,14 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
         "universe", "raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "ffd_orders", "features",
         "cv_folds", "oof_predictions", "stacked_alpha", "model_scorecard", "meta_labels",
+        "target_weights", "backtest", "backtest_positions", "backtest_trades", "backtest_metrics", "backtest_report",
     }
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
         "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead",
         "cv_folds_hygiene", "oof_predictions_not_degenerate", "stacked_alpha_schema", "meta_labels_not_degenerate",
         "model_scorecard_honest",
+        "target_weights_valid", "target_weights_feasible", "backtest_accounting",
     }
     assert all(graph.get_check_spec(key).blocking for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None
@@ -40,3 +50,16 @@ def test_partition_schemes_are_month_by_universe_with_a_lookback() -> None:
     months = sorted(key.split("|")[0] for key in upstream.partitions_subset.get_partition_keys())
     assert len(months) == LOOKBACK_MONTHS + 1
     assert months[0] == "2023-05-01" and months[-1] == "2024-06-01"
+
+
+def test_strategy_assets_are_strategy_by_universe_and_the_report_per_universe() -> None:
+    graph = defs.resolve_asset_graph()
+    for name in ("target_weights", "backtest", "backtest_positions", "backtest_trades"):
+        assert graph.get(dg.AssetKey(name)).partitions_def == strategy_partitions
+    for name in ("backtest_metrics", "backtest_report"):
+        assert graph.get(dg.AssetKey(name)).partitions_def == universe_partitions
+    metrics = graph.get(dg.AssetKey("backtest_metrics"))
+    upstream = metrics.partition_mappings[dg.AssetKey("backtest")].get_upstream_mapped_partitions_result_for_partitions(
+        universe_partitions.empty_subset().with_partition_keys(["synthetic"]), universe_partitions, strategy_partitions
+    )
+    assert sorted(upstream.partitions_subset.get_partition_keys()) == sorted(f"{s}|synthetic" for s in STRATEGY_NAMES)

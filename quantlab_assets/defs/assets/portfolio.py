@@ -1,0 +1,230 @@
+"""Portfolio and backtest: target weights per strategy, the backtest, its metrics and the HTML report.
+
+target_weights[strategy, u] and backtest[strategy, u] (+ positions, trades) are partitioned by strategy x
+universe, so one strategy re-runs alone; backtest_metrics[u] and backtest_report[u] read every strategy
+of the universe (the deflated Sharpe ratio needs the whole set tried).
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars, run_backtest
+from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics, sharpe_ratio
+from quantlab_assets.compute.backtest.report import StrategyRun, render_report, write_report
+from quantlab_assets.compute.backtest.tracking import log_report_run
+from quantlab_assets.compute.backtest.trades import round_trips
+from quantlab_assets.compute.portfolio.names import BENCHMARK, QP
+from quantlab_assets.compute.portfolio.qp import WARM_UP
+from quantlab_assets.compute.portfolio.strategies import build_target_weights
+from quantlab_assets.compute.schemas import BacktestDailySchema, CleanedBarsSchema, TargetWeightsSchema, conform, schema_failures
+from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
+from quantlab_assets.defs.partitions import (
+    all_months_of_universe,
+    same_universe,
+    split_strategy_key,
+    strategy_partitions,
+    universe_partitions,
+)
+from quantlab_assets.defs.resources import MlflowTrackingResource
+
+GROUP = "portfolio"
+REGIME_ASSET = "regime_labels"
+REGIME_COLUMNS = ("regime_label", "regime")
+
+
+def stored_regimes(base_dir: str, universe: str) -> pl.DataFrame | None:
+    """Market regime per date (date, regime) from `regime_labels` if it is materialised for the universe, else None.
+
+    Assumes the layout of a universe-partitioned asset (<base>/regime_labels/<universe>.parquet) with a
+    date and a `regime_label` (or `regime`) column; the first label of a date is the market's.
+
+    Read from storage rather than as an input: the backtest runs (and its report says so) before any
+    regime model exists.
+    """
+    path = Path(base_dir) / REGIME_ASSET / f"{universe}.parquet"
+    if not path.exists():
+        return None
+    frame = pl.read_parquet(path)
+    label = next((col for col in REGIME_COLUMNS if col in frame.columns), None)
+    if label is None or c.DATE not in frame.columns:
+        return None
+    return frame.group_by(c.DATE).agg(pl.col(label).first().cast(pl.String).alias("regime")).sort(c.DATE)
+
+
+def _sectors(universe_frame: pl.DataFrame) -> dict[str, str]:
+    return dict(universe_frame.select(c.TICKER, c.SECTOR).iter_rows())
+
+
+@dg.asset(
+    partitions_def=strategy_partitions,
+    group_name=GROUP,
+    output_required=False,
+    ins={
+        "stacked_alpha": dg.AssetIn(partition_mapping=same_universe),
+        "meta_labels": dg.AssetIn(partition_mapping=same_universe),
+        "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
+        "universe": dg.AssetIn(partition_mapping=same_universe),
+    },
+    check_specs=[
+        dg.AssetCheckSpec("target_weights_valid", asset="target_weights", blocking=True,
+                          description="Schema: long-only, at most fully invested, no weight built from a later signal."),
+        dg.AssetCheckSpec("target_weights_feasible", asset="target_weights", blocking=True,
+                          description="The QP reached an optimal solution on every rebalance date after warm-up."),
+    ],
+)
+def target_weights(
+    context: dg.AssetExecutionContext,
+    stacked_alpha: UniverseFrames,
+    meta_labels: UniverseFrames,
+    cleaned_bars: UniverseFrames,
+    universe: UniverseFrames,
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """One strategy's target weights per decision date: QP, top-n, equal weight, buy-and-hold, or a threshold profile."""
+    strategy, name = split_strategy_key(context.partition_key)
+    regimes = stored_regimes(io_manager.base_dir, name)
+    built = build_target_weights(
+        strategy, stacked_alpha[name], returns_from_bars(conform(cleaned_bars[name], CleanedBarsSchema)),
+        meta=meta_labels[name], regimes=regimes, sectors=_sectors(universe[name]),
+    )
+    failure = schema_failures(TargetWeightsSchema, built.weights, asset="target_weights", partition=context.partition_key)
+    infeasible = [] if built.diagnostics is None else list(
+        built.diagnostics.filter(~pl.col("status").is_in(["optimal", WARM_UP])).select(c.DATE, "status").iter_rows())
+    metadata = {"decision_dates": built.weights[c.DATE].n_unique(), "rows": built.weights.height,
+                "notes": "\n".join(built.notes) or "none", "regime_labels": "read" if regimes is not None else "not materialised"}
+    if built.diagnostics is not None:
+        metadata["qp_median_solve_seconds"] = float(built.diagnostics["seconds"].median() or 0.0)
+        metadata["qp_status_counts"] = dg.MetadataValue.json(dict(built.diagnostics.group_by("status").len().iter_rows()))
+    checks = [
+        dg.AssetCheckResult(check_name="target_weights_valid", passed=failure is None, metadata={"failures": failure or "none"}),
+        dg.AssetCheckResult(check_name="target_weights_feasible", passed=not infeasible, metadata={
+            "infeasible_dates": len(infeasible), "examples": "\n".join(f"{d}: {s}" for d, s in infeasible[:10]) or "none"}),
+    ]
+    if all(check.passed for check in checks):
+        yield dg.Output({str(context.partition_key): built.weights}, metadata=metadata)
+    yield from checks
+
+
+@dg.multi_asset(
+    partitions_def=strategy_partitions,
+    group_name=GROUP,
+    can_subset=False,
+    outs={
+        "backtest": dg.AssetOut(description="Daily returns, costs, equity, turnover and concentration of one strategy."),
+        "backtest_positions": dg.AssetOut(description="End-of-day weights (non-zero) of one strategy."),
+        "backtest_trades": dg.AssetOut(description="Round trips: entry, exit, holding days, P&L, closed."),
+    },
+    ins={
+        "target_weights": dg.AssetIn(),
+        "stacked_alpha": dg.AssetIn(partition_mapping=same_universe),
+        "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
+    },
+    check_specs=[dg.AssetCheckSpec("backtest_accounting", asset="backtest", blocking=True,
+                                   description="Schema; equity compounds the net returns; net = (1 + gross)(1 - cost) - 1.")],
+)
+def backtest(
+    context: dg.AssetExecutionContext, target_weights: KeyedFrames, stacked_alpha: UniverseFrames, cleaned_bars: UniverseFrames
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """The execution model (1-bar delay, drift, 10+5+5 bp costs) over the span of the stacked alpha."""
+    key = str(context.partition_key)
+    _, name = split_strategy_key(key)
+    start = stacked_alpha[name][c.DATE].min()
+    returns = returns_from_bars(conform(cleaned_bars[name], CleanedBarsSchema)).filter(pl.col(c.DATE) >= start)
+    result = run_backtest(returns, target_weights[key], BacktestParams())
+    trades = round_trips(result.arrays.weights, result.returns, result.daily[c.DATE], result.tickers)
+    daily = result.daily
+    failure = schema_failures(BacktestDailySchema, daily, asset="backtest", partition=key)
+    equity_error = float(np.max(np.abs(daily["equity"].to_numpy() - np.cumprod(1 + daily["net_return"].to_numpy())), initial=0.0))
+    net_error = float((daily["net_return"] - ((1 + daily["gross_return"]) * (1 - daily["cost"]) - 1)).abs().max() or 0.0)
+    passed = failure is None and equity_error < 1e-9 and net_error < 1e-12
+    if passed:
+        yield dg.Output({key: daily}, output_name="backtest", metadata={
+            "final_equity": float(daily["equity"][-1]), "total_cost": float(daily["cost"].sum()),
+            "mean_daily_turnover": float(daily["turnover"].mean()), "days": daily.height})
+        yield dg.Output({key: result.weights}, output_name="backtest_positions", metadata={"rows": result.weights.height})
+        yield dg.Output({key: trades}, output_name="backtest_trades", metadata={"trades": trades.height})
+    yield dg.AssetCheckResult(check_name="backtest_accounting", asset_key="backtest", passed=passed, metadata={
+        "schema": failure or "ok", "max_equity_error": equity_error, "max_net_return_error": net_error})
+
+
+def _by_strategy(frames: KeyedFrames) -> dict[str, pl.DataFrame]:
+    return {split_strategy_key(key)[0]: frame for key, frame in sorted(frames.items())}
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    ins={
+        "backtest": dg.AssetIn(partition_mapping=same_universe),
+        "backtest_trades": dg.AssetIn(partition_mapping=same_universe),
+    },
+)
+def backtest_metrics(
+    context: dg.AssetExecutionContext, backtest: KeyedFrames, backtest_trades: KeyedFrames
+) -> UniverseFrames:
+    """Per strategy: performance, Sharpe bootstrap CI, PSR, DSR (over the strategies of the universe), MinTRL, trades."""
+    daily, trades = _by_strategy(backtest), _by_strategy(backtest_trades)
+    sharpes = [s for frame in daily.values() if (s := sharpe_ratio(frame["net_return"].to_numpy())) is not None]
+    params = MetricParams(n_trials=len(daily), trial_sharpe_variance=float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else None)
+    rows = [{"strategy": name, **compute_metrics(frame, trades[name], params)} for name, frame in daily.items()]
+    metrics = pl.DataFrame(rows, infer_schema_length=None)
+    metrics = metrics.with_columns(pl.col(col).cast(pl.Float64) for col, dtype in metrics.schema.items() if dtype == pl.Null)
+    summary = metrics.select("strategy", "cagr", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "psr", "dsr", "max_drawdown")
+    context.add_output_metadata({
+        "n_trials": params.n_trials, "trial_sharpe_variance": params.trial_sharpe_variance,
+        "summary": dg.MetadataValue.json([{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+                                          for row in summary.to_dicts()]),
+    })
+    return {context.partition_key: metrics}
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    ins={
+        "backtest": dg.AssetIn(partition_mapping=same_universe),
+        "backtest_positions": dg.AssetIn(partition_mapping=same_universe),
+        "backtest_trades": dg.AssetIn(partition_mapping=same_universe),
+        "backtest_metrics": dg.AssetIn(),
+        "universe": dg.AssetIn(),
+    },
+)
+def backtest_report(
+    context: dg.AssetExecutionContext,
+    backtest: KeyedFrames,
+    backtest_positions: KeyedFrames,
+    backtest_trades: KeyedFrames,
+    backtest_metrics: UniverseFrames,
+    universe: UniverseFrames,
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+    mlflow: MlflowTrackingResource,
+) -> dg.MaterializeResult:
+    """One self-contained HTML report of the universe's strategy set (seed 003's six sections)."""
+    name = context.partition_key
+    base_dir = io_manager.base_dir
+    daily, positions, trades = _by_strategy(backtest), _by_strategy(backtest_positions), _by_strategy(backtest_trades)
+    order = [QP, *sorted(set(daily) - {QP, BENCHMARK}), BENCHMARK]
+    runs = [StrategyRun(s, daily[s], positions[s], trades[s]) for s in order if s in daily]
+    regimes = stored_regimes(base_dir, name)
+    metrics = backtest_metrics[name]
+    html = render_report(
+        runs, metrics.filter(pl.col("strategy").is_in([r.name for r in runs])).sort(
+            pl.col("strategy").replace_strict({r.name: i for i, r in enumerate(runs)}, return_dtype=pl.Int64)),
+        title=f"Backtest report: {name}", benchmark=BENCHMARK if BENCHMARK in daily else None,
+        regimes=regimes, sectors=_sectors(universe[name]),
+        notes=[f"Costs: commission 10 bp + slippage 5 bp + spread 5 bp on traded notional; 1-bar execution delay. "
+               f"Regime labels: {'read' if regimes is not None else 'not materialised'}."],
+    )
+    path = write_report(html, Path(base_dir) / "reports" / "backtest_report" / f"{name}.html")
+    mlflow.ensure_store()
+    run_id = log_report_run(mlflow.uri(), name, metrics, path, mlflow.artifact_root())
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(path)), "url": dg.MetadataValue.url(path.resolve().as_uri()),
+        "bytes": path.stat().st_size, "strategies": len(runs), "regime_labels": regimes is not None,
+        "mlflow_run_id": run_id,
+    })

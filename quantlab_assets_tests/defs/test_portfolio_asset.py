@@ -1,0 +1,107 @@
+"""Portfolio and backtest through Dagster on real cleaned bars of the synthetic universe, with a seeded random
+stacked alpha and meta-labels standing in for the model stack (their schema, not their skill): every strategy
+partition, the metrics over the set, and the HTML report with every section and figure."""
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.backtest.report import FIGURE_IDS, SECTION_IDS
+from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
+from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
+from quantlab_assets.defs.assets.portfolio import backtest, backtest_metrics, backtest_report, target_weights
+from quantlab_assets.defs.io_managers import UniverseFrames
+from quantlab_assets.defs.partitions import same_universe, universe_partitions
+from quantlab_assets.defs.resources import MlflowTrackingResource
+from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
+
+ALPHA_START = "2007-01-01"
+
+
+def _alpha_rows(bars: pl.DataFrame) -> pl.DataFrame:
+    return bars.filter(pl.col(c.DATE) >= pl.lit(ALPHA_START).str.to_date()).select(c.DATE, c.TICKER).sort(c.DATE, c.TICKER)
+
+
+@dg.asset(name="stacked_alpha", partitions_def=universe_partitions,
+          ins={"cleaned_bars": dg.AssetIn(partition_mapping=same_universe)})
+def fake_stacked_alpha(context: dg.AssetExecutionContext, cleaned_bars: UniverseFrames) -> UniverseFrames:
+    rows = _alpha_rows(cleaned_bars[context.partition_key])
+    rng = np.random.default_rng(1)
+    alpha = np.clip(rng.normal(0, 30, (rows.height, 2)), -1000, 1000)
+    return {context.partition_key: rows.with_columns(
+        pl.Series("alpha_21d", alpha[:, 0]), pl.Series("alpha_63d", alpha[:, 1]),
+        pl.Series("alpha_combined", 0.7 * alpha[:, 0] + 0.3 * alpha[:, 1]),
+        pl.lit(900.0).alias("var_21d"), pl.lit(2500.0).alias("var_63d"))}
+
+
+@dg.asset(name="meta_labels", partitions_def=universe_partitions,
+          ins={"cleaned_bars": dg.AssetIn(partition_mapping=same_universe)})
+def fake_meta_labels(context: dg.AssetExecutionContext, cleaned_bars: UniverseFrames) -> UniverseFrames:
+    rows = _alpha_rows(cleaned_bars[context.partition_key])
+    return {context.partition_key: rows.with_columns(
+        pl.Series("meta_probability", np.random.default_rng(2).random(rows.height)))}
+
+
+ASSETS = [universe, raw_ohlcv, cleaned_bars, fake_stacked_alpha, fake_meta_labels, target_weights, backtest,
+          backtest_metrics, backtest_report]
+
+
+class _Ids(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.ids |= {value for key, value in attrs if key == "id" and value}
+
+
+@pytest.mark.slow
+def test_every_strategy_backtests_and_the_report_has_every_section(
+    instance: dg.DagsterInstance, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MLflow's file store: creating the default SQLite store's tables takes about 10 s, the file store none.
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    tracking_uri = f"file://{tmp_path / 'mlruns'}"
+    resources = {**lab_resources(data_dir, "2008-06-30"), "mlflow": MlflowTrackingResource(tracking_uri=tracking_uri)}
+    assert dg.materialize([universe], partition_key="synthetic", instance=instance, resources=resources).success
+    assert dg.materialize(ASSETS, selection=["raw_ohlcv", "cleaned_bars", "rejected_bars"], instance=instance,
+                          resources=resources, tags=range_tags("2005-01-01", "2008-06-01", "synthetic")).success
+    assert dg.materialize(ASSETS, selection=["stacked_alpha", "meta_labels"], partition_key="synthetic",
+                          instance=instance, resources=resources).success
+
+    for strategy in STRATEGY_NAMES:
+        run = dg.materialize(ASSETS, selection=["target_weights", "backtest", "backtest_positions", "backtest_trades"],
+                             partition_key=f"{strategy}|synthetic", instance=instance, resources=resources)
+        assert all(e.passed for e in run.get_asset_check_evaluations()), strategy
+    daily = pl.read_parquet(data_dir / "backtest" / "synthetic" / "qp_optimal.parquet")
+    assert daily[c.DATE].min().isoformat() >= ALPHA_START and daily["cost"].sum() > 0
+    weights = pl.read_parquet(data_dir / "target_weights" / "synthetic" / "qp_optimal.parquet")
+    assert weights.group_by(c.DATE).agg(pl.col("weight").sum())["weight"].is_between(1 - 1e-9, 1 + 1e-9).all()
+    assert weights["weight"].max() <= 0.2 + 1e-12 and weights["weight"].min() >= 0.02 - 1e-6
+
+    final = dg.materialize(ASSETS, selection=["backtest_metrics", "backtest_report"], partition_key="synthetic",
+                           instance=instance, resources=resources)
+    metrics = pl.read_parquet(data_dir / "backtest_metrics" / "synthetic.parquet")
+    assert sorted(metrics["strategy"]) == sorted(STRATEGY_NAMES)
+    assert (metrics["n_trials"] == len(STRATEGY_NAMES)).all()
+    assert (metrics["dsr"].drop_nulls() <= metrics["psr"].drop_nulls() + 1e-12).all()
+
+    report = final.asset_materializations_for_node("backtest_report")[0]
+    path = Path(report.metadata["path"].value)
+    parser = _Ids()
+    parser.feed(path.read_text(encoding="utf-8"))
+    assert set(SECTION_IDS) <= parser.ids and "no-regimes" in parser.ids
+    regime_figures = set(FIGURE_IDS["regime-analysis"])
+    assert {f for ids in FIGURE_IDS.values() for f in ids} - regime_figures <= parser.ids
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = client.get_run(report.metadata["mlflow_run_id"].value)
+    assert run.data.metrics["qp_optimal.days"] == daily.height
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "report")] == ["report/synthetic.html"]
