@@ -79,7 +79,9 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
                              partition_key=f"{strategy}|synthetic", instance=instance, resources=resources)
         assert all(e.passed for e in run.get_asset_check_evaluations()), strategy
     daily = pl.read_parquet(data_dir / "backtest" / "synthetic" / "qp_optimal.parquet")
-    assert daily[c.DATE].min().isoformat() >= ALPHA_START and daily["cost"].sum() > 0
+    alpha_dates = pl.read_parquet(data_dir / "stacked_alpha" / "synthetic.parquet")[c.DATE]
+    assert (daily[c.DATE].min(), daily[c.DATE].max()) == (alpha_dates.min(), alpha_dates.max())
+    assert daily["cost"].sum() > 0
     weights = pl.read_parquet(data_dir / "target_weights" / "synthetic" / "qp_optimal.parquet")
     assert weights.group_by(c.DATE).agg(pl.col("weight").sum())["weight"].is_between(1 - 1e-9, 1 + 1e-9).all()
     assert weights["weight"].max() <= 0.2 + 1e-12 and weights["weight"].min() >= 0.02 - 1e-6

@@ -64,8 +64,8 @@ def build_target_weights(
     (date, ticker, meta_probability); regimes: date, regime (market-wide)."""
     if alpha.height == 0:
         raise ValueError(f"{strategy}: no stacked alpha, nothing to evaluate")
-    start = alpha[c.DATE].min()
-    present = returns.filter((pl.col(c.DATE) >= start) & pl.col(RETURN).is_not_null()).select(c.DATE, c.TICKER)
+    present = returns.filter(pl.col(c.DATE).is_between(alpha[c.DATE].min(), alpha[c.DATE].max())
+                             & pl.col(RETURN).is_not_null()).select(c.DATE, c.TICKER)
     if strategy == QP:
         expected = alpha.select(c.DATE, c.TICKER, alpha_to_daily_return(pl.col(ALPHA), ALPHA_HORIZON_DAYS).alias("expected"))
         weights, diagnostics = qp_weights(expected, returns, params.qp, sectors)

@@ -130,11 +130,13 @@ def target_weights(
 def backtest(
     context: dg.AssetExecutionContext, target_weights: KeyedFrames, stacked_alpha: UniverseFrames, cleaned_bars: UniverseFrames
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """The execution model (1-bar delay, drift, 10+5+5 bp costs) over the span of the stacked alpha."""
+    """The execution model (1-bar delay, drift, 10+5+5 bp costs) over the span of the stacked alpha (first to last date)."""
     key = str(context.partition_key)
     _, name = split_strategy_key(key)
-    start = stacked_alpha[name][c.DATE].min()
-    returns = returns_from_bars(conform(cleaned_bars[name], CleanedBarsSchema)).filter(pl.col(c.DATE) >= start)
+    # The evaluation span is the alpha's: after its last date every strategy would only drift.
+    span = stacked_alpha[name][c.DATE]
+    returns = returns_from_bars(conform(cleaned_bars[name], CleanedBarsSchema)).filter(
+        pl.col(c.DATE).is_between(span.min(), span.max()))
     result = run_backtest(returns, target_weights[key], BacktestParams())
     trades = round_trips(result.arrays.weights, result.returns, result.daily[c.DATE], result.tickers)
     daily = result.daily
