@@ -138,19 +138,14 @@ class BacktestResult:
 
 
 def returns_from_bars(bars: pl.DataFrame) -> pl.DataFrame:
-    """Simple close-to-close returns per instrument from (adjusted) prices: date, ticker, return.
+    """Daily simple returns per instrument from the cleaned bars: date, ticker, return = exp(log_return) - 1.
 
-    Prices, not the capped log_return: a capped outlier is a cleaning device, the P&L is what the
-    price did. The first bar of an instrument has no return (null).
+    The cleaned log_return, not the raw price ratio: cleaning caps outlier returns at 10 robust sigmas
+    while keeping prices as received, and a bad tick (a x10 price for a day) in the prices would book a
+    +900 % then -90 % P&L (measured on the synthetic default: 21 capped rows, largest raw ratio +948 %).
+    The first bar of an instrument has no return (null).
     """
-    price = pl.coalesce(c.ADJ_CLOSE, c.CLOSE) if c.ADJ_CLOSE in bars.columns else pl.col(c.CLOSE)
-    return (
-        bars.lazy()
-        .select(c.DATE, c.TICKER, price.alias("_price"))
-        .sort(c.TICKER, c.DATE)
-        .select(c.DATE, c.TICKER, (pl.col("_price") / pl.col("_price").shift(1).over(c.TICKER) - 1.0).alias(RETURN))
-        .collect()
-    )
+    return bars.select(c.DATE, c.TICKER, (pl.col(c.LOG_RETURN).exp() - 1.0).alias(RETURN))
 
 
 def check_signal_dates(weights: pl.DataFrame) -> None:
