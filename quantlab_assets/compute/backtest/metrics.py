@@ -160,8 +160,9 @@ def compute_metrics(
         "turnover_daily": float(turnover.mean()) if n else 0.0,
         "turnover_annual": float(turnover.mean() * PERIODS_PER_YEAR) if n else 0.0,
         "hit_rate_days": _ratio(float((returns > 0).sum()), float((returns != 0).sum())),
-        "var_95": None if var_cut is None else -var_cut,
-        "cvar_95": None if var_cut is None else -float(returns[returns <= var_cut].mean()),
+        # 0.0 - x, not -x: a flat series has a VaR of 0.0, not -0.0.
+        "var_95": None if var_cut is None else 0.0 - var_cut,
+        "cvar_95": None if var_cut is None else 0.0 - float(returns[returns <= var_cut].mean()),
         "sharpe_ci_low": low,
         "sharpe_ci_high": high,
         "sharpe_ci_undefined_share": undefined,

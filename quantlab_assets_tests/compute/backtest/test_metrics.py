@@ -84,6 +84,7 @@ def test_undefined_ratios_are_none() -> None:
     m = compute_metrics(_daily(np.zeros(30)), params=MetricParams(bootstrap_reps=20))
     assert m["sharpe"] is None and m["sortino"] is None and m["calmar"] is None and m["psr"] is None
     assert m["hit_rate_days"] is None and m["sharpe_ci_low"] is None and m["min_track_record_days"] is None
+    assert math.copysign(1.0, m["var_95"]) == 1.0 and m["cvar_95"] == 0.0
 
 
 def test_bootstrap_interval_is_seeded_and_covers_the_estimate(returns: np.ndarray) -> None:
