@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from quantlab_assets.defs.assets import data, features, labels
-from quantlab_assets.defs.jobs import main_job, training_span_job, universe_job
+from quantlab_assets.defs.assets import data, features, labels, regimes
+from quantlab_assets.defs.jobs import main_job, regime_job, training_span_job, universe_job
 from quantlab_assets.defs.resources import default_resources
 from quantlab_assets.defs.schedules import daily_refresh_schedule
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data, features, labels]),
-    asset_checks=dg.load_asset_checks_from_modules([data, features, labels]),
-    jobs=[main_job, universe_job, training_span_job],
+    assets=dg.load_assets_from_modules([data, features, labels, regimes]),
+    asset_checks=dg.load_asset_checks_from_modules([data, features, labels, regimes]),
+    jobs=[main_job, universe_job, training_span_job, regime_job],
     schedules=[daily_refresh_schedule],
     resources=default_resources(),
 )
