@@ -11,6 +11,7 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets.defs.assets.features import features, ffd_orders
 from quantlab_assets.defs.assets.regimes import market_state, regime_clusters, regime_hmm, regime_labels
+from quantlab_assets.defs.partitions import bars_partitions, features_with_market_lookback
 from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
 
 ASSETS = [universe, raw_ohlcv, cleaned_bars, ffd_orders, features, market_state, regime_hmm, regime_clusters, regime_labels]
@@ -56,3 +57,12 @@ def test_regime_assets_fit_before_train_end_and_filter_after(instance: dg.Dagste
     assert parameters.filter(pl.col("refit") == 0)["fit_end"].max() <= TRAIN_END
     assert labels.select(c.DATE).equals(probabilities.select(c.DATE))
     assert clusters[c.DATE].min() > TRAIN_END and clusters.height == probabilities.height
+
+
+def test_market_state_reads_two_months_of_features_before_its_own() -> None:
+    upstream = features_with_market_lookback.get_upstream_mapped_partitions_result_for_partitions(
+        bars_partitions.empty_subset().with_partition_keys(["2024-03-01|synthetic"]), bars_partitions, bars_partitions
+    )
+    assert sorted(upstream.partitions_subset.get_partition_keys()) == [
+        "2024-01-01|synthetic", "2024-02-01|synthetic", "2024-03-01|synthetic",
+    ]
