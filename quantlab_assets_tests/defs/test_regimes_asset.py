@@ -20,15 +20,15 @@ REGIME_ASSETS = ["regime_hmm", "regime_hmm_params", "regime_clusters", "regime_l
 
 
 def test_regime_assets_fit_before_train_end_and_filter_after(instance: dg.DagsterInstance, data_dir: Path) -> None:
-    resources = lab_resources(data_dir, as_of="2016-03-31")
+    resources = lab_resources(data_dir, as_of="2015-09-30")
     assert dg.materialize([universe], partition_key="synthetic", instance=instance, resources=resources).success
     bars = dg.materialize(ASSETS, selection=["raw_ohlcv", "cleaned_bars", "rejected_bars"], instance=instance,
-                          resources=resources, tags=range_tags("2012-01-01", "2016-03-01", "synthetic"))
+                          resources=resources, tags=range_tags("2012-01-01", "2015-09-01", "synthetic"))
     assert bars.success
     assert dg.materialize(ASSETS, selection=["ffd_orders"], partition_key="synthetic", instance=instance,
                           resources=resources).success
     monthly = dg.materialize(ASSETS, selection=["features", "market_state"], instance=instance, resources=resources,
-                             tags=range_tags("2013-01-01", "2016-03-01", "synthetic"))
+                             tags=range_tags("2013-01-01", "2015-09-01", "synthetic"))
     assert monthly.success
     assert {e.check_name: e.passed for e in monthly.get_asset_check_evaluations() if e.check_name.startswith("market")} == {
         "market_state_schema": True, "market_state_no_lookahead": True,
@@ -36,7 +36,7 @@ def test_regime_assets_fit_before_train_end_and_filter_after(instance: dg.Dagste
     state = pl.read_parquet(data_dir / "market_state" / "synthetic" / "2015-06.parquet")
     assert state[c.DATE].is_unique().all() and state["market_vol_21d"].null_count() == 0
 
-    run_config = {"ops": {"regime_hmm": {"config": {"refit_months": 6}}}}
+    run_config = {"ops": {"regime_hmm": {"config": {"refit_months": 3}}}}
     result = dg.materialize(ASSETS, selection=REGIME_ASSETS, partition_key="synthetic", instance=instance,
                             resources=resources, run_config=run_config)
     assert result.success
@@ -49,10 +49,10 @@ def test_regime_assets_fit_before_train_end_and_filter_after(instance: dg.Dagste
     parameters = pl.read_parquet(data_dir / "regime_hmm_params" / "synthetic.parquet")
     labels = pl.read_parquet(data_dir / "regime_labels" / "synthetic.parquet")
     clusters = pl.read_parquet(data_dir / "regime_clusters" / "synthetic.parquet")
-    # Fitted up to train_end, applied after it; refits every 6 months on the expanding window.
+    # Fitted up to train_end, applied after it; refits every 3 months on the expanding window.
     assert probabilities[c.DATE].min() > TRAIN_END and (probabilities["fit_end"] < probabilities[c.DATE]).all()
     assert parameters.group_by("refit").agg(pl.col("applies_from").first()).sort("refit")["applies_from"].to_list() == [
-        dt.date(2015, 1, 1), dt.date(2015, 7, 1), dt.date(2016, 1, 1),
+        dt.date(2015, 1, 1), dt.date(2015, 4, 1), dt.date(2015, 7, 1),
     ]
     assert parameters.filter(pl.col("refit") == 0)["fit_end"].max() <= TRAIN_END
     assert labels.select(c.DATE).equals(probabilities.select(c.DATE))
