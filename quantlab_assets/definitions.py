@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from quantlab_assets.defs.assets import data, features, labels, models
-from quantlab_assets.defs.jobs import main_job, model_job, oof_job, training_span_job, universe_job
+from quantlab_assets.defs.assets import data, features, labels, models, regimes
+from quantlab_assets.defs.jobs import main_job, model_job, oof_job, regime_job, training_span_job, universe_job
 from quantlab_assets.defs.resources import default_resources
 from quantlab_assets.defs.schedules import daily_refresh_schedule
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data, features, labels, models]),
-    asset_checks=dg.load_asset_checks_from_modules([data, features, labels, models]),
-    jobs=[main_job, universe_job, training_span_job, oof_job, model_job],
+    assets=dg.load_assets_from_modules([data, features, labels, models, regimes]),
+    asset_checks=dg.load_asset_checks_from_modules([data, features, labels, models, regimes]),
+    jobs=[main_job, universe_job, training_span_job, oof_job, model_job, regime_job],
     schedules=[daily_refresh_schedule],
     resources=default_resources(),
 )
