@@ -1,0 +1,67 @@
+"""Fixtures of the services suite: a real PostgreSQL cluster and Dagster instances stored in it.
+
+Where PostgreSQL (or dagster-postgres) is missing the suite is skipped with the reason; with
+QUANTLAB_REQUIRE_SERVICES=1 (set by .ci/run) the same condition fails instead, so CI cannot skip it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from quantlab_assets_tests.services.servers import PostgresServer, ServiceUnavailable, running_postgres
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REQUIRE_SERVICES_ENV = "QUANTLAB_REQUIRE_SERVICES"
+
+
+def services_unavailable(reason: str) -> None:
+    if os.environ.get(REQUIRE_SERVICES_ENV) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_SERVICES_ENV}=1: the services suite must run here)", pytrace=False)
+    pytest.skip(f"services suite: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    try:
+        import dagster_postgres  # noqa: F401
+    except ImportError:
+        services_unavailable("dagster-postgres is not installed (pip install -e '.[postgres]')")
+    try:
+        with running_postgres() as server:
+            yield server
+    except ServiceUnavailable as error:
+        services_unavailable(str(error))
+
+
+@pytest.fixture
+def pg_env(postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A fresh database and a DAGSTER_HOME holding resources/dagster.postgres.yaml, exported like compose does.
+
+    The lab's data directory is tmp_path/data (QUANTLAB_DATA_DIR), so subprocesses (the CLI, the code
+    server, run workers) store where the test reads.
+    """
+    database = f"dagster_{uuid.uuid4().hex[:12]}"
+    postgres.create_database(database)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "resources" / "dagster.postgres.yaml", home / "dagster.yaml")
+    env = {**postgres.dagster_env(database), "DAGSTER_HOME": str(home), "QUANTLAB_DATA_DIR": str(tmp_path / "data")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def pg_instance(pg_env: dict[str, str]) -> Iterator[dg.DagsterInstance]:
+    instance = dg.DagsterInstance.from_config(pg_env["DAGSTER_HOME"])
+    try:
+        yield instance
+    finally:
+        instance.dispose()
