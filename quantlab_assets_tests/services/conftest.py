@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from quantlab_assets_tests.services.servers import PostgresServer, ServiceUnavailable, running_postgres
+from quantlab_assets_tests.services.servers import PostgresServer, ServiceUnavailable, running_mlflow, running_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_SERVICES_ENV = "QUANTLAB_REQUIRE_SERVICES"
@@ -65,3 +65,14 @@ def pg_instance(pg_env: dict[str, str]) -> Iterator[dg.DagsterInstance]:
         yield instance
     finally:
         instance.dispose()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlflow server` with its tracking store in PostgreSQL and a local artifact root (docker-compose.yml's mlflow)."""
+    postgres.create_database("mlflow")
+    try:
+        with running_mlflow(postgres.url("mlflow", "postgresql+psycopg2"), tmp_path_factory.mktemp("mlflow") / "artifacts") as uri:
+            yield uri
+    except ServiceUnavailable as error:
+        services_unavailable(str(error))
