@@ -172,6 +172,42 @@ def running_mlflow(backend_store_uri: str, artifacts_dir: Path, timeout_s: float
             server.wait()
 
 
+@contextlib.contextmanager
+def running_code_server(module: str, working_directory: Path, timeout_s: float = 120.0) -> Iterator[int]:
+    """`dagster api grpc` serving `module` on 127.0.0.1 (what the webserver and daemon load); yields its port.
+
+    Started and stopped here, in its own session with its run workers, rather than by Dagster's
+    workspace registry, whose servers outlive a test that ends early.
+    """
+    from dagster._grpc.client import DagsterGrpcClient
+
+    port = free_port()
+    dagster = Path(sys.executable).with_name("dagster")
+    server = subprocess.Popen(
+        [str(dagster), "api", "grpc", "-m", module, "--host", HOST, "--port", str(port),
+         "--working-directory", str(working_directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        client = DagsterGrpcClient(host=HOST, port=port)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if server.poll() is not None:
+                raise ServiceUnavailable(f"dagster code server for {module} exited {server.returncode}")
+            try:
+                client.ping("ready")
+                break
+            except Exception:  # noqa: BLE001 - any failure to answer means: not up yet
+                if time.monotonic() > deadline:
+                    raise ServiceUnavailable(f"dagster code server for {module} did not answer within {timeout_s} s")
+                time.sleep(0.5)
+        yield port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
 def main() -> None:
     """Start PostgreSQL and MLflow (PostgreSQL backend) for a shell session; Ctrl-C stops both."""
     with running_postgres() as postgres:
