@@ -11,16 +11,27 @@ Layout under `base_dir`: <asset>/<universe>/<YYYY-MM>.parquet, <asset>/<universe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.storage import read_parquet_files, write_parquet_atomic
-from quantlab_assets.defs.partitions import month_bounds, months_by_universe
+from quantlab_assets.compute.storage import (
+    UnreadableParquetError,
+    read_parquet_file,
+    read_parquet_files,
+    write_parquet_atomic,
+)
+from quantlab_assets.defs.partitions import bars_key, month_bounds, months_by_universe
 
 UniverseFrames = dict[str, pl.DataFrame]
+
+
+class UnreadablePartitionError(RuntimeError):
+    """A stored partition's file cannot be read: names the asset, the partition and the file to re-materialise."""
 
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
@@ -78,7 +89,9 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> UniverseFrames | pl.DataFrame:
         if not context.has_asset_partitions:
-            return pl.read_parquet(self._asset_dir(context.asset_key).with_suffix(".parquet"))
+            path = self._asset_dir(context.asset_key).with_suffix(".parquet")
+            with _naming_the_partition(context, {path: "(unpartitioned)"}):
+                return read_parquet_file(path)
         multi = isinstance(context.asset_partitions_def, dg.MultiPartitionsDefinition)
         targets = self._paths(context.asset_key, list(context.asset_partition_keys), multi)
         frames: UniverseFrames = {}
@@ -91,5 +104,19 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                     f"{context.asset_key.to_user_string()}[{universe}]: {len(missing)} partition(s) not "
                     f"materialised, read as empty: {missing[:3]}{'...' if len(missing) > 3 else ''}"
                 )
-            frames[universe] = read_parquet_files(present)
+            keys = {path: bars_key(month, universe) if multi else universe for month, path in month_paths}
+            with _naming_the_partition(context, keys):
+                frames[universe] = read_parquet_files(present)
         return frames
+
+
+@contextmanager
+def _naming_the_partition(context: dg.InputContext, partition_of: dict[Path, str]) -> Iterator[None]:
+    """Turn an unreadable file into an error that says which asset and partition to re-materialise."""
+    try:
+        yield
+    except UnreadableParquetError as error:
+        raise UnreadablePartitionError(
+            f"asset {context.asset_key.to_user_string()}, partition {partition_of.get(error.path, '?')}: "
+            f"stored file {error.path} cannot be read; re-materialise that partition (cause: {error.__cause__})"
+        ) from error

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,3 +78,24 @@ def mlflow_server(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFac
             yield uri
     except ServiceUnavailable as error:
         services_unavailable(str(error))
+
+
+DAGSTER_CLI = Path(sys.executable).with_name("dagster")
+
+
+def start_cli(args: list[str], cwd: Path = REPO_ROOT, **env: str) -> subprocess.Popen[str]:
+    """`dagster ARGS` in its own process group (so a test can SIGKILL it with its step processes).
+
+    It inherits the test's environment: the PostgreSQL instance of `pg_env` and the data directory.
+    """
+    return subprocess.Popen(
+        [str(DAGSTER_CLI), *args], cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout_s: float = 300) -> str:
+    """Wait for a CLI process; its output, with the exit code checked."""
+    output, _ = process.communicate(timeout=timeout_s)
+    assert process.returncode == 0, output[-3000:]
+    return output
