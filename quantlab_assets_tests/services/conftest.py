@@ -99,3 +99,7 @@ def finish(process: subprocess.Popen[str], timeout_s: float = 300) -> str:
     output, _ = process.communicate(timeout=timeout_s)
     assert process.returncode == 0, output[-3000:]
     return output
+
+
+# Steps in the CLI's own process: a step process per asset would re-import the lab (seconds each).
+IN_PROCESS = ["--config-json", '{"execution": {"config": {"in_process": {}}}}']

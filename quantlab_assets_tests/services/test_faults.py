@@ -12,7 +12,7 @@ import yaml
 
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
-from quantlab_assets_tests.services.conftest import REPO_ROOT, finish, start_cli
+from quantlab_assets_tests.services.conftest import IN_PROCESS, REPO_ROOT, finish, start_cli
 
 pytestmark = pytest.mark.services
 
@@ -34,7 +34,7 @@ def _universe_dir(tmp_path: Path, seed: int) -> Path:
 def _raw_ohlcv_run(tmp_path: Path, seed: int):
     return start_cli(
         ["asset", "materialize", "-m", "quantlab_assets.definitions", "--select", "raw_ohlcv", "--partition-range",
-         f"{MONTHS[0]}|{KILLED_UNIVERSE}...{MONTHS[1]}|{KILLED_UNIVERSE}"],
+         f"{MONTHS[0]}|{KILLED_UNIVERSE}...{MONTHS[1]}|{KILLED_UNIVERSE}", *IN_PROCESS],
         QUANTLAB_UNIVERSE_DIR=str(_universe_dir(tmp_path, seed)), QUANTLAB_AS_OF="2007-12-31",
     )
 
@@ -59,7 +59,7 @@ def test_a_run_killed_mid_write_leaves_each_partition_whole_and_the_next_run_com
     assert len(previous) == 36
     written_before = {path.name: path.stat().st_mtime_ns for path in stored.glob("*.parquet")}
 
-    # Kill the second version's run (CLI, step process and all) while it writes a partition, after some.
+    # Kill the second version's run (the CLI process, which runs the step) while it writes a partition, after some.
     killed = _raw_ohlcv_run(tmp_path, seed=2)
     deadline = time.monotonic() + 240
     while True:
