@@ -210,6 +210,13 @@ def running_code_server(module: str, working_directory: Path, timeout_s: float =
 
 def main() -> None:
     """Start PostgreSQL and MLflow (PostgreSQL backend) for a shell session; Ctrl-C stops both."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    # Explicit handlers: a shell's background job ignores SIGINT, and SIGTERM would skip the cleanup.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     with running_postgres() as postgres:
         postgres.create_database("dagster")
         postgres.create_database("mlflow")
