@@ -16,7 +16,7 @@ from dagster_k8s import K8sRunLauncher
 from dagster_k8s.executor import _K8S_EXECUTOR_CONFIG_SCHEMA
 from dagster_k8s.job import get_user_defined_k8s_config
 
-from quantlab_assets.defs.executors import EXECUTOR_ENV, K8S_EXECUTOR_CONFIG
+from quantlab_assets.defs.executors import EXECUTOR_ENV, K8S_EXECUTOR_CONFIG, lab_executor
 from quantlab_assets.defs.gpu import DEVICE_TAG, GPU_POOL
 from quantlab_assets_tests.services.conftest import REPO_ROOT
 from quantlab_assets_tests.services.gpu_pool_defs import cpu_step_a, gpu_step_a
@@ -46,14 +46,15 @@ def test_the_cluster_instance_config_is_valid_for_dagster_and_dagster_k8s(tmp_pa
     assert processed["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
 
 
-def test_the_k8s_executor_config_is_valid_and_selected_only_by_the_environment() -> None:
+def test_the_k8s_executor_config_is_valid_and_selected_only_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert process_config(_K8S_EXECUTOR_CONFIG_SCHEMA, K8S_EXECUTOR_CONFIG).success
-    # A fresh interpreter, as a run pod would start: the lab's jobs then run each step as a Kubernetes Job.
+    monkeypatch.delenv(EXECUTOR_ENV, raising=False)
+    assert lab_executor() is None  # one machine: Dagster's default executor
+    # A fresh interpreter, as a run pod starts: the lab's jobs then run each step as a Kubernetes Job.
     probe = "from quantlab_assets.definitions import defs; print(defs.resolve_job_def('main_job').executor_def.name)"
-    for value, expected in (("k8s", "k8s"), ("", "multi_or_in_process_executor")):
-        shown = subprocess.run([sys.executable, "-c", probe], env={"PATH": "", EXECUTOR_ENV: value},
-                               capture_output=True, text=True, cwd=REPO_ROOT, check=True)
-        assert shown.stdout.strip() == expected
+    shown = subprocess.run([sys.executable, "-c", probe], env={"PATH": "", EXECUTOR_ENV: "k8s"},
+                           capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    assert shown.stdout.strip() == "k8s"
 
 
 def test_gpu_tagged_steps_ask_their_pod_for_a_gpu_and_other_steps_do_not() -> None:
