@@ -80,13 +80,13 @@ class PostgresServer:
         finally:
             connection.close()
 
-    def query(self, database: str, sql: str) -> list[tuple]:
+    def query(self, database: str, sql: str, parameters: tuple = ()) -> list[tuple]:
         import psycopg2
 
         connection = psycopg2.connect(self.url(database))
         try:
             with connection.cursor() as cursor:
-                cursor.execute(sql)
+                cursor.execute(sql, parameters)
                 return cursor.fetchall()
         finally:
             connection.close()
@@ -113,9 +113,10 @@ def running_postgres() -> Iterator[PostgresServer]:
         shutil.chown(directory / "pwfile", POSTGRES_OS_USER)
     port = free_port()
     data = directory / "data"
-    run = lambda command: subprocess.run(  # noqa: E731
-        _as_postgres_user(command), capture_output=True, text=True, timeout=120, check=False
-    )
+
+    def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(_as_postgres_user(command), capture_output=True, text=True, timeout=120, check=False)
+
     try:
         init = run([str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "scram-sha-256",
                     f"--pwfile={directory / 'pwfile'}", "--no-sync"])

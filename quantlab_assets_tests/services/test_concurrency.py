@@ -45,8 +45,9 @@ def test_two_overlapping_backfills_at_once_leave_every_partition_whole_and_as_on
                               resources=lab_resources(reference_dir, AS_OF),
                               tags=range_tags("2006-01-01", "2006-12-01", "synthetic")).success
 
-    first, second = _bars_run("2006-01-01", "2006-09-01"), _bars_run("2006-04-01", "2006-12-01")
-    finish(first), finish(second)
+    runs = [_bars_run("2006-01-01", "2006-09-01"), _bars_run("2006-04-01", "2006-12-01")]  # both start now
+    for run in runs:
+        finish(run)
 
     records = pg_instance.get_run_records()[:2]
     assert [record.dagster_run.status for record in records] == [dg.DagsterRunStatus.SUCCESS] * 2

@@ -24,7 +24,8 @@ def test_runs_materialisations_and_check_results_are_read_back_from_postgres(
     assert isinstance(pg_instance.schedule_storage, PostgresScheduleStorage)
     data_dir = Path(pg_env["QUANTLAB_DATA_DIR"])
     resources = lab_resources(data_dir, AS_OF)
-    assert dg.materialize([universe], partition_key="synthetic", instance=pg_instance, resources=resources).success
+    tables = dg.materialize([universe], partition_key="synthetic", instance=pg_instance, resources=resources)
+    assert tables.success
     bars = dg.materialize([universe, raw_ohlcv, cleaned_bars], selection=BAR_ASSETS, instance=pg_instance,
                          resources=resources, tags=range_tags("2005-01-01", "2006-01-01", "synthetic"))
     assert bars.success
@@ -33,7 +34,7 @@ def test_runs_materialisations_and_check_results_are_read_back_from_postgres(
     reader = dg.DagsterInstance.from_config(pg_env["DAGSTER_HOME"])
     try:
         records = reader.get_run_records()
-        assert {record.dagster_run.run_id for record in records} == {bars.run_id, records[-1].dagster_run.run_id}
+        assert [record.dagster_run.run_id for record in records] == [bars.run_id, tables.run_id]  # newest first
         assert [record.dagster_run.status for record in records] == [dg.DagsterRunStatus.SUCCESS] * 2
         months = reader.get_materialized_partitions(dg.AssetKey("cleaned_bars"))
         assert len(months) == 13 and "2006-01-01|synthetic" in months
@@ -53,7 +54,7 @@ def test_runs_materialisations_and_check_results_are_read_back_from_postgres(
         record.dagster_run.run_id for record in records
     )
     stored_checks = postgres.query(
-        database, "select check_name, execution_status from asset_check_executions where run_id = '%s'" % bars.run_id
+        database, "select check_name, execution_status from asset_check_executions where run_id = %s", (bars.run_id,)
     )
     assert sorted(stored_checks) == sorted((f"cleaned_bars_{name}", "SUCCEEDED") for name in CHECKS)
     assert not list(Path(pg_env["DAGSTER_HOME"]).rglob("*.db"))
