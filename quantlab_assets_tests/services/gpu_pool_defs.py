@@ -1,4 +1,4 @@
-"""Test-only code location: two GPU-tagged steps (as training assets will be) and two plain ones.
+"""Test-only code location: two GPU-tagged steps (as training assets will be) and a plain one.
 
 Each step writes when it ran to $QUANTLAB_STEP_LOG_DIR/<asset>.json, so a test can check overlaps.
 """
@@ -37,9 +37,4 @@ def cpu_step_a() -> None:
     _hold_and_log("cpu_step_a")
 
 
-@dg.asset
-def cpu_step_b() -> None:
-    _hold_and_log("cpu_step_b")
-
-
-defs = dg.Definitions(assets=[gpu_step_a, gpu_step_b, cpu_step_a, cpu_step_b])
+defs = dg.Definitions(assets=[gpu_step_a, gpu_step_b, cpu_step_a])
