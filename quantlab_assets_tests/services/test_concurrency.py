@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
+from quantlab_assets.defs.gpu import GPU_POOL
 from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
 from quantlab_assets_tests.services.conftest import IN_PROCESS, finish, start_cli
 
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.services
 
 AS_OF = "2006-12-29"
 BAR_ASSETS = ["raw_ohlcv", "cleaned_bars", "rejected_bars"]
+GPU_SLOTS = 1
 
 
 def _bars_run(first: str, last: str):
@@ -74,6 +76,10 @@ def test_the_gpu_pool_runs_gpu_tagged_steps_of_concurrent_runs_one_at_a_time(
 ) -> None:
     log_dir = tmp_path / "steps"
     log_dir.mkdir()
+    # As a deployment does once (`dagster instance concurrency set gpu 1`): left to `default_limit`, the
+    # pool's row is created by the first run that needs it, and two runs starting together can both try
+    # (seen here: a UniqueViolation on concurrency_limits that failed one of the runs).
+    pg_instance.event_log_storage.set_concurrency_slots(GPU_POOL, GPU_SLOTS)
     code = str(Path(__file__).with_name("gpu_pool_defs.py"))
     runs = [start_cli(["asset", "materialize", "-f", code, "--select", f"gpu_step_{x}"],
                       QUANTLAB_STEP_LOG_DIR=str(log_dir)) for x in ("a", "b")]
