@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from quantlab_assets.defs.assets import data, features, labels, models, regimes
+from quantlab_assets.defs.executors import lab_executor
 from quantlab_assets.defs.jobs import main_job, model_job, oof_job, regime_job, training_span_job, universe_job
 from quantlab_assets.defs.resources import default_resources
 from quantlab_assets.defs.schedules import daily_refresh_schedule
@@ -15,4 +16,5 @@ defs = dg.Definitions(
     jobs=[main_job, universe_job, training_span_job, oof_job, model_job, regime_job],
     schedules=[daily_refresh_schedule],
     resources=default_resources(),
+    executor=lab_executor(),
 )
