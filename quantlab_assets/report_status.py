@@ -12,11 +12,13 @@ import dagster as dg
 import polars as pl
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.regimes.validation import evaluate_episodes
 from quantlab_assets.definitions import defs
 from quantlab_assets.defs.partitions import split_bars_key
 from quantlab_assets.defs.resources import data_dir
 
 BAR_ASSETS = ("raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "features")
+BAR_ASSETS += ("market_state",)
 
 
 def _stored(asset: str, universe: str) -> pl.DataFrame:
@@ -41,6 +43,7 @@ def main() -> None:
         print("quarantine by rule:")
         for action, rule, n in by_rule.iter_rows():
             print(f"  {action:9s} {rule:20s} {n:8,d}")
+    _print_regimes(universe)
     check_keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda key: key.name)
     checks = instance.event_log_storage.get_asset_check_summary_records(check_keys)
     print("latest asset checks:")
@@ -48,6 +51,22 @@ def main() -> None:
         evaluation = checks[key].last_check_execution_record
         status = evaluation.status.value if evaluation else "never run"
         print(f"  {key.name:32s} {status}")
+
+
+def _print_regimes(universe: str) -> None:
+    path = data_dir() / "regime_labels" / f"{universe}.parquet"
+    if not path.exists():
+        return
+    labels = pl.read_parquet(path)
+    span = f"{labels[c.DATE].min()} .. {labels[c.DATE].max()}" if labels.height else "-"
+    print(f"regime_labels  {labels.height:>10,d} dates (after train_end)  {span}")
+    for regime, share in labels.group_by("regime").len().with_columns(pl.col("len") / labels.height).sort("regime").iter_rows():
+        print(f"  {regime:14s} {share:6.1%}")
+    for report in evaluate_episodes(labels):
+        if report.covered:
+            delay = "-" if report.delay_trading_days is None else f"{report.delay_trading_days} trading days"
+            print(f"  {report.name:18s} crisis {report.crisis_days:3d}/{report.trading_days:3d} days  "
+                  f"first {report.first_crisis}  delay {delay}  [{report.required}: {report.passed}]")
 
 
 if __name__ == "__main__":

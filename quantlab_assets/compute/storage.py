@@ -26,8 +26,26 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
+class UnreadableParquetError(ValueError):
+    """A stored Parquet file cannot be read (truncated, overwritten or damaged on disk).
+
+    Atomic writes never leave such a file, so it was damaged afterwards; `path` says which one.
+    """
+
+    def __init__(self, path: Path, cause: Exception) -> None:
+        super().__init__(f"{path} is not a readable Parquet file ({type(cause).__name__}: {cause})")
+        self.path = path
+
+
+def read_parquet_file(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise UnreadableParquetError(path, error) from error
+
+
 def read_parquet_files(paths: list[Path], schema: dict[str, pl.DataType] | None = None) -> pl.DataFrame:
     """Concatenate existing Parquet files in order (an empty list gives an empty frame of `schema`)."""
     if not paths:
         return pl.DataFrame(schema=schema)
-    return pl.concat([pl.read_parquet(path) for path in paths], how="vertical", rechunk=True)
+    return pl.concat([read_parquet_file(path) for path in paths], how="vertical", rechunk=True)

@@ -15,14 +15,21 @@ Layout under `base_dir`: <asset>/<universe>/<YYYY-MM>.parquet, <asset>/<universe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.storage import read_parquet_files, write_parquet_atomic
-from quantlab_assets.defs.partitions import MONTH, UNIVERSE, month_bounds, months_by_universe
+from quantlab_assets.compute.storage import (
+    UnreadableParquetError,
+    read_parquet_file,
+    read_parquet_files,
+    write_parquet_atomic,
+)
+from quantlab_assets.defs.partitions import MONTH, UNIVERSE, bars_key, month_bounds, months_by_universe
 
 UniverseFrames = dict[str, pl.DataFrame]
 KeyedFrames = dict[str, pl.DataFrame]
@@ -33,6 +40,10 @@ def _is_keyed(partitions_def: dg.PartitionsDefinition | None) -> bool:
     return isinstance(partitions_def, dg.MultiPartitionsDefinition) and MONTH not in {
         d.name for d in partitions_def.partitions_defs
     }
+
+
+class UnreadablePartitionError(RuntimeError):
+    """A stored partition's file cannot be read: names the asset, the partition and the file to re-materialise."""
 
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
@@ -100,13 +111,16 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> UniverseFrames | pl.DataFrame:
         if not context.has_asset_partitions:
-            return pl.read_parquet(self._asset_dir(context.asset_key).with_suffix(".parquet"))
+            path = self._asset_dir(context.asset_key).with_suffix(".parquet")
+            with _naming_the_partition(context, {path: "(unpartitioned)"}):
+                return read_parquet_file(path)
         if _is_keyed(context.asset_partitions_def):
             paths = {key: self._keyed_path(context.asset_key, context.asset_partitions_def, key) for key in context.asset_partition_keys}
             absent = [key for key, path in paths.items() if not path.exists()]
             if absent:
                 raise FileNotFoundError(f"{context.asset_key.to_user_string()}: partitions {absent} not materialised")
-            return {str(key): pl.read_parquet(path) for key, path in paths.items()}
+            with _naming_the_partition(context, {path: str(key) for key, path in paths.items()}):
+                return {str(key): read_parquet_file(path) for key, path in paths.items()}
         multi = isinstance(context.asset_partitions_def, dg.MultiPartitionsDefinition)
         targets = self._paths(context.asset_key, list(context.asset_partition_keys), multi)
         frames: UniverseFrames = {}
@@ -119,5 +133,19 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                     f"{context.asset_key.to_user_string()}[{universe}]: {len(missing)} partition(s) not "
                     f"materialised, read as empty: {missing[:3]}{'...' if len(missing) > 3 else ''}"
                 )
-            frames[universe] = read_parquet_files(present)
+            keys = {path: bars_key(month, universe) if multi else universe for month, path in month_paths}
+            with _naming_the_partition(context, keys):
+                frames[universe] = read_parquet_files(present)
         return frames
+
+
+@contextmanager
+def _naming_the_partition(context: dg.InputContext, partition_of: dict[Path, str]) -> Iterator[None]:
+    """Turn an unreadable file into an error that says which asset and partition to re-materialise."""
+    try:
+        yield
+    except UnreadableParquetError as error:
+        raise UnreadablePartitionError(
+            f"asset {context.asset_key.to_user_string()}, partition {partition_of.get(error.path, '?')}: "
+            f"stored file {error.path} cannot be read; re-materialise that partition (cause: {error.__cause__})"
+        ) from error

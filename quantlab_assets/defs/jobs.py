@@ -7,6 +7,7 @@ import dagster as dg
 # Every asset partitioned by month x universe; static-partitioned ones (the universe table) run in
 # their own job, since a job's assets must share one partitions definition.
 monthly_selection = dg.AssetSelection.assets("raw_ohlcv", "cleaned_bars", "rejected_bars", "features", "labels")
+monthly_selection |= dg.AssetSelection.assets("market_state")
 
 main_job = dg.define_asset_job(
     "main_job",
@@ -43,4 +44,9 @@ backtest_job = dg.define_asset_job(
 backtest_report_job = dg.define_asset_job(
     "backtest_report_job", selection=dg.AssetSelection.assets("backtest_metrics", "backtest_report"),
     description="Metrics (PSR, DSR over the strategy set) and the HTML report of one universe, after backtest_job.",
+)
+# Regime models fitted per universe on its stored market state; run after the main job has stored it.
+regime_job = dg.define_asset_job(
+    "regime_job", selection=dg.AssetSelection.assets("regime_hmm", "regime_hmm_params", "regime_clusters", "regime_labels"),
+    description="Regime HMM (filtered), clusters and labels per universe, from every stored month of market_state.",
 )

@@ -83,6 +83,17 @@ def split_strategy_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
     return strategy, universe
 
 
+# market_state[m] reads the features of months m-2..m: its 21-date market windows need the 20 trading
+# days before the month's first (one month before may hold only 19, after a February).
+MARKET_STATE_LOOKBACK_MONTHS = 2
+features_with_market_lookback = dg.MultiPartitionMapping(
+    {
+        MONTH: dg.DimensionPartitionMapping(MONTH, dg.TimeWindowPartitionMapping(start_offset=-MARKET_STATE_LOOKBACK_MONTHS)),
+        UNIVERSE: dg.DimensionPartitionMapping(UNIVERSE, dg.IdentityPartitionMapping()),
+    }
+)
+
+
 def split_bars_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
     """(month key, universe) of a bars partition key such as '2024-01-01|synthetic'."""
     if isinstance(key, dg.MultiPartitionKey):

@@ -300,7 +300,7 @@ def test_a_transient_failure_is_retried_after_backoff(
 
     assert sleeps == [0.25]
     assert downloads == [["AAPL", "MSFT"], ["MSFT"]]  # only the failed ticker is asked again
-    assert download.unknown_tickers == ()
+    assert (download.unknown_tickers, download.retries) == ((), 1)
     assert_frame_equal(_rows_of(download.bars, "MSFT").select(c.DATE, *c.BAR_COLUMNS), _bars_in_fixture("MSFT"))
     assert _rows_of(download.bars, "AAPL").height == _bars_in_fixture("AAPL").height
 

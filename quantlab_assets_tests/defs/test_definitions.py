@@ -14,6 +14,13 @@ from quantlab_assets.defs.partitions import (
     universe_partitions,
 )
 
+REGIME_ASSETS = {"market_state", "regime_hmm", "regime_hmm_params", "regime_clusters", "regime_labels"}
+REGIME_CHECKS = {"market_state_schema", "market_state_no_lookahead", "regime_hmm_schema",
+                 "regime_hmm_filter_uses_only_the_past", "regime_clusters_schema", "regime_labels_schema",
+                 "regime_labels_known_crises"}
+# Checks that report without stopping the run (a missed crisis is a finding about the model, not bad data).
+NON_BLOCKING_CHECKS = {"regime_labels_known_crises"}
+
 
 def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() -> None:
     graph = defs.resolve_asset_graph()
@@ -21,24 +28,24 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "universe", "raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "ffd_orders", "features",
         "cv_folds", "oof_predictions", "stacked_alpha", "model_scorecard", "meta_labels",
         "target_weights", "backtest", "backtest_positions", "backtest_trades", "backtest_metrics", "backtest_report",
-    }
+    } | REGIME_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
         "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead",
         "cv_folds_hygiene", "oof_predictions_not_degenerate", "stacked_alpha_schema", "meta_labels_not_degenerate",
         "model_scorecard_honest",
         "target_weights_valid", "target_weights_feasible", "backtest_accounting",
-    }
-    assert all(graph.get_check_spec(key).blocking for key in graph.asset_check_keys)
+    } | REGIME_CHECKS
+    assert all(graph.get_check_spec(key).blocking != (key.name in NON_BLOCKING_CHECKS) for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None
     assert defs.resolve_schedule_def("daily_refresh_schedule").job_name == "main_job"
 
 
 def test_partition_schemes_are_month_by_universe_with_a_lookback() -> None:
     graph = defs.resolve_asset_graph()
-    for name in ("raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "features"):
+    for name in ("raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "features", "market_state"):
         assert graph.get(dg.AssetKey(name)).partitions_def == bars_partitions
-    for name in ("universe", "ffd_orders"):
+    for name in ("universe", "ffd_orders", "regime_hmm", "regime_hmm_params", "regime_clusters", "regime_labels"):
         assert graph.get(dg.AssetKey(name)).partitions_def == universe_partitions
     assert {d.name for d in bars_partitions.partitions_defs} == {MONTH, UNIVERSE}
     assert {"synthetic", "sp500_sample"} <= set(universe_partitions.get_partition_keys())

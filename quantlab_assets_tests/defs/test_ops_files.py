@@ -30,7 +30,7 @@ def test_the_postgres_variant_in_dagster_yaml_matches_the_containers_config() ->
     variant = yaml.safe_load("\n".join(commented))
     containers = _yaml("resources/dagster.postgres.yaml")
     assert variant["storage"] == containers["storage"]
-    assert set(containers["storage"]["postgres"]["postgres_db"]) == {"username", "password", "hostname", "db_name", "port"}
+    assert set(containers["storage"]["postgres"]["postgres_db"]) == {"username", "password", "hostname", "db_name", "port", "scheme"}
 
 
 def test_workspace_loads_the_one_definitions_module() -> None:

@@ -67,6 +67,7 @@ def fetch_raw_bars(
         params = YFinanceParams(**spec.options)
         tickers = spec.instruments[c.TICKER].to_list()
         download = download_yfinance_bars(tickers, first_day, last_day, params, session=http_session)
-        notes = {"unknown_tickers": list(download.unknown_tickers), "failed_batches": list(download.failed_batches)}
+        notes = {"unknown_tickers": list(download.unknown_tickers), "failed_batches": list(download.failed_batches),
+                 "retries": download.retries}
         return FetchedBars(_in_range(download.bars, first_day, last_day), notes)
     raise UniverseConfigError(f"{spec.config_path}: unknown source {spec.source!r}")

@@ -77,6 +77,7 @@ class YFinanceDownload:
     bars: pl.DataFrame
     unknown_tickers: tuple[str, ...] = ()
     failed_batches: tuple[str, ...] = ()
+    retries: int = 0  # yf.download calls repeated after a transient failure, over all batches
 
 
 class YFinanceError(RuntimeError):
@@ -202,11 +203,13 @@ def download_yfinance_bars(
 
     frames: list[pl.DataFrame] = []
     unknown: list[str] = []
+    retries = 0
     for number, batch in enumerate(batches, start=1):
         pending = batch
         for attempt in range(params.max_retries + 1):
             if attempt:
                 sleep(params.backoff_seconds * 2 ** (attempt - 1))
+                retries += 1
             result = _download_attempt(pending, start, end, params, session)
             frames.append(result.bars)
             unknown.extend(result.unknown)
@@ -215,9 +218,9 @@ def download_yfinance_bars(
             pending = tuple(ticker for ticker in pending if ticker in result.failures)
         else:
             described = f"batch {number}/{len(batches)} [{', '.join(batch)}]"
-            partial = YFinanceDownload(_concat(frames), tuple(unknown), failed_batches=(described,))
+            partial = YFinanceDownload(_concat(frames), tuple(unknown), failed_batches=(described,), retries=retries)
             raise YFinanceError(described, result.failures, params.max_retries + 1, partial)
-    return YFinanceDownload(_concat(frames), tuple(unknown))
+    return YFinanceDownload(_concat(frames), tuple(unknown), retries=retries)
 
 
 def _download_attempt(
