@@ -2,6 +2,7 @@
 stacked alpha and meta-labels standing in for the model stack (their schema, not their skill): every strategy
 partition, the metrics over the set, and the HTML report with every section and figure."""
 
+import datetime as dt
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,8 +14,15 @@ import pytest
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.report import FIGURE_IDS, SECTION_IDS
 from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
+from quantlab_assets.compute.regimes.labels import REGIME_NAMES
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
-from quantlab_assets.defs.assets.portfolio import backtest, backtest_metrics, backtest_report, target_weights
+from quantlab_assets.defs.assets.portfolio import (
+    backtest,
+    backtest_metrics,
+    backtest_report,
+    stored_regimes,
+    target_weights,
+)
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource
@@ -107,3 +115,13 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
     run = client.get_run(report.metadata["mlflow_run_id"].value)
     assert run.data.metrics["qp_optimal.days"] == daily.height
     assert [a.path for a in client.list_artifacts(run.info.run_id, "report")] == ["report/synthetic.html"]
+
+
+def test_stored_regime_labels_are_read_when_materialised(tmp_path: Path) -> None:
+    assert stored_regimes(str(tmp_path), "synthetic") is None
+    (tmp_path / "regime_labels").mkdir()
+    labels = pl.DataFrame({c.DATE: [dt.date(2020, 1, 2), dt.date(2020, 1, 3)], "regime_id": [0, 3],
+                           "regime": pl.Series(["Low-Vol Bull", "Crisis"], dtype=pl.Enum(list(REGIME_NAMES)))})
+    labels.write_parquet(tmp_path / "regime_labels" / "synthetic.parquet")
+    assert stored_regimes(str(tmp_path), "synthetic").to_dicts() == [
+        {c.DATE: dt.date(2020, 1, 2), "regime": "Low-Vol Bull"}, {c.DATE: dt.date(2020, 1, 3), "regime": "Crisis"}]
