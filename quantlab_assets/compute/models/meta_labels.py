@@ -57,9 +57,18 @@ def _auc(label: np.ndarray, probability: np.ndarray) -> float | None:
     return float(roc_auc_score(label, probability)) if len(np.unique(label)) == 2 else None
 
 
+def classifier_inputs(panel: pl.DataFrame) -> list[str]:
+    """The feature columns of a meta_label_panel, then the alpha: never the target or the side.
+
+    `meta_label` is named like a feature (feature_columns matches names by pattern), so it is excluded
+    by name; read as an input, the classifier would learn its own target (out-of-fold AUC 1.0).
+    """
+    return [*feature_columns(panel.drop(ALPHA_COMBINED, META_LABEL, SIDE)), ALPHA_COMBINED]
+
+
 def fit_meta_labels(panel: pl.DataFrame, folds: pl.DataFrame, params: XGBoostParams = XGBoostParams()) -> MetaLabelResult:
     """Out-of-fold meta-label probabilities over the 21d walk-forward folds (see the module docstring)."""
-    names = [*feature_columns(panel.drop(ALPHA_COMBINED)), ALPHA_COMBINED]
+    names = classifier_inputs(panel)
     x = panel.select(names).to_numpy().astype(np.float64)
     y = panel[META_LABEL].to_numpy()
     schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == FOLDS_HORIZON))
