@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 
 from quantlab_assets.compute.data.sources import FetchedBars, fetch_raw_bars
+from quantlab_assets.compute.torch_runtime.device import DeviceChoice, choose_device
 from quantlab_assets.compute.universe import UniverseSpec
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager
 from quantlab_assets.defs.partitions import universe_catalog
@@ -86,6 +87,17 @@ class MlflowTrackingResource(dg.ConfigurableResource):
             (data_dir() / "mlflow").mkdir(parents=True, exist_ok=True)
 
 
+class TorchDeviceResource(dg.ConfigurableResource):
+    """Where torch training runs: CUDA when present and `allow_cuda`, else the CPU (fp32). Every GPU asset
+    takes this resource and also runs on the CPU (tests, CI). QUANTLAB_ALLOW_CUDA=0 forces the CPU."""
+
+    allow_cuda: bool = True
+    precision: str = "auto"  # auto: bf16 on GPUs with native bf16, fp32 elsewhere; or fp32 / bf16
+
+    def choice(self) -> DeviceChoice:
+        return choose_device(allow_cuda=self.allow_cuda, precision=self.precision)
+
+
 def default_resources() -> dict[str, Any]:
     return {
         "io_manager": PartitionedParquetIOManager(base_dir=str(data_dir())),
@@ -94,4 +106,5 @@ def default_resources() -> dict[str, Any]:
             max_rejected_share=float(os.environ.get("QUANTLAB_MAX_REJECTED_SHARE", "0.05"))
         ),
         "mlflow": MlflowTrackingResource(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", "")),
+        "torch_device": TorchDeviceResource(allow_cuda=os.environ.get("QUANTLAB_ALLOW_CUDA", "1") != "0"),
     }

@@ -1,0 +1,1 @@
+"""Where and how torch computes: device and precision choice, seeding. Plain functions, no Dagster."""
