@@ -74,7 +74,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 "rank_ic": score_predictions(result.predictions)["rank_ic"][0],
                 "oracle_rank_ic": score_predictions(with_oracle.with_columns(pl.col(c.PLANTED_SIGNAL).alias(PREDICTION)))["rank_ic"][0],
             }
-        shuffled = panel.with_columns(pl.col(LABEL).shuffle(seed=7))
+        shuffled = panel.with_frame(panel.frame.with_columns(pl.col(LABEL).shuffle(seed=7)))
         for model in ("ridge", "xgboost"):
             daily = per_date_scores(timed(f"shuffled {model} {horizon}d", lambda: oof.fit_oof(
                 shuffled, folds, model, horizon, model_params)).predictions.lazy()).collect()

@@ -23,7 +23,7 @@ from xgboost import XGBClassifier
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import XGBoostParams
-from quantlab_assets.compute.models.oof import feature_columns, role_mask
+from quantlab_assets.compute.models.oof import DesignPanel, feature_columns, role_mask
 from quantlab_assets.compute.models.stacking import ALPHA_COMBINED
 
 SIDE: Final = "side"
@@ -40,9 +40,10 @@ class MetaLabelResult:
     estimators: list[XGBClassifier]
 
 
-def meta_label_panel(alpha: pl.DataFrame, features: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
-    """Rows with a non-zero alpha and a triple-barrier label: features, alpha, side and meta-label."""
-    return (
+def meta_label_panel(alpha: pl.DataFrame, features: pl.DataFrame, labels: pl.DataFrame) -> DesignPanel:
+    """Rows with a non-zero alpha and a triple-barrier label: features, alpha, side and meta-label.
+    The classifier reads the features and the alpha, never the side or the target."""
+    frame = (
         features.join(alpha.select(c.DATE, c.TICKER, ALPHA_COMBINED), on=[c.DATE, c.TICKER], how="inner")
         .join(labels.select(c.DATE, c.TICKER, "tb_label"), on=[c.DATE, c.TICKER], how="inner")
         .filter(pl.col("tb_label").is_not_null() & (pl.col(ALPHA_COMBINED) != 0))
@@ -51,24 +52,16 @@ def meta_label_panel(alpha: pl.DataFrame, features: pl.DataFrame, labels: pl.Dat
         .drop("tb_label")
         .sort(c.DATE, c.TICKER)
     )
+    return DesignPanel(frame, (*feature_columns(features), ALPHA_COMBINED))
 
 
 def _auc(label: np.ndarray, probability: np.ndarray) -> float | None:
     return float(roc_auc_score(label, probability)) if len(np.unique(label)) == 2 else None
 
 
-def classifier_inputs(panel: pl.DataFrame) -> list[str]:
-    """The feature columns of a meta_label_panel, then the alpha: never the target or the side.
-
-    `meta_label` is named like a feature (feature_columns matches names by pattern), so it is excluded
-    by name; read as an input, the classifier would learn its own target (out-of-fold AUC 1.0).
-    """
-    return [*feature_columns(panel.drop(ALPHA_COMBINED, META_LABEL, SIDE)), ALPHA_COMBINED]
-
-
-def fit_meta_labels(panel: pl.DataFrame, folds: pl.DataFrame, params: XGBoostParams = XGBoostParams()) -> MetaLabelResult:
+def fit_meta_labels(design: DesignPanel, folds: pl.DataFrame, params: XGBoostParams = XGBoostParams()) -> MetaLabelResult:
     """Out-of-fold meta-label probabilities over the 21d walk-forward folds (see the module docstring)."""
-    names = classifier_inputs(panel)
+    panel, names = design.frame, list(design.inputs)
     x = panel.select(names).to_numpy().astype(np.float64)
     y = panel[META_LABEL].to_numpy()
     schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == FOLDS_HORIZON))

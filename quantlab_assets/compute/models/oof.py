@@ -48,9 +48,30 @@ def feature_columns(features: pl.DataFrame) -> list[str]:
     return features.select(pl.col(FEATURE_NAME_PATTERN)).columns
 
 
-def design_panel(features: pl.DataFrame, labels: pl.DataFrame, horizon: int) -> pl.DataFrame:
+@dataclass(frozen=True)
+class DesignPanel:
+    """The rows a model fits and predicts, and the names of the columns it reads.
+
+    `inputs` are named before anything is joined to the features, so a label or target never becomes an
+    input whatever it is called (the meta-label target matched the feature-name pattern once: AUC 1.0).
+    """
+
+    frame: pl.DataFrame
+    inputs: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        missing = set(self.inputs) - set(self.frame.columns)
+        if missing:
+            raise ValueError(f"design panel: inputs {sorted(missing)} are not columns of the frame")
+
+    def with_frame(self, frame: pl.DataFrame) -> DesignPanel:
+        """The same inputs over other rows or another target (e.g. shuffled labels for a leakage canary)."""
+        return DesignPanel(frame, self.inputs)
+
+
+def design_panel(features: pl.DataFrame, labels: pl.DataFrame, horizon: int) -> DesignPanel:
     """Features with the horizon's label as `label`, rows with a null label dropped, sorted by date, ticker."""
-    return (
+    frame = (
         features.join(
             labels.select(c.DATE, c.TICKER, pl.col(cv.label_column(horizon)).alias(LABEL)), on=[c.DATE, c.TICKER],
             how="inner",
@@ -58,6 +79,7 @@ def design_panel(features: pl.DataFrame, labels: pl.DataFrame, horizon: int) -> 
         .drop_nulls(LABEL)
         .sort(c.DATE, c.TICKER)
     )
+    return DesignPanel(frame, tuple(feature_columns(features)))
 
 
 def role_mask(fold: pl.DataFrame, dates: pl.Series, role: str) -> np.ndarray:
@@ -66,14 +88,14 @@ def role_mask(fold: pl.DataFrame, dates: pl.Series, role: str) -> np.ndarray:
 
 
 def fit_oof(
-    panel: pl.DataFrame,
+    design: DesignPanel,
     folds: pl.DataFrame,
     model: str,
     horizon: int,
     params: BaseModelParams = BaseModelParams(),
 ) -> OofResult:
-    """Fit `model` per walk-forward fold of `horizon` on `panel` (design_panel) and predict its test dates."""
-    names = feature_columns(panel)
+    """Fit `model` per walk-forward fold of `horizon` on a design panel and predict its test dates."""
+    panel, names = design.frame, list(design.inputs)
     x = panel.select(names).to_numpy().astype(np.float64)  # nulls become NaN
     y = panel[LABEL].to_numpy()
     schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == horizon))

@@ -134,7 +134,7 @@ def oof_predictions(
     run_id = log_model_run(
         mlflow.uri(), mlflow.experiment, f"{model}_{horizon}d|{universe}",
         config={"model": model, "horizon_days": horizon, "universe": universe, **params.as_dict(model),
-                "cv": str(cv.CvParams()), "features": ",".join(result.feature_names), "rows": panel.height},
+                "cv": str(cv.CvParams()), "features": ",".join(result.feature_names), "rows": panel.frame.height},
         metrics={**{f"oof.{k}": v for k, v in overall.items()},
                  **{f"fold{r[cv.FOLD_ID]}.{k}": v for r in result.fold_scores.to_dicts() for k, v in r.items() if k != cv.FOLD_ID}},
         models={f"{model}_{horizon}d_fold{i}": estimator for i, estimator in enumerate(result.estimators)},

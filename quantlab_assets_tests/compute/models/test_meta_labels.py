@@ -15,7 +15,7 @@ def test_meta_labels_are_out_of_fold_probabilities_of_hitting_the_profit_barrier
     alpha = stacking.stack_and_combine(predictions, folds).alpha
     panel = meta_labels.meta_label_panel(alpha, features, model_panel.labels)
     # The meta-label restates the rule: 1 exactly where the barrier touched first is the side's profit one.
-    check = panel.join(model_panel.labels.select(c.DATE, c.TICKER, "tb_label"), on=[c.DATE, c.TICKER])
+    check = panel.frame.join(model_panel.labels.select(c.DATE, c.TICKER, "tb_label"), on=[c.DATE, c.TICKER])
     assert (check[meta_labels.META_LABEL] == (check["tb_label"] == check[meta_labels.SIDE]).cast(pl.Int8)).all()
     result = meta_labels.fit_meta_labels(panel, folds, XGBoostParams(n_estimators=20, max_depth=3))
     out = result.predictions
@@ -35,7 +35,7 @@ def test_the_classifier_never_reads_its_target(model_panel, stacked_oof) -> None
     predictions, folds, features = stacked_oof
     alpha = stacking.stack_and_combine(predictions, folds).alpha
     panel = meta_labels.meta_label_panel(alpha, features, model_panel.labels)
-    inputs = meta_labels.classifier_inputs(panel)
+    inputs = panel.inputs
     assert meta_labels.META_LABEL not in inputs and meta_labels.SIDE not in inputs
     assert inputs[-1] == stacking.ALPHA_COMBINED and set(inputs[:-1]) <= set(features.columns)
     result = meta_labels.fit_meta_labels(panel, folds, XGBoostParams(n_estimators=20, max_depth=3))

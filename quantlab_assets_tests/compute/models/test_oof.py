@@ -35,7 +35,7 @@ def test_predictions_cover_test_dates_only_once_each(model_panel, folds) -> None
     for fold_id, start, end in tests.select(cv.FOLD_ID, cv.START, cv.END).iter_rows():
         in_window = predictions.filter(pl.col(c.DATE).is_between(start, end))
         assert in_window[cv.FOLD_ID].unique().to_list() == [fold_id]
-        assert in_window.height == panel.filter(pl.col(c.DATE).is_between(start, end)).height
+        assert in_window.height == panel.frame.filter(pl.col(c.DATE).is_between(start, end)).height
     assert predictions[c.DATE].min() == tests[cv.START].min()
     assert result.fold_scores.height == 5 and result.importance[oof.FEATURE].n_unique() == len(result.feature_names)
     assert predictions[PREDICTION].is_finite().all()
@@ -55,7 +55,8 @@ def test_shuffled_labels_give_a_mean_ic_within_noise(model_panel, canary_feature
     # the per-date ICs are independent draws around 0: |mean IC| <= 3 standard errors
     # (sd of the daily ICs / sqrt(dates)); about 0.025 here. A fold that trains on test rows or a
     # prediction joined to the wrong row of the shuffled label would not stay inside it.
-    panel = oof.design_panel(canary_features, model_panel.labels, horizon).with_columns(pl.col(LABEL).shuffle(seed=7))
+    panel = oof.design_panel(canary_features, model_panel.labels, horizon)
+    panel = panel.with_frame(panel.frame.with_columns(pl.col(LABEL).shuffle(seed=7)))
     for model in MODELS:
         daily = per_date_scores(oof.fit_oof(panel, folds, model, horizon, FAST).predictions.lazy()).collect()
         bound = 3 * daily["ic"].std() / np.sqrt(daily["ic"].count())
@@ -100,3 +101,13 @@ def test_no_prediction_changes_when_only_the_future_changes(model_panel, folds, 
     assert before.filter(pl.col(c.DATE) <= cut)[cv.FOLD_ID].unique().sort().to_list() == [0, 1, 2]
     assert changed_features(before, after, cut) == []
     assert changed_features(before, after, test_window[cv.END][0])  # and the perturbation does reach later ones
+
+
+def test_inputs_are_the_features_never_a_joined_label(model_panel) -> None:
+    # Every label column is named like a feature (fwd_ret_21d, tb_label, ...); only the features
+    # frame decides what a model reads, so joining labels cannot add inputs.
+    panel = oof.design_panel(model_panel.features, model_panel.labels, 21)
+    assert panel.inputs == tuple(oof.feature_columns(model_panel.features))
+    assert LABEL not in panel.inputs and not set(panel.inputs) & (set(model_panel.labels.columns) - {c.DATE, c.TICKER})
+    with pytest.raises(ValueError, match="not columns"):
+        oof.DesignPanel(panel.frame.drop(panel.inputs[0]), panel.inputs)
