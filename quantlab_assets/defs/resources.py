@@ -6,6 +6,7 @@ Storage: $QUANTLAB_DATA_DIR if set, else $DAGSTER_HOME/data, else ./data (all ig
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import dagster as dg
 
 from quantlab_assets.compute.data.sources import FetchedBars, fetch_raw_bars
+from quantlab_assets.compute.models.tracking import initialise_store
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice, choose_device
 from quantlab_assets.compute.universe import UniverseSpec
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager
@@ -83,8 +85,15 @@ class MlflowTrackingResource(dg.ConfigurableResource):
         return None if self.tracking_uri else str(data_dir() / "mlflow" / "artifacts")
 
     def ensure_store(self) -> None:
-        if not self.tracking_uri:
-            (data_dir() / "mlflow").mkdir(parents=True, exist_ok=True)
+        """Create the default SQLite store once, under a file lock: runs in parallel (two CLI processes, a
+        backfill's concurrent runs) otherwise race on MLflow's schema migration and fail."""
+        if self.tracking_uri:
+            return
+        folder = data_dir() / "mlflow"
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / ".create.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            initialise_store(self.uri())
 
 
 class TorchDeviceResource(dg.ConfigurableResource):

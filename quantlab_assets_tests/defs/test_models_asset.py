@@ -14,13 +14,20 @@ import pytest
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets.defs.assets.features import features, ffd_orders
 from quantlab_assets.defs.assets.labels import labels
-from quantlab_assets.defs.assets.models import cv_folds, meta_labels, model_scorecard, oof_predictions, stacked_alpha
+from quantlab_assets.defs.assets.models import (
+    cv_folds,
+    live_alpha,
+    meta_labels,
+    model_scorecard,
+    oof_predictions,
+    stacked_alpha,
+)
 from quantlab_assets.defs.partitions import model_horizon_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource
 from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
 
 ASSETS = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds, oof_predictions, stacked_alpha,
-          model_scorecard, meta_labels]
+          model_scorecard, meta_labels, live_alpha]
 FAST_TREES = {"ops": {"oof_predictions": {"config": {"xgboost_n_estimators": 20, "xgboost_max_depth": 3,
                                                       "lightgbm_n_estimators": 20}}}}
 
@@ -74,17 +81,22 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
     ridge_path = data_dir / "oof_predictions" / "synthetic" / "ridge_63d.parquet"
     first, ridge_mtime = pl.read_parquet(xgb_path), ridge_path.stat().st_mtime_ns
 
-    final = dg.materialize(ASSETS, selection=["stacked_alpha", "model_scorecard", "meta_labels"], partition_key="synthetic",
-                           instance=instance, resources=resources,
-                           run_config={"ops": {"meta_labels": {"config": {"n_estimators": 20, "max_depth": 3}}}})
+    final = dg.materialize(ASSETS, selection=["stacked_alpha", "model_scorecard", "meta_labels", "live_alpha"],
+                           partition_key="synthetic", instance=instance, resources=resources,
+                           run_config={"ops": {"meta_labels": {"config": {"n_estimators": 20, "max_depth": 3}},
+                                               "live_alpha": FAST_TREES["ops"]["oof_predictions"]}})
     assert {e.check_name: e.passed for e in final.get_asset_check_evaluations()} == {
-        "stacked_alpha_schema": True, "meta_labels_not_degenerate": True, "model_scorecard_honest": True}
+        "stacked_alpha_schema": True, "meta_labels_not_degenerate": True, "model_scorecard_honest": True,
+        "live_alpha_valid": True}
     meta = pl.read_parquet(data_dir / "meta_labels" / "synthetic.parquet")
     assert meta.height > 0 and meta["meta_probability"].is_between(0, 1).all()
     alpha = pl.read_parquet(data_dir / "stacked_alpha" / "synthetic.parquet")
     assert alpha.columns == ["date", "ticker", "alpha_21d", "alpha_63d", "alpha_combined", "var_21d", "var_63d"]
     values = alpha.select(pl.exclude("date", "ticker")).to_numpy()
     assert alpha.height > 0 and np.isfinite(values).all() and (np.abs(values[:, :3]) <= 1000).all()
+    live = pl.read_parquet(data_dir / "live_alpha" / "synthetic.parquet")
+    newest = pl.read_parquet(data_dir / "features" / "synthetic").select(pl.col("date").max()).item()
+    assert live.columns == alpha.columns and live["date"].unique().to_list() == [newest] > [alpha["date"].max()]
     card = pl.read_parquet(data_dir / "model_scorecard" / "synthetic.parquet")
     assert set(card["model"]) == {"ridge", "xgboost", "lightgbm", "stacked"}
     assert card.filter(pl.col("fold_id").is_null()).height == 8
@@ -98,7 +110,7 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
 
     client = MlflowClient(tracking_uri=tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("quantlab_model2").experiment_id])
-    assert len(runs) == 6 + 1 + 1 + 1  # six base-model partitions, the stack, the meta-labels, the re-run
+    assert len(runs) == 6 + 1 + 1 + 1 + 1  # six base-model partitions, the stack, the meta-labels, live, the re-run
     xgb_run = next(r for r in runs if r.info.run_name == "xgboost_21d|synthetic")
     assert {"config_hash", "git_sha", "version.xgboost"} <= set(xgb_run.data.tags)
     assert xgb_run.data.params["n_estimators"] == "20" and "oof.rank_ic" in xgb_run.data.metrics

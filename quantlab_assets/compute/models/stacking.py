@@ -98,6 +98,16 @@ def wide_oof(oof_by_model: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return wide.sort(c.DATE, c.TICKER)
 
 
+def fit_stack(x: np.ndarray, y_bp: np.ndarray, params: StackParams) -> tuple[Ridge, IsotonicRegression, float]:
+    """Steps 1-3 on one set of rows: the Ridge meta-learner of the base predictions `x` (columns in MODELS
+    order), its isotonic calibration to bp, and the calibrated residual variance."""
+    meta = Ridge(alpha=params.meta_alpha, random_state=SEED).fit(x, y_bp)
+    calibrator = IsotonicRegression(
+        y_min=-ALPHA_BOUND_BP, y_max=ALPHA_BOUND_BP, increasing=True, out_of_bounds="clip"
+    ).fit(meta.predict(x), y_bp)
+    return meta, calibrator, float(np.var(y_bp - calibrator.predict(meta.predict(x))))
+
+
 def stack_horizon(
     wide: pl.DataFrame, folds: pl.DataFrame, horizon: int, params: StackParams = StackParams()
 ) -> tuple[pl.DataFrame, list[FoldStack]]:
@@ -111,11 +121,7 @@ def stack_horizon(
         train, test = role_mask(fold, wide[c.DATE], cv.TRAIN), role_mask(fold, wide[c.DATE], cv.TEST)
         if train.size == 0 or test.size == 0:
             continue
-        meta = Ridge(alpha=params.meta_alpha, random_state=SEED).fit(x[train], y_bp[train])
-        calibrator = IsotonicRegression(
-            y_min=-ALPHA_BOUND_BP, y_max=ALPHA_BOUND_BP, increasing=True, out_of_bounds="clip"
-        ).fit(meta.predict(x[train]), y_bp[train])
-        residual_var = float(np.var(y_bp[train] - calibrator.predict(meta.predict(x[train]))))
+        meta, calibrator, residual_var = fit_stack(x[train], y_bp[train], params)
         fits.append(FoldStack(horizon, fold_id, meta, calibrator, residual_var, int(train.size), int(test.size)))
         outputs.append(
             wide[test].select(c.DATE, c.TICKER, cv.FOLD_ID).with_columns(
@@ -168,15 +174,24 @@ def stack_and_combine(
 
     `exposures` (date, ticker and the style columns) is required when `params.style_neutral`.
     """
-    per_horizon, fits, frames = {}, [], []
+    per_horizon, fits, frames = {}, [], {}
     for horizon in sorted(oof):
         stacked, horizon_fits = stack_horizon(wide_oof(oof[horizon]), folds, horizon, params)
         per_horizon[horizon] = stacked.select(c.DATE, c.TICKER, cv.FOLD_ID, PREDICTION, LABEL)
         fits += horizon_fits
-        frames.append(stacked.select(c.DATE, c.TICKER, pl.col(PREDICTION).alias(alpha_column(horizon)), var_column(horizon)))
-    if sorted(oof) != [21, 63]:
-        raise ValueError(f"the stacked alpha combines the 21d and 63d horizons; got {sorted(oof)}")
-    alpha = frames[0].join(frames[1], on=[c.DATE, c.TICKER], how="inner")
+        frames[horizon] = stacked.select(c.DATE, c.TICKER, pl.col(PREDICTION).alias(alpha_column(horizon)), var_column(horizon))
+    alpha, clipped = combine_horizons(frames, exposures, params)
+    return StackResult(alpha=alpha, per_horizon=per_horizon, fits=fits, clipped_rows=clipped)
+
+
+def combine_horizons(
+    by_horizon: dict[int, pl.DataFrame], exposures: pl.DataFrame | None, params: StackParams
+) -> tuple[pl.DataFrame, int]:
+    """STACKED_COLUMNS from {horizon: (date, ticker, alpha_<h>d, var_<h>d)} of 21d and 63d: the
+    inverse-variance combination, style-neutralised when configured; and the number of clipped rows."""
+    if sorted(by_horizon) != [21, 63]:
+        raise ValueError(f"the stacked alpha combines the 21d and 63d horizons; got {sorted(by_horizon)}")
+    alpha = by_horizon[21].join(by_horizon[63], on=[c.DATE, c.TICKER], how="inner")
     inverse = [1.0 / pl.col(var_column(h)) for h in (21, 63)]
     alpha = alpha.with_columns(
         (sum(pl.col(alpha_column(h)) * w for h, w in zip((21, 63), inverse, strict=True)) / sum(inverse)).alias(ALPHA_COMBINED)
@@ -191,5 +206,4 @@ def stack_and_combine(
         outside = pl.any_horizontal(pl.col(alpha_columns).abs() > ALPHA_BOUND_BP)
         clipped = alpha.filter(outside).height
         alpha = alpha.with_columns(pl.col(alpha_columns).clip(-ALPHA_BOUND_BP, ALPHA_BOUND_BP))
-    return StackResult(alpha=alpha.select(STACKED_COLUMNS).sort(c.DATE, c.TICKER), per_horizon=per_horizon,
-                       fits=fits, clipped_rows=clipped)
+    return alpha.select(STACKED_COLUMNS).sort(c.DATE, c.TICKER), clipped

@@ -53,6 +53,31 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def initialise_store(tracking_uri: str) -> None:
+    """Create (and migrate) the store behind `tracking_uri` if it does not exist yet. Not safe to run
+    concurrently on one SQLite file: MLflow's migrations then race ('duplicate column name'); the caller
+    holds a lock (MlflowTrackingResource.ensure_store)."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+
+
+def _experiment_id(client: Any, experiment: str, artifact_root: str | None) -> str:
+    """The id of `experiment`, created if missing; another process creating it at the same time is fine."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(experiment)
+    if found:
+        return found.experiment_id
+    try:
+        return client.create_experiment(experiment, artifact_location=artifact_root)
+    except MlflowException:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
 def log_model_run(
     tracking_uri: str,
     experiment: str,
@@ -67,8 +92,7 @@ def log_model_run(
     from mlflow.tracking import MlflowClient  # imported here: mlflow takes about a second to import
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment, artifact_location=artifact_root)
+    experiment_id = _experiment_id(client, experiment, artifact_root)
     undefined = sorted(name for name, value in metrics.items() if value is None or not math.isfinite(value))
     tags = {
         "config_hash": config_hash(config),

@@ -3,6 +3,7 @@
 Run order for a universe u (each step reads every stored month of u):
   cv_folds[u] -> oof_predictions[<model>_<h>d|u] (6 partitions, each re-runnable alone)
   -> stacked_alpha[u] -> model_scorecard[u], meta_labels[u]
+  oof_predictions[*|u] + features + labels -> live_alpha[u] (the newest date, models refitted on all known labels)
 Every fitted model, the fold scores and the importances are logged to MLflow (`MlflowTrackingResource`).
 """
 
@@ -11,8 +12,10 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
+from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
-from quantlab_assets.compute.models.base_models import BaseModelParams, LightGBMParams, XGBoostParams
+from quantlab_assets.compute.models.base_models import MODELS, BaseModelParams, LightGBMParams, XGBoostParams
+from quantlab_assets.compute.models.live import fit_live_alpha
 from quantlab_assets.compute.models.meta_labels import PROBABILITY, fit_meta_labels, meta_label_panel
 from quantlab_assets.compute.models.metrics import (
     PREDICTION,
@@ -22,7 +25,7 @@ from quantlab_assets.compute.models.metrics import (
 )
 from quantlab_assets.compute.models.oof import design_panel, fit_oof
 from quantlab_assets.compute.models.scorecard import build_scorecard
-from quantlab_assets.compute.models.stacking import StackParams, stack_and_combine
+from quantlab_assets.compute.models.stacking import ALPHA_COMBINED, StackParams, stack_and_combine
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas import (
     CvFoldsSchema,
@@ -230,6 +233,66 @@ def model_scorecard(
     overall = card.filter(pl.col(cv.FOLD_ID).is_null()).select("model", cv.HORIZON_DAYS, "ic", "rank_ic", "prediction_std")
     if check.passed:
         yield dg.Output({universe: card}, metadata={"overall": dg.MetadataValue.json(_rounded(overall))})
+    yield check
+
+
+class LiveAlphaConfig(OofConfig):
+    """The base models' parameters of oof_predictions (tests lower the tree counts) and the stack's style option."""
+
+    style_neutral: bool = False
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    output_required=False,
+    ins={
+        "features": dg.AssetIn(partition_mapping=same_universe),
+        "labels": dg.AssetIn(partition_mapping=same_universe),
+        "oof_predictions": dg.AssetIn(partition_mapping=same_universe),
+    },
+    check_specs=[dg.AssetCheckSpec(
+        "live_alpha_valid", asset="live_alpha", blocking=True,
+        description="Seed 004's schema and bounds; the cross-section's combined alphas vary (not a constant).",
+    )],
+)
+def live_alpha(
+    context: dg.AssetExecutionContext,
+    config: LiveAlphaConfig,
+    features: UniverseFrames,
+    labels: UniverseFrames,
+    oof_predictions: KeyedFrames,
+    mlflow: MlflowTrackingResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """The stacked alpha of the newest date, every model refitted on the labels known at its close."""
+    universe = context.partition_key
+    result = fit_live_alpha(conform(features[universe], FeaturesSchema), conform(labels[universe], LabelsSchema),
+                            _by_horizon(oof_predictions), model_params=config.model_params(),
+                            stack_params=StackParams(style_neutral=config.style_neutral))
+    problems = [f] if (f := schema_failures(StackedAlphaSchema, result.alpha, asset="live_alpha", partition=universe)) else []
+    # Not the OOF distinct-share rule: isotonic calibration is a step function, so instruments tie by design.
+    spread = result.alpha[ALPHA_COMBINED].std(ddof=0)
+    if not spread or spread < config.min_prediction_std:
+        problems.append(f"alpha_combined std across {result.alpha.height} instruments is {spread}: a constant alpha")
+    fits = {f"{fit.horizon}d": {"base_training_rows": fit.base_training_rows, "stack_training_rows": fit.stack_training_rows,
+                                "labels_ended_by": str(fit.labels_ended_by), "residual_var_bp2": round(fit.residual_var, 2),
+                                "meta_coefficients": [round(w, 4) for w in fit.meta_coefficients]} for fit in result.fits}
+    mlflow.ensure_store()
+    run_id = log_model_run(
+        mlflow.uri(), mlflow.experiment, f"live_alpha|{universe}",
+        config={"universe": universe, "as_of": str(result.as_of), "style_neutral": config.style_neutral,
+                **{f"{m}.{k}": v for m in MODELS for k, v in config.model_params().as_dict(m).items()}},
+        metrics={f"{h}.{k}": v for h, fit in fits.items() for k, v in fit.items() if isinstance(v, int | float)},
+        models=result.estimators, artifact_root=mlflow.artifact_root(),
+    )
+    check = _check("live_alpha_valid", problems)
+    if check.passed:
+        ranked = result.alpha.sort(ALPHA_COMBINED, descending=True).select(c.TICKER, pl.col(ALPHA_COMBINED).round(1))
+        yield dg.Output({universe: result.alpha}, metadata={
+            "as_of": str(result.as_of), "instruments": result.alpha.height, "fits": dg.MetadataValue.json(fits),
+            "top_5_bp": dg.MetadataValue.json(dict(ranked.head(5).iter_rows())),
+            "bottom_5_bp": dg.MetadataValue.json(dict(ranked.tail(5).iter_rows())), "mlflow_run_id": run_id,
+        })
     yield check
 
 

@@ -1,0 +1,73 @@
+"""The live alpha: refitted on what was known at the close of `as_of`, for the newest cross-section."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.features.compute import compute_features
+from quantlab_assets.compute.features.lookahead import perturb_after
+from quantlab_assets.compute.labels.compute import compute_labels, label_end_column
+from quantlab_assets.compute.models import live, stacking
+from quantlab_assets.compute.models.metrics import LABEL
+from quantlab_assets.compute.schemas import StackedAlphaSchema, schema_failures
+from quantlab_assets_tests.compute.models.conftest import CANARY_FEATURES, FAST
+
+
+def _canary(features: pl.DataFrame, model_panel) -> pl.DataFrame:
+    oracle = model_panel.market.oracle.select(c.DATE, c.TICKER, c.PLANTED_SIGNAL)
+    return features.join(oracle, on=[c.DATE, c.TICKER], how="left").select(c.DATE, c.TICKER, *CANARY_FEATURES)
+
+
+def test_live_alpha_covers_the_newest_date_that_the_stacked_alpha_cannot(model_panel, stacked_oof) -> None:
+    predictions, folds, _ = stacked_oof
+    result = live.fit_live_alpha(_canary(model_panel.features, model_panel), model_panel.labels, predictions,
+                                 model_params=FAST)
+    newest = model_panel.features[c.DATE].max()
+    assert result.as_of == newest and result.alpha[c.DATE].unique().to_list() == [newest]
+    assert result.alpha.height == model_panel.features.filter(pl.col(c.DATE) == newest).height
+    assert stacking.stack_and_combine(predictions, folds).alpha[c.DATE].max() < newest
+    assert schema_failures(StackedAlphaSchema, result.alpha, asset="live_alpha", partition="test") is None
+    assert result.alpha[stacking.ALPHA_COMBINED].std() > 0
+    for fit in result.fits:
+        assert fit.labels_ended_by <= newest and fit.base_training_rows > fit.stack_training_rows > 0
+    assert sorted(result.estimators) == sorted(f"{m}_{h}d" for m in ("ridge", "xgboost", "lightgbm") for h in (21, 63))
+
+
+def test_live_alpha_at_a_past_date_ignores_everything_after_it(model_panel, stacked_oof) -> None:
+    # Perturb every bar after as_of (features and labels recomputed) and every out-of-fold label that
+    # ended after it: the live alpha at as_of must not move by a bit.
+    predictions, _, _ = stacked_oof
+    dates = model_panel.features[c.DATE].unique().sort()
+    as_of = dates[int(dates.len() * 0.8)]
+
+    def live_alpha(bars: pl.DataFrame, oof: dict[int, dict[str, pl.DataFrame]]) -> pl.DataFrame:
+        universe = model_panel.market.universe
+        features, labels = compute_features(bars, universe).frame, compute_labels(bars, universe)
+        return live.fit_live_alpha(_canary(features, model_panel), labels, oof, as_of, FAST).alpha
+
+    rng = np.random.default_rng(3)
+    ends = model_panel.labels.select(c.DATE, c.TICKER, *(label_end_column(h) for h in predictions))
+    perturbed_oof = {
+        h: {m: frame.join(ends, on=[c.DATE, c.TICKER], how="left").with_columns(
+                pl.when(pl.col(label_end_column(h)) > as_of).then(pl.col(LABEL) + pl.lit(pl.Series(rng.normal(0, 0.1, frame.height))))
+                .otherwise(pl.col(LABEL)).alias(LABEL)).select(frame.columns)
+            for m, frame in by_model.items()}
+        for h, by_model in predictions.items()
+    }
+    assert any((a[LABEL] != b[LABEL]).any() for h in predictions for a, b in zip(predictions[h].values(), perturbed_oof[h].values()))
+    before = live_alpha(model_panel.bars, predictions)
+    after = live_alpha(perturb_after(model_panel.bars, as_of, np.random.default_rng(5)), perturbed_oof)
+    assert before[c.DATE].unique().to_list() == [as_of]
+    assert before.equals(after)
+
+
+def test_a_date_without_features_is_refused(model_panel, stacked_oof) -> None:
+    predictions, _, _ = stacked_oof
+    later = model_panel.features[c.DATE].max() + dt.timedelta(days=30)
+    with pytest.raises(ValueError, match="no feature row"):
+        live.fit_live_alpha(_canary(model_panel.features, model_panel), model_panel.labels, predictions, later, FAST)
