@@ -48,8 +48,8 @@ materialize cv_folds --select cv_folds --partition "$universe"
 # cores, slowest first.
 echo "== Model 2: out-of-fold predictions, $jobs at a time [$universe]"
 each_at_once oof_ oof_predictions xgboost_63d xgboost_21d lightgbm_63d lightgbm_21d ridge_63d ridge_21d
-echo "== Model 2: stacked alpha, scorecard, meta-labels, live alpha [$universe]"
-materialize stack --select stacked_alpha,model_scorecard,meta_labels,live_alpha --partition "$universe"
+echo "== Model 2: stacked alpha, scorecard, meta-labels, live alpha, triple-barrier classifier [$universe]"
+materialize stack --select stacked_alpha,model_scorecard,meta_labels,live_alpha,barrier_probabilities --partition "$universe"
 echo "== portfolios and backtests, $jobs at a time [$universe]"
 each_at_once backtest_ target_weights,backtest,backtest_positions,backtest_trades \
   qp_optimal top_n_equal equal_weight buy_and_hold_benchmark sniper audited reckless

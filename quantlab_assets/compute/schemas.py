@@ -405,6 +405,20 @@ class MetaLabelsSchema(pa.DataFrameModel):
         unique = [c.DATE, c.TICKER]
 
 
+class BarrierProbabilitiesSchema(pa.DataFrameModel):
+    """Seed 002's primary model, tabular: out-of-fold probability that the upper triple barrier is touched first."""
+
+    date: pl.Date
+    ticker: pl.String
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    barrier_probability: pl.Float64 = pa.Field(ge=0, le=1)
+    hits_upper: pl.Int8 = pa.Field(isin=[0, 1], description="1 if the upper barrier was touched first.")
+
+    class Config:
+        strict = True
+        unique = [c.DATE, c.TICKER]
+
+
 class MarketStateSchema(pa.DataFrameModel):
     """One row per date: the market-level aggregates the regime models read (compute/regimes/market_state.py)."""
 

@@ -27,8 +27,8 @@ training_span_job = dg.define_asset_job(
 # partition of the universe is stored, stacked_alpha and model_scorecard; oof_predictions in its own
 # job (partitions model_horizon x universe, one model of one horizon per run).
 model_job = dg.define_asset_job(
-    "model_job", selection=dg.AssetSelection.assets("cv_folds", "stacked_alpha", "model_scorecard", "meta_labels", "live_alpha"),
-    description="Model 2 per universe: purged CV folds, then (after oof_job) the stacked alpha, the scorecard, the meta-labels and the live alpha.",
+    "model_job", selection=dg.AssetSelection.assets("cv_folds", "stacked_alpha", "model_scorecard", "meta_labels", "live_alpha", "barrier_probabilities"),
+    description="Model 2 per universe: purged CV folds, then (after oof_job) the stacked alpha, the scorecard, the meta-labels, the live alpha and the triple-barrier classifier.",
 )
 oof_job = dg.define_asset_job(
     "oof_job", selection=dg.AssetSelection.assets("oof_predictions"),

@@ -26,13 +26,13 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
         "universe", "raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "ffd_orders", "features",
-        "cv_folds", "oof_predictions", "stacked_alpha", "model_scorecard", "meta_labels", "live_alpha",
+        "cv_folds", "oof_predictions", "stacked_alpha", "model_scorecard", "meta_labels", "live_alpha", "barrier_probabilities",
         "target_weights", "backtest", "backtest_positions", "backtest_trades", "backtest_metrics", "backtest_report",
     } | REGIME_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
         "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead",
-        "cv_folds_hygiene", "oof_predictions_not_degenerate", "stacked_alpha_schema", "meta_labels_not_degenerate", "live_alpha_valid",
+        "cv_folds_hygiene", "oof_predictions_not_degenerate", "stacked_alpha_schema", "meta_labels_not_degenerate", "live_alpha_valid", "barrier_probabilities_not_degenerate",
         "model_scorecard_honest",
         "target_weights_valid", "target_weights_feasible", "backtest_accounting",
     } | REGIME_CHECKS

@@ -15,6 +15,7 @@ from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets.defs.assets.features import features, ffd_orders
 from quantlab_assets.defs.assets.labels import labels
 from quantlab_assets.defs.assets.models import (
+    barrier_probabilities,
     cv_folds,
     live_alpha,
     meta_labels,
@@ -27,7 +28,7 @@ from quantlab_assets.defs.resources import MlflowTrackingResource
 from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
 
 ASSETS = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds, oof_predictions, stacked_alpha,
-          model_scorecard, meta_labels, live_alpha]
+          model_scorecard, meta_labels, live_alpha, barrier_probabilities]
 FAST_TREES = {"ops": {"oof_predictions": {"config": {"xgboost_n_estimators": 20, "xgboost_max_depth": 3,
                                                       "lightgbm_n_estimators": 20}}}}
 
@@ -81,13 +82,17 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
     ridge_path = data_dir / "oof_predictions" / "synthetic" / "ridge_63d.parquet"
     first, ridge_mtime = pl.read_parquet(xgb_path), ridge_path.stat().st_mtime_ns
 
-    final = dg.materialize(ASSETS, selection=["stacked_alpha", "model_scorecard", "meta_labels", "live_alpha"],
+    small_classifier = {"config": {"n_estimators": 20, "max_depth": 3}}
+    final = dg.materialize(ASSETS, selection=["stacked_alpha", "model_scorecard", "meta_labels", "live_alpha",
+                                              "barrier_probabilities"],
                            partition_key="synthetic", instance=instance, resources=resources,
-                           run_config={"ops": {"meta_labels": {"config": {"n_estimators": 20, "max_depth": 3}},
+                           run_config={"ops": {"meta_labels": small_classifier, "barrier_probabilities": small_classifier,
                                                "live_alpha": FAST_TREES["ops"]["oof_predictions"]}})
     assert {e.check_name: e.passed for e in final.get_asset_check_evaluations()} == {
         "stacked_alpha_schema": True, "meta_labels_not_degenerate": True, "model_scorecard_honest": True,
-        "live_alpha_valid": True}
+        "live_alpha_valid": True, "barrier_probabilities_not_degenerate": True}
+    barrier = pl.read_parquet(data_dir / "barrier_probabilities" / "synthetic.parquet")
+    assert barrier["barrier_probability"].is_between(0, 1).all() and barrier["fold_id"].min() == 0
     meta = pl.read_parquet(data_dir / "meta_labels" / "synthetic.parquet")
     assert meta.height > 0 and meta["meta_probability"].is_between(0, 1).all()
     alpha = pl.read_parquet(data_dir / "stacked_alpha" / "synthetic.parquet")
@@ -110,7 +115,7 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
 
     client = MlflowClient(tracking_uri=tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("quantlab_model2").experiment_id])
-    assert len(runs) == 6 + 1 + 1 + 1 + 1  # six base-model partitions, the stack, the meta-labels, live, the re-run
+    assert len(runs) == 6 + 1 + 1 + 1 + 1 + 1  # six base-model partitions, stack, meta-labels, live, barrier, re-run
     xgb_run = next(r for r in runs if r.info.run_name == "xgboost_21d|synthetic")
     assert {"config_hash", "git_sha", "version.xgboost"} <= set(xgb_run.data.tags)
     assert xgb_run.data.params["n_estimators"] == "20" and "oof.rank_ic" in xgb_run.data.metrics

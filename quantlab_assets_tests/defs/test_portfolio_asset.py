@@ -51,12 +51,23 @@ def fake_stacked_alpha(context: dg.AssetExecutionContext, cleaned_bars: Universe
           ins={"cleaned_bars": dg.AssetIn(partition_mapping=same_universe)})
 def fake_meta_labels(context: dg.AssetExecutionContext, cleaned_bars: UniverseFrames) -> UniverseFrames:
     rows = _alpha_rows(cleaned_bars[context.partition_key])
+    rng = np.random.default_rng(2)
     return {context.partition_key: rows.with_columns(
-        pl.Series("meta_probability", np.random.default_rng(2).random(rows.height)))}
+        pl.Series("side", rng.choice([-1, 1], rows.height), dtype=pl.Int8),
+        pl.Series("meta_probability", rng.random(rows.height)))}
 
 
-ASSETS = [universe, raw_ohlcv, cleaned_bars, fake_stacked_alpha, fake_meta_labels, target_weights, backtest,
-          backtest_metrics, backtest_report]
+@dg.asset(name="barrier_probabilities", partitions_def=universe_partitions,
+          ins={"cleaned_bars": dg.AssetIn(partition_mapping=same_universe)})
+def fake_barrier_probabilities(context: dg.AssetExecutionContext, cleaned_bars: UniverseFrames) -> UniverseFrames:
+    # From the first bar on (the classifier's folds start before the alpha's); a few rows clear 0.95.
+    rows = cleaned_bars[context.partition_key].select(c.DATE, c.TICKER).sort(c.DATE, c.TICKER)
+    return {context.partition_key: rows.with_columns(
+        pl.Series("barrier_probability", np.random.default_rng(3).beta(2, 2, rows.height)))}
+
+
+ASSETS = [universe, raw_ohlcv, cleaned_bars, fake_stacked_alpha, fake_meta_labels, fake_barrier_probabilities,
+          target_weights, backtest, backtest_metrics, backtest_report]
 
 
 class _Ids(HTMLParser):
@@ -79,7 +90,7 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
     assert dg.materialize([universe], partition_key="synthetic", instance=instance, resources=resources).success
     assert dg.materialize(ASSETS, selection=["raw_ohlcv", "cleaned_bars", "rejected_bars"], instance=instance,
                           resources=resources, tags=range_tags("2005-01-01", "2008-06-01", "synthetic")).success
-    assert dg.materialize(ASSETS, selection=["stacked_alpha", "meta_labels"], partition_key="synthetic",
+    assert dg.materialize(ASSETS, selection=["stacked_alpha", "meta_labels", "barrier_probabilities"], partition_key="synthetic",
                           instance=instance, resources=resources).success
 
     for strategy in STRATEGY_NAMES:

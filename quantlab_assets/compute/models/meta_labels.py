@@ -12,32 +12,21 @@ yet (the first two: fold 0 has no stacked alpha at all) get no meta-label.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
 
-import numpy as np
 import polars as pl
-from sklearn.metrics import roc_auc_score
-from xgboost import XGBClassifier
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import XGBoostParams
-from quantlab_assets.compute.models.oof import DesignPanel, feature_columns, role_mask
+from quantlab_assets.compute.models.classifier import ClassifierResult, fit_oof_classifier
+from quantlab_assets.compute.models.oof import DesignPanel, feature_columns
 from quantlab_assets.compute.models.stacking import ALPHA_COMBINED
 
 SIDE: Final = "side"
 META_LABEL: Final = "meta_label"
 PROBABILITY: Final = "meta_probability"
 META_COLUMNS: Final = (c.DATE, c.TICKER, cv.FOLD_ID, SIDE, PROBABILITY, META_LABEL)
-FOLDS_HORIZON: Final = 21
-
-
-@dataclass(frozen=True)
-class MetaLabelResult:
-    predictions: pl.DataFrame
-    fold_scores: pl.DataFrame
-    estimators: list[XGBClassifier]
 
 
 def meta_label_panel(alpha: pl.DataFrame, features: pl.DataFrame, labels: pl.DataFrame) -> DesignPanel:
@@ -55,31 +44,7 @@ def meta_label_panel(alpha: pl.DataFrame, features: pl.DataFrame, labels: pl.Dat
     return DesignPanel(frame, (*feature_columns(features), ALPHA_COMBINED))
 
 
-def _auc(label: np.ndarray, probability: np.ndarray) -> float | None:
-    return float(roc_auc_score(label, probability)) if len(np.unique(label)) == 2 else None
-
-
-def fit_meta_labels(design: DesignPanel, folds: pl.DataFrame, params: XGBoostParams = XGBoostParams()) -> MetaLabelResult:
+def fit_meta_labels(design: DesignPanel, folds: pl.DataFrame, params: XGBoostParams = XGBoostParams()) -> ClassifierResult:
     """Out-of-fold meta-label probabilities over the 21d walk-forward folds (see the module docstring)."""
-    panel, names = design.frame, list(design.inputs)
-    x = panel.select(names).to_numpy().astype(np.float64)
-    y = panel[META_LABEL].to_numpy()
-    schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == FOLDS_HORIZON))
-    outputs, scores, estimators = [], [], []
-    for fold_id in sorted(schedule[cv.FOLD_ID].unique().to_list()):
-        fold = schedule.filter(pl.col(cv.FOLD_ID) == fold_id)
-        train, test = role_mask(fold, panel[c.DATE], cv.TRAIN), role_mask(fold, panel[c.DATE], cv.TEST)
-        if train.size == 0 or test.size == 0 or len(np.unique(y[train])) < 2:
-            continue
-        classifier = XGBClassifier(**vars(params), eval_metric="logloss").fit(x[train], y[train])
-        probability = classifier.predict_proba(x[test])[:, 1].astype(np.float64)
-        estimators.append(classifier)
-        outputs.append(panel[test].select(c.DATE, c.TICKER, SIDE, META_LABEL).with_columns(
-            pl.lit(fold_id, dtype=pl.Int64).alias(cv.FOLD_ID), pl.Series(PROBABILITY, probability)))
-        scores.append({cv.FOLD_ID: fold_id, "n_train": int(train.size), "n_rows": int(test.size),
-                       "base_rate": float(y[test].mean()), "mean_probability": float(probability.mean()),
-                       "probability_std": float(probability.std()),
-                       "brier": float(np.mean((probability - y[test]) ** 2)), "auc": _auc(y[test], probability)})
-    if not outputs:
-        raise ValueError("meta-labels: no walk-forward fold has training rows with an alpha and both outcomes")
-    return MetaLabelResult(pl.concat(outputs).select(META_COLUMNS), pl.DataFrame(scores), estimators)
+    result = fit_oof_classifier(design, META_LABEL, PROBABILITY, folds, params, keep=(SIDE,))
+    return ClassifierResult(result.predictions.select(META_COLUMNS), result.fold_scores, result.estimators)

@@ -3,10 +3,11 @@
 Every strategy is evaluated on the same span, the dates that have a stacked alpha (the out-of-fold
 predictions), so the baselines and the models are compared over the same market.
 
-Seed 002's threshold profiles need a probability from the primary model: the stacked alpha is a
-calibrated forecast of the 21-day industry-relative return in bp with residual variance var_21d, so
-P(return > 0) = Phi(alpha_21d / sqrt(var_21d)) under a Gaussian residual. The meta-label model (the
-"auditor") gives the probability that the alpha's trade hits its triple-barrier profit target first.
+Seed 002's threshold profiles read the probability of its primary model, the triple-barrier classifier
+(barrier_probabilities: out-of-fold P(the upper barrier is touched first)), on the stacked alpha's
+dates. The auditor is the meta-label model: the probability that the stacked alpha's trade hits its
+profit barrier. It "agrees" with a long entry where the alpha's side is long and that probability is at
+least 0.5; where the alpha is short it has no opinion on a long, and the audited profile stays out.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import polars as pl
-from scipy import stats
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import RETURN
@@ -44,10 +44,9 @@ class StrategyWeights:
     notes: list[str]
 
 
-def primary_probability() -> pl.Expr:
-    """P(21-day relative return > 0) from the calibrated alpha and its residual variance (Gaussian residual)."""
-    z = pl.col("alpha_21d") / pl.col("var_21d").sqrt()
-    return z.map_batches(lambda s: pl.Series(stats.norm.cdf(s.to_numpy()), dtype=pl.Float64)).alias("probability")
+def auditor_for_longs(meta: pl.DataFrame) -> pl.DataFrame:
+    """date, ticker, auditor_probability: P(a long trade hits its profit barrier) where the audited side is long."""
+    return meta.filter(pl.col("side") == 1).select(c.DATE, c.TICKER, pl.col("meta_probability").alias("auditor_probability"))
 
 
 def build_target_weights(
@@ -56,12 +55,14 @@ def build_target_weights(
     returns: pl.DataFrame,
     *,
     meta: pl.DataFrame | None = None,
+    barrier: pl.DataFrame | None = None,
     regimes: pl.DataFrame | None = None,
     sectors: dict[str, str] | None = None,
     params: StrategyParams = StrategyParams(),
 ) -> StrategyWeights:
     """Target weights of one strategy. alpha: stacked_alpha; returns: date, ticker, return; meta: meta_labels
-    (date, ticker, meta_probability); regimes: date, regime (market-wide)."""
+    (date, ticker, side, meta_probability); barrier: barrier_probabilities (date, ticker, barrier_probability);
+    regimes: date, regime (market-wide)."""
     if alpha.height == 0:
         raise ValueError(f"{strategy}: no stacked alpha, nothing to evaluate")
     present = returns.filter(pl.col(c.DATE).is_between(alpha[c.DATE].min(), alpha[c.DATE].max())
@@ -78,13 +79,15 @@ def build_target_weights(
         return StrategyWeights(buy_and_hold(present), None, [])
     if strategy in PROFILES:
         profile = PROFILES[strategy]
-        signals = alpha.select(c.DATE, c.TICKER, primary_probability())
+        if barrier is None:
+            raise ValueError(f"{strategy}: needs the triple-barrier classifier's probabilities")
+        span = pl.col(c.DATE).is_between(alpha[c.DATE].min(), alpha[c.DATE].max())
+        signals = barrier.filter(span).select(c.DATE, c.TICKER, pl.col("barrier_probability").alias("probability"))
         notes = []
         if profile.use_auditor:
             if meta is None:
                 raise ValueError(f"{strategy}: needs the meta-labels (auditor)")
-            signals = signals.join(meta.select(c.DATE, c.TICKER, pl.col("meta_probability").alias("auditor_probability")),
-                                   on=[c.DATE, c.TICKER], how="left")
+            signals = signals.join(auditor_for_longs(meta), on=[c.DATE, c.TICKER], how="left")
         if profile.use_regime_filter:
             if regimes is None:
                 signals = signals.with_columns(pl.lit(None, dtype=pl.String).alias("regime"))

@@ -15,6 +15,9 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import MODELS, BaseModelParams, LightGBMParams, XGBoostParams
+from quantlab_assets.compute.models.barrier import PROBABILITY as BARRIER_PROBABILITY
+from quantlab_assets.compute.models.barrier import barrier_panel, fit_barrier_classifier
+from quantlab_assets.compute.models.classifier import ClassifierResult
 from quantlab_assets.compute.models.live import fit_live_alpha
 from quantlab_assets.compute.models.meta_labels import PROBABILITY, fit_meta_labels, meta_label_panel
 from quantlab_assets.compute.models.metrics import (
@@ -28,6 +31,7 @@ from quantlab_assets.compute.models.scorecard import build_scorecard
 from quantlab_assets.compute.models.stacking import ALPHA_COMBINED, StackParams, stack_and_combine
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas import (
+    BarrierProbabilitiesSchema,
     CvFoldsSchema,
     FeaturesSchema,
     LabelsSchema,
@@ -297,10 +301,38 @@ def live_alpha(
 
 
 class MetaLabelConfig(dg.Config):
-    """Seed 004's XGBoost parameters for the auditor too; tests lower the tree count."""
+    """Seed 004's XGBoost parameters for the classifiers too (auditor, barrier); tests lower the tree count."""
 
     n_estimators: int = 400
     max_depth: int = 6
+
+    def params(self) -> XGBoostParams:
+        return XGBoostParams(n_estimators=self.n_estimators, max_depth=self.max_depth)
+
+
+def _classifier_output(
+    asset: str, universe: str, result: ClassifierResult, probability: str, schema: type, mlflow: MlflowTrackingResource,
+    params: XGBoostParams,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Checks, MLflow run and output of an out-of-fold classifier asset (meta_labels, barrier_probabilities)."""
+    problems = degeneracy_problems(result.predictions.rename({probability: PREDICTION}), 1e-6, 0.5)
+    problems += [f] if (f := schema_failures(schema, result.predictions, asset=asset, partition=universe)) else []
+    mlflow.ensure_store()
+    run_id = log_model_run(
+        mlflow.uri(), mlflow.experiment, f"{asset}|{universe}", config={"universe": universe, **vars(params)},
+        metrics={f"fold{r['fold_id']}.{k}": v for r in result.fold_scores.to_dicts() for k, v in r.items() if k != "fold_id"},
+        models={f"{asset}_fold{i}": e for i, e in enumerate(result.estimators)},
+        frames={"fold_scores": result.fold_scores}, artifact_root=mlflow.artifact_root(),
+    )
+    check = _check(f"{asset}_not_degenerate", problems)
+    if check.passed:
+        yield dg.Output({universe: result.predictions}, metadata={
+            "fold_scores": dg.MetadataValue.json(_rounded(result.fold_scores)), "mlflow_run_id": run_id,
+            "probability_quantiles": dg.MetadataValue.json({
+                f"q{int(q * 100)}": round(float(result.predictions[probability].quantile(q)), 4) for q in (0.01, 0.5, 0.99)}),
+            "share_at_least_0.75": round(float((result.predictions[probability] >= 0.75).mean()), 5),
+        })
+    yield check
 
 
 @dg.asset(
@@ -329,22 +361,37 @@ def meta_labels(
     universe = context.partition_key
     panel = meta_label_panel(stacked_alpha[universe], conform(features[universe], FeaturesSchema),
                              conform(labels[universe], LabelsSchema))
-    params = XGBoostParams(n_estimators=config.n_estimators, max_depth=config.max_depth)
-    result = fit_meta_labels(panel, cv_folds[universe], params)
-    problems = degeneracy_problems(result.predictions.rename({PROBABILITY: PREDICTION}), 1e-6, 0.5)
-    problems += [f] if (f := schema_failures(MetaLabelsSchema, result.predictions, asset="meta_labels", partition=universe)) else []
-    mlflow.ensure_store()
-    run_id = log_model_run(
-        mlflow.uri(), mlflow.experiment, f"meta_labels|{universe}", config={"universe": universe, **vars(params)},
-        metrics={f"fold{r['fold_id']}.{k}": v for r in result.fold_scores.to_dicts() for k, v in r.items() if k != "fold_id"},
-        models={f"meta_labels_fold{i}": e for i, e in enumerate(result.estimators)},
-        frames={"fold_scores": result.fold_scores}, artifact_root=mlflow.artifact_root(),
-    )
-    check = _check("meta_labels_not_degenerate", problems)
-    if check.passed:
-        yield dg.Output({universe: result.predictions}, metadata={
-            "fold_scores": dg.MetadataValue.json(_rounded(result.fold_scores)), "mlflow_run_id": run_id})
-    yield check
+    result = fit_meta_labels(panel, cv_folds[universe], config.params())
+    yield from _classifier_output("meta_labels", universe, result, PROBABILITY, MetaLabelsSchema, mlflow, config.params())
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    output_required=False,
+    ins={
+        "features": dg.AssetIn(partition_mapping=same_universe),
+        "labels": dg.AssetIn(partition_mapping=same_universe),
+    },
+    check_specs=[dg.AssetCheckSpec(
+        "barrier_probabilities_not_degenerate", asset="barrier_probabilities", blocking=True,
+        description="Schema; probabilities vary (std above 1e-6, distinct values on the median date).",
+    )],
+)
+def barrier_probabilities(
+    context: dg.AssetExecutionContext,
+    config: MetaLabelConfig,
+    features: UniverseFrames,
+    labels: UniverseFrames,
+    cv_folds: UniverseFrames,
+    mlflow: MlflowTrackingResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Out-of-fold XGBoost probability that the upper triple barrier is touched first (seed 002's primary model)."""
+    universe = context.partition_key
+    design = barrier_panel(conform(features[universe], FeaturesSchema), conform(labels[universe], LabelsSchema))
+    result = fit_barrier_classifier(design, cv_folds[universe], config.params())
+    yield from _classifier_output("barrier_probabilities", universe, result, BARRIER_PROBABILITY,
+                                  BarrierProbabilitiesSchema, mlflow, config.params())
 
 
 def _by_horizon(oof: KeyedFrames) -> dict[int, dict[str, pl.DataFrame]]:

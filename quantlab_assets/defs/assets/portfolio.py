@@ -67,6 +67,7 @@ def _sectors(universe_frame: pl.DataFrame) -> dict[str, str]:
     ins={
         "stacked_alpha": dg.AssetIn(partition_mapping=same_universe),
         "meta_labels": dg.AssetIn(partition_mapping=same_universe),
+        "barrier_probabilities": dg.AssetIn(partition_mapping=same_universe),
         "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
         "universe": dg.AssetIn(partition_mapping=same_universe),
     },
@@ -81,6 +82,7 @@ def target_weights(
     context: dg.AssetExecutionContext,
     stacked_alpha: UniverseFrames,
     meta_labels: UniverseFrames,
+    barrier_probabilities: UniverseFrames,
     cleaned_bars: UniverseFrames,
     universe: UniverseFrames,
     io_manager: dg.ResourceParam[PartitionedParquetIOManager],
@@ -90,7 +92,7 @@ def target_weights(
     regimes = stored_regimes(io_manager.base_dir, name)
     built = build_target_weights(
         strategy, stacked_alpha[name], returns_from_bars(conform(cleaned_bars[name], CleanedBarsSchema)),
-        meta=meta_labels[name], regimes=regimes, sectors=_sectors(universe[name]),
+        meta=meta_labels[name], barrier=barrier_probabilities[name], regimes=regimes, sectors=_sectors(universe[name]),
     )
     failure = schema_failures(TargetWeightsSchema, built.weights, asset="target_weights", partition=context.partition_key)
     infeasible = [] if built.diagnostics is None else list(

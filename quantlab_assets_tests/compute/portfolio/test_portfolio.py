@@ -11,7 +11,7 @@ from quantlab_assets.compute.backtest.engine import RETURN, SIGNAL_DATE, WEIGHT,
 from quantlab_assets.compute.portfolio.qp import WARM_UP, QpOptimiser, QpParams, qp_weights, shrunk_covariance
 from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
 from quantlab_assets.compute.portfolio.rules import PROFILES, buy_and_hold, equal_weight, threshold_profile, top_n_equal
-from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights, primary_probability
+from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights
 from quantlab_assets.compute.schemas import TargetWeightsSchema, schema_failures
 
 
@@ -139,19 +139,36 @@ def _stacked_alpha(grid: pl.DataFrame, seed: int = 5) -> pl.DataFrame:
 def test_every_strategy_builds_valid_weights_from_stacked_alpha(strategy: str, market) -> None:
     returns, _ = market
     alpha = _stacked_alpha(returns.filter(pl.col(c.DATE) >= dt.date(2023, 4, 1)).select(c.DATE, c.TICKER))
-    meta = alpha.select(c.DATE, c.TICKER, pl.Series("meta_probability", np.random.default_rng(1).random(alpha.height)))
-    built = build_target_weights(strategy, alpha, returns, meta=meta, params=StrategyParams(qp=QpParams(min_observations=20)))
+    rng = np.random.default_rng(1)
+    meta = alpha.select(c.DATE, c.TICKER, pl.col("alpha_combined").sign().cast(pl.Int8).alias("side"),
+                        pl.Series("meta_probability", rng.random(alpha.height)))
+    barrier = returns.select(c.DATE, c.TICKER, pl.Series("barrier_probability", 0.5 + 0.5 * rng.random(returns.height)))
+    built = build_target_weights(strategy, alpha, returns, meta=meta, barrier=barrier,
+                                 params=StrategyParams(qp=QpParams(min_observations=20)))
     weights = built.weights
     assert schema_failures(TargetWeightsSchema, weights, asset="target_weights", partition=strategy) is None
     assert weights[c.DATE].min() >= alpha[c.DATE].min()
     run_backtest(returns, weights)  # the engine accepts them (signal dates, calendar)
 
 
-def test_threshold_profiles_read_a_gaussian_probability_of_the_calibrated_alpha() -> None:
-    alpha = _stacked_alpha(_grid(1, 3)).with_columns(pl.Series("alpha_21d", [30.0 * 1.645, 30.0 * 0.674, 0.0]))
-    probability = alpha.select(primary_probability())["probability"].to_list()
-    assert probability == pytest.approx([0.95, 0.75, 0.5], abs=1e-3)
-    built = build_target_weights("sniper", alpha, _grid(1, 3).with_columns(pl.lit(0.0).alias(RETURN)))
-    assert built.notes == ["sniper: regime filter not applied (regime labels not materialised)"]
+def test_threshold_profiles_read_the_barrier_classifier_on_the_alpha_span_and_audit_longs_only() -> None:
+    grid = _grid(3, 2)  # 3 dates x 2 tickers
+    dates = grid[c.DATE].unique().sort()
+    alpha = _stacked_alpha(grid.filter(pl.col(c.DATE) >= dates[1])).with_columns(
+        pl.Series("alpha_combined", [10.0, -10.0, 10.0, 10.0]))
+    # Every barrier probability clears 0.75; the first date lies before the alpha's span.
+    barrier = grid.with_columns(pl.lit(0.8).alias("barrier_probability"))
+    meta = alpha.select(c.DATE, c.TICKER, pl.col("alpha_combined").sign().cast(pl.Int8).alias("side"),
+                        pl.Series("meta_probability", [0.9, 0.9, 0.4, 0.6]))
+    returns = grid.with_columns(pl.lit(0.0).alias(RETURN))
+    reckless = build_target_weights("reckless", alpha, returns, meta=meta, barrier=barrier).weights
+    assert reckless[c.DATE].min() == dates[1] and (reckless[WEIGHT] > 0).sum() == 4
+    audited = build_target_weights("audited", alpha, returns, meta=meta, barrier=barrier).weights
+    # S01 on day 2: the auditor's 0.9 is for a short trade, no opinion on a long; S00 on day 3: 0.4 < 0.5.
+    held = audited.filter(pl.col(WEIGHT) > 0).select(c.DATE, c.TICKER).rows()
+    assert held == [(dates[1], grid[c.TICKER][0]), (dates[2], grid[c.TICKER][1])]
+    assert "regime filter not applied" in build_target_weights("sniper", alpha, returns, barrier=barrier).notes[0]
+    with pytest.raises(ValueError, match="triple-barrier"):
+        build_target_weights("sniper", alpha, returns)
     with pytest.raises(ValueError, match="unknown strategy"):
-        build_target_weights("martingale", alpha, _grid(1, 3).with_columns(pl.lit(0.0).alias(RETURN)))
+        build_target_weights("martingale", alpha, returns)

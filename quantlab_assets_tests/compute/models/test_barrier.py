@@ -1,0 +1,29 @@
+"""The triple-barrier classifier: out-of-fold P(upper barrier first), on the same folds as the meta-labels."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.models import barrier, cv
+from quantlab_assets.compute.models.base_models import XGBoostParams
+from quantlab_assets.compute.schemas import BarrierProbabilitiesSchema, schema_failures
+
+
+def test_barrier_probabilities_are_out_of_fold_and_name_the_upper_barrier(model_panel, stacked_oof) -> None:
+    _, folds, features = stacked_oof
+    design = barrier.barrier_panel(model_panel.features, model_panel.labels)
+    assert barrier.HITS_UPPER not in design.inputs and "tb_label" not in design.frame.columns
+    check = design.frame.join(model_panel.labels.select(c.DATE, c.TICKER, "tb_label"), on=[c.DATE, c.TICKER])
+    assert (check[barrier.HITS_UPPER] == (check["tb_label"] == 1).cast(pl.Int8)).all()
+    result = barrier.fit_barrier_classifier(design, folds, XGBoostParams(n_estimators=20, max_depth=3))
+    out = result.predictions
+    assert schema_failures(BarrierProbabilitiesSchema, out, asset="barrier_probabilities", partition="test") is None
+    assert out[barrier.PROBABILITY].std() > 0
+    tests = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == 21) & (pl.col(cv.ROLE) == cv.TEST))
+    for fold_id, start, end in tests.select(cv.FOLD_ID, cv.START, cv.END).iter_rows():
+        inside = out.filter(pl.col(c.DATE).is_between(start, end))
+        assert inside.height > 0 and inside[cv.FOLD_ID].unique().to_list() == [fold_id]
+    assert out.height == out.filter(pl.col(c.DATE) >= tests[cv.START].min()).height
+    # Honest: on features that barely predict the barrier, the classifier is barely better than chance.
+    assert result.fold_scores["auc"].drop_nulls().max() < 0.75
