@@ -44,13 +44,15 @@ def main() -> None:
         for action, rule, n in by_rule.iter_rows():
             print(f"  {action:9s} {rule:20s} {n:8,d}")
     _print_regimes(universe)
+    _print_models(universe)
+    _print_backtests(universe)
     check_keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda key: key.name)
     checks = instance.event_log_storage.get_asset_check_summary_records(check_keys)
     print("latest asset checks:")
     for key in check_keys:
         evaluation = checks[key].last_check_execution_record
         status = evaluation.status.value if evaluation else "never run"
-        print(f"  {key.name:32s} {status}")
+        print(f"  {key.name:40s} {status}")
 
 
 def _print_regimes(universe: str) -> None:
@@ -67,6 +69,41 @@ def _print_regimes(universe: str) -> None:
             delay = "-" if report.delay_trading_days is None else f"{report.delay_trading_days} trading days"
             print(f"  {report.name:18s} crisis {report.crisis_days:3d}/{report.trading_days:3d} days  "
                   f"first {report.first_crisis}  delay {delay}  [{report.required}: {report.passed}]")
+
+
+def _print_models(universe: str) -> None:
+    path = data_dir() / "model_scorecard" / f"{universe}.parquet"
+    if not path.exists():
+        return
+    card = pl.read_parquet(path).filter(pl.col("fold_id").is_null()).sort("model", "horizon_days")
+    print("model scorecard (out of fold, all folds; IC null where undefined):")
+    for row in card.iter_rows(named=True):
+        print(f"  {row['model']:9s} {row['horizon_days']:2d}d  rows {row['n_rows']:>9,d}  IC {_num(row['ic'], '+.4f')}  "
+              f"rank IC {_num(row['rank_ic'], '+.4f')}  ICIR {_num(row['icir'], '+.3f')}  pred std {_num(row['prediction_std'], '.4g')}")
+    live = data_dir() / "live_alpha" / f"{universe}.parquet"
+    if live.exists():
+        frame = pl.read_parquet(live).sort("alpha_combined", descending=True)
+        top = ", ".join(f"{t} {a:+.0f}" for t, a in frame.select(c.TICKER, "alpha_combined").head(3).iter_rows())
+        print(f"live_alpha     {frame.height} instruments on {frame[c.DATE].max()}  (top bp: {top})")
+
+
+def _print_backtests(universe: str) -> None:
+    path = data_dir() / "backtest_metrics" / f"{universe}.parquet"
+    if not path.exists():
+        return
+    metrics = pl.read_parquet(path).sort("sharpe", descending=True, nulls_last=True)
+    print(f"backtests over {metrics['days'].max()} days (Sharpe with its 95 % bootstrap interval; DSR over {metrics['n_trials'].max()} trials):")
+    for row in metrics.iter_rows(named=True):
+        print(f"  {row['strategy']:24s} CAGR {_num(row['cagr'], '+.1%')}  Sharpe {_num(row['sharpe'], '.2f')} "
+              f"[{_num(row['sharpe_ci_low'], '.2f')}, {_num(row['sharpe_ci_high'], '.2f')}]  DSR {_num(row['dsr'], '.2f')}  "
+              f"max DD {_num(row['max_drawdown'], '.1%')}  trades {row['trades']}")
+    report = data_dir() / "reports" / "backtest_report" / f"{universe}.html"
+    if report.exists():
+        print(f"report: {report}")
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 if __name__ == "__main__":
