@@ -12,9 +12,9 @@ import dagster as dg
 import polars as pl
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.regimes.validation import evaluate_episodes
+from quantlab_assets.compute.regimes.validation import episodes_apply, evaluate_episodes
 from quantlab_assets.definitions import defs
-from quantlab_assets.defs.partitions import split_bars_key
+from quantlab_assets.defs.partitions import split_bars_key, universe_catalog
 from quantlab_assets.defs.resources import data_dir
 
 BAR_ASSETS = ("raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "features")
@@ -64,6 +64,9 @@ def _print_regimes(universe: str) -> None:
     print(f"regime_labels  {labels.height:>10,d} dates (after train_end)  {span}")
     for regime, share in labels.group_by("regime").len().with_columns(pl.col("len") / labels.height).sort("regime").iter_rows():
         print(f"  {regime:14s} {share:6.1%}")
+    if not episodes_apply(universe_catalog()[universe].source):
+        print("  known crises: not applicable (synthetic prices have no real-world crisis dates)")
+        return
     for report in evaluate_episodes(labels):
         if report.covered:
             delay = "-" if report.delay_trading_days is None else f"{report.delay_trading_days} trading days"

@@ -72,6 +72,12 @@ def _required(episode: Episode) -> str:
     return "reported only"
 
 
+def episodes_apply(source: str) -> bool:
+    """Known crises are dates of real markets: a synthetic market's calendar holds none of them, so a
+    crisis share measured there says nothing about the labeller."""
+    return source != "synthetic"
+
+
 def evaluate_episodes(labels: pl.DataFrame, episodes: tuple[Episode, ...] = KNOWN_EPISODES) -> list[EpisodeReport]:
     """One report per episode from labels (date, regime_id). A window is covered when the labels span it."""
     frame = labels.select(c.DATE, (pl.col(REGIME_ID) == CRISIS).alias("crisis")).sort(c.DATE)

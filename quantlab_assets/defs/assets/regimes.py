@@ -23,7 +23,7 @@ from quantlab_assets.compute.regimes.hmm import (
 )
 from quantlab_assets.compute.regimes.labels import REGIME, REGIME_NAMES, label_dates, label_states, state_statistics
 from quantlab_assets.compute.regimes.market_state import compute_market_state, truncation_violations
-from quantlab_assets.compute.regimes.validation import evaluate_episodes
+from quantlab_assets.compute.regimes.validation import episodes_apply, evaluate_episodes
 from quantlab_assets.compute.schemas import (
     MarketStateSchema,
     RegimeClustersSchema,
@@ -251,7 +251,8 @@ def regime_clusters(
     ],
 )
 def regime_labels(
-    context: dg.AssetExecutionContext, regime_hmm: UniverseFrames, regime_hmm_params: UniverseFrames
+    context: dg.AssetExecutionContext, regime_hmm: UniverseFrames, regime_hmm_params: UniverseFrames,
+    market_data: MarketDataResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The seed's labels (Low-Vol Bull, High-Vol Bull, Bear, Crisis, Transition) per date, from the filtered HMM."""
     frames, failures, reports, summary = {}, [], {}, {}
@@ -260,7 +261,8 @@ def regime_labels(
         frame = label_dates(regime_hmm[name], states)
         if failure := schema_failures(RegimeLabelsSchema, frame, asset="regime_labels", partition=name):
             failures.append(failure)
-        reports[name] = [report.as_dict() for report in evaluate_episodes(frame)]
+        if episodes_apply(market_data.universe(name).source):
+            reports[name] = [report.as_dict() for report in evaluate_episodes(frame)]
         frames[name] = frame
         summary[name] = {
             "share_by_regime": {label: round(float((frame[REGIME] == label).mean() or 0.0), 4) for label in REGIME_NAMES},
@@ -275,7 +277,8 @@ def regime_labels(
         dg.AssetCheckResult(check_name="regime_labels_known_crises", passed=not failed_episodes,
                             severity=dg.AssetCheckSeverity.WARN,
                             metadata={"episodes": dg.MetadataValue.json(reports),
-                                      "failed": ", ".join(failed_episodes) or "none"}),
+                                      "failed": ", ".join(failed_episodes) or "none",
+                                      "not_applicable": ", ".join(sorted(set(frames) - set(reports))) or "none"}),
     ]
     if checks[0].passed:
         yield dg.Output(frames, metadata={"by_universe": dg.MetadataValue.json(summary)})
