@@ -14,6 +14,7 @@ from quantlab_assets.compute.backtest.engine import (
     BacktestParams,
     CostParams,
     LookAheadError,
+    cumulative_product_over_rows,
     returns_from_bars,
     run_backtest,
     simulate,
@@ -137,3 +138,10 @@ def test_returns_come_from_the_cleaned_capped_log_return() -> None:
     bars = pl.DataFrame({c.DATE: [dt.date(2024, 1, d) for d in (1, 2, 3)], c.TICKER: ["A"] * 3,
                          c.CLOSE: [10.0, 100.0, 10.0], c.LOG_RETURN: [None, 0.2, -0.2]})  # a x10 bad tick, capped
     assert returns_from_bars(bars)[RETURN].to_list() == pytest.approx([None, np.exp(0.2) - 1, np.exp(-0.2) - 1])
+
+
+@pytest.mark.parametrize("n_rows", [0, 1, 2, 3, 7, 8, 9, 64, 1000, 1001])
+def test_row_scan_is_the_cumulative_product_up_to_rounding(n_rows: int) -> None:
+    panel = 1.0 + np.random.default_rng(n_rows).normal(0.0, 0.02, (n_rows, 5))
+    expected = np.cumprod(panel, axis=0)
+    np.testing.assert_allclose(cumulative_product_over_rows(panel.copy()), expected, rtol=1e-13, atol=0)
