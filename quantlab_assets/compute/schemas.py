@@ -419,6 +419,23 @@ class BarrierProbabilitiesSchema(pa.DataFrameModel):
         unique = [c.DATE, c.TICKER]
 
 
+class TrainingDiagnosticsSchema(pa.DataFrameModel):
+    """Per fold x epoch x head of a deep forecaster: the instruments seed 001's post-mortem lacked."""
+
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    epoch: pl.Int64 = pa.Field(ge=0)
+    head: pl.String = pa.Field(isin=["mean", "direction", "volatility"])
+    prediction_std: pl.Float64 = pa.Field(ge=0, description="Std of the head's output over the validation windows.")
+    grad_norm: pl.Float64 = pa.Field(ge=0, description="Mean gradient norm of the head's parameters over the epoch.")
+    representation_std: pl.Float64 = pa.Field(ge=0, description="Std of the encoder's [CLS] output (mean over dims).")
+    train_loss: pl.Float64 = pa.Field(nullable=True)
+    val_loss: pl.Float64
+
+    class Config:
+        strict = True
+        unique = ["fold_id", "epoch", "head"]
+
+
 class MarketStateSchema(pa.DataFrameModel):
     """One row per date: the market-level aggregates the regime models read (compute/regimes/market_state.py)."""
 

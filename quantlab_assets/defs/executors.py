@@ -15,6 +15,8 @@ import dagster as dg
 EXECUTOR_ENV = "QUANTLAB_EXECUTOR"
 # At most this many step pods of one run at once; the gpu pool still admits one GPU step at a time.
 K8S_EXECUTOR_CONFIG = {"max_concurrent": 8}
+# One machine: CPU steps of a run in parallel, GPU-tagged steps (defs/gpu.py) one at a time per run.
+GPU_EXECUTOR_CONFIG = {"max_concurrent": 2, "tag_concurrency_limits": [{"key": "device", "value": "gpu", "limit": 1}]}
 
 
 def lab_executor() -> dg.ExecutorDefinition | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from quantlab_assets.defs.executors import GPU_EXECUTOR_CONFIG, lab_executor
+
 # Every asset partitioned by month x universe; static-partitioned ones (the universe table) run in
 # their own job, since a job's assets must share one partitions definition.
 monthly_selection = dg.AssetSelection.assets("raw_ohlcv", "cleaned_bars", "rejected_bars", "features", "labels")
@@ -49,4 +51,13 @@ backtest_report_job = dg.define_asset_job(
 regime_job = dg.define_asset_job(
     "regime_job", selection=dg.AssetSelection.assets("regime_hmm", "regime_hmm_params", "regime_clusters", "regime_labels"),
     description="Regime HMM (filtered), clusters and labels per universe, from every stored month of market_state.",
+)
+
+# GPU training (issue 12): its own job, whose multiprocess executor runs at most one `device: gpu` step at
+# a time (defs/gpu.py's tag), besides the instance-wide `gpu` pool. On a cluster QUANTLAB_EXECUTOR=k8s
+# replaces the executor and the same tag's dagster-k8s/config asks for a GPU node (docs/architecture.md).
+gpu_training_job = dg.define_asset_job(
+    "gpu_training_job", selection=dg.AssetSelection.assets("forecaster_transformer", "training_diagnostics"),
+    description="The transformer forecaster out of fold per universe (GPU when present), after model_job's cv_folds.",
+    executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
 )
