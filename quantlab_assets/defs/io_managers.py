@@ -42,6 +42,10 @@ def _is_keyed(partitions_def: dg.PartitionsDefinition | None) -> bool:
     }
 
 
+class MissingUpstreamPartitionError(RuntimeError):
+    """Months inside the span a run reads are not stored: names the asset, universe and months to materialise."""
+
+
 class UnreadablePartitionError(RuntimeError):
     """A stored partition's file cannot be read: names the asset, the partition and the file to re-materialise."""
 
@@ -127,8 +131,16 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         for universe, month_paths in targets.items():
             present = [path for _, path in month_paths if path.exists()]
             missing = [month for month, path in month_paths if not path.exists()]
+            gaps = _months_between_materialised(month_paths)
+            if gaps:
+                raise MissingUpstreamPartitionError(
+                    f"{context.asset_key.to_user_string()}[{universe}]: months {', '.join(m[:7] for m in gaps)} lie "
+                    f"between materialised months but are not materialised (another run may still be writing them); "
+                    f"materialise them first: read as empty they would change this run's result"
+                )
             if missing:
-                # Lookback months before a universe's first materialised month are expected to be absent.
+                # Lookback months before a universe's first materialised month, and look-ahead months after
+                # its newest one, are expected to be absent.
                 context.log.warning(
                     f"{context.asset_key.to_user_string()}[{universe}]: {len(missing)} partition(s) not "
                     f"materialised, read as empty: {missing[:3]}{'...' if len(missing) > 3 else ''}"
@@ -137,6 +149,15 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             with _naming_the_partition(context, keys):
                 frames[universe] = read_parquet_files(present)
         return frames
+
+
+def _months_between_materialised(month_paths: list[tuple[str, Path]]) -> list[str]:
+    """Months without a file that lie between months with one: a hole in the history, never expected."""
+    stored = [path.exists() for _, path in month_paths]
+    if True not in stored:
+        return []
+    first, last = stored.index(True), len(stored) - 1 - stored[::-1].index(True)
+    return [month for (month, _), exists in zip(month_paths[first:last + 1], stored[first:last + 1]) if not exists]
 
 
 @contextmanager

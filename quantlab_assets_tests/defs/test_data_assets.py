@@ -92,6 +92,28 @@ def test_one_month_alone_reads_its_lookback_and_matches_the_backfill(
     assert_frame_equal(alone, from_backfill)
 
 
+def test_a_hole_in_the_lookback_fails_the_cleaning_and_names_the_months_instead_of_reading_them_as_empty(
+    instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    # Two overlapping backfills at once left this state: 2005 stored, 2006-01..03 still being written by
+    # the other run. Read as empty, they shortened the instruments' history and emptied April 2006.
+    as_of = "2006-12-29"
+    _materialise_universe("synthetic", instance, data_dir, as_of)
+    resources = lab_resources(data_dir, as_of)
+    for first, last in (("2005-01-01", "2005-12-01"), ("2006-04-01", "2006-06-01")):
+        assert dg.materialize(ALL_ASSETS, selection=["raw_ohlcv"], instance=instance, resources=resources,
+                              tags=range_tags(first, last, "synthetic")).success
+
+    result = dg.materialize(ALL_ASSETS, selection=CLEANING, partition_key=bars_key("2006-06-01", "synthetic"),
+                            instance=instance, resources=resources, raise_on_error=False)
+
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "raw_ohlcv[synthetic]: months 2006-01, 2006-02, 2006-03 lie between materialised months" in str(
+        failure.step_failure_data.error)
+    assert not (data_dir / "cleaned_bars" / "synthetic" / "2006-06.parquet").exists()
+
+
 def test_the_real_sp500_sample_cleans_without_capping_genuine_crisis_moves(
     instance: dg.DagsterInstance, data_dir: Path
 ) -> None:
