@@ -583,3 +583,31 @@ class RegimeLabelsSchema(pa.DataFrameModel):
             ((pl.sum_horizontal("p_low_vol_bull", "p_high_vol_bull", "p_bear", "p_crisis", "p_transition") - 1.0).abs()
              < 1e-9).alias("sums_to_one")
         )
+
+
+# --- Masked encoder and embeddings (issue 12, seed 003 phase 3) ---------------------------------------
+
+
+class PretrainingCurveSchema(pa.DataFrameModel):
+    """Per epoch of the masked encoder's pre-training: mean training loss and validation loss (MSE on masked patches)."""
+
+    epoch: pl.Int64 = pa.Field(ge=0, unique=True)
+    train_loss: pl.Float64 = pa.Field(ge=0, nullable=True)
+    val_loss: pl.Float64 = pa.Field(ge=0)
+
+    class Config:
+        strict = True
+
+
+class EmbeddingsSchema(pa.DataFrameModel):
+    """Per (date, ticker) with a complete window: the masked encoder's pooled output emb_0..emb_{d-1} of the
+    window ending at `date` (the instrument's feature rows of the seq_len trading days up to and including
+    `date`, nothing later). d is the encoder's d_model (128 by default)."""
+
+    date: pl.Date = pa.Field(description="Last day of the window the embedding encodes.")
+    ticker: pl.String
+    emb: pl.Float32 = pa.Field(alias=r"^emb_\d+$", regex=True, description="Embedding dimensions, emb_0 first.")
+
+    class Config:
+        strict = True
+        unique = [c.DATE, c.TICKER]
