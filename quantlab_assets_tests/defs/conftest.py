@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -49,3 +50,41 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT) -> subp
     return subprocess.run(
         [str(DAGSTER_CLI), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300, check=False
     )
+
+
+# --- The deep-learning track's upstream (issue 12), built once and shared by its asset tests -----------
+
+
+@dataclass(frozen=True)
+class DeepUpstream:
+    """An instance and data dir holding 3.5 synthetic years (2005-01 .. 2008-06) of bars, labels, features,
+    FFD orders and cv_folds; `resources` are the lab's resources for them (as of 2008-06-30); `assets` their
+    definitions, for a materialize of assets downstream of them."""
+
+    instance: dg.DagsterInstance
+    data_dir: Path
+    resources: dict[str, object]
+    assets: tuple[dg.AssetsDefinition, ...]
+
+
+@pytest.fixture(scope="session")
+def deep_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeepUpstream]:
+    from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
+    from quantlab_assets.defs.assets.features import features, ffd_orders
+    from quantlab_assets.defs.assets.labels import labels
+    from quantlab_assets.defs.assets.models import cv_folds
+
+    root = tmp_path_factory.mktemp("deep_upstream")
+    (root / "dagster_home").mkdir()
+    assets = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds]
+    with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
+        data = root / "data"
+        resources = lab_resources(data, "2008-06-30")
+        months = range_tags("2005-01-01", "2008-06-01", "synthetic")
+        assert dg.materialize([universe], partition_key="synthetic", instance=instance, resources=resources).success
+        assert dg.materialize(assets, selection=["raw_ohlcv", "cleaned_bars", "rejected_bars", "labels"],
+                              instance=instance, resources=resources, tags=months).success
+        assert dg.materialize(assets, selection=["ffd_orders", "cv_folds"], partition_key="synthetic", instance=instance,
+                              resources=resources).success
+        assert dg.materialize(assets, selection=["features"], instance=instance, resources=resources, tags=months).success
+        yield DeepUpstream(instance, data, resources, tuple(assets))

@@ -1,6 +1,6 @@
-"""The transformer forecaster through Dagster on 3.5 synthetic years (tiny config, CPU): out-of-fold
-forecasts and training diagnostics stored, both checks run, the run logged to MLflow; the GPU job's
-executor admits one GPU step at a time."""
+"""The transformer forecaster through Dagster on 3.5 synthetic years (tiny config, CPU; the upstream is
+conftest's shared `deep_upstream`): out-of-fold forecasts and training diagnostics stored, both checks
+run, the run logged to MLflow; the GPU job's executor admits one GPU step at a time."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from quantlab_assets.defs.assets.labels import labels
 from quantlab_assets.defs.assets.models import cv_folds
 from quantlab_assets.defs.executors import GPU_EXECUTOR_CONFIG
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
-from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
+from quantlab_assets_tests.defs.conftest import DeepUpstream
 
 ASSETS = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds, forecaster_transformer]
 TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_ff": 32, "seq_len": 10, "batch_size": 128, "max_epochs": 2,
@@ -25,20 +25,13 @@ TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_ff": 32, "seq_len": 10,
 
 
 def test_transformer_trains_out_of_fold_and_stores_forecasts_and_diagnostics(
-    instance: dg.DagsterInstance, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    deep_upstream: DeepUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     tracking_uri = f"file://{tmp_path / 'mlruns'}"
-    resources = {**lab_resources(data_dir, "2008-06-30"), "mlflow": MlflowTrackingResource(tracking_uri=tracking_uri),
+    instance, data_dir = deep_upstream.instance, deep_upstream.data_dir
+    resources = {**deep_upstream.resources, "mlflow": MlflowTrackingResource(tracking_uri=tracking_uri),
                  "torch_device": TorchDeviceResource(allow_cuda=False)}
-    assert dg.materialize([universe], partition_key="synthetic", instance=instance, resources=resources).success
-    months = range_tags("2005-01-01", "2008-06-01", "synthetic")
-    assert dg.materialize(ASSETS, selection=["raw_ohlcv", "cleaned_bars", "rejected_bars", "labels"], instance=instance,
-                          resources=resources, tags=months).success
-    assert dg.materialize(ASSETS, selection=["ffd_orders", "cv_folds"], partition_key="synthetic", instance=instance,
-                          resources=resources).success
-    assert dg.materialize(ASSETS, selection=["features"], instance=instance, resources=resources, tags=months).success
-
     result = dg.materialize(ASSETS, selection=["forecaster_transformer", "training_diagnostics"], partition_key="synthetic",
                             instance=instance, resources=resources,
                             run_config={"ops": {"forecaster_transformer": {"config": TINY}}})
@@ -64,8 +57,9 @@ def test_the_gpu_job_runs_one_gpu_step_at_a_time() -> None:
     from quantlab_assets.definitions import defs
 
     job = defs.resolve_job_def("gpu_training_job")
-    assert {n.name for n in job.graph.node_defs} == {"forecaster_transformer"}
+    assert {n.name for n in job.graph.node_defs} == {"forecaster_transformer", "masked_encoder", "embeddings"}
     assert {"key": "device", "value": "gpu", "limit": 1} in GPU_EXECUTOR_CONFIG["tag_concurrency_limits"]
     assert job.executor_def.name == "multiprocess"
-    node = defs.resolve_assets_def("forecaster_transformer")
-    assert node.op.tags["device"] == "gpu" and node.op.pool == "gpu"
+    for name in ("forecaster_transformer", "masked_encoder", "embeddings"):
+        node = defs.resolve_assets_def(name)
+        assert node.op.tags["device"] == "gpu" and node.op.pool == "gpu"

@@ -115,6 +115,9 @@ def pretrain_masked_encoder(
         raise ValueError(f"masked encoder: {train.shape[0]} complete windows end by {train_end}; need at least "
                          f"{2 * training.batch_size} (two batches)")
     fit, validation = _split_validation(panel, train, training.validation_share, config.seq_len)
+    if fit.shape[0] == 0 or validation.shape[0] == 0:
+        raise ValueError(f"masked encoder: the {train.shape[0]} windows ending by {train_end} span too few days for a "
+                         f"validation share of {training.validation_share} after a {config.seq_len}-day gap")
     seed_everything(training.seed, deterministic=not device.is_cuda)
     steps = training.max_epochs * -(-fit.shape[0] // training.batch_size)
     module = PretrainModule(config, training, panel, steps)

@@ -1,0 +1,203 @@
+"""Representation learning (issue 12, seed 003 phase 3): the masked time-series encoder, pre-trained per
+universe on its training span, and the market embeddings it gives every (date, ticker) with a complete
+window. GPU-tagged like deep.py (pool `gpu`, tag `device: gpu`), in gpu_training_job; CPU otherwise.
+
+The encoder's weights are a checkpoint file under the data dir (`<data dir>/checkpoints/masked_encoder/
+<universe>.pt`, also logged to MLflow); the asset's stored value is its loss curve. `embeddings` reads the
+checkpoint the same run or an earlier one wrote.
+"""
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import torch
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.models.tracking import log_model_run
+from quantlab_assets.compute.schemas import EmbeddingsSchema, FeaturesSchema, PretrainingCurveSchema, conform, schema_failures
+from quantlab_assets.compute.torch_runtime.embeddings import (
+    build_feature_panel,
+    collapse_problems,
+    cut_dates,
+    embed_panel,
+    lookahead_problems,
+    nonfinite_problems,
+)
+from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedEncoderConfig, MaskedTimeSeriesEncoder
+from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder
+from quantlab_assets.compute.torch_runtime.training import TrainingConfig
+from quantlab_assets.defs.assets.deep import GROUP, INPUT_SUFFIXES
+from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
+from quantlab_assets.defs.partitions import same_universe, universe_partitions
+from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource, TorchDeviceResource
+
+# Cut dates of the embeddings' look-ahead check (the property does not depend on how many).
+LOOKAHEAD_CUTS = 2
+# Recomputed and stored embeddings agree to float32 rounding of a different batch composition.
+LOOKAHEAD_TOLERANCE = 1e-4
+
+
+def checkpoint_path(base_dir: str, universe: str) -> Path:
+    return Path(base_dir) / "checkpoints" / "masked_encoder" / f"{universe}.pt"
+
+
+def input_features(features: pl.DataFrame) -> list[str]:
+    """The forecaster's scale-free inputs (deep.py): the __wz and __rz columns of the features asset."""
+    return [n for n in features.columns if n.endswith(INPUT_SUFFIXES)]
+
+
+class MaskedEncoderAssetConfig(dg.Config):
+    """Seed 003's encoder and pre-training (defaults: 50-100 epochs in the seed; early stopping here); tests shrink it."""
+
+    patch_size: int = 5
+    mask_ratio: float = 0.2
+    d_model: int = 128
+    n_heads: int = 8
+    n_layers: int = 4
+    dim_ff: int = 512
+    dropout: float = 0.1
+    seq_len: int = 63
+    lr: float = 3e-4
+    batch_size: int = 256
+    max_epochs: int = 50
+    patience: int = 5
+    warmup_steps: int = 200
+    seed: int = 42
+    # Empty: the universe's splits.train_end. An ISO date pre-trains on a shorter span (never a longer one).
+    train_end: str = ""
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+    ins={"features": dg.AssetIn(partition_mapping=same_universe)},
+    check_specs=[dg.AssetCheckSpec("masked_encoder_training_span", asset="masked_encoder", blocking=True,
+                                   description="Curve schema; every pre-training window ends by train_end; losses finite.")],
+    output_required=False,
+)
+def masked_encoder(
+    context: dg.AssetExecutionContext,
+    config: MaskedEncoderAssetConfig,
+    features: UniverseFrames,
+    market_data: MarketDataResource,
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+    torch_device: TorchDeviceResource,
+    mlflow: MlflowTrackingResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Pre-train seed 003's masked time-series encoder on the universe's training span; store its checkpoint."""
+    universe = context.partition_key
+    split_end = market_data.universe(universe).split.train_end
+    train_end = min(split_end, dt.date.fromisoformat(config.train_end)) if config.train_end else split_end
+    frame = conform(features[universe], FeaturesSchema)
+    names = input_features(frame)
+    model_config = MaskedEncoderConfig(n_features=len(names), patch_size=config.patch_size, d_model=config.d_model,
+                                       n_heads=config.n_heads, n_layers=config.n_layers, dim_ff=config.dim_ff,
+                                       dropout=config.dropout, seq_len=config.seq_len, mask_ratio=config.mask_ratio)
+    training = TrainingConfig(lr=config.lr, batch_size=config.batch_size, max_epochs=config.max_epochs,
+                              patience=config.patience, warmup_steps=config.warmup_steps, seed=config.seed)
+    device = torch_device.choice()
+    panel = build_feature_panel(frame, names, config.seq_len)
+    context.log.info(f"pre-training on {device.describe()}: windows ending by {train_end}, {len(names)} features")
+    result = pretrain_masked_encoder(panel, train_end, model_config, training, device)
+
+    path = checkpoint_path(io_manager.base_dir, universe)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.tmp")
+    torch.save({"config": dataclasses.asdict(model_config), "features": names, "state": result.state,
+                "train_end": train_end.isoformat(), "last_window_end": result.last_window_end.isoformat()}, scratch)
+    scratch.replace(path)
+    mlflow.ensure_store()
+    run_id = log_model_run(
+        mlflow.uri(), mlflow.experiment, f"masked_encoder|{universe}",
+        config={"universe": universe, "features": ",".join(names), "train_end": train_end, **dataclasses.asdict(model_config),
+                **dataclasses.asdict(training), **device.describe()},
+        metrics={"best_val_loss": float(result.curve["val_loss"].min()), "best_epoch": result.best_epoch,
+                 "realised_mask_ratio": model_config.realised_mask_ratio},
+        models={"masked_encoder_state": result.state}, frames={"loss_curve": result.curve},
+        artifact_root=mlflow.artifact_root(),
+    )
+    problems = [f"last pre-training window ends {result.last_window_end}, after train_end {train_end}"] \
+        if result.last_window_end > train_end else []
+    if not all(result.curve.select(pl.col("train_loss", "val_loss").is_finite().all()).row(0)):
+        problems.append("non-finite loss in the pre-training curve")
+    if failure := schema_failures(PretrainingCurveSchema, result.curve, asset="masked_encoder", partition=universe):
+        problems.append(failure)
+    check = dg.AssetCheckResult(check_name="masked_encoder_training_span", asset_key="masked_encoder",
+                                passed=not problems, metadata={"problems": "\n".join(problems) or "none"})
+    if check.passed:
+        yield dg.Output({universe: result.curve}, metadata={
+            "train_span": dg.MetadataValue.json({"first_window_end": str(result.first_window_end),
+                                                 "last_window_end": str(result.last_window_end), "train_end": str(train_end)}),
+            "fit_windows": result.fit_windows, "validation_windows": result.validation_windows,
+            "loss_curve": dg.MetadataValue.json(result.curve.with_columns(pl.selectors.float().round(6)).to_dicts()),
+            "best_epoch": result.best_epoch, "mask_ratio": config.mask_ratio,
+            "realised_mask_ratio": model_config.realised_mask_ratio, "masked_patches": model_config.n_masked,
+            "patches": model_config.n_patches, "checkpoint": dg.MetadataValue.path(str(path)),
+            "device": dg.MetadataValue.json(device.describe()), "mlflow_run_id": run_id,
+        })
+    yield check
+
+
+class EmbeddingsAssetConfig(dg.Config):
+    batch_size: int = 1024
+    # At or below this std over all rows a dimension carries nothing (collapsed representation).
+    min_std: float = 1e-6
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+    ins={"features": dg.AssetIn(partition_mapping=same_universe)},
+    deps=["masked_encoder"],  # its checkpoint file, not its stored loss curve
+    check_specs=[
+        dg.AssetCheckSpec("embeddings_finite", asset="embeddings", blocking=True, description="Schema; no NaN or infinity."),
+        dg.AssetCheckSpec("embeddings_not_collapsed", asset="embeddings", blocking=True,
+                          description="Every dimension's std over the rows above the tolerance; rows not all one vector."),
+        dg.AssetCheckSpec("embeddings_no_lookahead", asset="embeddings", blocking=True,
+                          description="At cut dates, embeddings recomputed from features up to the date equal the stored ones."),
+    ],
+    output_required=False,
+)
+def embeddings(
+    context: dg.AssetExecutionContext,
+    config: EmbeddingsAssetConfig,
+    features: UniverseFrames,
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+    torch_device: TorchDeviceResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """The pre-trained encoder's pooled output of the window ending at each (date, ticker)."""
+    universe = context.partition_key
+    checkpoint = torch.load(checkpoint_path(io_manager.base_dir, universe), map_location="cpu", weights_only=True)
+    model = MaskedTimeSeriesEncoder(MaskedEncoderConfig(**checkpoint["config"]))
+    model.load_state_dict(checkpoint["state"])
+    frame, names = conform(features[universe], FeaturesSchema), checkpoint["features"]
+    device = torch_device.choice().device
+    result = embed_panel(model, build_feature_panel(frame, names, model.config.seq_len), config.batch_size, device)
+
+    finite = nonfinite_problems(result)
+    if failure := schema_failures(EmbeddingsSchema, result, asset="embeddings", partition=universe):
+        finite.append(failure)
+    checks = {
+        "embeddings_finite": finite,
+        "embeddings_not_collapsed": collapse_problems(result, config.min_std),
+        "embeddings_no_lookahead": lookahead_problems(model, frame, names, result, cut_dates(result, LOOKAHEAD_CUTS),
+                                                      config.batch_size, device, LOOKAHEAD_TOLERANCE),
+    }
+    results = [dg.AssetCheckResult(check_name=name, asset_key="embeddings", passed=not problems,
+                                   metadata={"problems": "\n".join(problems) or "none"}) for name, problems in checks.items()]
+    if all(r.passed for r in results):
+        yield dg.Output({universe: result}, metadata={
+            "dims": model.config.d_model, "rows": result.height, "tickers": result[c.TICKER].n_unique(),
+            "first_date": str(result[c.DATE].min()), "last_date": str(result[c.DATE].max()),
+            "encoder_train_end": checkpoint["train_end"], "encoder_last_window_end": checkpoint["last_window_end"],
+        })
+    yield from results
