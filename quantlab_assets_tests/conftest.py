@@ -59,3 +59,19 @@ def dirty_small_raw(small_raw: pl.DataFrame, small_tickers: list[str]) -> pl.Dat
     ]
     appended = raw_frame(extra, source_file="extra.csv").with_columns(pl.col(c.SOURCE_ROW) + 2)
     return pl.concat([with_nan, appended])
+
+
+# --- Tiny torch models (issue 12): one intra-op thread ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module of tiny-model tests: their kernels are too small to split, and with
+    pytest-xdist's two workers on two cores a second thread each only spins (measured: a 2-epoch pre-training
+    took 0.2 s of CPU on one thread, 1.7-7.6 s on two under load)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

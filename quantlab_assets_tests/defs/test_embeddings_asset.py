@@ -18,6 +18,8 @@ from quantlab_assets.defs.assets.embeddings import checkpoint_path, embeddings, 
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 from quantlab_assets_tests.defs.conftest import DeepUpstream
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TRAIN_END = "2007-12-31"  # the features are complete from 2007-01 on
 TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_ff": 32, "batch_size": 512, "max_epochs": 2, "patience": 2,
         "warmup_steps": 5, "train_end": TRAIN_END}

@@ -1,8 +1,9 @@
 """Self-supervised pre-training of the masked encoder with Lightning, and the embeddings it produces.
 
 Training span: the windows whose last day is on or before `train_end` (the universe's splits.train_end,
-the span ffd_orders and the regime models fit on), chosen exactly as the forecaster chooses a fold's
-training windows (`WindowPanel.starts_between`), so no row after train_end enters a window. Their latest
+the span ffd_orders and the regime models fit on; `training_span_starts`), chosen exactly as the
+forecaster chooses a fold's training windows (`WindowPanel.starts_between`), so no row after train_end
+enters a window; the transfer comparison pre-trains on a walk-forward fold's training windows instead. Their latest
 `validation_share` by last day (after a gap of seq_len days, so no day is in a training and a
 validation window) select the epoch: early stopping on the masked loss, the best epoch's weights kept.
 Training masks are drawn from a generator seeded with `seed`; validation masks are the same every epoch
@@ -107,17 +108,16 @@ def training_span_starts(panel: WindowPanel, train_end: dt.date) -> torch.Tensor
 
 
 def pretrain_masked_encoder(
-    panel: WindowPanel, train_end: dt.date, config: MaskedEncoderConfig, training: TrainingConfig, device: DeviceChoice
+    panel: WindowPanel, train: torch.Tensor, config: MaskedEncoderConfig, training: TrainingConfig, device: DeviceChoice
 ) -> PretrainResult:
-    """Pre-train the masked encoder on the training span's windows of `panel` (module docstring)."""
-    train = training_span_starts(panel, train_end)
+    """Pre-train the masked encoder on the windows `train` of `panel` (the training span's: module docstring)."""
     if train.shape[0] < 2 * training.batch_size:
-        raise ValueError(f"masked encoder: {train.shape[0]} complete windows end by {train_end}; need at least "
-                         f"{2 * training.batch_size} (two batches)")
+        raise ValueError(f"masked encoder: {train.shape[0]} training windows; need at least {2 * training.batch_size} "
+                         f"(two batches)")
     fit, validation = _split_validation(panel, train, training.validation_share, config.seq_len)
     if fit.shape[0] == 0 or validation.shape[0] == 0:
-        raise ValueError(f"masked encoder: the {train.shape[0]} windows ending by {train_end} span too few days for a "
-                         f"validation share of {training.validation_share} after a {config.seq_len}-day gap")
+        raise ValueError(f"masked encoder: the {train.shape[0]} training windows span too few days for a validation "
+                         f"share of {training.validation_share} after a {config.seq_len}-day gap")
     seed_everything(training.seed, deterministic=not device.is_cuda)
     steps = training.max_epochs * -(-fit.shape[0] // training.batch_size)
     module = PretrainModule(config, training, panel, steps)

@@ -16,12 +16,14 @@ dimensions). A collapsed model shows a zero prediction std whatever its loss say
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import lightning as L
 import numpy as np
 import polars as pl
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from quantlab_assets.compute import columns as c
@@ -71,9 +73,10 @@ class ForecasterModule(L.LightningModule):
     """Lightning wrapper: batches are window starts, gathered from the panel on the module's device."""
 
     def __init__(self, model_config: TransformerConfig, training: TrainingConfig, panel: WindowPanel, total_steps: int,
-                 fold_id: int) -> None:
+                 fold_id: int, model: nn.Module | None = None) -> None:
         super().__init__()
-        self.model = TransformerForecaster(model_config)
+        # Any network with TransformerForecaster's outputs and heads() trains here (default: that one).
+        self.model = model if model is not None else TransformerForecaster(model_config)
         self.model_config, self.training, self.panel = model_config, training, panel
         self.total_steps, self.fold_id = total_steps, fold_id
         self.diagnostics: list[dict[str, float | int | str]] = []
@@ -174,8 +177,10 @@ def fit_oof_transformer(
     training: TrainingConfig,
     device: DeviceChoice,
     horizon: int = 21,
+    build_model: Callable[[int, torch.Tensor], nn.Module] | None = None,
 ) -> TransformerOofResult:
-    """Out-of-fold Gaussian-mean forecasts of the panel's first target over the walk-forward folds of `horizon`."""
+    """Out-of-fold Gaussian-mean forecasts of the panel's first target over the walk-forward folds of `horizon`.
+    `build_model(fold_id, fit_starts)`, if given, makes each fold's network (after the fold's seeding)."""
     schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == horizon))
     predictions, diagnostics, states, best_epochs = [], [], {}, {}
     for fold_id in sorted(schedule[cv.FOLD_ID].unique().to_list()):
@@ -186,7 +191,8 @@ def fit_oof_transformer(
         fit, validation = _split_validation(panel, train, training.validation_share, horizon)
         seed_everything(training.seed + fold_id, deterministic=not device.is_cuda)
         steps = training.max_epochs * -(-fit.shape[0] // training.batch_size)
-        module = ForecasterModule(model_config, training, panel, steps, fold_id)
+        model = None if build_model is None else build_model(fold_id, fit)
+        module = ForecasterModule(model_config, training, panel, steps, fold_id, model)
         trainer = L.Trainer(
             accelerator=device.lightning_accelerator, devices=1, precision=device.lightning_precision,
             max_epochs=training.max_epochs, gradient_clip_val=training.grad_clip, deterministic=not device.is_cuda,

@@ -28,7 +28,7 @@ from quantlab_assets.compute.torch_runtime.embeddings import (
     nonfinite_problems,
 )
 from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedEncoderConfig, MaskedTimeSeriesEncoder
-from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder
+from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder, training_span_starts
 from quantlab_assets.compute.torch_runtime.training import TrainingConfig
 from quantlab_assets.defs.assets.deep import GROUP, INPUT_SUFFIXES
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
@@ -105,7 +105,7 @@ def masked_encoder(
     device = torch_device.choice()
     panel = build_feature_panel(frame, names, config.seq_len)
     context.log.info(f"pre-training on {device.describe()}: windows ending by {train_end}, {len(names)} features")
-    result = pretrain_masked_encoder(panel, train_end, model_config, training, device)
+    result = pretrain_masked_encoder(panel, training_span_starts(panel, train_end), model_config, training, device)
 
     path = checkpoint_path(io_manager.base_dir, universe)
     path.parent.mkdir(parents=True, exist_ok=True)

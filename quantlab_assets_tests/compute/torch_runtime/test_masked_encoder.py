@@ -33,6 +33,8 @@ from quantlab_assets.compute.torch_runtime.masked_encoder import (
 from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder, training_span_starts
 from quantlab_assets.compute.torch_runtime.training import TrainingConfig
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FEATURES = ["f0", "f1", "f2"]
 SEQ_LEN = 20  # 4 patches of 5 days: one masked (25 %)
 TRAIN_END = dt.date(2021, 6, 30)
@@ -61,9 +63,14 @@ def frame() -> pl.DataFrame:
     return _frame()
 
 
+def _pretrain(frame: pl.DataFrame, train_end: dt.date = TRAIN_END):
+    panel = build_feature_panel(frame, FEATURES, SEQ_LEN)
+    return pretrain_masked_encoder(panel, training_span_starts(panel, train_end), CONFIG, TRAINING, CPU)
+
+
 @pytest.fixture(scope="module")
 def trained(frame: pl.DataFrame):
-    return pretrain_masked_encoder(build_feature_panel(frame, FEATURES, SEQ_LEN), TRAIN_END, CONFIG, TRAINING, CPU)
+    return _pretrain(frame)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +122,7 @@ def test_patches_keep_the_newest_days() -> None:
 
 
 def test_pretraining_is_deterministic_on_the_cpu(frame: pl.DataFrame, trained) -> None:
-    again = pretrain_masked_encoder(build_feature_panel(frame, FEATURES, SEQ_LEN), TRAIN_END, CONFIG, TRAINING, CPU)
+    again = _pretrain(frame)
     assert again.state.keys() == trained.state.keys()
     assert all(torch.equal(again.state[k], trained.state[k]) for k in trained.state)
     assert again.curve.equals(trained.curve) and trained.curve.height == TRAINING.max_epochs
@@ -125,14 +132,13 @@ def test_pretraining_sees_no_row_after_the_training_span(frame: pl.DataFrame, tr
     # Every feature value after train_end replaced: the trained weights do not change by a bit.
     after = pl.col(c.DATE) > TRAIN_END
     noisy = frame.with_columns(pl.when(after).then(pl.col(n) * -7.0 + 3.0).otherwise(pl.col(n)).alias(n) for n in FEATURES)
-    other = pretrain_masked_encoder(build_feature_panel(noisy, FEATURES, SEQ_LEN), TRAIN_END, CONFIG, TRAINING, CPU)
+    other = _pretrain(noisy)
     assert all(torch.equal(other.state[k], trained.state[k]) for k in trained.state)
     assert trained.last_window_end <= TRAIN_END and trained.first_window_end >= frame[c.DATE].min()
     panel = build_feature_panel(frame, FEATURES, SEQ_LEN)
     assert trained.fit_windows + trained.validation_windows < training_span_starts(panel, TRAIN_END).shape[0]
     # ... while a later train_end does see those rows.
-    later = pretrain_masked_encoder(build_feature_panel(noisy, FEATURES, SEQ_LEN), dt.date(2021, 8, 31), CONFIG,
-                                    TRAINING, CPU)
+    later = _pretrain(noisy, dt.date(2021, 8, 31))
     assert not all(torch.equal(later.state[k], trained.state[k]) for k in trained.state)
 
 
