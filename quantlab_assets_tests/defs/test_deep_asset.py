@@ -57,9 +57,10 @@ def test_the_gpu_job_runs_one_gpu_step_at_a_time() -> None:
     from quantlab_assets.definitions import defs
 
     job = defs.resolve_job_def("gpu_training_job")
-    assert {n.name for n in job.graph.node_defs} == {"forecaster_transformer", "masked_encoder", "embeddings"}
+    gpu_nodes = {"forecaster_transformer", "masked_encoder", "embeddings", "encoder_transfer_scorecard"}
+    assert {n.name for n in job.graph.node_defs} == gpu_nodes
     assert {"key": "device", "value": "gpu", "limit": 1} in GPU_EXECUTOR_CONFIG["tag_concurrency_limits"]
     assert job.executor_def.name == "multiprocess"
-    for name in ("forecaster_transformer", "masked_encoder", "embeddings"):
+    for name in gpu_nodes:
         node = defs.resolve_assets_def(name)
         assert node.op.tags["device"] == "gpu" and node.op.pool == "gpu"

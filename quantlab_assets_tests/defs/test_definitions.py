@@ -75,9 +75,9 @@ def test_strategy_assets_are_strategy_by_universe_and_the_report_per_universe() 
 
 
 # --- Masked encoder and embeddings (issue 12, seed 003 phase 3) ---------------------------------------
-EMBEDDING_ASSETS = {"masked_encoder", "embeddings"}
+EMBEDDING_ASSETS = {"masked_encoder", "embeddings", "encoder_transfer_scorecard"}
 EMBEDDING_CHECKS = {"masked_encoder_training_span", "embeddings_finite", "embeddings_not_collapsed",
-                    "embeddings_no_lookahead"}
+                    "embeddings_no_lookahead", "encoder_transfer_scorecard_honest"}
 
 
 def test_the_encoder_and_embeddings_are_per_universe_and_read_every_month_of_the_features() -> None:

@@ -14,7 +14,7 @@ import torch
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.schemas import EmbeddingsSchema
-from quantlab_assets.defs.assets.embeddings import checkpoint_path, embeddings, masked_encoder
+from quantlab_assets.defs.assets.embeddings import checkpoint_path, embeddings, encoder_transfer_scorecard, masked_encoder
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 from quantlab_assets_tests.defs.conftest import DeepUpstream
 
@@ -23,6 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TRAIN_END = "2007-12-31"  # the features are complete from 2007-01 on
 TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_ff": 32, "batch_size": 512, "max_epochs": 2, "patience": 2,
         "warmup_steps": 5, "train_end": TRAIN_END}
+TRANSFER = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_ff": 32, "seq_len": 20, "batch_size": 256,
+            "pretrain_epochs": 1, "max_epochs": 1, "patience": 1, "warmup_steps": 5}
 
 
 def test_masked_encoder_and_embeddings_materialise(deep_upstream: DeepUpstream, tmp_path: Path,
@@ -31,13 +33,15 @@ def test_masked_encoder_and_embeddings_materialise(deep_upstream: DeepUpstream, 
     tracking_uri = f"file://{tmp_path / 'mlruns'}"
     resources = {**deep_upstream.resources, "mlflow": MlflowTrackingResource(tracking_uri=tracking_uri),
                  "torch_device": TorchDeviceResource(allow_cuda=False)}
-    result = dg.materialize([*deep_upstream.assets, masked_encoder, embeddings], partition_key="synthetic", instance=deep_upstream.instance,
-                            resources=resources, run_config={"ops": {"masked_encoder": {"config": TINY}}},
-                            selection=["masked_encoder", "embeddings"])
+    result = dg.materialize([*deep_upstream.assets, masked_encoder, embeddings, encoder_transfer_scorecard],
+                            partition_key="synthetic", instance=deep_upstream.instance, resources=resources,
+                            run_config={"ops": {"masked_encoder": {"config": TINY},
+                                                "encoder_transfer_scorecard": {"config": TRANSFER}}},
+                            selection=["masked_encoder", "embeddings", "encoder_transfer_scorecard"])
     assert result.success
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
         "masked_encoder_training_span": True, "embeddings_finite": True, "embeddings_not_collapsed": True,
-        "embeddings_no_lookahead": True}
+        "embeddings_no_lookahead": True, "encoder_transfer_scorecard_honest": True}
 
     encoder = result.asset_materializations_for_node("masked_encoder")[0].metadata
     span = encoder["train_span"].value
@@ -64,3 +68,8 @@ def test_masked_encoder_and_embeddings_materialise(deep_upstream: DeepUpstream, 
     runs = client.search_runs([client.get_experiment_by_name("quantlab_model2").experiment_id])
     run = next(r for r in runs if r.info.run_name == "masked_encoder|synthetic")
     assert run.data.params["train_end"] == TRAIN_END and "best_val_loss" in run.data.metrics
+
+    scorecard = pl.read_parquet(deep_upstream.data_dir / "encoder_transfer_scorecard" / "synthetic.parquet")
+    assert set(scorecard["model"]) == {"patch_random", "patch_pretrained"}
+    overall = scorecard.filter(pl.col("fold_id").is_null()).sort("model")
+    assert overall.height == 2 and overall["n_rows"].n_unique() == 1 and overall["n_rows"][0] > 0

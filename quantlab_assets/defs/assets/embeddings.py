@@ -1,6 +1,7 @@
 """Representation learning (issue 12, seed 003 phase 3): the masked time-series encoder, pre-trained per
-universe on its training span, and the market embeddings it gives every (date, ticker) with a complete
-window. GPU-tagged like deep.py (pool `gpu`, tag `device: gpu`), in gpu_training_job; CPU otherwise.
+universe on its training span, the market embeddings it gives every (date, ticker) with a complete
+window, and the transfer scorecard (a forecaster from a pre-trained encoder vs from random weights).
+GPU-tagged like deep.py (pool `gpu`, tag `device: gpu`), in gpu_training_job; CPU otherwise.
 
 The encoder's weights are a checkpoint file under the data dir (`<data dir>/checkpoints/masked_encoder/
 <universe>.pt`, also logged to MLflow); the asset's stored value is its loss curve. `embeddings` reads the
@@ -17,8 +18,18 @@ import polars as pl
 import torch
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.models import cv
+from quantlab_assets.compute.models.metrics import undefined_scored_as_numbers
 from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.schemas import EmbeddingsSchema, FeaturesSchema, PretrainingCurveSchema, conform, schema_failures
+from quantlab_assets.compute.schemas import (
+    EmbeddingsSchema,
+    FeaturesSchema,
+    LabelsSchema,
+    ModelScorecardSchema,
+    PretrainingCurveSchema,
+    conform,
+    schema_failures,
+)
 from quantlab_assets.compute.torch_runtime.embeddings import (
     build_feature_panel,
     collapse_problems,
@@ -30,7 +41,10 @@ from quantlab_assets.compute.torch_runtime.embeddings import (
 from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedEncoderConfig, MaskedTimeSeriesEncoder
 from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder, training_span_starts
 from quantlab_assets.compute.torch_runtime.training import TrainingConfig
-from quantlab_assets.defs.assets.deep import GROUP, INPUT_SUFFIXES
+from quantlab_assets.compute.torch_runtime.transfer import PRETRAINED, RANDOM, compare_encoder_transfer
+from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig
+from quantlab_assets.compute.torch_runtime.windows import build_window_panel
+from quantlab_assets.defs.assets.deep import GROUP, INPUT_SUFFIXES, TARGET
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
@@ -201,3 +215,87 @@ def embeddings(
             "encoder_train_end": checkpoint["train_end"], "encoder_last_window_end": checkpoint["last_window_end"],
         })
     yield from results
+
+
+class EncoderTransferConfig(dg.Config):
+    """One architecture for both variants (the encoder's, seed sizes); pre-training and fine-tuning settings."""
+
+    patch_size: int = 5
+    mask_ratio: float = 0.2
+    d_model: int = 128
+    n_heads: int = 8
+    n_layers: int = 4
+    dim_ff: int = 512
+    dropout: float = 0.1
+    seq_len: int = 63
+    lr: float = 3e-4
+    batch_size: int = 256
+    pretrain_epochs: int = 50
+    max_epochs: int = 20
+    patience: int = 3
+    warmup_steps: int = 200
+    seed: int = 42
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+    ins={"features": dg.AssetIn(partition_mapping=same_universe), "labels": dg.AssetIn(partition_mapping=same_universe),
+         "cv_folds": dg.AssetIn()},
+    check_specs=[dg.AssetCheckSpec("encoder_transfer_scorecard_honest", asset="encoder_transfer_scorecard", blocking=True,
+                                   description="Schema; both variants forecast the same rows; no number where none is defined.")],
+    output_required=False,
+)
+def encoder_transfer_scorecard(
+    context: dg.AssetExecutionContext,
+    config: EncoderTransferConfig,
+    features: UniverseFrames,
+    labels: UniverseFrames,
+    cv_folds: UniverseFrames,
+    torch_device: TorchDeviceResource,
+    mlflow: MlflowTrackingResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Forecaster from the pre-trained encoder vs from random weights, same folds, the model stack's scores."""
+    universe = context.partition_key
+    feature_frame = conform(features[universe], FeaturesSchema)
+    names = input_features(feature_frame)
+    frame = feature_frame.select(c.DATE, c.TICKER, *names).join(
+        conform(labels[universe], LabelsSchema).select(c.DATE, c.TICKER, TARGET), on=[c.DATE, c.TICKER])
+    panel = build_window_panel(frame, names, [TARGET], config.seq_len)
+    sizes = {"d_model": config.d_model, "n_heads": config.n_heads, "n_layers": config.n_layers, "dim_ff": config.dim_ff,
+             "dropout": config.dropout, "seq_len": config.seq_len}
+    encoder = MaskedEncoderConfig(n_features=len(names), patch_size=config.patch_size, mask_ratio=config.mask_ratio, **sizes)
+    finetuning = TrainingConfig(lr=config.lr, batch_size=config.batch_size, max_epochs=config.max_epochs,
+                                patience=config.patience, warmup_steps=config.warmup_steps, seed=config.seed)
+    pretraining = dataclasses.replace(finetuning, max_epochs=config.pretrain_epochs)
+    device = torch_device.choice()
+    result = compare_encoder_transfer(panel, cv_folds[universe], encoder, TransformerConfig(n_features=len(names), **sizes),
+                                      pretraining, finetuning, device)
+
+    problems = undefined_scored_as_numbers(result.scorecard)
+    random, pretrained = result.predictions[RANDOM], result.predictions[PRETRAINED]
+    if not random.select(c.DATE, c.TICKER).equals(pretrained.select(c.DATE, c.TICKER)):
+        problems.append("the two variants forecast different rows")
+    if failure := schema_failures(ModelScorecardSchema, result.scorecard, asset="encoder_transfer_scorecard", partition=universe):
+        problems.append(failure)
+    overall = {row["model"]: row for row in result.scorecard.filter(pl.col(cv.FOLD_ID).is_null()).iter_rows(named=True)}
+    mlflow.ensure_store()
+    run_id = log_model_run(
+        mlflow.uri(), mlflow.experiment, f"encoder_transfer|{universe}",
+        config={"universe": universe, **dataclasses.asdict(encoder), **dataclasses.asdict(finetuning),
+                "pretrain_epochs": config.pretrain_epochs, **device.describe()},
+        metrics={**{f"{m}.{k}": overall[m][k] for m in overall for k in ("ic", "icir", "rank_ic")},
+                 **{f"ic_difference.{k}": v for k, v in result.ic_difference.items()}},
+        frames={"scorecard": result.scorecard, "pretrain_curves": result.pretrain_curves}, artifact_root=mlflow.artifact_root(),
+    )
+    check = dg.AssetCheckResult(check_name="encoder_transfer_scorecard_honest", asset_key="encoder_transfer_scorecard",
+                                passed=not problems, metadata={"problems": "\n".join(problems) or "none"})
+    if check.passed:
+        yield dg.Output({universe: result.scorecard}, metadata={
+            **{f"{m}_{k}": overall[m][k] for m in overall for k in ("ic", "icir", "rank_ic", "n_dates")},
+            "ic_difference_pretrained_minus_random": dg.MetadataValue.json(result.ic_difference),
+            "device": dg.MetadataValue.json(device.describe()), "mlflow_run_id": run_id,
+        })
+    yield check
