@@ -19,6 +19,8 @@ from quantlab_assets.defs.executors import GPU_EXECUTOR_CONFIG
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 from quantlab_assets_tests.defs.conftest import DeepUpstream
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ASSETS = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds, forecaster_transformer]
 TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_ff": 32, "seq_len": 10, "batch_size": 128, "max_epochs": 2,
         "patience": 1, "warmup_steps": 5}

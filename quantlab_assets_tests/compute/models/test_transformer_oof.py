@@ -19,6 +19,8 @@ from quantlab_assets.compute.torch_runtime.training import (
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig, direction_class, multitask_loss
 from quantlab_assets.compute.torch_runtime.windows import build_window_panel
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SEQ_LEN = 10
 TINY = TrainingConfig(batch_size=64, max_epochs=2, patience=1, warmup_steps=5)
 
