@@ -107,17 +107,27 @@ def training_span_starts(panel: WindowPanel, train_end: dt.date) -> torch.Tensor
     return panel.starts_between(panel.dates[0], train_end)
 
 
+def pretraining_split(
+    panel: WindowPanel, train: torch.Tensor, training: TrainingConfig, seq_len: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(fit, validation) windows of `train` (module docstring), or None when there are fewer than two batches
+    or the days are too few for both after the gap."""
+    if train.shape[0] < 2 * training.batch_size:
+        return None
+    fit, validation = _split_validation(panel, train, training.validation_share, seq_len)
+    return (fit, validation) if fit.shape[0] and validation.shape[0] else None
+
+
 def pretrain_masked_encoder(
     panel: WindowPanel, train: torch.Tensor, config: MaskedEncoderConfig, training: TrainingConfig, device: DeviceChoice
 ) -> PretrainResult:
     """Pre-train the masked encoder on the windows `train` of `panel` (the training span's: module docstring)."""
-    if train.shape[0] < 2 * training.batch_size:
-        raise ValueError(f"masked encoder: {train.shape[0]} training windows; need at least {2 * training.batch_size} "
-                         f"(two batches)")
-    fit, validation = _split_validation(panel, train, training.validation_share, config.seq_len)
-    if fit.shape[0] == 0 or validation.shape[0] == 0:
-        raise ValueError(f"masked encoder: the {train.shape[0]} training windows span too few days for a validation "
-                         f"share of {training.validation_share} after a {config.seq_len}-day gap")
+    split = pretraining_split(panel, train, training, config.seq_len)
+    if split is None:
+        raise ValueError(f"masked encoder: {train.shape[0]} training windows; need two batches ({2 * training.batch_size}) "
+                         f"spanning enough days for a validation share of {training.validation_share} after a "
+                         f"{config.seq_len}-day gap")
+    fit, validation = split
     seed_everything(training.seed, deterministic=not device.is_cuda)
     steps = training.max_epochs * -(-fit.shape[0] // training.batch_size)
     module = PretrainModule(config, training, panel, steps)

@@ -34,8 +34,8 @@ from quantlab_assets.compute.models.metrics import SCORE_COLUMNS, per_date_score
 from quantlab_assets.compute.models.scorecard import MODEL, _scores
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
 from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedEncoderConfig, MaskedTimeSeriesEncoder
-from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder
-from quantlab_assets.compute.torch_runtime.training import TrainingConfig, fit_oof_transformer
+from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder, pretraining_split
+from quantlab_assets.compute.torch_runtime.training import TrainingConfig, _split_validation, _starts_in, fit_oof_transformer
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig, TransformerForecaster
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel
 
@@ -87,6 +87,24 @@ def paired_ic_difference(pretrained: pl.DataFrame, random: pl.DataFrame, horizon
     return {"n_dates": n, "mean": mean, "low": mean - half, "high": mean + half}
 
 
+def pretrainable_folds(panel: WindowPanel, folds: pl.DataFrame, seq_len: int, pretraining: TrainingConfig,
+                       finetuning: TrainingConfig, horizon: int) -> pl.DataFrame:
+    """The walk-forward folds of `horizon` whose fit windows (as fit_oof_transformer takes them) also split for
+    pre-training: both variants then train on exactly the same folds."""
+    schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == horizon))
+    keep = []
+    for fold_id, fold in schedule.group_by(cv.FOLD_ID):
+        train = _starts_in(panel, fold, cv.TRAIN)
+        if train.shape[0] < 2 * finetuning.batch_size:
+            continue
+        fit, _ = _split_validation(panel, train, finetuning.validation_share, horizon)
+        if pretraining_split(panel, fit, pretraining, seq_len) is not None:
+            keep.append(fold_id[0])
+    if not keep:
+        raise ValueError("encoder transfer: no walk-forward fold has enough training windows to pre-train an encoder")
+    return schedule.filter(pl.col(cv.FOLD_ID).is_in(keep))
+
+
 def compare_encoder_transfer(
     panel: WindowPanel,
     folds: pl.DataFrame,
@@ -97,7 +115,9 @@ def compare_encoder_transfer(
     device: DeviceChoice,
     horizon: int = 21,
 ) -> TransferResult:
-    """Both variants out of fold on `panel` (its first target: the horizon's label) over the walk-forward folds."""
+    """Both variants out of fold on `panel` (its first target: the horizon's label) over the walk-forward folds
+    whose forecaster training windows can also pre-train an encoder (`pretrainable_folds`)."""
+    folds = pretrainable_folds(panel, folds, encoder_config.seq_len, pretraining, finetuning, horizon)
     curves: list[pl.DataFrame] = []
 
     def build(init: str):
