@@ -121,22 +121,6 @@ def masked_encoder(
     context.log.info(f"pre-training on {device.describe()}: windows ending by {train_end}, {len(names)} features")
     result = pretrain_masked_encoder(panel, training_span_starts(panel, train_end), model_config, training, device)
 
-    path = checkpoint_path(io_manager.base_dir, universe)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(f".{path.name}.tmp")
-    torch.save({"config": dataclasses.asdict(model_config), "features": names, "state": result.state,
-                "train_end": train_end.isoformat(), "last_window_end": result.last_window_end.isoformat()}, scratch)
-    scratch.replace(path)
-    mlflow.ensure_store()
-    run_id = log_model_run(
-        mlflow.uri(), mlflow.experiment, f"masked_encoder|{universe}",
-        config={"universe": universe, "features": ",".join(names), "train_end": train_end, **dataclasses.asdict(model_config),
-                **dataclasses.asdict(training), **device.describe()},
-        metrics={"best_val_loss": float(result.curve["val_loss"].min()), "best_epoch": result.best_epoch,
-                 "realised_mask_ratio": model_config.realised_mask_ratio},
-        models={"masked_encoder_state": result.state}, frames={"loss_curve": result.curve},
-        artifact_root=mlflow.artifact_root(),
-    )
     problems = [f"last pre-training window ends {result.last_window_end}, after train_end {train_end}"] \
         if result.last_window_end > train_end else []
     if not all(result.curve.select(pl.col("train_loss", "val_loss").is_finite().all()).row(0)):
@@ -146,6 +130,23 @@ def masked_encoder(
     check = dg.AssetCheckResult(check_name="masked_encoder_training_span", asset_key="masked_encoder",
                                 passed=not problems, metadata={"problems": "\n".join(problems) or "none"})
     if check.passed:
+        # Written only when the check passes: embeddings read this file, so a failed encoder never replaces a good one.
+        path = checkpoint_path(io_manager.base_dir, universe)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f".{path.name}.tmp")
+        torch.save({"config": dataclasses.asdict(model_config), "features": names, "state": result.state,
+                    "train_end": train_end.isoformat(), "last_window_end": result.last_window_end.isoformat()}, scratch)
+        scratch.replace(path)
+        mlflow.ensure_store()
+        run_id = log_model_run(
+            mlflow.uri(), mlflow.experiment, f"masked_encoder|{universe}",
+            config={"universe": universe, "features": ",".join(names), "train_end": train_end, **dataclasses.asdict(model_config),
+                    **dataclasses.asdict(training), **device.describe()},
+            metrics={"best_val_loss": float(result.curve["val_loss"].min()), "best_epoch": result.best_epoch,
+                     "realised_mask_ratio": model_config.realised_mask_ratio},
+            models={"masked_encoder_state": result.state}, frames={"loss_curve": result.curve},
+            artifact_root=mlflow.artifact_root(),
+        )
         yield dg.Output({universe: result.curve}, metadata={
             "train_span": dg.MetadataValue.json({"first_window_end": str(result.first_window_end),
                                                  "last_window_end": str(result.last_window_end), "train_end": str(train_end)}),
