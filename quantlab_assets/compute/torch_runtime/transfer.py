@@ -3,7 +3,7 @@ forecaster initialised at random, trained identically and scored on the same fol
 
 The existing TransformerForecaster tokenises days, the encoder patches of days, so neither network's
 weights fit the other. Both variants here are `PatchForecaster`: the encoder's patch-token transformer
-(pooled output) under the forecaster's Gaussian / direction / volatility heads, trained by the
+(pooled output) under the forecasters' shared Gaussian / direction / volatility heads (ForecastHeads), trained by the
 forecaster's own out-of-fold loop (`fit_oof_transformer`: walk-forward folds, multi-task loss, cosine
 warm-up, early stopping). Per fold:
 
@@ -35,8 +35,14 @@ from quantlab_assets.compute.models.scorecard import MODEL, _scores
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
 from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedEncoderConfig, MaskedTimeSeriesEncoder
 from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder, pretraining_split
-from quantlab_assets.compute.torch_runtime.training import TrainingConfig, _split_validation, _starts_in, fit_oof_transformer
-from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig, TransformerForecaster
+from quantlab_assets.compute.torch_runtime.training import (
+    TrainingConfig,
+    _split_validation,
+    fit_oof_transformer,
+    fold_starts,
+    walk_forward_folds,
+)
+from quantlab_assets.compute.torch_runtime.transformer import ForecastHeads, TransformerConfig
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel
 
 RANDOM = "patch_random"
@@ -44,21 +50,19 @@ PRETRAINED = "patch_pretrained"
 
 
 class PatchForecaster(nn.Module):
-    """The masked encoder's backbone (pooled patch outputs) under the forecaster's three heads."""
-
-    # The forecaster's head outputs and head listing, unchanged: they read only encode() and the heads.
-    forward = TransformerForecaster.forward
-    heads = TransformerForecaster.heads
+    """The masked encoder's backbone (pooled patch outputs) under the forecasters' shared ForecastHeads."""
 
     def __init__(self, config: MaskedEncoderConfig) -> None:
         super().__init__()
         self.encoder = MaskedTimeSeriesEncoder(config)
-        self.mean_head = nn.Linear(config.d_model, 2)  # mean, log-variance
-        self.direction_head = nn.Linear(config.d_model, 3)
-        self.volatility_head = nn.Linear(config.d_model, 1)
+        self.output_heads = ForecastHeads(config.d_model)
 
-    def encode(self, windows: torch.Tensor) -> torch.Tensor:
-        return self.encoder.embed(windows)
+    def heads(self) -> dict[str, nn.Module]:
+        return self.output_heads.by_name()
+
+    def forward(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
+        representation = self.encoder.embed(windows)
+        return {"representation": representation, **self.output_heads(representation)}
 
 
 @dataclass(frozen=True)
@@ -91,18 +95,17 @@ def pretrainable_folds(panel: WindowPanel, folds: pl.DataFrame, seq_len: int, pr
                        finetuning: TrainingConfig, horizon: int) -> pl.DataFrame:
     """The walk-forward folds of `horizon` whose fit windows (as fit_oof_transformer takes them) also split for
     pre-training: both variants then train on exactly the same folds."""
-    schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == horizon))
     keep = []
-    for fold_id, fold in schedule.group_by(cv.FOLD_ID):
-        train = _starts_in(panel, fold, cv.TRAIN)
+    for fold_id, fold in walk_forward_folds(folds, horizon):
+        train = fold_starts(panel, fold, cv.TRAIN)
         if train.shape[0] < 2 * finetuning.batch_size:
             continue
         fit, _ = _split_validation(panel, train, finetuning.validation_share, horizon)
         if pretraining_split(panel, fit, pretraining, seq_len) is not None:
-            keep.append(fold_id[0])
+            keep.append(fold)
     if not keep:
         raise ValueError("encoder transfer: no walk-forward fold has enough training windows to pre-train an encoder")
-    return schedule.filter(pl.col(cv.FOLD_ID).is_in(keep))
+    return pl.concat(keep)
 
 
 def compare_encoder_transfer(

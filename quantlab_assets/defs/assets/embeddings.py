@@ -24,7 +24,6 @@ from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas import (
     EmbeddingsSchema,
     FeaturesSchema,
-    LabelsSchema,
     ModelScorecardSchema,
     PretrainingCurveSchema,
     conform,
@@ -43,8 +42,7 @@ from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_en
 from quantlab_assets.compute.torch_runtime.training import TrainingConfig
 from quantlab_assets.compute.torch_runtime.transfer import PRETRAINED, RANDOM, compare_encoder_transfer
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig
-from quantlab_assets.compute.torch_runtime.windows import build_window_panel
-from quantlab_assets.defs.assets.deep import GROUP, INPUT_SUFFIXES, TARGET
+from quantlab_assets.defs.assets.deep import GROUP, INPUT_SUFFIXES, sequence_panel
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
@@ -260,11 +258,7 @@ def encoder_transfer_scorecard(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Forecaster from the pre-trained encoder vs from random weights, same folds, the model stack's scores."""
     universe = context.partition_key
-    feature_frame = conform(features[universe], FeaturesSchema)
-    names = input_features(feature_frame)
-    frame = feature_frame.select(c.DATE, c.TICKER, *names).join(
-        conform(labels[universe], LabelsSchema).select(c.DATE, c.TICKER, TARGET), on=[c.DATE, c.TICKER])
-    panel = build_window_panel(frame, names, [TARGET], config.seq_len)
+    panel, names = sequence_panel(features[universe], labels[universe], config.seq_len)
     sizes = {"d_model": config.d_model, "n_heads": config.n_heads, "n_layers": config.n_layers, "dim_ff": config.dim_ff,
              "dropout": config.dropout, "seq_len": config.seq_len}
     encoder = MaskedEncoderConfig(n_features=len(names), patch_size=config.patch_size, mask_ratio=config.mask_ratio, **sizes)
