@@ -611,3 +611,21 @@ class TftInterpretationSchema(pa.DataFrameModel):
     @classmethod
     def weights_sum_to_one(cls, data: PolarsData) -> pl.LazyFrame:
         return _weights_sum_to_one(data)
+
+
+# --- Issue 10: hyper-parameter search trials ---------------------------------------------------------
+
+
+class HyperparameterTrialsSchema(pa.DataFrameModel):
+    """One row per trial of a search on purged folds of the research span (compute/models/tuning.py)."""
+
+    trial: pl.Int64 = pa.Field(ge=0, unique=True)
+    state: pl.String = pa.Field(isin=["complete", "pruned"])
+    mean_log_loss: pl.Float64 = pa.Field(ge=0, nullable=True, description="Mean over its folds; null when pruned.")
+    folds_evaluated: pl.Int64 = pa.Field(ge=0)
+    fold_log_losses: pl.String = pa.Field(description="JSON list: the log loss of every fold evaluated, in order.")
+    params: pl.String = pa.Field(description="JSON object: the trial's parameters.")
+    is_default: pl.Boolean = pa.Field(description="The seed's default configuration (trial 0).")
+
+    class Config:
+        strict = True

@@ -62,3 +62,10 @@ gpu_training_job = dg.define_asset_job(
     description="The transformer and TFT forecasters out of fold per universe (GPU when present), after model_job's cv_folds.",
     executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
 )
+
+# Hyper-parameter search (issue 10), per universe after the main job: Optuna on purged folds of the research
+# span; its best parameters reach barrier_probabilities through that asset's `tuned_params_file` config.
+hyperparameter_search_job = dg.define_asset_job(
+    "hyperparameter_search_job", selection=dg.AssetSelection.assets("hyperparameter_search"),
+    description="Optuna search of the triple-barrier classifier's parameters on purged folds up to validation_end.",
+)

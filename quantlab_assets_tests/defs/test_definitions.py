@@ -29,6 +29,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "cv_folds", "oof_predictions", "stacked_alpha", "model_scorecard", "meta_labels", "live_alpha", "barrier_probabilities",
         "target_weights", "backtest", "backtest_positions", "backtest_trades", "backtest_metrics", "backtest_report",
         "forecaster_transformer", "training_diagnostics", "forecaster_tft", "tft_diagnostics", "tft_interpretation",
+        "hyperparameter_search",
     } | REGIME_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
@@ -38,6 +39,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "target_weights_valid", "target_weights_feasible", "backtest_accounting",
         "forecaster_transformer_not_degenerate", "training_diagnostics_no_collapse",
         "forecaster_tft_not_degenerate", "tft_diagnostics_no_collapse", "tft_interpretation_weights_valid",
+        "hyperparameter_search_research_span_only",
     } | REGIME_CHECKS
     assert all(graph.get_check_spec(key).blocking != (key.name in NON_BLOCKING_CHECKS) for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None
