@@ -75,6 +75,12 @@ def test_the_scorecard_writes_its_files_with_provenance_and_an_honest_verdict(st
     assert len(scorecard["success"]) == 6 and sum(row["selected"] for row in scorecard["success"]) == 2
     for name in ("cvar_frontier.png", "lambda_beta_sweeps.png", "qq_crisis_erm_vs_irm.png"):
         assert (folder / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{Path(study['data_dir']) / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("quantlab_hedging").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == sorted(f"hedge_policy|{k}" for k in SEED0)
+    assert all(r.data.tags["config_hash"] and "crisis.cvar95" in r.data.metrics for r in runs)
 
 
 def test_crisis_paths_poisoned_with_nan_leave_a_trained_policy_bit_identical(study: dict[str, object], tmp_path: Path) -> None:

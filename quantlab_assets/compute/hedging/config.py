@@ -106,8 +106,8 @@ class HedgingConfig:
 
 # The seed asks for seed 0 in smoke checks; tiny networks and few paths so every method trains in a
 # second on a CPU. A second seed lets the across-seed interval exist (it is wide, so inconclusive).
-SMOKE = HedgingConfig(n_paths=256, hidden=8, representation=4, batch_paths=128, iterations=30, head_iterations=20,
-                      eval_every=10, seeds=(0, 1), msi_paths=64, msi_quantiles=19)
+SMOKE = HedgingConfig(n_paths=256, hidden=8, representation=4, batch_paths=128, iterations=16, head_iterations=8,
+                      eval_every=8, seeds=(0, 1), msi_paths=64, msi_quantiles=19)
 PRESETS: Final = {"study": HedgingConfig(), "smoke": SMOKE}
 
 
