@@ -52,15 +52,17 @@ def _stored(frames: KeyedFrames) -> KeyedFrames:
     return {key: frame for key, frame in frames.items() if frame.width}
 
 
-@dg.asset(partitions_def=hedging_environment_partitions, group_name=GROUP)
+@dg.asset(partitions_def=hedging_environment_partitions, group_name=GROUP, backfill_policy=dg.BackfillPolicy.single_run())
 def hedging_environments(context: dg.AssetExecutionContext, hedging_study: HedgingStudyResource) -> KeyedFrames:
-    """Seeded spot paths and cost rates of one environment (low / medium / high vol, crisis, stress variants)."""
-    name = context.partition_key
-    paths = simulate_environment(hedging_study.config(), name)
-    frame = validate(HedgingPathsSchema, environment_frame(paths), asset="hedging_environments", partition=name)
-    context.add_output_metadata({"paths": paths.n_paths, "premium": paths.premium, "fingerprint": paths.fingerprint(),
-                                 "squeezed_steps": int((paths.cost_rate > paths.cost_rate.min()).sum())})
-    return {name: frame}
+    """Seeded spot paths and cost rates of each environment of the run (low / medium / high vol, crisis, stress)."""
+    config, frames, summary = hedging_study.config(), {}, {}
+    for name in context.partition_keys:
+        paths = simulate_environment(config, name)
+        frames[name] = validate(HedgingPathsSchema, environment_frame(paths), asset="hedging_environments", partition=name)
+        summary[name] = {"paths": paths.n_paths, "premium": round(paths.premium, 6), "fingerprint": paths.fingerprint(),
+                         "squeezed_steps": int((paths.cost_rate > config.cost_rate).sum())}
+    context.add_output_metadata({"environments": dg.MetadataValue.json(summary)})
+    return frames
 
 
 def _policy_row(key: str, trained, config_hash: str) -> pl.DataFrame:  # noqa: ANN001 (TrainedPolicy)
@@ -87,6 +89,7 @@ def stored_erm_policy(base_dir: str, seed: int) -> bytes:
     group_name=GROUP,
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     ins={"hedging_environments": dg.AssetIn(partition_mapping=hedging_training_environments)},
     check_specs=[dg.AssetCheckSpec("hedge_policy_crisis_unseen", asset="hedge_policy", blocking=True,
                                    description="Schema; only low, medium (training) and high (selection) reached the policy.")],
@@ -98,28 +101,33 @@ def hedge_policy(
     torch_device: TorchDeviceResource,
     io_manager: dg.ResourceParam[PartitionedParquetIOManager],
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Train one policy (method x strength x seed) on low + medium, checkpoint chosen on high."""
-    key = context.partition_key
-    method, strength, seed = parse_policy_key(key)
+    """Train each policy of the run (method x strength x seed) on low + medium, checkpoint chosen on high;
+    a run's erm policies train first, so one run can hold a whole seed."""
     config = hedging_study.config()
     paths = {name: paths_from_frame(frame) for name, frame in hedging_environments.items()}
-    erm_state = stored_erm_policy(io_manager.base_dir, seed) if method == IRM_HEAD else None
     device = torch_device.choice()
-    context.log.info(f"training {key} on {device.describe()} with {sorted(paths)}")
-    trained = train_policy(config, method, strength, seed, {n: paths[n] for n in TRAIN}, paths[VALIDATION],
-                           device.device, erm_state)
-    row = _policy_row(key, trained, config.hash())
-    problems = [p for p in [schema_failures(HedgePolicySchema, row, asset="hedge_policy", partition=key)] if p]
-    if set(trained.seen) != {*TRAIN, VALIDATION} or set(trained.seen) & set(HOLDOUT) or set(paths) & set(HOLDOUT):
-        problems.append(f"environments that reached training or selection: {sorted(set(trained.seen) | set(paths))}")
+    rows: KeyedFrames = {}
+    problems = []
+    for key in sorted(context.partition_keys, key=lambda k: parse_policy_key(k)[0] != ERM):
+        method, strength, seed = parse_policy_key(key)
+        erm_key = policy_key(ERM, 0.0, seed)
+        erm_state = None
+        if method == IRM_HEAD:
+            erm_state = rows[erm_key]["state"][0] if erm_key in rows else stored_erm_policy(io_manager.base_dir, seed)
+        context.log.info(f"training {key} on {device.describe()} with {sorted(paths)}")
+        trained = train_policy(config, method, strength, seed, {n: paths[n] for n in TRAIN}, paths[VALIDATION],
+                               device.device, erm_state)
+        rows[key] = _policy_row(key, trained, config.hash())
+        problems += [p for p in [schema_failures(HedgePolicySchema, rows[key], asset="hedge_policy", partition=key)] if p]
+        if set(trained.seen) != {*TRAIN, VALIDATION} or set(paths) & set(HOLDOUT):
+            problems.append(f"{key}: environments that reached training or selection: {sorted(set(trained.seen) | set(paths))}")
+    summary = {key: {"best_iteration": row["best_iteration"][0], "validation_cvar": round(row["validation_cvar"][0], 6),
+                     "state_sha": row["state_sha"][0], "erm_state_sha": row["erm_state_sha"][0]} for key, row in rows.items()}
     check = dg.AssetCheckResult(check_name="hedge_policy_crisis_unseen", passed=not problems,
-                                metadata={"problems": "\n".join(problems) or "none", "seen": dg.MetadataValue.json(trained.seen)})
+                                metadata={"problems": "\n".join(problems) or "none", "environments_read": sorted(paths)})
     if check.passed:
-        yield dg.Output({key: row}, metadata={
-            "device": dg.MetadataValue.json(device.describe()), "best_iteration": trained.best_iteration,
-            "validation_cvar": trained.validation_cvar, "state_sha": row["state_sha"][0],
-            "erm_state_sha": trained.erm_state_sha or "none", "config_hash": config.hash(),
-        })
+        yield dg.Output(rows, metadata={"device": dg.MetadataValue.json(device.describe()), "config_hash": config.hash(),
+                                        "policies": dg.MetadataValue.json(summary)})
     yield check
 
 
