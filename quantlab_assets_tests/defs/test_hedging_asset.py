@@ -98,6 +98,7 @@ def test_crisis_paths_poisoned_with_nan_leave_a_trained_policy_bit_identical(stu
         materialize(["hedge_policy"], ("vrex_5_seed0", "vrex_5_seed0"), data_dir, instance)
     after = pl.read_parquet(data_dir / "hedge_policy" / "vrex_5_seed0.parquet")
     assert after["state"][0] == before["state"][0]
+    assert after["validation_cvar"][0] == before["validation_cvar"][0] and after["best_iteration"][0] > 0
     assert set(json.loads(after["seen_environments"][0])) == {"low", "medium", "high"}
 
 
