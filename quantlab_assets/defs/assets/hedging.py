@@ -17,12 +17,21 @@ import polars as pl
 import torch
 
 from quantlab_assets.compute.hedging import figures
-from quantlab_assets.compute.hedging.config import ERM, HOLDOUT, IRM_HEAD, TRAIN, VALIDATION, parse_policy_key, policy_key
+from quantlab_assets.compute.hedging.config import (
+    ERM,
+    HOLDOUT,
+    IRM_HEAD,
+    TRAIN,
+    VALIDATION,
+    HedgingConfig,
+    parse_policy_key,
+    policy_key,
+)
 from quantlab_assets.compute.hedging.environments import environment_frame, paths_from_frame, simulate_environment
 from quantlab_assets.compute.hedging.evaluation import diagnostics, evaluate_policies, policy_pnl, success_table
 from quantlab_assets.compute.hedging.policy import load_policy
 from quantlab_assets.compute.hedging.study_files import STUDY_FOLDER, run_metadata, write_study_files
-from quantlab_assets.compute.hedging.training import sha, train_policy
+from quantlab_assets.compute.hedging.training import TrainedPolicy, sha, train_policy
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas import (
     HedgePolicySchema,
@@ -34,7 +43,7 @@ from quantlab_assets.compute.schemas import (
 )
 from quantlab_assets.compute.storage import read_parquet_file
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
-from quantlab_assets.defs.io_managers import PartitionedParquetIOManager
+from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager
 from quantlab_assets.defs.partitions import (
     hedge_policy_partitions,
     hedging_environment_partitions,
@@ -44,7 +53,6 @@ from quantlab_assets.defs.resources import HedgingStudyResource, MlflowTrackingR
 
 GROUP = "hedging"
 EXPERIMENT = "quantlab_hedging"
-KeyedFrames = dict[str, pl.DataFrame]
 
 
 def _stored(frames: KeyedFrames) -> KeyedFrames:
@@ -65,7 +73,7 @@ def hedging_environments(context: dg.AssetExecutionContext, hedging_study: Hedgi
     return frames
 
 
-def _policy_row(key: str, trained, config_hash: str) -> pl.DataFrame:  # noqa: ANN001 (TrainedPolicy)
+def _policy_row(key: str, trained: TrainedPolicy, config_hash: str) -> pl.DataFrame:
     method, strength, seed = parse_policy_key(key)
     return pl.DataFrame([{
         "policy": key, "method": method, "strength": strength, "seed": seed, "state": trained.state,
@@ -145,7 +153,7 @@ def _seen_problems(policies: KeyedFrames, fingerprints: dict[str, str]) -> list[
     return problems
 
 
-def _frozen_problems(policies: KeyedFrames, config) -> list[str]:  # noqa: ANN001 (HedgingConfig)
+def _frozen_problems(policies: KeyedFrames, config: HedgingConfig) -> list[str]:
     """irm_head policies whose extractor differs (bit for bit) from the stored ERM of the same seed."""
     problems = []
     for key, frame in policies.items():
@@ -223,8 +231,8 @@ def hedging_scorecard(
         crisis = metrics.filter(pl.col("environment") == "crisis").select("policy", "cvar95", "turnover", "mean_pnl")
         yield dg.Output(metrics, metadata={
             "policies": len(policies), "config_hash": config.hash(),
-            "success": dg.MetadataValue.json(json.loads(json.dumps(success.to_dicts(), default=str).replace("NaN", "null"))),
-            "crisis": dg.MetadataValue.md(crisis.with_columns(pl.selectors.float().round(4)).to_pandas().to_markdown(index=False)),
+            "success": dg.MetadataValue.json(success.with_columns(pl.selectors.float().round(4)).to_dicts()),
+            "crisis": dg.MetadataValue.json(crisis.with_columns(pl.selectors.float().round(4)).to_dicts()),
             **{name: dg.MetadataValue.path(str(path)) for name, path in files.items()},
             "mlflow_run_ids": dg.MetadataValue.json(run_ids),
             "not_materialised": dg.MetadataValue.json(sorted(set(hedge_policy) - set(policies))),
