@@ -8,10 +8,20 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+import torch
 
 from quantlab_assets.compute.hedging.config import HOLDOUT, SMOKE, policy_keys
 from quantlab_assets.compute.hedging.study_files import STUDY_FOLDER
-from quantlab_assets.defs.assets.hedging import hedge_policy, hedging_environments, hedging_figures, hedging_scorecard
+from quantlab_assets.compute.hedging.policy import load_policy, state_bytes
+from quantlab_assets.defs.assets.hedging import (
+    frozen_extractor_problems,
+    seen_data_problems,
+    hedge_policy,
+    hedging_environments,
+    hedging_figures,
+    hedging_scorecard,
+    stored_erm_policy,
+)
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager
 from quantlab_assets.defs.partitions import hedge_policy_partitions, hedging_environment_partitions
 from quantlab_assets.defs.resources import HedgingStudyResource, MlflowTrackingResource, TorchDeviceResource
@@ -114,3 +124,25 @@ def test_policy_partitions_read_only_the_training_and_validation_environments() 
     assert sorted(upstream) == ["high", "low", "medium"]
     assert "erm_0_seed0" in hedge_policy_partitions.get_partition_keys()
     assert len(hedge_policy_partitions.get_partition_keys()) == 7 * 5
+
+
+def test_the_scorecard_checks_catch_a_moved_extractor_and_a_policy_that_saw_the_crisis(study: dict[str, object],
+                                                                                      tmp_path: Path) -> None:
+    data_dir = Path(study["data_dir"])
+    policies = {p.stem: pl.read_parquet(p) for p in (data_dir / "hedge_policy").glob("*_seed0.parquet")}
+    assert frozen_extractor_problems(policies, SMOKE) == []
+    moved = load_policy(SMOKE, policies["irm_head_1_seed0"]["state"][0])
+    with torch.no_grad():
+        moved.extractor[0].bias.add_(1e-6)
+    tampered = {**policies, "irm_head_1_seed0": policies["irm_head_1_seed0"].with_columns(
+        pl.lit(state_bytes(moved), dtype=pl.Binary).alias("state"))}
+    assert frozen_extractor_problems(tampered, SMOKE) == ["irm_head_1_seed0: extractor differs from the ERM extractor"]
+
+    fingerprints = json.loads((data_dir / STUDY_FOLDER / "metadata.json").read_text())["environment_fingerprints"]
+    assert seen_data_problems(policies, fingerprints) == []
+    seen = json.loads(policies["erm_0_seed0"]["seen_environments"][0])
+    leaked = {**policies, "erm_0_seed0": policies["erm_0_seed0"].with_columns(pl.lit(json.dumps(
+        {**seen, "high": fingerprints["crisis"]})).alias("seen_environments"))}
+    assert any("erm_0_seed0" in p for p in seen_data_problems(leaked, fingerprints))
+    with pytest.raises(FileNotFoundError, match=r"materialise hedge_policy\[erm_0_seed3\] first"):
+        stored_erm_policy(str(tmp_path), 3)

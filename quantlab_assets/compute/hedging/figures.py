@@ -59,7 +59,7 @@ def qq_plot(erm_pnl: np.ndarray, irm_pnl: np.ndarray, irm_label: str, path: Path
     edges = [min(x.min(), y.min()), max(x.max(), y.max())]
     axis.plot(edges, edges, "k--", linewidth=0.8)
     axis.set(xlabel="ERM crisis P&L quantile", ylabel=f"{irm_label} crisis P&L quantile",
-             title="QQ plot of crisis P&L (points above the line: IRM better)")
+             title="QQ plot of crisis P&L\n(above the diagonal: IRM better)")
     return _save(figure, path)
 
 

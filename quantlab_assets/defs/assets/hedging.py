@@ -139,7 +139,7 @@ def hedge_policy(
     yield check
 
 
-def _seen_problems(policies: KeyedFrames, fingerprints: dict[str, str]) -> list[str]:
+def seen_data_problems(policies: KeyedFrames, fingerprints: dict[str, str]) -> list[str]:
     """Policies not trained on the stored low/medium/high data, or that saw a held-out fingerprint."""
     held_out = {fingerprints[n] for n in HOLDOUT if n in fingerprints}
     problems = []
@@ -153,7 +153,7 @@ def _seen_problems(policies: KeyedFrames, fingerprints: dict[str, str]) -> list[
     return problems
 
 
-def _frozen_problems(policies: KeyedFrames, config: HedgingConfig) -> list[str]:
+def frozen_extractor_problems(policies: KeyedFrames, config: HedgingConfig) -> list[str]:
     """irm_head policies whose extractor differs (bit for bit) from the stored ERM of the same seed."""
     problems = []
     for key, frame in policies.items():
@@ -224,8 +224,8 @@ def hedging_scorecard(
     checks = [
         dg.AssetCheckResult(check_name=name, passed=not problems, metadata={"problems": "\n".join(problems) or "none"})
         for name, problems in (("hedging_scorecard_finite", finite),
-                               ("hedging_scorecard_crisis_unseen", other_config + _seen_problems(policies, fingerprints)),
-                               ("hedging_scorecard_extractor_frozen", _frozen_problems(policies, config)))
+                               ("hedging_scorecard_crisis_unseen", other_config + seen_data_problems(policies, fingerprints)),
+                               ("hedging_scorecard_extractor_frozen", frozen_extractor_problems(policies, config)))
     ]
     if all(check.passed for check in checks):
         crisis = metrics.filter(pl.col("environment") == "crisis").select("policy", "cvar95", "turnover", "mean_pnl")
