@@ -3,14 +3,7 @@ success criterion with an interval across seeds.
 
 Per policy x environment (every path): CVaR-95 of the loss -P&L (primary), VaR-95, mean and std of the
 terminal P&L, Sharpe (mean / std of the terminal P&L per hedged option, not annualised), turnover (mean
-over paths of sum_t |delta_t - delta_{t-1}|, opening trade and liquidation included), and the MSI.
-
-MSI (Mutual Stability Index) of environment e: the learned representation z (extractor output, one
-vector per path and step) on the first msi_paths paths of e is compared with z on the pooled training
-environments (low + medium), unit by unit: D_e = mean over units k of W1(z_k | e, z_k | train) /
-std(z_k | train), with W1 the 1-D Wasserstein-1 distance computed from msi_quantiles quantiles; units
-constant on the training data are left out. MSI_e = 1 / (1 + D_e): 1 for a representation distributed
-as in training, towards 0 as it drifts. Undefined (null) when every unit is constant.
+over paths of sum_t |delta_t - delta_{t-1}|, opening trade and liquidation included), and the MSI (compute/hedging/diagnostics.py).
 
 Per policy: IG (invariance gap) = max_e CVaR_e - min_e CVaR_e; WG = max_e CVaR_e (worst-group risk)
 and WG variance = Var_e(CVaR_e) (population); each over the training environments and over all.
@@ -28,28 +21,11 @@ from scipy import stats
 from quantlab_assets.compute.backtest.metrics import sharpe_ratio
 from quantlab_assets.compute.hedging.config import ENVIRONMENTS, ERM, TRAIN, VALIDATION, HedgingConfig, parse_policy_key
 from quantlab_assets.compute.hedging.environments import EnvironmentPaths
-from quantlab_assets.compute.hedging.policy import EnvironmentTensors, HedgePolicy, load_policy, rollout
+from quantlab_assets.compute.hedging.diagnostics import msi, representation_sample
+from quantlab_assets.compute.hedging.policy import EnvironmentTensors, cpu_threads, load_policy, rollout
 from quantlab_assets.compute.hedging.risk import cvar, var_index
-from quantlab_assets.compute.hedging.training import cpu_threads
 
 MET, NOT_MET, INCONCLUSIVE = "met", "not met", "inconclusive"
-
-
-def msi(representation: np.ndarray, reference: np.ndarray, n_quantiles: int) -> float | None:
-    """MSI of `representation` (rows, units) against `reference` (rows, units); see the module docstring."""
-    levels = np.linspace(0.0, 1.0, n_quantiles + 2)[1:-1]
-    distance = np.abs(np.quantile(representation, levels, axis=0) - np.quantile(reference, levels, axis=0)).mean(axis=0)
-    spread = reference.std(axis=0)
-    varying = spread > 1e-12
-    if not varying.any():
-        return None
-    return float(1.0 / (1.0 + (distance[varying] / spread[varying]).mean()))
-
-
-def _representation(policy: HedgePolicy, env: EnvironmentTensors, config: HedgingConfig) -> np.ndarray:
-    head = env.rows(torch.arange(min(config.msi_paths, env.spot.shape[0]), device=env.spot.device))
-    kept = rollout(policy, head, config, keep_representation=True).representation
-    return kept.reshape(-1, kept.shape[-1]).double().cpu().numpy()
 
 
 def policy_pnl(state: bytes, paths: EnvironmentPaths, config: HedgingConfig, device: torch.device) -> np.ndarray:
@@ -68,7 +44,7 @@ def evaluate_policies(states: dict[str, bytes], environments: dict[str, Environm
         for key, state in sorted(states.items()):
             method, strength, seed = parse_policy_key(key)
             policy = load_policy(config, state, device)
-            reference = np.concatenate([_representation(policy, tensors[name], config) for name in TRAIN])
+            reference = np.concatenate([representation_sample(policy, tensors[name], config) for name in TRAIN])
             for name, env in tensors.items():
                 result = rollout(policy, env, config)
                 losses = -result.pnl.double()
@@ -79,7 +55,7 @@ def evaluate_policies(states: dict[str, bytes], environments: dict[str, Environm
                     "var95": float(torch.sort(losses).values[var_index(losses.numel(), config.alpha)]),
                     "mean_pnl": float(values.mean()), "std_pnl": float(values.std(ddof=1)),
                     "sharpe": sharpe_ratio(values), "turnover": float(result.turnover.double().mean()),
-                    "msi": msi(_representation(policy, env, config), reference, config.msi_quantiles),
+                    "msi": msi(representation_sample(policy, env, config), reference, config.msi_quantiles),
                 })
     order = {name: i for i, name in enumerate(ENVIRONMENTS)}
     return pl.DataFrame(rows, schema=METRIC_SCHEMA).sort(

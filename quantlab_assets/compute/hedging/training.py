@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 import torch
 
 from quantlab_assets.compute.hedging.config import ERM, HOLDOUT, IRM_HEAD, TRAIN, VALIDATION, VREX, HedgingConfig
 from quantlab_assets.compute.hedging.environments import EnvironmentPaths
+from quantlab_assets.compute.hedging.diagnostics import msi, representation_sample
 from quantlab_assets.compute.hedging.policy import (
     EnvironmentTensors,
     HedgePolicy,
+    cpu_threads,
     load_policy,
     new_policy,
     rollout,
@@ -42,28 +43,15 @@ class TrainedPolicy:
     state: bytes  # torch.save of the selected checkpoint's state_dict
     best_iteration: int
     validation_cvar: float
-    history: pl.DataFrame  # iteration, risk_<env>, penalty, objective, validation_cvar (at evaluations)
+    # At every evaluation: objective, penalty, minibatch risk per training environment and their IG / WG,
+    # CVaR on `high` and the MSI of `high` against training (the early diagnostics of seed 000).
+    history: pl.DataFrame
     seen: dict[str, str]  # environment -> fingerprint of every data set that reached training or selection
     erm_state_sha: str | None  # irm_head: the ERM checkpoint it started from
 
 
 def sha(state: bytes) -> str:
     return hashlib.sha256(state).hexdigest()[:16]
-
-
-@contextmanager
-def cpu_threads(device: torch.device, threads: int = 1) -> Iterator[None]:
-    """One intra-op thread on the CPU: the policy's tensors are small, and with two threads on this
-    project's 2-core machine a rollout ran 15x slower (0.099 s vs 0.006 s for 128 paths, measured)."""
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _guard(train: dict[str, EnvironmentPaths], validation: EnvironmentPaths) -> None:
@@ -116,13 +104,17 @@ def _train(config: HedgingConfig, method: str, strength: float, seed: int, train
     # Batches drawn on a CPU generator: the same seed gives the same batches on any device.
     generator = torch.Generator().manual_seed(seed)
 
-    def validate() -> float:
+    def validate() -> tuple[float, float | None]:
+        """CVaR on `high`, and the MSI of `high` against the training environments (representation drift)."""
         with torch.no_grad():
-            return float(cvar(-rollout(policy, held, config).pnl, config.alpha))
+            reference = np.concatenate([representation_sample(policy, env, config) for env in environments])
+            return (float(cvar(-rollout(policy, held, config).pnl, config.alpha)),
+                    msi(representation_sample(policy, held, config), reference, config.msi_quantiles))
 
-    best_cvar, best_iteration, best_state = validate(), 0, copy.deepcopy(policy.state_dict())
+    best_cvar, msi_high = validate()
+    best_iteration, best_state = 0, copy.deepcopy(policy.state_dict())
     rows = [{"iteration": 0, "objective": None, "penalty": None, **{f"risk_{n}": None for n in TRAIN},
-             "validation_cvar": best_cvar}]
+             "ig_train": None, "wg_train": None, "validation_cvar": best_cvar, "msi_high": msi_high}]
     for iteration in range(1, iterations + 1):
         batches = [env.rows(torch.randint(env.spot.shape[0], (config.batch_paths,), generator=generator).to(device))
                    for env in environments]
@@ -131,16 +123,19 @@ def _train(config: HedgingConfig, method: str, strength: float, seed: int, train
         objective.backward()
         optimiser.step()
         if iteration % config.eval_every == 0 or iteration == iterations:
-            score = validate()
+            score, msi_high = validate()
             rows.append({"iteration": iteration, "objective": objective.item(), "penalty": penalty.item(),
-                         **{f"risk_{n}": r.item() for n, r in zip(TRAIN, risks, strict=True)}, "validation_cvar": score})
+                         **{f"risk_{n}": r.item() for n, r in zip(TRAIN, risks, strict=True)},
+                         "ig_train": (risks.max() - risks.min()).item(), "wg_train": risks.max().item(),
+                         "validation_cvar": score, "msi_high": msi_high})
             if score < best_cvar:
                 best_cvar, best_iteration, best_state = score, iteration, copy.deepcopy(policy.state_dict())
     policy.load_state_dict(best_state)
     return TrainedPolicy(
         state=state_bytes(policy), best_iteration=best_iteration, validation_cvar=best_cvar,
         history=pl.DataFrame(rows, schema={"iteration": pl.Int64, "objective": pl.Float64, "penalty": pl.Float64,
-                                           **{f"risk_{n}": pl.Float64 for n in TRAIN}, "validation_cvar": pl.Float64}),
+                                           **{f"risk_{n}": pl.Float64 for n in TRAIN}, "ig_train": pl.Float64,
+                                           "wg_train": pl.Float64, "validation_cvar": pl.Float64, "msi_high": pl.Float64}),
         seen={name: paths.fingerprint() for name, paths in {**train, VALIDATION: validation}.items()},
         erm_state_sha=sha(erm_state) if erm_state is not None else None,
     )

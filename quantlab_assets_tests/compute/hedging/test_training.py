@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
@@ -46,6 +47,15 @@ def test_training_is_deterministic_under_a_fixed_seed(environments: dict[str, En
     assert again.state == erm.state and again.history.equals(erm.history)
     other = train_policy(SMOKE, "erm", 0.0, 1, train, environments["high"], CPU)
     assert other.state != erm.state
+
+
+def test_the_history_logs_the_early_diagnostics_at_every_evaluation(erm: TrainedPolicy) -> None:
+    history = erm.history
+    assert history["iteration"].to_list() == [0, 8, 16]
+    assert history["msi_high"].is_between(0.0, 1.0, closed="right").all()
+    trained = history.drop_nulls("risk_low")
+    assert (trained["ig_train"] - (trained["risk_low"] - trained["risk_medium"]).abs()).abs().max() < 1e-9
+    assert (trained["wg_train"] == trained.select(pl.max_horizontal("risk_low", "risk_medium")).to_series()).all()
 
 
 def test_head_only_irm_leaves_the_erm_extractor_bit_identical(environments: dict[str, EnvironmentPaths],
