@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from quantlab_assets.defs.assets import data, deep, features, labels, models, portfolio, regimes, tuning
+from quantlab_assets.defs.assets import data, deep, features, hedging, labels, models, portfolio, regimes, tuning
 from quantlab_assets.defs.executors import lab_executor
 from quantlab_assets.defs.jobs import (
     backtest_job,
     backtest_report_job,
     gpu_training_job,
+    hedging_environments_job,
+    hedging_job,
+    hedging_study_job,
     hyperparameter_search_job,
     main_job,
     model_job,
@@ -18,15 +21,15 @@ from quantlab_assets.defs.jobs import (
     training_span_job,
     universe_job,
 )
-from quantlab_assets.defs.resources import default_resources
+from quantlab_assets.defs.resources import default_resources, hedging_resources
 from quantlab_assets.defs.schedules import daily_refresh_schedule
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data, deep, features, labels, models, portfolio, regimes, tuning]),
-    asset_checks=dg.load_asset_checks_from_modules([data, deep, features, labels, models, portfolio, regimes, tuning]),
+    assets=dg.load_assets_from_modules([data, deep, features, hedging, labels, models, portfolio, regimes, tuning]),
+    asset_checks=dg.load_asset_checks_from_modules([data, deep, features, hedging, labels, models, portfolio, regimes, tuning]),
     jobs=[main_job, universe_job, training_span_job, oof_job, model_job, regime_job, backtest_job, backtest_report_job,
-          gpu_training_job, hyperparameter_search_job],
+          gpu_training_job, hyperparameter_search_job, hedging_environments_job, hedging_job, hedging_study_job],
     schedules=[daily_refresh_schedule],
-    resources=default_resources(),
+    resources={**default_resources(), **hedging_resources()},
     executor=lab_executor(),
 )

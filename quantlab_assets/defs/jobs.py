@@ -69,3 +69,22 @@ hyperparameter_search_job = dg.define_asset_job(
     "hyperparameter_search_job", selection=dg.AssetSelection.assets("hyperparameter_search"),
     description="Optuna search of the triple-barrier classifier's parameters on purged folds up to validation_end.",
 )
+
+# --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
+# Three jobs, one per partitions definition: the environments (one run per environment), the policies
+# (one run per 'method_strength_seedN'; erm partitions before irm_head ones, which read them), and the
+# unpartitioned scorecard + figures over every stored policy. Training steps carry the GPU tag, so the
+# policies' job serialises them on one GPU like gpu_training_job.
+hedging_environments_job = dg.define_asset_job(
+    "hedging_environments_job", selection=dg.AssetSelection.assets("hedging_environments"),
+    description="Simulate one hedging environment (partition 'low', ..., 'crisis', 'stress_jumps', 'stress_squeeze').",
+)
+hedging_job = dg.define_asset_job(
+    "hedging_job", selection=dg.AssetSelection.assets("hedge_policy"),
+    description="Train one hedging policy (partition 'erm_0_seed0', 'irm_head_0.1_seed0', 'vrex_5_seed0', ...) on the GPU when present.",
+    executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
+)
+hedging_study_job = dg.define_asset_job(
+    "hedging_study_job", selection=dg.AssetSelection.assets("hedging_scorecard", "hedging_figures"),
+    description="Scorecard (files, MLflow runs, success criterion) and figures over every stored hedging policy.",
+)

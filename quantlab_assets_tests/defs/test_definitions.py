@@ -30,7 +30,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "target_weights", "backtest", "backtest_positions", "backtest_trades", "backtest_metrics", "backtest_report",
         "forecaster_transformer", "training_diagnostics", "forecaster_tft", "tft_diagnostics", "tft_interpretation",
         "hyperparameter_search",
-    } | REGIME_ASSETS
+    } | REGIME_ASSETS | HEDGING_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
         "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead",
@@ -40,7 +40,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "forecaster_transformer_not_degenerate", "training_diagnostics_no_collapse",
         "forecaster_tft_not_degenerate", "tft_diagnostics_no_collapse", "tft_interpretation_weights_valid",
         "hyperparameter_search_research_span_only",
-    } | REGIME_CHECKS
+    } | REGIME_CHECKS | HEDGING_CHECKS
     assert all(graph.get_check_spec(key).blocking != (key.name in NON_BLOCKING_CHECKS) for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None
     assert defs.resolve_schedule_def("daily_refresh_schedule").job_name == "main_job"
@@ -75,3 +75,23 @@ def test_strategy_assets_are_strategy_by_universe_and_the_report_per_universe() 
         universe_partitions.empty_subset().with_partition_keys(["synthetic"]), universe_partitions, strategy_partitions
     )
     assert sorted(upstream.partitions_subset.get_partition_keys()) == sorted(f"{s}|synthetic" for s in STRATEGY_NAMES)
+
+
+# --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
+HEDGING_ASSETS = {"hedging_environments", "hedge_policy", "hedging_scorecard", "hedging_figures"}
+HEDGING_CHECKS = {"hedge_policy_crisis_unseen", "hedging_scorecard_finite", "hedging_scorecard_crisis_unseen",
+                  "hedging_scorecard_extractor_frozen"}
+
+
+def test_hedging_assets_partitions_jobs_and_gpu_tags() -> None:
+    from quantlab_assets.defs.gpu import DEVICE_TAG, GPU_POOL
+    from quantlab_assets.defs.partitions import hedge_policy_partitions, hedging_environment_partitions
+
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("hedging_environments")).partitions_def == hedging_environment_partitions
+    assert graph.get(dg.AssetKey("hedge_policy")).partitions_def == hedge_policy_partitions
+    assert graph.get(dg.AssetKey("hedging_scorecard")).partitions_def is None
+    policy = defs.resolve_assets_def("hedge_policy")
+    assert policy.op.tags[DEVICE_TAG] == "gpu" and policy.op.pool == GPU_POOL
+    for job in ("hedging_environments_job", "hedging_job", "hedging_study_job"):
+        assert defs.resolve_job_def(job) is not None
