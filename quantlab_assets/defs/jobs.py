@@ -61,3 +61,15 @@ gpu_training_job = dg.define_asset_job(
     description="The transformer forecaster out of fold per universe (GPU when present), after model_job's cv_folds.",
     executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
 )
+
+# RL portfolio allocation (issue 9), per universe after model_job's stacked_alpha and regime_job's labels: one
+# run per policy variant ('ppo_aware_seed0|synthetic'; GPU-tagged steps, one at a time), then the evaluation.
+rl_training_job = dg.define_asset_job(
+    "rl_training_job", selection=dg.AssetSelection.assets("rl_policy"),
+    description="Train one RL policy variant of one universe (partition 'ppo_aware_seed0|synthetic'), GPU when present.",
+    executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
+)
+rl_evaluation_job = dg.define_asset_job(
+    "rl_evaluation_job", selection=dg.AssetSelection.assets("rl_evaluation"),
+    description="Backtest every RL policy of a universe beside the baselines on train / validation / test, after rl_training_job.",
+)
