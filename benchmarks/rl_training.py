@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import torch
 
 from harness import git_commit
 from quantlab_assets.compute import columns as c
