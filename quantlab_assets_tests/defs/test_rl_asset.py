@@ -83,6 +83,10 @@ def test_every_variant_trains_and_the_evaluation_compares_them_with_the_baseline
     verdict = final.asset_materializations_for_node("rl_evaluation")[0].metadata["verdict_test_span"].value
     assert len(verdict) == 4 and {row["verdict_vs_equal_weight"] for row in verdict} <= {"better", "worse", "indistinguishable"}
 
+    report = Path(final.asset_materializations_for_node("rl_evaluation")[0].metadata["report"].value)
+    html = report.read_text(encoding="utf-8")
+    assert all(name in html for name in VARIANT_NAMES) and "buy_and_hold_benchmark" in html
+
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -90,3 +94,4 @@ def test_every_variant_trains_and_the_evaluation_compares_them_with_the_baseline
     logged = client.get_run(run_id).data.metrics
     equal = metrics.filter((pl.col("strategy") == "equal_weight") & (pl.col("span") == "test"))["sharpe"][0]
     assert np.isclose(logged["equal_weight.test.sharpe"], equal)
+    assert [a.path for a in client.list_artifacts(run_id, "report")] == ["report/synthetic.html"]

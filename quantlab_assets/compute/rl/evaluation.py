@@ -24,6 +24,7 @@ from arch.bootstrap import StationaryBootstrap
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import RETURN, BacktestParams, BacktestResult, run_backtest
 from quantlab_assets.compute.backtest.metrics import PERIODS_PER_YEAR, MetricParams, compute_metrics, sharpe_ratio
+from quantlab_assets.compute.backtest.report import StrategyRun
 from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD, EQUAL, TOP_N
 from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights
@@ -46,7 +47,7 @@ class EvaluationParams:
 class Evaluation:
     metrics: pl.DataFrame  # one row per strategy x span
     verdict: list[dict[str, object]]  # the selected policies on the test span
-    daily: dict[tuple[str, str], pl.DataFrame]  # (strategy, span) -> the engine's daily frame
+    runs: dict[tuple[str, str], StrategyRun]  # (strategy, span) -> the engine's daily frame, positions, round trips
 
 
 def paired_sharpe_difference(a: np.ndarray, b: np.ndarray, params: MetricParams) -> tuple[float | None, float | None, float | None]:
@@ -95,7 +96,7 @@ def evaluate_policies(
 ) -> Evaluation:
     """policy_weights: variant -> rl_policy frame (date, ticker, weight, signal_date, span); alpha: stacked_alpha;
     returns: date, ticker, return; span_dates: the dates of each span; tickers: the panel's instruments."""
-    rows, daily = [], {}
+    rows, span_runs = [], {}
     for span in SPANS:
         dates = span_dates[span]
         in_span = pl.col(c.DATE).is_in(dates.implode())
@@ -112,7 +113,7 @@ def evaluate_policies(
             trial_sharpe_variance=float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else None)
         equal = runs[EQUAL][0].daily["net_return"].to_numpy()
         for name, (result, trades) in runs.items():
-            daily[(name, span)] = result.daily
+            span_runs[(name, span)] = StrategyRun(name, result.daily, result.weights, trades)
             net = result.daily["net_return"].to_numpy()
             is_rl = name in policy_weights
             algorithm, mode, seed = split_variant(name) if is_rl else (None, None, None)
@@ -129,7 +130,7 @@ def evaluate_policies(
     metrics = pl.DataFrame(rows, infer_schema_length=None)
     metrics = metrics.with_columns(pl.col(col).cast(pl.Float64) for col, dtype in metrics.schema.items() if dtype == pl.Null)
     metrics = _with_selection(metrics)
-    return Evaluation(metrics=metrics, verdict=_verdict(metrics), daily=daily)
+    return Evaluation(metrics=metrics, verdict=_verdict(metrics), runs=span_runs)
 
 
 def _with_selection(metrics: pl.DataFrame) -> pl.DataFrame:

@@ -25,7 +25,10 @@ from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from
 from quantlab_assets.compute.backtest.metrics import MetricParams
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.rl.environment import EnvParams, PortfolioEnv
-from quantlab_assets.compute.rl.evaluation import BASELINE, EvaluationParams, evaluate_policies
+from quantlab_assets.compute.backtest.report import render_report, write_report
+from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD
+from quantlab_assets.compute.regimes.labels import REGIME
+from quantlab_assets.compute.rl.evaluation import BASELINE, BASELINES, Evaluation, EvaluationParams, evaluate_policies
 from quantlab_assets.compute.rl.names import AWARE, SAC, split_variant
 from quantlab_assets.compute.rl.panel import (
     SPANS,
@@ -250,6 +253,7 @@ def rl_evaluation(
     cleaned_bars: UniverseFrames,
     market_data: MarketDataResource,
     mlflow: MlflowTrackingResource,
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Every policy and the baselines (equal weight, top-N, buy-and-hold) per span; the verdict on the test span."""
     universe = context.partition_key
@@ -267,6 +271,8 @@ def rl_evaluation(
     expected = (len(policies) + metrics.filter(pl.col("kind") == BASELINE)["strategy"].n_unique()) * len(SPANS)
     if metrics.height != expected:
         problems.append(f"{metrics.height} rows, expected {expected}")
+    from mlflow.tracking import MlflowClient  # imported here: mlflow takes about a second to import
+
     mlflow.ensure_store()
     run_id = log_model_run(
         mlflow.uri(), EXPERIMENT, f"rl_evaluation|{universe}",
@@ -276,6 +282,8 @@ def rl_evaluation(
                  for k in ("sharpe", "sharpe_ci_low", "sharpe_ci_high", "cagr", "max_drawdown", "dsr", "sharpe_minus_equal_weight")},
         frames={"rl_evaluation": metrics}, artifact_root=mlflow.artifact_root(),
     )
+    report = _write_report(result, metrics, universe, io_manager.base_dir, regimes)
+    MlflowClient(tracking_uri=mlflow.uri()).log_artifact(run_id, str(report), artifact_path="report")
     check = dg.AssetCheckResult(check_name="rl_evaluation_finite_with_intervals", passed=not problems,
                                 metadata={"problems": "\n".join(problems[:20]) or "none"})
     if check.passed:
@@ -284,8 +292,22 @@ def rl_evaluation(
             "verdict_test_span": dg.MetadataValue.json(_rounded(result.verdict)),
             "test_span": dg.MetadataValue.json(_rounded(test.to_dicts())), "mlflow_run_id": run_id,
             "spans": dg.MetadataValue.json({s: [str(dates[a]), str(dates[b])] for s, (a, b) in spans.items()}),
+            "report": dg.MetadataValue.path(str(report)),
         })
     yield check
+
+
+def _write_report(result: Evaluation, metrics: pl.DataFrame, universe: str, base_dir: str, regimes: pl.DataFrame) -> Path:
+    """The backtest report's HTML for the test span: every policy and baseline as a strategy, buy-and-hold the benchmark."""
+    order = sorted({name for name, span in result.runs if span == TEST}, key=lambda n: (n in BASELINES, n))
+    runs = [result.runs[(name, TEST)] for name in order]
+    test = metrics.filter(pl.col(SPAN) == TEST)
+    test = test.sort(pl.col("strategy").replace_strict({n: i for i, n in enumerate(order)}, return_dtype=pl.Int64))
+    labels = regimes.select(c.DATE, pl.col(REGIME).cast(pl.String)) if REGIME in regimes.columns else None
+    html = render_report(runs, test, title=f"RL policies on the test span: {universe}", benchmark=BUY_AND_HOLD, regimes=labels,
+                         notes=["Policies selected on the validation span; this span was walked once. Costs 10 + 5 + 5 bp, "
+                                "1-bar delay, as every backtest. 'selected' marks the seed kept per algorithm x regime mode."])
+    return write_report(html, Path(base_dir) / "reports" / "rl_evaluation" / f"{universe}.html")
 
 
 def _rounded(rows: list[dict[str, object]]) -> list[dict[str, object]]:
