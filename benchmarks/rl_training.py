@@ -30,7 +30,8 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.synthetic import SyntheticMarketParams, generate_synthetic_market
 from quantlab_assets.compute.rl.environment import EnvParams, PortfolioEnv
 from quantlab_assets.compute.rl.panel import TRAIN, VALIDATION, ObservationPanel, build_panel, common_dates, split_spans
-from quantlab_assets.compute.rl.training import TrainingParams, make_model, policy_episode, torch_threads
+from quantlab_assets.compute.rl.episodes import policy_episode, torch_threads
+from quantlab_assets.compute.rl.training import TrainingParams, make_model
 from quantlab_assets.defs.assets.rl import RlPolicyConfig
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "rl_training.json"
@@ -40,7 +41,9 @@ TRAIN_END, VALIDATION_END = dt.date(2014, 12, 31), dt.date(2018, 12, 31)
 def synthetic_inputs() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     market = generate_synthetic_market(SyntheticMarketParams(end=dt.date(2026, 11, 30)))
     bars = market.bars.sort(c.TICKER, c.DATE).join(market.oracle, on=[c.DATE, c.TICKER])
+    # The raw synthetic bars carry planted defects (the cleaning's job): those days are dropped (a 0 return).
     returns = bars.select(c.DATE, c.TICKER, (pl.col(c.CLOSE) / pl.col(c.CLOSE).shift(1).over(c.TICKER) - 1).alias("return"))
+    returns = returns.filter(pl.col("return").is_finite() & pl.col("return").is_between(-0.5, 1.0) | pl.col("return").is_null())
     rng = np.random.default_rng(0)
     alpha = bars.filter(pl.col(c.DATE) > dt.date(2009, 1, 1)).select(c.DATE, c.TICKER, pl.col("planted_signal"))
     alpha = alpha.select(c.DATE, c.TICKER, (pl.col("planted_signal") * 100 + pl.Series(rng.normal(0, 30, alpha.height)))

@@ -48,6 +48,10 @@ class PortfolioEnv(gym.Env):
         self.n_assets = panel.n_assets
         self.cost_rate = params.backtest.costs.rate
         self.delay = params.backtest.delay
+        # The engine's rule (simulate): a non-finite or <= -100 % return would poison the book silently here.
+        returns = panel.returns[first:last + 1]
+        if not np.isfinite(returns).all() or (returns <= -1.0).any():
+            raise ValueError("returns must be finite and > -100 % (a missing bar is a 0 return)")
         if self.delay < 1:
             raise ValueError("the execution delay must be at least one bar (a decision at t cannot trade before t's close)")
         per_asset = panel.asset_features.shape[-1] + 1

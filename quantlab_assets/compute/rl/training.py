@@ -11,8 +11,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -22,15 +20,11 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
-from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.backtest.engine import SIGNAL_DATE, WEIGHT
-from quantlab_assets.compute.backtest.metrics import PERIODS_PER_YEAR, sharpe_ratio
 from quantlab_assets.compute.rl.environment import EnvParams, PortfolioEnv
+from quantlab_assets.compute.rl.episodes import annualised_sharpe, policy_episode, torch_threads
 from quantlab_assets.compute.rl.names import PPO as PPO_NAME
 from quantlab_assets.compute.rl.names import SAC as SAC_NAME
 from quantlab_assets.compute.rl.panel import TRAIN, VALIDATION, ObservationPanel
-
-SPAN = "span"
 
 
 @dataclass(frozen=True)
@@ -79,71 +73,12 @@ class TrainingParams:
     sac: SacParams = field(default_factory=SacParams)
 
 
-@dataclass(frozen=True)
-class Episode:
-    """One deterministic walk of a span: decisions at bars first .. last-1; the returns of bars first+1 .. last."""
-
-    decision_bars: np.ndarray  # (K,)
-    targets: np.ndarray  # (K, N + 1), cash last
-    gross_return: np.ndarray  # (K,)
-    cost: np.ndarray
-    net_return: np.ndarray
-    turnover: np.ndarray
-    total_reward: float
-
-
 @dataclass
 class TrainedPolicy:
     model: BaseAlgorithm
     curve: pl.DataFrame  # timesteps, validation_sharpe, validation_total_return, train_episode_reward
     selected_timesteps: int
     seconds: float
-
-
-def run_episode(env: PortfolioEnv, act: Callable[[np.ndarray], np.ndarray]) -> Episode:
-    """Walk the env's span from its start (episode_days must be None) with the given action function."""
-    observation, _ = env.reset(seed=0)
-    rows, total, done = [], 0.0, False
-    while not done:
-        observation, reward, done, _, info = env.step(act(observation))
-        rows.append(info)
-        total += reward
-    return Episode(
-        decision_bars=np.array([r["decided"] for r in rows]), targets=np.stack([r["target"] for r in rows]),
-        gross_return=np.array([r["gross_return"] for r in rows]), cost=np.array([r["cost"] for r in rows]),
-        net_return=np.array([r["net_return"] for r in rows]), turnover=np.array([r["turnover"] for r in rows]),
-        total_reward=total,
-    )
-
-
-def policy_episode(model: BaseAlgorithm, env: PortfolioEnv) -> Episode:
-    """The deterministic policy's walk of the env's span. One observation at a time: single-threaded torch (a
-    tanh of 256 values took 11 ms with 2 threads on the busy 2-core machine, against microseconds)."""
-    with torch_threads(1):
-        return run_episode(env, lambda observation: model.predict(observation, deterministic=True)[0])
-
-
-def annualised_sharpe(net_return: np.ndarray) -> float | None:
-    sharpe = sharpe_ratio(net_return)
-    return None if sharpe is None else sharpe * math.sqrt(PERIODS_PER_YEAR)
-
-
-def episode_weights(episode: Episode, panel: ObservationPanel, span: str) -> pl.DataFrame:
-    """The episode's targets as the engine's target weights: date (decision), ticker, weight, signal_date, span.
-
-    Non-zero asset weights only, plus one explicit zero on an all-cash decision date (a date must appear to be
-    a decision: the engine then sells everything)."""
-    dates = panel.dates.gather(episode.decision_bars)
-    assets = episode.targets[:, :-1]
-    day, asset = np.nonzero(assets)
-    cash_days = np.flatnonzero(~(assets > 0).any(axis=1))
-    held = pl.DataFrame({c.DATE: dates.gather(day), c.TICKER: pl.Series(panel.tickers).gather(asset),
-                         WEIGHT: assets[day, asset]})
-    closed = pl.DataFrame({c.DATE: dates.gather(cash_days),
-                           c.TICKER: pl.Series([panel.tickers[0]] * cash_days.size, dtype=pl.String),
-                           WEIGHT: np.zeros(cash_days.size)})
-    return pl.concat([held, closed]).sort(c.DATE, c.TICKER).with_columns(
-        pl.col(c.DATE).alias(SIGNAL_DATE), pl.lit(span).alias(SPAN))
 
 
 def make_model(params: TrainingParams, env: PortfolioEnv, device: torch.device | str = "cpu") -> BaseAlgorithm:
@@ -188,18 +123,6 @@ class _SelectOnValidation(BaseCallback):
             self.evaluate()
             self.next_at += self.every
         return True
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set to n inside the block, restored after it."""
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def train_policy(panel: ObservationPanel, spans: dict[str, tuple[int, int]], params: TrainingParams,

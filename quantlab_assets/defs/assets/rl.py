@@ -21,10 +21,9 @@ import numpy as np
 import polars as pl
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars, run_backtest
+from quantlab_assets.compute.backtest.engine import returns_from_bars
 from quantlab_assets.compute.backtest.metrics import MetricParams
-from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.rl.environment import EnvParams, PortfolioEnv
+from quantlab_assets.compute.rl.environment import EnvParams
 from quantlab_assets.compute.backtest.report import render_report, write_report
 from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD
 from quantlab_assets.compute.regimes.labels import REGIME
@@ -42,16 +41,9 @@ from quantlab_assets.compute.rl.panel import (
     span_dates,
     split_spans,
 )
-from quantlab_assets.compute.rl.training import (
-    SPAN,
-    PpoParams,
-    SacParams,
-    TrainingParams,
-    annualised_sharpe,
-    episode_weights,
-    policy_episode,
-    train_policy,
-)
+from quantlab_assets.compute.rl.episodes import SPAN, walk_spans
+from quantlab_assets.compute.rl.tracking import log_evaluation_run, log_policy_run
+from quantlab_assets.compute.rl.training import PpoParams, SacParams, TrainingParams, train_policy
 from quantlab_assets.compute.schemas import CleanedBarsSchema, TargetWeightsSchema, conform, schema_failures
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
@@ -65,7 +57,6 @@ from quantlab_assets.defs.partitions import (
 from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource, TorchDeviceResource
 
 GROUP = "rl"
-EXPERIMENT = "quantlab_rl"
 MODEL_DIR = "rl_models"
 # The env's accounting restates the engine's; they may differ by rounding only.
 ENGINE_TOLERANCE = 1e-10
@@ -166,26 +157,9 @@ def rl_policy(
     context.log.info(f"{variant}: {panel.n_assets} instruments, spans {spans}, on {device.describe()}")
     trained = train_policy(panel, spans, config.training(algorithm, seed), env_params, device.device)
 
-    evaluation_params = dataclasses.replace(env_params, episode_days=None)
-    frames, problems, mismatch, summary = [], [], 0.0, {}
-    for span in SPANS:
-        env = PortfolioEnv(panel, *spans[span], evaluation_params)
-        episode = policy_episode(trained.model, env)
-        problems += [f"{span}: {p}" for p in evaluation_params.constraints.violations(episode.targets)]
-        weights = episode_weights(episode, panel, span)
-        first, last = (dates[i] for i in spans[span])
-        if not weights[c.DATE].is_between(first, last).all():
-            problems.append(f"{span}: decisions outside {first}..{last}")
-        in_span = pl.col(c.DATE).is_between(first, last) & pl.col(c.TICKER).is_in(panel.tickers)
-        engine = run_backtest(returns.filter(in_span), weights.drop(SPAN), BacktestParams())
-        net = engine.daily["net_return"].to_numpy()
-        mismatch = max(mismatch, float(np.abs(net[1:] - episode.net_return).max()), abs(float(net[0])))
-        summary[span] = {"sharpe": annualised_sharpe(episode.net_return),
-                         "total_return": float(np.prod(1.0 + episode.net_return) - 1.0),
-                         "mean_turnover": float(episode.turnover.mean()), "total_reward": episode.total_reward}
-        frames.append(weights)
-    weights = pl.concat(frames)
-    if failure := schema_failures(TargetWeightsSchema, weights.drop(SPAN), asset="rl_policy", partition=key):
+    walks = walk_spans(trained.model, panel, spans, returns, env_params)
+    problems = walks.problems
+    if failure := schema_failures(TargetWeightsSchema, walks.weights.drop(SPAN), asset="rl_policy", partition=key):
         problems.append(failure)
     cuts = [d for d in dates.gather(np.linspace(spans[TRAIN][1] + 1, dates.len() - 1, config.lookahead_cuts).astype(int))]
     leaks = lookahead_problems(returns, alpha, regimes, dates, fit_end, panel_params, cuts)
@@ -193,30 +167,27 @@ def rl_policy(
     path = Path(io_manager.base_dir) / MODEL_DIR / universe / f"{variant}.zip"
     _save_model(trained.model, path)
     mlflow.ensure_store()
-    run_id = log_model_run(
-        mlflow.uri(), EXPERIMENT, f"rl_policy|{key}",
+    run_id = log_policy_run(
+        mlflow.uri(), key,
         config={"variant": variant, "universe": universe, **dataclasses.asdict(config.training(algorithm, seed)),
                 **dataclasses.asdict(panel_params), "episode_days": config.episode_days, "spans": str(spans),
                 "instruments": panel.n_assets, **device.describe()},
-        metrics={**{f"{s}.{k}": v for s, values in summary.items() for k, v in values.items()},
+        metrics={**{f"{s}.{k}": v for s, values in walks.summary.items() for k, v in values.items()},
                  "selected_timesteps": trained.selected_timesteps, "train_seconds": trained.seconds},
-        frames={"validation_curve": trained.curve}, artifact_root=mlflow.artifact_root(),
+        curve=trained.curve, model_path=path, artifact_root=mlflow.artifact_root(),
     )
-    from mlflow.tracking import MlflowClient  # imported here: mlflow takes about a second to import
-
-    MlflowClient(tracking_uri=mlflow.uri()).log_artifact(run_id, str(path), artifact_path="policy")
     checks = [
         dg.AssetCheckResult(check_name="rl_policy_weights_valid", passed=not problems,
                             metadata={"problems": "\n".join(problems[:20]) or "none"}),
-        dg.AssetCheckResult(check_name="rl_policy_matches_engine", passed=mismatch < ENGINE_TOLERANCE,
-                            metadata={"max_abs_net_return_difference": mismatch, "tolerance": ENGINE_TOLERANCE}),
+        dg.AssetCheckResult(check_name="rl_policy_matches_engine", passed=walks.engine_difference < ENGINE_TOLERANCE,
+                            metadata={"max_abs_net_return_difference": walks.engine_difference, "tolerance": ENGINE_TOLERANCE}),
         dg.AssetCheckResult(check_name="rl_policy_no_lookahead", passed=not leaks,
                             metadata={"cut_dates": [str(d) for d in cuts], "problems": "\n".join(leaks) or "none"}),
     ]
     if all(check.passed for check in checks):
-        yield dg.Output({key: weights}, metadata={
+        yield dg.Output({key: walks.weights}, metadata={
             "spans": dg.MetadataValue.json({s: [str(dates[a]), str(dates[b])] for s, (a, b) in spans.items()}),
-            "summary": dg.MetadataValue.json(summary), "selected_timesteps": trained.selected_timesteps,
+            "summary": dg.MetadataValue.json(walks.summary), "selected_timesteps": trained.selected_timesteps,
             "validation_curve": dg.MetadataValue.json(trained.curve.to_dicts()), "train_seconds": round(trained.seconds, 1),
             "device": dg.MetadataValue.json(device.describe()), "model_path": dg.MetadataValue.path(str(path)),
             "mlflow_run_id": run_id,
@@ -271,19 +242,12 @@ def rl_evaluation(
     expected = (len(policies) + metrics.filter(pl.col("kind") == BASELINE)["strategy"].n_unique()) * len(SPANS)
     if metrics.height != expected:
         problems.append(f"{metrics.height} rows, expected {expected}")
-    from mlflow.tracking import MlflowClient  # imported here: mlflow takes about a second to import
-
-    mlflow.ensure_store()
-    run_id = log_model_run(
-        mlflow.uri(), EXPERIMENT, f"rl_evaluation|{universe}",
-        config={"universe": universe, "spans": str(spans), "variants": ",".join(sorted(policies)),
-                "bootstrap_reps": config.bootstrap_reps},
-        metrics={f"{r['strategy']}.{r[SPAN]}.{k}": r[k] for r in metrics.to_dicts()
-                 for k in ("sharpe", "sharpe_ci_low", "sharpe_ci_high", "cagr", "max_drawdown", "dsr", "sharpe_minus_equal_weight")},
-        frames={"rl_evaluation": metrics}, artifact_root=mlflow.artifact_root(),
-    )
     report = _write_report(result, metrics, universe, io_manager.base_dir, regimes)
-    MlflowClient(tracking_uri=mlflow.uri()).log_artifact(run_id, str(report), artifact_path="report")
+    mlflow.ensure_store()
+    run_id = log_evaluation_run(
+        mlflow.uri(), universe, config={"universe": universe, "spans": str(spans), "variants": ",".join(sorted(policies)),
+                                        "bootstrap_reps": config.bootstrap_reps},
+        metrics=metrics, report=report, artifact_root=mlflow.artifact_root())
     check = dg.AssetCheckResult(check_name="rl_evaluation_finite_with_intervals", passed=not problems,
                                 metadata={"problems": "\n".join(problems[:20]) or "none"})
     if check.passed:

@@ -10,7 +10,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import BacktestParams, CostParams, run_backtest
 from quantlab_assets.compute.rl.environment import EnvParams, PortfolioEnv
-from quantlab_assets.compute.rl.training import SPAN, episode_weights, run_episode
+from quantlab_assets.compute.rl.episodes import SPAN, episode_weights, run_episode
 from quantlab_assets_tests.compute.rl.conftest import SmallMarket
 
 

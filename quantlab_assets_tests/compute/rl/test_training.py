@@ -11,15 +11,8 @@ from quantlab_assets.compute.backtest.metrics import MetricParams
 from quantlab_assets.compute.rl.environment import EnvParams, PortfolioEnv
 from quantlab_assets.compute.rl.evaluation import EvaluationParams, evaluate_policies, paired_sharpe_difference
 from quantlab_assets.compute.rl.panel import SPANS, forecast_tickers, span_dates
-from quantlab_assets.compute.rl.training import (
-    PpoParams,
-    SacParams,
-    TrainedPolicy,
-    TrainingParams,
-    episode_weights,
-    policy_episode,
-    train_policy,
-)
+from quantlab_assets.compute.rl.episodes import episode_weights, policy_episode
+from quantlab_assets.compute.rl.training import PpoParams, SacParams, TrainedPolicy, TrainingParams, train_policy
 from quantlab_assets_tests.compute.rl.conftest import SmallMarket
 
 SMOKE = {
