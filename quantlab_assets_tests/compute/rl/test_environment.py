@@ -58,3 +58,21 @@ def test_training_episodes_start_at_seeded_random_days_and_last_episode_days(mar
         _, _, done, _, _ = env.step(env.action_space.sample())
         steps += 1
     assert steps == 40
+
+
+def test_an_all_cash_policy_is_explicit_zero_weights_and_earns_nothing(market: SmallMarket) -> None:
+    panel = market.panel()
+    first, last = market.spans["test"]
+    cash_only = np.full(panel.n_assets + 1, -1.0)
+    cash_only[-1] = 1.0
+    episode = run_episode(PortfolioEnv(panel, first, last), lambda _: cash_only)
+    weights = episode_weights(episode, panel, "test")
+    assert weights.height == last - first and (weights["weight"] == 0).all()
+    assert (episode.net_return == 0).all() and episode.cost.sum() == 0
+
+
+def test_the_env_refuses_returns_the_engine_would_refuse(market: SmallMarket) -> None:
+    panel = market.panel()
+    panel.returns[market.spans["train"][0] + 3, 0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        PortfolioEnv(panel, *market.spans["train"])
