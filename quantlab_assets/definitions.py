@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from quantlab_assets.defs.assets import data, deep, features, hedging, labels, models, portfolio, regimes, tuning
+from quantlab_assets.defs.assets import data, deep, features, hedging, labels, models, portfolio, regimes, rl, tuning
 from quantlab_assets.defs.executors import lab_executor
 from quantlab_assets.defs.jobs import (
     backtest_job,
@@ -14,6 +14,8 @@ from quantlab_assets.defs.jobs import (
     hedging_job,
     hedging_study_job,
     hyperparameter_search_job,
+    rl_evaluation_job,
+    rl_training_job,
     main_job,
     model_job,
     oof_job,
@@ -25,10 +27,12 @@ from quantlab_assets.defs.resources import default_resources, hedging_resources
 from quantlab_assets.defs.schedules import daily_refresh_schedule
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data, deep, features, hedging, labels, models, portfolio, regimes, tuning]),
-    asset_checks=dg.load_asset_checks_from_modules([data, deep, features, hedging, labels, models, portfolio, regimes, tuning]),
+    assets=dg.load_assets_from_modules([data, deep, features, hedging, labels, models, portfolio, regimes, rl, tuning]),
+    asset_checks=dg.load_asset_checks_from_modules([data, deep, features, hedging, labels, models, portfolio, regimes, rl,
+                                                    tuning]),
     jobs=[main_job, universe_job, training_span_job, oof_job, model_job, regime_job, backtest_job, backtest_report_job,
-          gpu_training_job, hyperparameter_search_job, hedging_environments_job, hedging_job, hedging_study_job],
+          gpu_training_job, hyperparameter_search_job, hedging_environments_job, hedging_job, hedging_study_job,
+          rl_training_job, rl_evaluation_job],
     schedules=[daily_refresh_schedule],
     resources={**default_resources(), **hedging_resources()},
     executor=lab_executor(),

@@ -88,3 +88,15 @@ hedging_study_job = dg.define_asset_job(
     "hedging_study_job", selection=dg.AssetSelection.assets("hedging_scorecard", "hedging_figures"),
     description="Scorecard (files, MLflow runs, success criterion) and figures over every stored hedging policy.",
 )
+
+# RL portfolio allocation (issue 9), per universe after model_job's stacked_alpha and regime_job's labels: one
+# run per policy variant ('ppo_aware_seed0|synthetic'; GPU-tagged steps, one at a time), then the evaluation.
+rl_training_job = dg.define_asset_job(
+    "rl_training_job", selection=dg.AssetSelection.assets("rl_policy"),
+    description="Train one RL policy variant of one universe (partition 'ppo_aware_seed0|synthetic'), GPU when present.",
+    executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
+)
+rl_evaluation_job = dg.define_asset_job(
+    "rl_evaluation_job", selection=dg.AssetSelection.assets("rl_evaluation"),
+    description="Backtest every RL policy of a universe beside the baselines on train / validation / test, after rl_training_job.",
+)

@@ -168,3 +168,21 @@ hedge_policy_partitions = dg.StaticPartitionsDefinition(hedging_policy_keys(HEDG
 hedging_training_environments = dg.StaticPartitionMapping(
     {name: hedge_policy_partitions.get_partition_keys() for name in (*HEDGING_TRAIN, HEDGING_VALIDATION)}
 )
+
+
+# RL portfolio allocation (issue 9): one partition per policy variant (algorithm x regime inputs x seed) x
+# universe, so one policy re-trains alone. Keys look like 'ppo_aware_seed0|synthetic' (rl_variant, universe).
+from quantlab_assets.compute.rl.names import VARIANT_NAMES as RL_VARIANT_NAMES  # noqa: E402 (issue 9's block)
+
+RL_VARIANT = "rl_variant"
+rl_partitions = dg.MultiPartitionsDefinition(
+    {RL_VARIANT: dg.StaticPartitionsDefinition(list(RL_VARIANT_NAMES)), UNIVERSE: universe_partitions}
+)
+
+
+def split_rl_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
+    """(variant, universe) of an rl_policy partition key such as 'ppo_aware_seed0|synthetic'."""
+    if isinstance(key, dg.MultiPartitionKey):
+        return key.keys_by_dimension[RL_VARIANT], key.keys_by_dimension[UNIVERSE]
+    variant, universe = key.split("|")
+    return variant, universe

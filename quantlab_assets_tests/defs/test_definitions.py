@@ -30,7 +30,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "target_weights", "backtest", "backtest_positions", "backtest_trades", "backtest_metrics", "backtest_report",
         "forecaster_transformer", "training_diagnostics", "forecaster_tft", "tft_diagnostics", "tft_interpretation",
         "hyperparameter_search",
-    } | REGIME_ASSETS | HEDGING_ASSETS
+    } | REGIME_ASSETS | HEDGING_ASSETS | RL_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
         "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead",
@@ -40,7 +40,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "forecaster_transformer_not_degenerate", "training_diagnostics_no_collapse",
         "forecaster_tft_not_degenerate", "tft_diagnostics_no_collapse", "tft_interpretation_weights_valid",
         "hyperparameter_search_research_span_only",
-    } | REGIME_CHECKS | HEDGING_CHECKS
+    } | REGIME_CHECKS | HEDGING_CHECKS | RL_CHECKS
     assert all(graph.get_check_spec(key).blocking != (key.name in NON_BLOCKING_CHECKS) for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None
     assert defs.resolve_schedule_def("daily_refresh_schedule").job_name == "main_job"
@@ -95,3 +95,24 @@ def test_hedging_assets_partitions_jobs_and_gpu_tags() -> None:
     assert policy.op.tags[DEVICE_TAG] == "gpu" and policy.op.pool == GPU_POOL
     for job in ("hedging_environments_job", "hedging_job", "hedging_study_job"):
         assert defs.resolve_job_def(job) is not None
+# RL portfolio allocation (issue 9).
+RL_ASSETS = {"rl_policy", "rl_evaluation"}
+RL_CHECKS = {"rl_policy_weights_valid", "rl_policy_matches_engine", "rl_policy_no_lookahead",
+             "rl_evaluation_finite_with_intervals"}
+
+
+def test_rl_policy_is_variant_by_universe_and_the_evaluation_reads_every_variant() -> None:
+    from quantlab_assets.compute.rl.names import VARIANT_NAMES
+    from quantlab_assets.defs.partitions import rl_partitions
+
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("rl_policy")).partitions_def == rl_partitions
+    assert graph.get(dg.AssetKey("rl_evaluation")).partitions_def == universe_partitions
+    assert "ppo_aware_seed0|synthetic" in rl_partitions.get_partition_keys()
+    evaluation = graph.get(dg.AssetKey("rl_evaluation"))
+    upstream = evaluation.partition_mappings[dg.AssetKey("rl_policy")].get_upstream_mapped_partitions_result_for_partitions(
+        universe_partitions.empty_subset().with_partition_keys(["synthetic"]), universe_partitions, rl_partitions
+    )
+    assert sorted(upstream.partitions_subset.get_partition_keys()) == sorted(f"{v}|synthetic" for v in VARIANT_NAMES)
+    assert {defs.resolve_job_def(name).name for name in ("rl_training_job", "rl_evaluation_job")} == {
+        "rl_training_job", "rl_evaluation_job"}
