@@ -61,3 +61,11 @@ gpu_training_job = dg.define_asset_job(
     description="The transformer forecaster out of fold per universe (GPU when present), after model_job's cv_folds.",
     executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
 )
+
+
+# --- issue 10: seed 001's quantile forecaster, its own GPU job (same executor as gpu_training_job) -----
+quantile_training_job = dg.define_asset_job(
+    "quantile_training_job", selection=dg.AssetSelection.assets("forecaster_quantile", "quantile_diagnostics"),
+    description="Seed 001's multi-horizon quantile forecaster out of fold per universe (GPU when present), after model_job's cv_folds.",
+    executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
+)
