@@ -29,7 +29,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "cv_folds", "oof_predictions", "stacked_alpha", "model_scorecard", "meta_labels", "live_alpha", "barrier_probabilities",
         "target_weights", "backtest", "backtest_positions", "backtest_trades", "backtest_metrics", "backtest_report",
         "forecaster_transformer", "training_diagnostics",
-    } | REGIME_ASSETS
+    } | REGIME_ASSETS | QUANTILE_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
         "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead",
@@ -37,7 +37,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "model_scorecard_honest",
         "target_weights_valid", "target_weights_feasible", "backtest_accounting",
         "forecaster_transformer_not_degenerate", "training_diagnostics_no_collapse",
-    } | REGIME_CHECKS
+    } | REGIME_CHECKS | QUANTILE_CHECKS
     assert all(graph.get_check_spec(key).blocking != (key.name in NON_BLOCKING_CHECKS) for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None
     assert defs.resolve_schedule_def("daily_refresh_schedule").job_name == "main_job"
@@ -72,3 +72,15 @@ def test_strategy_assets_are_strategy_by_universe_and_the_report_per_universe() 
         universe_partitions.empty_subset().with_partition_keys(["synthetic"]), universe_partitions, strategy_partitions
     )
     assert sorted(upstream.partitions_subset.get_partition_keys()) == sorted(f"{s}|synthetic" for s in STRATEGY_NAMES)
+
+
+# --- issue 10: seed 001's quantile forecaster -------------------------------------------------------------
+QUANTILE_ASSETS = {"forecaster_quantile", "quantile_diagnostics"}
+QUANTILE_CHECKS = {"forecaster_quantile_not_degenerate", "quantile_diagnostics_no_collapse"}
+
+
+def test_quantile_forecaster_is_per_universe_in_its_gpu_job() -> None:
+    graph = defs.resolve_asset_graph()
+    for name in QUANTILE_ASSETS:
+        assert graph.get(dg.AssetKey(name)).partitions_def == universe_partitions
+    assert defs.resolve_job_def("quantile_training_job") is not None
