@@ -20,7 +20,7 @@ from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceRe
 from quantlab_assets_tests.defs.conftest import MODEL_INPUTS_AS_OF, lab_resources
 
 ASSETS = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds, forecaster_quantile]
-TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_ff": 32, "seq_len": 10, "head_hidden": 16, "dates_per_batch": 64,
+TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_ff": 32, "seq_len": 10, "head_hidden": 16, "dates_per_batch": 32,
         "max_epochs": 1, "patience": 1, "warmup_epochs": 1}
 
 

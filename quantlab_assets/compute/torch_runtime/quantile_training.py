@@ -59,6 +59,9 @@ PREDICTION_COLUMNS = (c.DATE, c.TICKER, cv.FOLD_ID, HORIZON, *QUANTILE_COLUMNS, 
 # The folds the forecaster trains on: see the module docstring.
 FOLD_HORIZON = 21
 _PREDICT_BATCH = 4096
+# A fold trains only with at least this many batches of training dates: its validation split takes the
+# latest 20 % and a 20-date gap, and fewer would leave a batch or two to fit on.
+MIN_TRAINING_BATCHES = 4
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ def fit_oof_quantile(
     for fold_id in sorted(schedule[cv.FOLD_ID].unique().to_list()):
         fold = schedule.filter(pl.col(cv.FOLD_ID) == fold_id)
         train, test = _starts_in(panel, fold, cv.TRAIN), _starts_in(panel, fold, cv.TEST)
-        if torch.unique(panel.last_rows(train)[1]).shape[0] < 4 * training.dates_per_batch or test.shape[0] == 0:
+        if torch.unique(panel.last_rows(train)[1]).shape[0] < MIN_TRAINING_BATCHES * training.dates_per_batch or test.shape[0] == 0:
             continue
         fit, validation = _split_validation(panel, train, training.validation_share, max(model_config.horizons))
         seed_everything(training.seed + fold_id, deterministic=not device.is_cuda)
@@ -259,7 +262,8 @@ def fit_oof_quantile(
         diagnostics += module.diagnostics
         states[fold_id], best_epochs[fold_id] = module.best_state, module.best_epoch
     if not predictions:
-        raise ValueError("quantile forecaster: no walk-forward fold has enough training dates and test windows")
+        raise ValueError(f"quantile forecaster: no walk-forward fold has {MIN_TRAINING_BATCHES} x {training.dates_per_batch} "
+                         "training dates and test windows")
     frame = pl.concat(predictions).sort(HORIZON, c.DATE, c.TICKER).select(PREDICTION_COLUMNS)
     return QuantileOofResult(frame, pl.DataFrame(diagnostics).select(DIAGNOSTIC_COLUMNS), states, best_epochs)
 

@@ -34,7 +34,7 @@ from quantlab_assets.compute.torch_runtime.quantile_training import (
     quantile_scorecard,
     target_column,
 )
-from quantlab_assets.compute.torch_runtime.windows import build_window_panel
+from quantlab_assets.compute.torch_runtime.windows import WindowPanel, build_window_panel
 
 INSTRUMENTS, DAYS, FEATURES, SEQ_LEN = 16, 150, 3, 6
 DATES = [dt.date(2020, 1, 1) + dt.timedelta(days=k) for k in range(DAYS)]
@@ -116,7 +116,7 @@ def test_zeroing_only_the_output_layer_does_not_collapse() -> None:
     assert all(bool(head[2].weight.grad.abs().sum() > 0) for head in model.heads().values())
 
 
-def _panel_and_folds() -> tuple[object, pl.DataFrame]:
+def _panel_and_folds() -> tuple[WindowPanel, pl.DataFrame]:
     """16 instruments x 150 days; daily returns load on yesterday's first feature; one walk-forward fold."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(INSTRUMENTS, DAYS, FEATURES))
