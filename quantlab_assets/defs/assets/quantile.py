@@ -141,8 +141,9 @@ def forecaster_quantile(
     if failure := schema_failures(QuantilePredictionsSchema, result.predictions, asset="forecaster_quantile", partition=universe):
         forecast_problems.append(failure)
     collapse = quantile_collapse_problems(result.diagnostics, config.min_prediction_std, config.min_grad_norm)
-    if failure := schema_failures(QuantileDiagnosticsSchema, result.diagnostics, asset="quantile_diagnostics", partition=universe):
-        collapse.append(failure)
+    diagnostics_schema_failure = schema_failures(QuantileDiagnosticsSchema, result.diagnostics,
+                                                 asset="quantile_diagnostics", partition=universe)
+    collapse += [diagnostics_schema_failure] if diagnostics_schema_failure else []
     scorecard = quantile_scorecard(result.predictions)
     scores = dg.MetadataValue.json(scorecard.with_columns(pl.selectors.float().round(6)).to_dicts())
     by_fold = score_predictions(result.predictions, by=[HORIZON, cv.FOLD_ID])
@@ -162,12 +163,15 @@ def forecaster_quantile(
         dg.AssetCheckResult(check_name=NO_COLLAPSE, asset_key="quantile_diagnostics", passed=not collapse,
                             metadata={"problems": "\n".join(collapse) or "none"}),
     ]
+    # The diagnostics are stored whenever they are well-formed, a collapsed run's too (they say why it
+    # failed); the forecasts only when both checks pass.
+    if diagnostics_schema_failure is None:
+        yield dg.Output({universe: result.diagnostics}, output_name="quantile_diagnostics",
+                        metadata={"rows": result.diagnostics.height, "collapsed": bool(collapse)})
     if all(check.passed for check in checks):
         yield dg.Output({universe: result.predictions}, output_name="forecaster_quantile", metadata={
             "device": dg.MetadataValue.json(device.describe()), "windows": int(panel.starts.shape[0]),
             "features": len(names), "scorecard": scores, "best_epochs": dg.MetadataValue.json(result.best_epochs),
             "mlflow_run_id": run_id,
         })
-        yield dg.Output({universe: result.diagnostics}, output_name="quantile_diagnostics",
-                        metadata={"rows": result.diagnostics.height})
     yield from checks
