@@ -585,6 +585,34 @@ class RegimeLabelsSchema(pa.DataFrameModel):
         )
 
 
+# --- Issue 12: the TFT's interpretation -------------------------------------------------------------
+
+
+def _weights_sum_to_one(data: PolarsData) -> pl.LazyFrame:
+    """Within a fold and kind the mean weights sum to 1, as every window's softmax weights do."""
+    total = pl.col("weight").sum().over("fold_id", "kind")
+    return data.lazyframe.select(((total - 1).abs() < 1e-6).alias("weights_sum_to_one"))
+
+
+class TftInterpretationSchema(pa.DataFrameModel):
+    """Per walk-forward fold of forecaster_tft, over its test windows: the mean variable-selection weight
+    of every input feature and the mean attention weight of every lag (compute/torch_runtime/interpretation.py)."""
+
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    kind: pl.String = pa.Field(isin=["variable_selection", "attention"])
+    name: pl.String = pa.Field(description="Feature name, or lag_k (k days before the forecast day).")
+    weight: pl.Float64 = pa.Field(ge=0, le=1)
+
+    class Config:
+        strict = True
+        unique = ["fold_id", "kind", "name"]
+
+    @pa.dataframe_check(error="weights of a fold and kind sum to 1")
+    @classmethod
+    def weights_sum_to_one(cls, data: PolarsData) -> pl.LazyFrame:
+        return _weights_sum_to_one(data)
+
+
 # --- issue 10: seed 001's multi-horizon quantile forecaster -------------------------------------------
 QUANTILE_HORIZONS = [1, 5, 10, 20]
 

@@ -57,8 +57,9 @@ regime_job = dg.define_asset_job(
 # a time (defs/gpu.py's tag), besides the instance-wide `gpu` pool. On a cluster QUANTLAB_EXECUTOR=k8s
 # replaces the executor and the same tag's dagster-k8s/config asks for a GPU node (docs/architecture.md).
 gpu_training_job = dg.define_asset_job(
-    "gpu_training_job", selection=dg.AssetSelection.assets("forecaster_transformer", "training_diagnostics"),
-    description="The transformer forecaster out of fold per universe (GPU when present), after model_job's cv_folds.",
+    "gpu_training_job", selection=dg.AssetSelection.assets(
+        "forecaster_transformer", "training_diagnostics", "forecaster_tft", "tft_diagnostics", "tft_interpretation"),
+    description="The transformer and TFT forecasters out of fold per universe (GPU when present), after model_job's cv_folds.",
     executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
 )
 

@@ -1,6 +1,6 @@
-"""The transformer forecaster through Dagster on 3.5 synthetic years (tiny config, CPU): out-of-fold
-forecasts and training diagnostics stored, both checks run, the run logged to MLflow; the GPU job's
-executor admits one GPU step at a time."""
+"""The transformer and TFT forecasters through Dagster on 3.5 synthetic years (tiny configs, CPU):
+out-of-fold forecasts, training diagnostics and the TFT's interpretation stored, every check run, the
+runs logged to MLflow; the GPU job's executor admits one GPU step at a time."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
-from quantlab_assets.defs.assets.deep import forecaster_transformer
+from quantlab_assets.defs.assets.deep import forecaster_tft, forecaster_transformer
 from quantlab_assets.defs.assets.features import features, ffd_orders
 from quantlab_assets.defs.assets.labels import labels
 from quantlab_assets.defs.assets.models import cv_folds
@@ -19,12 +19,13 @@ from quantlab_assets.defs.executors import GPU_EXECUTOR_CONFIG
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 from quantlab_assets_tests.defs.conftest import MODEL_INPUTS_AS_OF, lab_resources
 
-ASSETS = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds, forecaster_transformer]
+ASSETS = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds, forecaster_transformer, forecaster_tft]
 TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_ff": 32, "seq_len": 10, "batch_size": 128, "max_epochs": 2,
         "patience": 1, "warmup_steps": 5}
+TINY_TFT = {"d_model": 8, "n_heads": 2, "seq_len": 10, "batch_size": 128, "max_epochs": 2, "patience": 1, "warmup_steps": 5}
 
 
-def test_transformer_trains_out_of_fold_and_stores_forecasts_and_diagnostics(
+def test_transformer_and_tft_train_out_of_fold_and_store_forecasts_diagnostics_and_attention(
     model_inputs: tuple[dg.DagsterInstance, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     instance, data_dir = model_inputs
@@ -53,13 +54,29 @@ def test_transformer_trains_out_of_fold_and_stores_forecasts_and_diagnostics(
     assert run.data.params["d_model"] == "16" and "oof.rank_ic" in run.data.metrics
     assert any(a.path.startswith("models") for a in client.list_artifacts(run.info.run_id))
 
+    result = dg.materialize(ASSETS, selection=["forecaster_tft", "tft_diagnostics", "tft_interpretation"],
+                            partition_key="synthetic", instance=instance, resources=resources,
+                            run_config={"ops": {"forecaster_tft": {"config": TINY_TFT}}})
+    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
+        "forecaster_tft_not_degenerate": True, "tft_diagnostics_no_collapse": True, "tft_interpretation_weights_valid": True}
+    tft = pl.read_parquet(data_dir / "forecaster_tft" / "synthetic.parquet")
+    assert tft.select("date", "ticker").equals(forecasts.select("date", "ticker"))  # the same OOF rows as the transformer
+    interpretation = pl.read_parquet(data_dir / "tft_interpretation" / "synthetic.parquet")
+    inputs = [n for n in pl.read_parquet_schema(next((data_dir / "features").rglob("*.parquet"))) if n.endswith(("__wz", "__rz"))]
+    variables = interpretation.filter(pl.col("kind") == "variable_selection")
+    assert set(variables["name"]) == set(inputs) and set(variables["fold_id"]) == set(tft["fold_id"])
+    assert interpretation.filter(pl.col("kind") == "attention")["name"].n_unique() == TINY_TFT["seq_len"]
+    stored = {m.asset_key.to_user_string(): m for m in result.asset_materializations_for_node("forecaster_tft")}
+    assert "feature_importance" in stored["tft_interpretation"].metadata and "oof_rank_ic" in stored["forecaster_tft"].metadata
+
 
 def test_the_gpu_job_runs_one_gpu_step_at_a_time() -> None:
     from quantlab_assets.definitions import defs
 
     job = defs.resolve_job_def("gpu_training_job")
-    assert {n.name for n in job.graph.node_defs} == {"forecaster_transformer"}
+    assert {n.name for n in job.graph.node_defs} == {"forecaster_transformer", "forecaster_tft"}
     assert {"key": "device", "value": "gpu", "limit": 1} in GPU_EXECUTOR_CONFIG["tag_concurrency_limits"]
     assert job.executor_def.name == "multiprocess"
-    node = defs.resolve_assets_def("forecaster_transformer")
-    assert node.op.tags["device"] == "gpu" and node.op.pool == "gpu"
+    for name in ("forecaster_transformer", "forecaster_tft"):
+        node = defs.resolve_assets_def(name)
+        assert node.op.tags["device"] == "gpu" and node.op.pool == "gpu"

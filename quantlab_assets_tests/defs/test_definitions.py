@@ -28,7 +28,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "universe", "raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "ffd_orders", "features",
         "cv_folds", "oof_predictions", "stacked_alpha", "model_scorecard", "meta_labels", "live_alpha", "barrier_probabilities",
         "target_weights", "backtest", "backtest_positions", "backtest_trades", "backtest_metrics", "backtest_report",
-        "forecaster_transformer", "training_diagnostics",
+        "forecaster_transformer", "training_diagnostics", "forecaster_tft", "tft_diagnostics", "tft_interpretation",
     } | REGIME_ASSETS | QUANTILE_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
@@ -37,6 +37,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "model_scorecard_honest",
         "target_weights_valid", "target_weights_feasible", "backtest_accounting",
         "forecaster_transformer_not_degenerate", "training_diagnostics_no_collapse",
+        "forecaster_tft_not_degenerate", "tft_diagnostics_no_collapse", "tft_interpretation_weights_valid",
     } | REGIME_CHECKS | QUANTILE_CHECKS
     assert all(graph.get_check_spec(key).blocking != (key.name in NON_BLOCKING_CHECKS) for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None

@@ -48,7 +48,7 @@ from quantlab_assets.compute.torch_runtime.quantile import (
     group_ids,
     quantile_loss,
 )
-from quantlab_assets.compute.torch_runtime.training import _split_validation, _starts_in
+from quantlab_assets.compute.torch_runtime.training import _split_validation, fold_starts, walk_forward_folds
 from quantlab_assets.compute.torch_runtime.transformer import cosine_warmup
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
 
@@ -235,11 +235,9 @@ def fit_oof_quantile(
     """Out-of-fold quantile forecasts of the panel's targets (one per horizon of `model_config`, in order)."""
     if len(panel.target_names) != len(model_config.horizons):
         raise ValueError(f"{len(panel.target_names)} targets for {len(model_config.horizons)} horizons")
-    schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == FOLD_HORIZON))
     predictions, diagnostics, states, best_epochs = [], [], {}, {}
-    for fold_id in sorted(schedule[cv.FOLD_ID].unique().to_list()):
-        fold = schedule.filter(pl.col(cv.FOLD_ID) == fold_id)
-        train, test = _starts_in(panel, fold, cv.TRAIN), _starts_in(panel, fold, cv.TEST)
+    for fold_id, fold in walk_forward_folds(folds, FOLD_HORIZON):
+        train, test = fold_starts(panel, fold, cv.TRAIN), fold_starts(panel, fold, cv.TEST)
         if torch.unique(panel.last_rows(train)[1]).shape[0] < MIN_TRAINING_BATCHES * training.dates_per_batch or test.shape[0] == 0:
             continue
         fit, validation = _split_validation(panel, train, training.validation_share, max(model_config.horizons))

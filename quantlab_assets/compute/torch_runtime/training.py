@@ -28,15 +28,12 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.metrics import LABEL, PREDICTION
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice, seed_everything
-from quantlab_assets.compute.torch_runtime.transformer import (
-    HEADS,
-    TransformerConfig,
-    TransformerForecaster,
-    cosine_warmup,
-    multitask_loss,
-)
+from quantlab_assets.compute.torch_runtime.tft import TftConfig
+from quantlab_assets.compute.torch_runtime.transformer import HEADS, TransformerConfig, cosine_warmup, multitask_loss
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
 
+# Every sequence forecaster: its config builds the model, whose forward returns the ForecastHeads' outputs.
+ForecasterConfig = TransformerConfig | TftConfig
 DIAGNOSTIC_COLUMNS = ("fold_id", "epoch", "head", "prediction_std", "grad_norm", "representation_std",
                       "train_loss", "val_loss")
 
@@ -70,10 +67,10 @@ class TransformerOofResult:
 class ForecasterModule(L.LightningModule):
     """Lightning wrapper: batches are window starts, gathered from the panel on the module's device."""
 
-    def __init__(self, model_config: TransformerConfig, training: TrainingConfig, panel: WindowPanel, total_steps: int,
+    def __init__(self, model_config: ForecasterConfig, training: TrainingConfig, panel: WindowPanel, total_steps: int,
                  fold_id: int) -> None:
         super().__init__()
-        self.model = TransformerForecaster(model_config)
+        self.model = model_config.build()
         self.model_config, self.training, self.panel = model_config, training, panel
         self.total_steps, self.fold_id = total_steps, fold_id
         self.diagnostics: list[dict[str, float | int | str]] = []
@@ -140,7 +137,15 @@ class ForecasterModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-def _starts_in(panel: WindowPanel, fold: pl.DataFrame, role: str) -> torch.Tensor:
+def walk_forward_folds(folds: pl.DataFrame, horizon: int) -> list[tuple[int, pl.DataFrame]]:
+    """(fold id, its rows of cv_folds) of the walk-forward scheme of `horizon`, by fold id."""
+    schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == horizon))
+    return [(fold_id, schedule.filter(pl.col(cv.FOLD_ID) == fold_id))
+            for fold_id in sorted(schedule[cv.FOLD_ID].unique().to_list())]
+
+
+def fold_starts(panel: WindowPanel, fold: pl.DataFrame, role: str) -> torch.Tensor:
+    """The windows whose last day lies in the fold's `role` (train or test) date ranges."""
     segments = fold.filter(pl.col(cv.ROLE) == role).select(cv.START, cv.END).iter_rows()
     parts = [panel.starts_between(start, end) for start, end in segments]
     return torch.cat(parts) if parts else panel.starts[:0]
@@ -160,7 +165,7 @@ def _loader(starts: torch.Tensor, batch_size: int, seed: int | None) -> DataLoad
 
 
 @torch.no_grad()
-def predict_means(model: TransformerForecaster, panel: WindowPanel, starts: torch.Tensor, batch_size: int) -> np.ndarray:
+def predict_means(model: torch.nn.Module, panel: WindowPanel, starts: torch.Tensor, batch_size: int) -> np.ndarray:
     model.eval()
     means = [model(gather_windows(panel, starts[i : i + batch_size])[0])["mean"].float().cpu()
              for i in range(0, starts.shape[0], batch_size)]
@@ -170,17 +175,16 @@ def predict_means(model: TransformerForecaster, panel: WindowPanel, starts: torc
 def fit_oof_transformer(
     panel: WindowPanel,
     folds: pl.DataFrame,
-    model_config: TransformerConfig,
+    model_config: ForecasterConfig,
     training: TrainingConfig,
     device: DeviceChoice,
     horizon: int = 21,
 ) -> TransformerOofResult:
-    """Out-of-fold Gaussian-mean forecasts of the panel's first target over the walk-forward folds of `horizon`."""
-    schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == horizon))
+    """Out-of-fold Gaussian-mean forecasts of the panel's first target over the walk-forward folds of `horizon`,
+    by the forecaster `model_config` builds (the transformer or the TFT)."""
     predictions, diagnostics, states, best_epochs = [], [], {}, {}
-    for fold_id in sorted(schedule[cv.FOLD_ID].unique().to_list()):
-        fold = schedule.filter(pl.col(cv.FOLD_ID) == fold_id)
-        train, test = _starts_in(panel, fold, cv.TRAIN), _starts_in(panel, fold, cv.TEST)
+    for fold_id, fold in walk_forward_folds(folds, horizon):
+        train, test = fold_starts(panel, fold, cv.TRAIN), fold_starts(panel, fold, cv.TEST)
         if train.shape[0] < 2 * training.batch_size or test.shape[0] == 0:
             continue
         fit, validation = _split_validation(panel, train, training.validation_share, horizon)

@@ -40,6 +40,9 @@ class TransformerConfig:
     weight_direction: float = 0.5
     weight_volatility: float = 0.5
 
+    def build(self) -> TransformerForecaster:
+        return TransformerForecaster(self)
+
 
 class SinusoidalPositions(nn.Module):
     def __init__(self, d_model: int, max_len: int) -> None:
@@ -55,6 +58,29 @@ class SinusoidalPositions(nn.Module):
         return x + self.table[:, : x.shape[1]]
 
 
+class ForecastHeads(nn.Module):
+    """The three heads on a (B, d) representation: Gaussian mean and log-variance, direction logits,
+    volatility (softplus). Shared by every sequence forecaster, so they all train on multitask_loss."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.mean_head = nn.Linear(d_model, 2)  # mean, log-variance
+        self.direction_head = nn.Linear(d_model, 3)
+        self.volatility_head = nn.Linear(d_model, 1)
+
+    def by_name(self) -> dict[str, nn.Module]:
+        return {"mean": self.mean_head, "direction": self.direction_head, "volatility": self.volatility_head}
+
+    def forward(self, representation: torch.Tensor) -> dict[str, torch.Tensor]:
+        gaussian = self.mean_head(representation)
+        return {
+            "mean": gaussian[:, 0],
+            "log_variance": gaussian[:, 1].clamp(-20.0, 10.0),
+            "direction_logits": self.direction_head(representation),
+            "volatility": functional.softplus(self.volatility_head(representation)[:, 0]),
+        }
+
+
 class TransformerForecaster(nn.Module):
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
@@ -68,12 +94,10 @@ class TransformerForecaster(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
         self.final_norm = nn.LayerNorm(config.d_model)
-        self.mean_head = nn.Linear(config.d_model, 2)  # mean, log-variance
-        self.direction_head = nn.Linear(config.d_model, 3)
-        self.volatility_head = nn.Linear(config.d_model, 1)
+        self.output_heads = ForecastHeads(config.d_model)
 
     def heads(self) -> dict[str, nn.Module]:
-        return {"mean": self.mean_head, "direction": self.direction_head, "volatility": self.volatility_head}
+        return self.output_heads.by_name()
 
     def encode(self, windows: torch.Tensor) -> torch.Tensor:
         """(B, seq_len, F) -> the [CLS] representation (B, d_model)."""
@@ -83,14 +107,7 @@ class TransformerForecaster(nn.Module):
 
     def forward(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
         representation = self.encode(windows)
-        gaussian = self.mean_head(representation)
-        return {
-            "representation": representation,
-            "mean": gaussian[:, 0],
-            "log_variance": gaussian[:, 1].clamp(-20.0, 10.0),
-            "direction_logits": self.direction_head(representation),
-            "volatility": functional.softplus(self.volatility_head(representation)[:, 0]),
-        }
+        return {"representation": representation, **self.output_heads(representation)}
 
 
 def direction_class(returns: torch.Tensor, flat_threshold: float) -> torch.Tensor:

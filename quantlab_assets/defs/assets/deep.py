@@ -1,14 +1,15 @@
-"""Deep-learning track (issue 12): the multi-task transformer forecaster, trained out of fold on the
-GPU when one is there (CPU otherwise), and its training diagnostics. Plain logic in compute/torch_runtime.
+"""Deep-learning track (issue 12): the multi-task transformer and the Temporal Fusion Transformer
+forecasters, trained out of fold on the GPU when one is there (CPU otherwise), with their training
+diagnostics. Plain logic in compute/torch_runtime.
 
-forecaster_transformer[u] and training_diagnostics[u] come from one step (one training run): the
-out-of-fold forecasts go through the model stack's scorecard and degeneracy functions; the
-diagnostics' blocking check fails a model whose predictions collapse (seed 001).
+Each forecaster's assets come from one step (one training run): the out-of-fold forecasts go through the
+model stack's scorecard and degeneracy functions; the diagnostics' blocking check fails a model whose
+predictions collapse (seed 001). The TFT also stores what it attends to (variable selection, attention).
 """
 
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 import polars as pl
@@ -21,13 +22,23 @@ from quantlab_assets.compute.schemas import (
     FeaturesSchema,
     LabelsSchema,
     OofPredictionsSchema,
+    TftInterpretationSchema,
     TrainingDiagnosticsSchema,
     conform,
     schema_failures,
 )
-from quantlab_assets.compute.torch_runtime.training import TrainingConfig, collapse_problems, fit_oof_transformer
+from quantlab_assets.compute.torch_runtime.device import DeviceChoice
+from quantlab_assets.compute.torch_runtime.interpretation import tft_interpretation
+from quantlab_assets.compute.torch_runtime.tft import TftConfig
+from quantlab_assets.compute.torch_runtime.training import (
+    ForecasterConfig,
+    TrainingConfig,
+    TransformerOofResult,
+    collapse_problems,
+    fit_oof_transformer,
+)
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig
-from quantlab_assets.compute.torch_runtime.windows import build_window_panel
+from quantlab_assets.compute.torch_runtime.windows import WindowPanel, build_window_panel
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
@@ -39,13 +50,9 @@ TARGET = "label_21d"
 INPUT_SUFFIXES = ("__wz", "__rz")
 
 
-class TransformerAssetConfig(dg.Config):
-    """Seed 003's architecture and optimisation (defaults); tests shrink everything."""
+class SequenceTrainingConfig(dg.Config):
+    """Seed 003's optimisation (defaults) and window length; tests shrink everything."""
 
-    d_model: int = 128
-    n_heads: int = 8
-    n_layers: int = 4
-    dim_ff: int = 512
     dropout: float = 0.1
     seq_len: int = 63
     lr: float = 3e-4
@@ -56,6 +63,118 @@ class TransformerAssetConfig(dg.Config):
     seed: int = 42
     # Below this std (log-return units) the mean head predicts a constant (seed 001's collapse).
     min_prediction_std: float = 1e-6
+
+    def training(self) -> TrainingConfig:
+        return TrainingConfig(lr=self.lr, batch_size=self.batch_size, max_epochs=self.max_epochs,
+                              patience=self.patience, warmup_steps=self.warmup_steps, seed=self.seed)
+
+
+class TransformerAssetConfig(SequenceTrainingConfig):
+    """Seed 003 phase 2's architecture (defaults)."""
+
+    d_model: int = 128
+    n_heads: int = 8
+    n_layers: int = 4
+    dim_ff: int = 512
+
+
+class TftAssetConfig(SequenceTrainingConfig):
+    """Seed 003 phase 4's TFT. The seed gives no sizes: d_model 64 with 4 heads is the original paper's
+    smaller search range; one LSTM layer as in the paper's encoder."""
+
+    d_model: int = 64
+    n_heads: int = 4
+    lstm_layers: int = 1
+
+
+UNIVERSE_INS = {
+    "features": dg.AssetIn(partition_mapping=same_universe),
+    "labels": dg.AssetIn(partition_mapping=same_universe),
+    "cv_folds": dg.AssetIn(),
+}
+
+
+def sequence_panel(features: pl.DataFrame, labels: pl.DataFrame, seq_len: int) -> tuple[WindowPanel, list[str]]:
+    """The windows panel of the scale-free features and the 21d target, and the feature names."""
+    feature_frame = conform(features, FeaturesSchema)
+    names = [n for n in feature_frame.columns if n.endswith(INPUT_SUFFIXES)]
+    frame = feature_frame.select(c.DATE, c.TICKER, *names).join(
+        conform(labels, LabelsSchema).select(c.DATE, c.TICKER, TARGET), on=[c.DATE, c.TICKER])
+    return build_window_panel(frame, names, [TARGET], seq_len), names
+
+
+@dataclasses.dataclass(frozen=True)
+class OofRun:
+    """One trained forecaster and what its asset step reports."""
+
+    name: str
+    universe: str
+    result: TransformerOofResult
+    model_config: ForecasterConfig
+    training: TrainingConfig
+    device: DeviceChoice
+    panel: WindowPanel
+    feature_names: list[str]
+
+
+def train_out_of_fold(context: dg.AssetExecutionContext, name: str, model_config: Callable[[int], ForecasterConfig],
+                      config: SequenceTrainingConfig, features: UniverseFrames, labels: UniverseFrames,
+                      cv_folds: UniverseFrames, torch_device: TorchDeviceResource) -> OofRun:
+    """Train the forecaster `model_config(n_features)` builds per walk-forward fold of the partition's universe."""
+    universe = context.partition_key
+    panel, names = sequence_panel(features[universe], labels[universe], config.seq_len)
+    device = torch_device.choice()
+    context.log.info(f"{name} on {device.describe()}: {panel.starts.shape[0]} windows, {len(names)} features")
+    training = config.training()
+    built = model_config(len(names))
+    result = fit_oof_transformer(panel, cv_folds[universe], built, training, device)
+    return OofRun(name, universe, result, built, training, device, panel, names)
+
+
+def forecast_checks(run: OofRun, diagnostics_asset: str, min_std: float) -> list[dg.AssetCheckResult]:
+    """The two blocking checks: forecasts not degenerate, diagnostics without a collapsed fold."""
+    forecast_problems = degeneracy_problems(run.result.predictions, min_std, 0.5)
+    if failure := schema_failures(OofPredictionsSchema, run.result.predictions, asset=run.name, partition=run.universe):
+        forecast_problems.append(failure)
+    collapse = collapse_problems(run.result.diagnostics, min_std)
+    if failure := schema_failures(TrainingDiagnosticsSchema, run.result.diagnostics, asset=diagnostics_asset,
+                                  partition=run.universe):
+        collapse.append(failure)
+    return [
+        dg.AssetCheckResult(check_name=f"{run.name}_not_degenerate", asset_key=run.name,
+                            passed=not forecast_problems, metadata={"problems": "\n".join(forecast_problems) or "none"}),
+        dg.AssetCheckResult(check_name=f"{diagnostics_asset}_no_collapse", asset_key=diagnostics_asset,
+                            passed=not collapse, metadata={"problems": "\n".join(collapse) or "none"}),
+    ]
+
+
+def forecast_outputs(run: OofRun, diagnostics_asset: str, mlflow: MlflowTrackingResource,
+                     frames: dict[str, pl.DataFrame] | None = None) -> list[dg.Output]:
+    """Score the OOF forecasts, log the run to MLflow; the forecasts' and diagnostics' outputs."""
+    overall = score_predictions(run.result.predictions).row(0, named=True)
+    by_fold = score_predictions(run.result.predictions, by=[cv.FOLD_ID])
+    mlflow.ensure_store()
+    run_id = log_model_run(
+        mlflow.uri(), mlflow.experiment, f"{run.name}|{run.universe}",
+        config={"universe": run.universe, "features": ",".join(run.feature_names), **dataclasses.asdict(run.model_config),
+                **dataclasses.asdict(run.training), **run.device.describe()},
+        metrics={**{f"oof.{k}": v for k, v in overall.items()},
+                 **{f"best_epoch.fold{f}": e for f, e in run.result.best_epochs.items()}},
+        models={f"{run.name}_fold{f}_state": state for f, state in run.result.states.items()},
+        frames={"fold_scores": by_fold, "training_diagnostics": run.result.diagnostics, **(frames or {})},
+        artifact_root=mlflow.artifact_root(),
+    )
+    return [
+        dg.Output({run.universe: run.result.predictions}, output_name=run.name, metadata={
+            "device": dg.MetadataValue.json(run.device.describe()), "windows": int(run.panel.starts.shape[0]),
+            "features": len(run.feature_names), "oof_ic": overall["ic"], "oof_rank_ic": overall["rank_ic"],
+            "oof_icir": overall["icir"], "n_dates": overall["n_dates"], "prediction_std": overall["prediction_std"],
+            "fold_scores": dg.MetadataValue.json(by_fold.with_columns(pl.selectors.float().round(5)).to_dicts()),
+            "best_epochs": dg.MetadataValue.json(run.result.best_epochs), "mlflow_run_id": run_id,
+        }),
+        dg.Output({run.universe: run.result.diagnostics}, output_name=diagnostics_asset,
+                  metadata={"rows": run.result.diagnostics.height}),
+    ]
 
 
 @dg.multi_asset(
@@ -68,11 +187,7 @@ class TransformerAssetConfig(dg.Config):
         "forecaster_transformer": dg.AssetOut(is_required=False, description="Out-of-fold 21d forecasts (Gaussian mean)."),
         "training_diagnostics": dg.AssetOut(is_required=False, description="Per fold x epoch x head: pred std, grad norm, activations."),
     },
-    ins={
-        "features": dg.AssetIn(partition_mapping=same_universe),
-        "labels": dg.AssetIn(partition_mapping=same_universe),
-        "cv_folds": dg.AssetIn(),
-    },
+    ins=UNIVERSE_INS,
     check_specs=[
         dg.AssetCheckSpec("forecaster_transformer_not_degenerate", asset="forecaster_transformer", blocking=True,
                           description="Schema; out-of-fold forecasts vary (pooled std, distinct values per date)."),
@@ -90,52 +205,69 @@ def forecaster_transformer(
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Train seed 003's transformer per walk-forward fold; forecast each fold's test dates."""
-    universe = context.partition_key
-    feature_frame = conform(features[universe], FeaturesSchema)
-    names = [n for n in feature_frame.columns if n.endswith(INPUT_SUFFIXES)]
-    frame = feature_frame.select(c.DATE, c.TICKER, *names).join(
-        conform(labels[universe], LabelsSchema).select(c.DATE, c.TICKER, TARGET), on=[c.DATE, c.TICKER])
-    panel = build_window_panel(frame, names, [TARGET], config.seq_len)
-    model_config = TransformerConfig(n_features=len(names), d_model=config.d_model, n_heads=config.n_heads,
-                                     n_layers=config.n_layers, dim_ff=config.dim_ff, dropout=config.dropout,
-                                     seq_len=config.seq_len)
-    training = TrainingConfig(lr=config.lr, batch_size=config.batch_size, max_epochs=config.max_epochs,
-                              patience=config.patience, warmup_steps=config.warmup_steps, seed=config.seed)
-    device = torch_device.choice()
-    context.log.info(f"training on {device.describe()}: {panel.starts.shape[0]} windows, {len(names)} features")
-    result = fit_oof_transformer(panel, cv_folds[universe], model_config, training, device)
+    def model_config(n_features: int) -> TransformerConfig:
+        return TransformerConfig(n_features=n_features, d_model=config.d_model, n_heads=config.n_heads,
+                                 n_layers=config.n_layers, dim_ff=config.dim_ff, dropout=config.dropout,
+                                 seq_len=config.seq_len)
 
-    forecast_problems = degeneracy_problems(result.predictions, config.min_prediction_std, 0.5)
-    if failure := schema_failures(OofPredictionsSchema, result.predictions, asset="forecaster_transformer", partition=universe):
-        forecast_problems.append(failure)
-    collapse = collapse_problems(result.diagnostics, config.min_prediction_std)
-    if failure := schema_failures(TrainingDiagnosticsSchema, result.diagnostics, asset="training_diagnostics", partition=universe):
-        collapse.append(failure)
-    overall = score_predictions(result.predictions).row(0, named=True)
-    by_fold = score_predictions(result.predictions, by=[cv.FOLD_ID])
-    mlflow.ensure_store()
-    run_id = log_model_run(
-        mlflow.uri(), mlflow.experiment, f"forecaster_transformer|{universe}",
-        config={"universe": universe, "features": ",".join(names), **dataclasses.asdict(model_config),
-                **dataclasses.asdict(training), **device.describe()},
-        metrics={**{f"oof.{k}": v for k, v in overall.items()}, **{f"best_epoch.fold{f}": e for f, e in result.best_epochs.items()}},
-        models={f"transformer_fold{f}_state": state for f, state in result.states.items()},
-        frames={"fold_scores": by_fold, "training_diagnostics": result.diagnostics}, artifact_root=mlflow.artifact_root(),
-    )
-    checks = [
-        dg.AssetCheckResult(check_name="forecaster_transformer_not_degenerate", asset_key="forecaster_transformer",
-                            passed=not forecast_problems, metadata={"problems": "\n".join(forecast_problems) or "none"}),
-        dg.AssetCheckResult(check_name="training_diagnostics_no_collapse", asset_key="training_diagnostics",
-                            passed=not collapse, metadata={"problems": "\n".join(collapse) or "none"}),
-    ]
+    run = train_out_of_fold(context, "forecaster_transformer", model_config, config, features, labels, cv_folds,
+                            torch_device)
+    checks = forecast_checks(run, "training_diagnostics", config.min_prediction_std)
     if all(check.passed for check in checks):
-        yield dg.Output({universe: result.predictions}, output_name="forecaster_transformer", metadata={
-            "device": dg.MetadataValue.json(device.describe()), "windows": int(panel.starts.shape[0]),
-            "features": len(names), "oof_ic": overall["ic"], "oof_rank_ic": overall["rank_ic"],
-            "oof_icir": overall["icir"], "n_dates": overall["n_dates"], "prediction_std": overall["prediction_std"],
-            "fold_scores": dg.MetadataValue.json(by_fold.with_columns(pl.selectors.float().round(5)).to_dicts()),
-            "best_epochs": dg.MetadataValue.json(result.best_epochs), "mlflow_run_id": run_id,
+        yield from forecast_outputs(run, "training_diagnostics", mlflow)
+    yield from checks
+
+
+@dg.multi_asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    can_subset=False,
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+    outs={
+        "forecaster_tft": dg.AssetOut(is_required=False, description="Out-of-fold 21d forecasts of the TFT (Gaussian mean)."),
+        "tft_diagnostics": dg.AssetOut(is_required=False, description="Per fold x epoch x head: pred std, grad norm, activations."),
+        "tft_interpretation": dg.AssetOut(is_required=False,
+                                          description="Per fold: mean variable-selection weight per feature, attention per lag."),
+    },
+    ins=UNIVERSE_INS,
+    check_specs=[
+        dg.AssetCheckSpec("forecaster_tft_not_degenerate", asset="forecaster_tft", blocking=True,
+                          description="Schema; out-of-fold forecasts vary (pooled std, distinct values per date)."),
+        dg.AssetCheckSpec("tft_diagnostics_no_collapse", asset="tft_diagnostics", blocking=True,
+                          description="Schema; no fold's mean head ends with a validation prediction std below the tolerance."),
+        dg.AssetCheckSpec("tft_interpretation_weights_valid", asset="tft_interpretation", blocking=True,
+                          description="Schema: weights in [0, 1], summing to 1 per fold and kind."),
+    ],
+)
+def forecaster_tft(
+    context: dg.AssetExecutionContext,
+    config: TftAssetConfig,
+    features: UniverseFrames,
+    labels: UniverseFrames,
+    cv_folds: UniverseFrames,
+    torch_device: TorchDeviceResource,
+    mlflow: MlflowTrackingResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Train seed 003's TFT per walk-forward fold; forecast each fold's test dates; store its attention."""
+    def model_config(n_features: int) -> TftConfig:
+        return TftConfig(n_features=n_features, d_model=config.d_model, n_heads=config.n_heads,
+                         lstm_layers=config.lstm_layers, dropout=config.dropout, seq_len=config.seq_len)
+
+    run = train_out_of_fold(context, "forecaster_tft", model_config, config, features, labels, cv_folds, torch_device)
+    interpretation = tft_interpretation(run.panel, cv_folds[run.universe], run.model_config, run.result.states,
+                                        run.device, run.training.batch_size)
+    problems = schema_failures(TftInterpretationSchema, interpretation, asset="tft_interpretation", partition=run.universe)
+    checks = [*forecast_checks(run, "tft_diagnostics", config.min_prediction_std), dg.AssetCheckResult(
+        check_name="tft_interpretation_weights_valid", asset_key="tft_interpretation", passed=problems is None,
+        metadata={"problems": problems or "none"})]
+    if all(check.passed for check in checks):
+        yield from forecast_outputs(run, "tft_diagnostics", mlflow, {"tft_interpretation": interpretation})
+        importance = (interpretation.filter(pl.col("kind") == "variable_selection").group_by("name")
+                      .agg(pl.col("weight").mean()).sort("weight", descending=True))
+        yield dg.Output({run.universe: interpretation}, output_name="tft_interpretation", metadata={
+            "feature_importance": dg.MetadataValue.md(
+                "| feature | mean weight |\n|---|---:|\n"
+                + "\n".join(f"| {n} | {w:.4f} |" for n, w in importance.iter_rows())),
         })
-        yield dg.Output({universe: result.diagnostics}, output_name="training_diagnostics",
-                        metadata={"rows": result.diagnostics.height})
     yield from checks
