@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from quantlab_assets.defs.assets import data, deep, features, labels, models, portfolio, regimes
-from quantlab_assets.defs.assets import quantile  # issue 10
+from quantlab_assets.defs.assets import quantile, tbm  # issue 10
 from quantlab_assets.defs.executors import lab_executor
 from quantlab_assets.defs.jobs import (
     backtest_job,
@@ -16,6 +16,7 @@ from quantlab_assets.defs.jobs import (
     oof_job,
     quantile_training_job,
     regime_job,
+    tbm_training_job,
     training_span_job,
     universe_job,
 )
@@ -23,10 +24,10 @@ from quantlab_assets.defs.resources import default_resources
 from quantlab_assets.defs.schedules import daily_refresh_schedule
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data, deep, features, labels, models, portfolio, regimes, quantile]),
-    asset_checks=dg.load_asset_checks_from_modules([data, deep, features, labels, models, portfolio, regimes, quantile]),
+    assets=dg.load_assets_from_modules([data, deep, features, labels, models, portfolio, regimes, quantile, tbm]),
+    asset_checks=dg.load_asset_checks_from_modules([data, deep, features, labels, models, portfolio, regimes, quantile, tbm]),
     jobs=[main_job, universe_job, training_span_job, oof_job, model_job, regime_job, backtest_job, backtest_report_job,
-          gpu_training_job, quantile_training_job],
+          gpu_training_job, quantile_training_job, tbm_training_job],
     schedules=[daily_refresh_schedule],
     resources=default_resources(),
     executor=lab_executor(),

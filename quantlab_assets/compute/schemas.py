@@ -662,3 +662,17 @@ class QuantileDiagnosticsSchema(pa.DataFrameModel):
     class Config:
         strict = True
         unique = ["fold_id", "epoch", "horizon_days"]
+
+
+class TbmProbabilitiesSchema(pa.DataFrameModel):
+    """Seed 002's triple-barrier classifier on sequence windows (focal loss): out-of-fold P(upper barrier first)."""
+
+    date: pl.Date
+    ticker: pl.String
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    tbm_probability: pl.Float64 = pa.Field(ge=0, le=1)
+    hits_upper: pl.Int8 = pa.Field(isin=[0, 1], description="1 if the upper barrier was touched first.")
+
+    class Config:
+        strict = True
+        unique = [c.DATE, c.TICKER]

@@ -71,3 +71,29 @@ def test_the_quantile_job_runs_one_gpu_step_at_a_time() -> None:
     assert job.executor_def.name == "multiprocess"
     node = defs.resolve_assets_def("forecaster_quantile")
     assert node.op.tags["device"] == "gpu" and node.op.pool == "gpu"
+
+
+def test_tbm_classifier_stores_out_of_fold_probabilities_with_their_calibration(
+    model_inputs: tuple[dg.DagsterInstance, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quantlab_assets.defs.assets.tbm import NOT_DEGENERATE as TBM_NOT_DEGENERATE
+    from quantlab_assets.defs.assets.tbm import tbm_classifier
+
+    instance, data_dir = model_inputs
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    resources = {**lab_resources(data_dir, MODEL_INPUTS_AS_OF), "torch_device": TorchDeviceResource(allow_cuda=False),
+                 "mlflow": MlflowTrackingResource(tracking_uri=f"file://{tmp_path / 'mlruns'}")}
+    tiny = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_ff": 32, "seq_len": 10, "batch_size": 256, "max_epochs": 1,
+            "patience": 1, "warmup_steps": 5}
+    result = dg.materialize([*ASSETS[:-1], tbm_classifier], selection=["tbm_classifier"], partition_key="synthetic",
+                            instance=instance, resources=resources, run_config={"ops": {"tbm_classifier": {"config": tiny}}})
+    assert result.success and [e.passed for e in result.get_asset_check_evaluations()] == [True]
+    assert result.get_asset_check_evaluations()[0].check_name == TBM_NOT_DEGENERATE
+    probabilities = pl.read_parquet(data_dir / "tbm_classifier" / "synthetic.parquet")
+    assert probabilities.columns == ["date", "ticker", "fold_id", "tbm_probability", "hits_upper"]
+    assert probabilities["tbm_probability"].is_between(0, 1).all() and set(probabilities["hits_upper"]) == {0, 1}
+    metadata = result.asset_materializations_for_node("tbm_classifier")[0].metadata
+    scorecard = metadata["scorecard"].value
+    assert scorecard["folds"] == probabilities["fold_id"].n_unique() and 0 < scorecard["brier"] < 1
+    assert scorecard["auc_ci_low"] <= scorecard["auc"] <= scorecard["auc_ci_high"]
+    assert sum(row["rows"] for row in metadata["reliability_curve"].value) == probabilities.height
