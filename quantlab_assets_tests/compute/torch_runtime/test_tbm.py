@@ -40,5 +40,6 @@ def test_calibration_scores_equal_the_hand_computed_values() -> None:
     half = 12.7062047 * np.std([0.175, 0.25], ddof=1) / np.sqrt(2)  # t(0.975, 1 dof)
     assert summary["folds"] == 2 and summary["brier"] == pytest.approx(0.2125)
     assert summary["brier_ci_high"] - summary["brier"] == pytest.approx(half, rel=1e-5)
+    assert summary["ece_ci_low"] == 0.0 and summary["auc_ci_high"] == 1.0  # cut at the scores' range
     curve = reliability_curve(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 1, 1, 1]), bins=2)
     assert curve["rows"].to_list() == [2, 2] and curve["observed"].to_list() == [0.5, 1.0]
