@@ -686,3 +686,68 @@ class HedgingMetricsSchema(pa.DataFrameModel):
 
     class Config:
         strict = True
+
+
+# --- issue 10: seed 001's multi-horizon quantile forecaster -------------------------------------------
+QUANTILE_HORIZONS = [1, 5, 10, 20]
+
+
+class QuantilePredictionsSchema(pa.DataFrameModel):
+    """Out-of-fold quantile forecasts, one row per test window x horizon; units: the cross-sectionally
+    z-scored forward return of the horizon (the training target), which `label` holds too."""
+
+    date: pl.Date
+    ticker: pl.String
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    horizon_days: pl.Int64 = pa.Field(isin=QUANTILE_HORIZONS)
+    q10: pl.Float64
+    q50: pl.Float64
+    q90: pl.Float64
+    prediction: pl.Float64 = pa.Field(description="The point forecast: the median (q50).")
+    label: pl.Float64 = pa.Field(description="The realised z-scored forward return (what it is scored on).")
+
+    class Config:
+        strict = True
+        unique = [c.DATE, c.TICKER, "horizon_days"]
+
+    @pa.dataframe_check(error="quantiles are finite, ordered, and the prediction is the median")
+    @classmethod
+    def ordered(cls, data: PolarsData) -> pl.LazyFrame:
+        finite = pl.all_horizontal(pl.col("q10", "q50", "q90").is_finite())
+        return data.lazyframe.select(
+            (finite & (pl.col("q10") <= pl.col("q50")) & (pl.col("q50") <= pl.col("q90"))
+             & (pl.col("prediction") == pl.col("q50"))).alias("ordered"))
+
+
+class QuantileDiagnosticsSchema(pa.DataFrameModel):
+    """Per fold x epoch x horizon of the quantile forecaster (compute/torch_runtime/quantile_training.py)."""
+
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    epoch: pl.Int64 = pa.Field(ge=0)
+    horizon_days: pl.Int64 = pa.Field(isin=QUANTILE_HORIZONS)
+    prediction_std: pl.Float64 = pa.Field(ge=0, description="Std of the median over the validation windows.")
+    coverage: pl.Float64 = pa.Field(ge=0, le=1, description="Share of validation targets inside [q10, q90].")
+    grad_norm: pl.Float64 = pa.Field(ge=0, description="Mean gradient norm of the horizon's head, all parameters.")
+    weight_grad_norm: pl.Float64 = pa.Field(ge=0, description="The same, weight matrices only (0: a dead head).")
+    encoder_grad_norm: pl.Float64 = pa.Field(ge=0, description="Mean gradient norm of the encoder.")
+    representation_std: pl.Float64 = pa.Field(ge=0, description="Std of the encoder's [CLS] output (mean over dims).")
+    train_loss: pl.Float64 = pa.Field(nullable=True)
+    val_loss: pl.Float64
+
+    class Config:
+        strict = True
+        unique = ["fold_id", "epoch", "horizon_days"]
+
+
+class TbmProbabilitiesSchema(pa.DataFrameModel):
+    """Seed 002's triple-barrier classifier on sequence windows (focal loss): out-of-fold P(upper barrier first)."""
+
+    date: pl.Date
+    ticker: pl.String
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    tbm_probability: pl.Float64 = pa.Field(ge=0, le=1)
+    hits_upper: pl.Int8 = pa.Field(isin=[0, 1], description="1 if the upper barrier was touched first.")
+
+    class Config:
+        strict = True
+        unique = [c.DATE, c.TICKER]

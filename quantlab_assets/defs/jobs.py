@@ -100,3 +100,16 @@ rl_evaluation_job = dg.define_asset_job(
     "rl_evaluation_job", selection=dg.AssetSelection.assets("rl_evaluation"),
     description="Backtest every RL policy of a universe beside the baselines on train / validation / test, after rl_training_job.",
 )
+
+# --- issue 10: seed 001's quantile forecaster and seed 002's sequence classifier, each its own GPU job
+# (the same executor as gpu_training_job) ---------------------------------------------------------------
+quantile_training_job = dg.define_asset_job(
+    "quantile_training_job", selection=dg.AssetSelection.assets("forecaster_quantile", "quantile_diagnostics"),
+    description="Seed 001's multi-horizon quantile forecaster out of fold per universe (GPU when present), after model_job's cv_folds.",
+    executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
+)
+tbm_training_job = dg.define_asset_job(
+    "tbm_training_job", selection=dg.AssetSelection.assets("tbm_classifier"),
+    description="Seed 002's triple-barrier classifier on sequence windows (focal loss) per universe, after model_job's cv_folds.",
+    executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
+)

@@ -49,3 +49,32 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT) -> subp
     return subprocess.run(
         [str(DAGSTER_CLI), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300, check=False
     )
+
+
+# --- issue 10: the deep-learning assets' upstream, built once per session and shared ------------------
+MODEL_INPUTS_AS_OF = "2008-06-30"
+
+
+@pytest.fixture(scope="session")
+def model_inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dg.DagsterInstance, Path]]:
+    """An instance and data dir holding 3.5 synthetic years of features, labels and cv_folds (universe
+    `synthetic`, 2005-01 .. 2008-06), what the training assets read; tests add their own assets to it."""
+    from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
+    from quantlab_assets.defs.assets.features import features, ffd_orders
+    from quantlab_assets.defs.assets.labels import labels
+    from quantlab_assets.defs.assets.models import cv_folds
+
+    root = tmp_path_factory.mktemp("model_inputs")
+    (root / "dagster_home").mkdir()
+    data = root / "data"
+    assets = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds]
+    resources = lab_resources(data, MODEL_INPUTS_AS_OF)
+    months = range_tags("2005-01-01", "2008-06-01", "synthetic")
+    with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as shared:
+        assert dg.materialize([universe], partition_key="synthetic", instance=shared, resources=resources).success
+        assert dg.materialize(assets, selection=["raw_ohlcv", "cleaned_bars", "rejected_bars", "labels"], instance=shared,
+                              resources=resources, tags=months).success
+        assert dg.materialize(assets, selection=["ffd_orders", "cv_folds"], partition_key="synthetic", instance=shared,
+                              resources=resources).success
+        assert dg.materialize(assets, selection=["features"], instance=shared, resources=resources, tags=months).success
+        yield shared, data

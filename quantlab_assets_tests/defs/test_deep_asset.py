@@ -17,7 +17,7 @@ from quantlab_assets.defs.assets.labels import labels
 from quantlab_assets.defs.assets.models import cv_folds
 from quantlab_assets.defs.executors import GPU_EXECUTOR_CONFIG
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
-from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
+from quantlab_assets_tests.defs.conftest import MODEL_INPUTS_AS_OF, lab_resources
 
 ASSETS = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds, forecaster_transformer, forecaster_tft]
 TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_ff": 32, "seq_len": 10, "batch_size": 128, "max_epochs": 2,
@@ -26,19 +26,13 @@ TINY_TFT = {"d_model": 8, "n_heads": 2, "seq_len": 10, "batch_size": 128, "max_e
 
 
 def test_transformer_and_tft_train_out_of_fold_and_store_forecasts_diagnostics_and_attention(
-    instance: dg.DagsterInstance, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model_inputs: tuple[dg.DagsterInstance, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    instance, data_dir = model_inputs
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     tracking_uri = f"file://{tmp_path / 'mlruns'}"
-    resources = {**lab_resources(data_dir, "2008-06-30"), "mlflow": MlflowTrackingResource(tracking_uri=tracking_uri),
+    resources = {**lab_resources(data_dir, MODEL_INPUTS_AS_OF), "mlflow": MlflowTrackingResource(tracking_uri=tracking_uri),
                  "torch_device": TorchDeviceResource(allow_cuda=False)}
-    assert dg.materialize([universe], partition_key="synthetic", instance=instance, resources=resources).success
-    months = range_tags("2005-01-01", "2008-06-01", "synthetic")
-    assert dg.materialize(ASSETS, selection=["raw_ohlcv", "cleaned_bars", "rejected_bars", "labels"], instance=instance,
-                          resources=resources, tags=months).success
-    assert dg.materialize(ASSETS, selection=["ffd_orders", "cv_folds"], partition_key="synthetic", instance=instance,
-                          resources=resources).success
-    assert dg.materialize(ASSETS, selection=["features"], instance=instance, resources=resources, tags=months).success
 
     result = dg.materialize(ASSETS, selection=["forecaster_transformer", "training_diagnostics"], partition_key="synthetic",
                             instance=instance, resources=resources,

@@ -30,7 +30,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "target_weights", "backtest", "backtest_positions", "backtest_trades", "backtest_metrics", "backtest_report",
         "forecaster_transformer", "training_diagnostics", "forecaster_tft", "tft_diagnostics", "tft_interpretation",
         "hyperparameter_search",
-    } | REGIME_ASSETS | HEDGING_ASSETS | RL_ASSETS
+    } | REGIME_ASSETS | HEDGING_ASSETS | RL_ASSETS | ISSUE_10_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
         "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead",
@@ -40,7 +40,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "forecaster_transformer_not_degenerate", "training_diagnostics_no_collapse",
         "forecaster_tft_not_degenerate", "tft_diagnostics_no_collapse", "tft_interpretation_weights_valid",
         "hyperparameter_search_research_span_only",
-    } | REGIME_CHECKS | HEDGING_CHECKS | RL_CHECKS
+    } | REGIME_CHECKS | HEDGING_CHECKS | RL_CHECKS | ISSUE_10_CHECKS
     assert all(graph.get_check_spec(key).blocking != (key.name in NON_BLOCKING_CHECKS) for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None
     assert defs.resolve_schedule_def("daily_refresh_schedule").job_name == "main_job"
@@ -116,3 +116,13 @@ def test_rl_policy_is_variant_by_universe_and_the_evaluation_reads_every_variant
     assert sorted(upstream.partitions_subset.get_partition_keys()) == sorted(f"{v}|synthetic" for v in VARIANT_NAMES)
     assert {defs.resolve_job_def(name).name for name in ("rl_training_job", "rl_evaluation_job")} == {
         "rl_training_job", "rl_evaluation_job"}
+# --- issue 10: seed 001's quantile forecaster, seed 002's sequence classifier ---------------------------
+ISSUE_10_ASSETS = {"forecaster_quantile", "quantile_diagnostics", "tbm_classifier"}
+ISSUE_10_CHECKS = {"forecaster_quantile_not_degenerate", "quantile_diagnostics_no_collapse", "tbm_classifier_not_degenerate"}
+
+
+def test_issue_10_models_are_per_universe_in_their_gpu_jobs() -> None:
+    graph = defs.resolve_asset_graph()
+    for name in ISSUE_10_ASSETS:
+        assert graph.get(dg.AssetKey(name)).partitions_def == universe_partitions
+    assert defs.resolve_job_def("quantile_training_job") is not None and defs.resolve_job_def("tbm_training_job") is not None
