@@ -613,6 +613,146 @@ class TftInterpretationSchema(pa.DataFrameModel):
         return _weights_sum_to_one(data)
 
 
+# --- Issue 10: hyper-parameter search trials ---------------------------------------------------------
+
+
+class HyperparameterTrialsSchema(pa.DataFrameModel):
+    """One row per trial of a search on purged folds of the research span (compute/models/tuning.py)."""
+
+    trial: pl.Int64 = pa.Field(ge=0, unique=True)
+    state: pl.String = pa.Field(isin=["complete", "pruned"])
+    mean_log_loss: pl.Float64 = pa.Field(ge=0, nullable=True, description="Mean over its folds; null when pruned.")
+    folds_evaluated: pl.Int64 = pa.Field(ge=0)
+    fold_log_losses: pl.String = pa.Field(description="JSON list: the log loss of every fold evaluated, in order.")
+    params: pl.String = pa.Field(description="JSON object: the trial's parameters.")
+    is_default: pl.Boolean = pa.Field(description="The seed's default configuration (trial 0).")
+
+    class Config:
+        strict = True
+
+
+# --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
+
+
+class HedgingPathsSchema(pa.DataFrameModel):
+    """One simulated environment: spot and cost rate per path and step (compute/hedging/environments.py)."""
+
+    environment: pl.String
+    path: pl.Int32 = pa.Field(ge=0)
+    step: pl.Int32 = pa.Field(ge=0)
+    spot: pl.Float64 = pa.Field(gt=0, description="Underlying price at the step's close.")
+    cost_rate: pl.Float64 = pa.Field(ge=0, description="Proportional cost of a trade at the step (squeezes multiply it).")
+    premium: pl.Float64 = pa.Field(gt=0, description="The call's price at t = 0 (Black-Scholes at the diffusion vol).")
+
+    class Config:
+        strict = True
+
+
+class HedgePolicySchema(pa.DataFrameModel):
+    """One trained policy: the selected checkpoint and what it saw (compute/hedging/training.py)."""
+
+    policy: pl.String = pa.Field(unique=True)
+    method: pl.String = pa.Field(isin=["erm", "irm_head", "vrex"])
+    strength: pl.Float64 = pa.Field(ge=0)
+    seed: pl.Int64 = pa.Field(ge=0)
+    state: pl.Binary = pa.Field(description="torch.save of the selected state_dict.")
+    state_sha: pl.String
+    erm_state_sha: pl.String = pa.Field(nullable=True, description="irm_head: the ERM checkpoint it started from.")
+    best_iteration: pl.Int64 = pa.Field(ge=0)
+    validation_cvar: pl.Float64 = pa.Field(description="CVaR-95 on `high` of the selected checkpoint.")
+    seen_environments: pl.String = pa.Field(description="JSON {environment: fingerprint} of training + selection data.")
+    history: pl.String = pa.Field(description="JSON rows: iteration, objective, penalty, per-environment risk, validation CVaR.")
+    config_hash: pl.String
+
+    class Config:
+        strict = True
+
+
+class HedgingMetricsSchema(pa.DataFrameModel):
+    """Per policy x environment evaluation (compute/hedging/evaluation.py); null where undefined."""
+
+    policy: pl.String
+    method: pl.String
+    strength: pl.Float64
+    seed: pl.Int64
+    environment: pl.String
+    cvar95: pl.Float64
+    var95: pl.Float64
+    mean_pnl: pl.Float64
+    std_pnl: pl.Float64 = pa.Field(ge=0)
+    sharpe: pl.Float64 = pa.Field(nullable=True)
+    turnover: pl.Float64 = pa.Field(ge=0)
+    msi: pl.Float64 = pa.Field(nullable=True, ge=0, le=1)
+
+    class Config:
+        strict = True
+
+
+# --- issue 10: seed 001's multi-horizon quantile forecaster -------------------------------------------
+QUANTILE_HORIZONS = [1, 5, 10, 20]
+
+
+class QuantilePredictionsSchema(pa.DataFrameModel):
+    """Out-of-fold quantile forecasts, one row per test window x horizon; units: the cross-sectionally
+    z-scored forward return of the horizon (the training target), which `label` holds too."""
+
+    date: pl.Date
+    ticker: pl.String
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    horizon_days: pl.Int64 = pa.Field(isin=QUANTILE_HORIZONS)
+    q10: pl.Float64
+    q50: pl.Float64
+    q90: pl.Float64
+    prediction: pl.Float64 = pa.Field(description="The point forecast: the median (q50).")
+    label: pl.Float64 = pa.Field(description="The realised z-scored forward return (what it is scored on).")
+
+    class Config:
+        strict = True
+        unique = [c.DATE, c.TICKER, "horizon_days"]
+
+    @pa.dataframe_check(error="quantiles are finite, ordered, and the prediction is the median")
+    @classmethod
+    def ordered(cls, data: PolarsData) -> pl.LazyFrame:
+        finite = pl.all_horizontal(pl.col("q10", "q50", "q90").is_finite())
+        return data.lazyframe.select(
+            (finite & (pl.col("q10") <= pl.col("q50")) & (pl.col("q50") <= pl.col("q90"))
+             & (pl.col("prediction") == pl.col("q50"))).alias("ordered"))
+
+
+class QuantileDiagnosticsSchema(pa.DataFrameModel):
+    """Per fold x epoch x horizon of the quantile forecaster (compute/torch_runtime/quantile_training.py)."""
+
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    epoch: pl.Int64 = pa.Field(ge=0)
+    horizon_days: pl.Int64 = pa.Field(isin=QUANTILE_HORIZONS)
+    prediction_std: pl.Float64 = pa.Field(ge=0, description="Std of the median over the validation windows.")
+    coverage: pl.Float64 = pa.Field(ge=0, le=1, description="Share of validation targets inside [q10, q90].")
+    grad_norm: pl.Float64 = pa.Field(ge=0, description="Mean gradient norm of the horizon's head, all parameters.")
+    weight_grad_norm: pl.Float64 = pa.Field(ge=0, description="The same, weight matrices only (0: a dead head).")
+    encoder_grad_norm: pl.Float64 = pa.Field(ge=0, description="Mean gradient norm of the encoder.")
+    representation_std: pl.Float64 = pa.Field(ge=0, description="Std of the encoder's [CLS] output (mean over dims).")
+    train_loss: pl.Float64 = pa.Field(nullable=True)
+    val_loss: pl.Float64
+
+    class Config:
+        strict = True
+        unique = ["fold_id", "epoch", "horizon_days"]
+
+
+class TbmProbabilitiesSchema(pa.DataFrameModel):
+    """Seed 002's triple-barrier classifier on sequence windows (focal loss): out-of-fold P(upper barrier first)."""
+
+    date: pl.Date
+    ticker: pl.String
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    tbm_probability: pl.Float64 = pa.Field(ge=0, le=1)
+    hits_upper: pl.Int8 = pa.Field(isin=[0, 1], description="1 if the upper barrier was touched first.")
+
+    class Config:
+        strict = True
+        unique = [c.DATE, c.TICKER]
+
+
 # --- Masked encoder and embeddings (issue 12, seed 003 phase 3) ---------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Atomic Parquet files: a reader sees the old file or the new one, never half of one."""
+"""Atomic Parquet and text files: a reader sees the old file or the new one, never half of one."""
 
 from __future__ import annotations
 
@@ -24,6 +24,21 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_text_atomic(text: str, path: Path) -> Path:
+    """`text` (UTF-8) to `path` the way write_parquet_atomic writes a frame; returns `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
 
 
 class UnreadableParquetError(ValueError):

@@ -63,3 +63,54 @@ gpu_training_job = dg.define_asset_job(
     description="The transformer and TFT forecasters out of fold per universe (GPU when present), after model_job's cv_folds; the masked encoder, its embeddings and the transfer scorecard.",
     executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
 )
+
+# Hyper-parameter search (issue 10), per universe after the main job: Optuna on purged folds of the research
+# span; its best parameters reach barrier_probabilities through that asset's `tuned_params_file` config.
+hyperparameter_search_job = dg.define_asset_job(
+    "hyperparameter_search_job", selection=dg.AssetSelection.assets("hyperparameter_search"),
+    description="Optuna search of the triple-barrier classifier's parameters on purged folds up to validation_end.",
+)
+
+# --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
+# Three jobs, one per partitions definition: the environments (one run per environment), the policies
+# (one run per 'method_strength_seedN'; erm partitions before irm_head ones, which read them), and the
+# unpartitioned scorecard + figures over every stored policy. Training steps carry the GPU tag, so the
+# policies' job serialises them on one GPU like gpu_training_job.
+hedging_environments_job = dg.define_asset_job(
+    "hedging_environments_job", selection=dg.AssetSelection.assets("hedging_environments"),
+    description="Simulate one hedging environment (partition 'low', ..., 'crisis', 'stress_jumps', 'stress_squeeze').",
+)
+hedging_job = dg.define_asset_job(
+    "hedging_job", selection=dg.AssetSelection.assets("hedge_policy"),
+    description="Train one hedging policy (partition 'erm_0_seed0', 'irm_head_0.1_seed0', 'vrex_5_seed0', ...) on the GPU when present.",
+    executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
+)
+hedging_study_job = dg.define_asset_job(
+    "hedging_study_job", selection=dg.AssetSelection.assets("hedging_scorecard", "hedging_figures"),
+    description="Scorecard (files, MLflow runs, success criterion) and figures over every stored hedging policy.",
+)
+
+# RL portfolio allocation (issue 9), per universe after model_job's stacked_alpha and regime_job's labels: one
+# run per policy variant ('ppo_aware_seed0|synthetic'; GPU-tagged steps, one at a time), then the evaluation.
+rl_training_job = dg.define_asset_job(
+    "rl_training_job", selection=dg.AssetSelection.assets("rl_policy"),
+    description="Train one RL policy variant of one universe (partition 'ppo_aware_seed0|synthetic'), GPU when present.",
+    executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
+)
+rl_evaluation_job = dg.define_asset_job(
+    "rl_evaluation_job", selection=dg.AssetSelection.assets("rl_evaluation"),
+    description="Backtest every RL policy of a universe beside the baselines on train / validation / test, after rl_training_job.",
+)
+
+# --- issue 10: seed 001's quantile forecaster and seed 002's sequence classifier, each its own GPU job
+# (the same executor as gpu_training_job) ---------------------------------------------------------------
+quantile_training_job = dg.define_asset_job(
+    "quantile_training_job", selection=dg.AssetSelection.assets("forecaster_quantile", "quantile_diagnostics"),
+    description="Seed 001's multi-horizon quantile forecaster out of fold per universe (GPU when present), after model_job's cv_folds.",
+    executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
+)
+tbm_training_job = dg.define_asset_job(
+    "tbm_training_job", selection=dg.AssetSelection.assets("tbm_classifier"),
+    description="Seed 002's triple-barrier classifier on sequence windows (focal loss) per universe, after model_job's cv_folds.",
+    executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
+)

@@ -148,3 +148,41 @@ def split_model_horizon_key(key: str | dg.MultiPartitionKey) -> tuple[str, int, 
         model_horizon, universe = key.split("|")
     model, horizon = model_horizon.rsplit("_", 1)
     return model, int(horizon.removesuffix("d")), universe
+
+
+# --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
+# One partition per environment ('low' ... 'crisis', 'stress_jumps', 'stress_squeeze'), one per trained
+# policy ('erm_0_seed0', 'irm_head_0.1_seed0', 'vrex_5_seed3'; the study preset's seeds and strengths).
+from quantlab_assets.compute.hedging.config import (  # noqa: E402
+    ENVIRONMENTS as HEDGING_ENVIRONMENTS,
+    TRAIN as HEDGING_TRAIN,
+    VALIDATION as HEDGING_VALIDATION,
+    PRESETS as HEDGING_PRESETS,
+    policy_keys as hedging_policy_keys,
+)
+
+hedging_environment_partitions = dg.StaticPartitionsDefinition(list(HEDGING_ENVIRONMENTS))
+hedge_policy_partitions = dg.StaticPartitionsDefinition(hedging_policy_keys(HEDGING_PRESETS["study"]))
+# Every policy reads the training and validation environments, and no other: the held-out ones (crisis and
+# the stress variants) are absent from the mapping, so Dagster never hands them to training or selection.
+hedging_training_environments = dg.StaticPartitionMapping(
+    {name: hedge_policy_partitions.get_partition_keys() for name in (*HEDGING_TRAIN, HEDGING_VALIDATION)}
+)
+
+
+# RL portfolio allocation (issue 9): one partition per policy variant (algorithm x regime inputs x seed) x
+# universe, so one policy re-trains alone. Keys look like 'ppo_aware_seed0|synthetic' (rl_variant, universe).
+from quantlab_assets.compute.rl.names import VARIANT_NAMES as RL_VARIANT_NAMES  # noqa: E402 (issue 9's block)
+
+RL_VARIANT = "rl_variant"
+rl_partitions = dg.MultiPartitionsDefinition(
+    {RL_VARIANT: dg.StaticPartitionsDefinition(list(RL_VARIANT_NAMES)), UNIVERSE: universe_partitions}
+)
+
+
+def split_rl_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
+    """(variant, universe) of an rl_policy partition key such as 'ppo_aware_seed0|synthetic'."""
+    if isinstance(key, dg.MultiPartitionKey):
+        return key.keys_by_dimension[RL_VARIANT], key.keys_by_dimension[UNIVERSE]
+    variant, universe = key.split("|")
+    return variant, universe

@@ -117,3 +117,26 @@ def default_resources() -> dict[str, Any]:
         "mlflow": MlflowTrackingResource(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", "")),
         "torch_device": TorchDeviceResource(allow_cuda=os.environ.get("QUANTLAB_ALLOW_CUDA", "1") != "0"),
     }
+
+
+# --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
+import json  # noqa: E402
+
+from quantlab_assets.compute.hedging.config import HedgingConfig, preset as hedging_preset  # noqa: E402
+
+
+class HedgingStudyResource(dg.ConfigurableResource):
+    """The one configuration every hedging asset of a run shares: a preset of compute/hedging/config.py
+    ('study', or 'smoke' for seconds-long runs) plus JSON overrides of its flat fields, e.g.
+    '{"n_paths": 5000, "iterations": 200}'. QUANTLAB_HEDGING_PRESET selects the preset by default."""
+
+    preset: str = "study"
+    overrides_json: str = "{}"
+
+    def config(self) -> HedgingConfig:
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(self.overrides_json).items()}
+        return hedging_preset(self.preset, **overrides)
+
+
+def hedging_resources() -> dict[str, Any]:
+    return {"hedging_study": HedgingStudyResource(preset=os.environ.get("QUANTLAB_HEDGING_PRESET", "study"))}

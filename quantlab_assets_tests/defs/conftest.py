@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -52,39 +51,30 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT) -> subp
     )
 
 
-# --- The deep-learning track's upstream (issue 12), built once and shared by its asset tests -----------
-
-
-@dataclass(frozen=True)
-class DeepUpstream:
-    """An instance and data dir holding 3.5 synthetic years (2005-01 .. 2008-06) of bars, labels, features,
-    FFD orders and cv_folds; `resources` are the lab's resources for them (as of 2008-06-30); `assets` their
-    definitions, for a materialize of assets downstream of them."""
-
-    instance: dg.DagsterInstance
-    data_dir: Path
-    resources: dict[str, object]
-    assets: tuple[dg.AssetsDefinition, ...]
+# --- issue 10: the deep-learning assets' upstream, built once per session and shared ------------------
+MODEL_INPUTS_AS_OF = "2008-06-30"
 
 
 @pytest.fixture(scope="session")
-def deep_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeepUpstream]:
+def model_inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dg.DagsterInstance, Path]]:
+    """An instance and data dir holding 3.5 synthetic years of features, labels and cv_folds (universe
+    `synthetic`, 2005-01 .. 2008-06), what the training assets read; tests add their own assets to it."""
     from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
     from quantlab_assets.defs.assets.features import features, ffd_orders
     from quantlab_assets.defs.assets.labels import labels
     from quantlab_assets.defs.assets.models import cv_folds
 
-    root = tmp_path_factory.mktemp("deep_upstream")
+    root = tmp_path_factory.mktemp("model_inputs")
     (root / "dagster_home").mkdir()
+    data = root / "data"
     assets = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds]
-    with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
-        data = root / "data"
-        resources = lab_resources(data, "2008-06-30")
-        months = range_tags("2005-01-01", "2008-06-01", "synthetic")
-        assert dg.materialize([universe], partition_key="synthetic", instance=instance, resources=resources).success
-        assert dg.materialize(assets, selection=["raw_ohlcv", "cleaned_bars", "rejected_bars", "labels"],
-                              instance=instance, resources=resources, tags=months).success
-        assert dg.materialize(assets, selection=["ffd_orders", "cv_folds"], partition_key="synthetic", instance=instance,
+    resources = lab_resources(data, MODEL_INPUTS_AS_OF)
+    months = range_tags("2005-01-01", "2008-06-01", "synthetic")
+    with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as shared:
+        assert dg.materialize([universe], partition_key="synthetic", instance=shared, resources=resources).success
+        assert dg.materialize(assets, selection=["raw_ohlcv", "cleaned_bars", "rejected_bars", "labels"], instance=shared,
+                              resources=resources, tags=months).success
+        assert dg.materialize(assets, selection=["ffd_orders", "cv_folds"], partition_key="synthetic", instance=shared,
                               resources=resources).success
-        assert dg.materialize(assets, selection=["features"], instance=instance, resources=resources, tags=months).success
-        yield DeepUpstream(instance, data, resources, tuple(assets))
+        assert dg.materialize(assets, selection=["features"], instance=shared, resources=resources, tags=months).success
+        yield shared, data

@@ -1,7 +1,6 @@
-"""The transformer and TFT forecasters through Dagster on 3.5 synthetic years (tiny configs, CPU; the
-upstream is conftest's shared `deep_upstream`): out-of-fold forecasts, training diagnostics and the TFT's
-interpretation stored, every check run, the runs logged to MLflow; the GPU job's executor admits one GPU
-step at a time."""
+"""The transformer and TFT forecasters through Dagster on 3.5 synthetic years (tiny configs, CPU):
+out-of-fold forecasts, training diagnostics and the TFT's interpretation stored, every check run, the
+runs logged to MLflow; the GPU job's executor admits one GPU step at a time."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from quantlab_assets.defs.assets.labels import labels
 from quantlab_assets.defs.assets.models import cv_folds
 from quantlab_assets.defs.executors import GPU_EXECUTOR_CONFIG
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
-from quantlab_assets_tests.defs.conftest import DeepUpstream
+from quantlab_assets_tests.defs.conftest import MODEL_INPUTS_AS_OF, lab_resources
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -29,13 +28,14 @@ TINY_TFT = {"d_model": 8, "n_heads": 2, "seq_len": 10, "batch_size": 128, "max_e
 
 
 def test_transformer_and_tft_train_out_of_fold_and_store_forecasts_diagnostics_and_attention(
-    deep_upstream: DeepUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model_inputs: tuple[dg.DagsterInstance, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    instance, data_dir = model_inputs
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     tracking_uri = f"file://{tmp_path / 'mlruns'}"
-    instance, data_dir = deep_upstream.instance, deep_upstream.data_dir
-    resources = {**deep_upstream.resources, "mlflow": MlflowTrackingResource(tracking_uri=tracking_uri),
+    resources = {**lab_resources(data_dir, MODEL_INPUTS_AS_OF), "mlflow": MlflowTrackingResource(tracking_uri=tracking_uri),
                  "torch_device": TorchDeviceResource(allow_cuda=False)}
+
     result = dg.materialize(ASSETS, selection=["forecaster_transformer", "training_diagnostics"], partition_key="synthetic",
                             instance=instance, resources=resources,
                             run_config={"ops": {"forecaster_transformer": {"config": TINY}}})

@@ -29,7 +29,8 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "cv_folds", "oof_predictions", "stacked_alpha", "model_scorecard", "meta_labels", "live_alpha", "barrier_probabilities",
         "target_weights", "backtest", "backtest_positions", "backtest_trades", "backtest_metrics", "backtest_report",
         "forecaster_transformer", "training_diagnostics", "forecaster_tft", "tft_diagnostics", "tft_interpretation",
-    } | REGIME_ASSETS | EMBEDDING_ASSETS
+        "hyperparameter_search",
+    } | REGIME_ASSETS | HEDGING_ASSETS | RL_ASSETS | ISSUE_10_ASSETS | EMBEDDING_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
         "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead",
@@ -38,7 +39,8 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "target_weights_valid", "target_weights_feasible", "backtest_accounting",
         "forecaster_transformer_not_degenerate", "training_diagnostics_no_collapse",
         "forecaster_tft_not_degenerate", "tft_diagnostics_no_collapse", "tft_interpretation_weights_valid",
-    } | REGIME_CHECKS | EMBEDDING_CHECKS
+        "hyperparameter_search_research_span_only",
+    } | REGIME_CHECKS | HEDGING_CHECKS | RL_CHECKS | ISSUE_10_CHECKS | EMBEDDING_CHECKS
     assert all(graph.get_check_spec(key).blocking != (key.name in NON_BLOCKING_CHECKS) for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None
     assert defs.resolve_schedule_def("daily_refresh_schedule").job_name == "main_job"
@@ -73,6 +75,57 @@ def test_strategy_assets_are_strategy_by_universe_and_the_report_per_universe() 
         universe_partitions.empty_subset().with_partition_keys(["synthetic"]), universe_partitions, strategy_partitions
     )
     assert sorted(upstream.partitions_subset.get_partition_keys()) == sorted(f"{s}|synthetic" for s in STRATEGY_NAMES)
+
+
+# --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
+HEDGING_ASSETS = {"hedging_environments", "hedge_policy", "hedging_scorecard", "hedging_figures"}
+HEDGING_CHECKS = {"hedge_policy_crisis_unseen", "hedging_scorecard_finite", "hedging_scorecard_crisis_unseen",
+                  "hedging_scorecard_extractor_frozen"}
+
+
+def test_hedging_assets_partitions_jobs_and_gpu_tags() -> None:
+    from quantlab_assets.defs.gpu import DEVICE_TAG, GPU_POOL
+    from quantlab_assets.defs.partitions import hedge_policy_partitions, hedging_environment_partitions
+
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("hedging_environments")).partitions_def == hedging_environment_partitions
+    assert graph.get(dg.AssetKey("hedge_policy")).partitions_def == hedge_policy_partitions
+    assert graph.get(dg.AssetKey("hedging_scorecard")).partitions_def is None
+    policy = defs.resolve_assets_def("hedge_policy")
+    assert policy.op.tags[DEVICE_TAG] == "gpu" and policy.op.pool == GPU_POOL
+    for job in ("hedging_environments_job", "hedging_job", "hedging_study_job"):
+        assert defs.resolve_job_def(job) is not None
+# RL portfolio allocation (issue 9).
+RL_ASSETS = {"rl_policy", "rl_evaluation"}
+RL_CHECKS = {"rl_policy_weights_valid", "rl_policy_matches_engine", "rl_policy_no_lookahead",
+             "rl_evaluation_finite_with_intervals"}
+
+
+def test_rl_policy_is_variant_by_universe_and_the_evaluation_reads_every_variant() -> None:
+    from quantlab_assets.compute.rl.names import VARIANT_NAMES
+    from quantlab_assets.defs.partitions import rl_partitions
+
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("rl_policy")).partitions_def == rl_partitions
+    assert graph.get(dg.AssetKey("rl_evaluation")).partitions_def == universe_partitions
+    assert "ppo_aware_seed0|synthetic" in rl_partitions.get_partition_keys()
+    evaluation = graph.get(dg.AssetKey("rl_evaluation"))
+    upstream = evaluation.partition_mappings[dg.AssetKey("rl_policy")].get_upstream_mapped_partitions_result_for_partitions(
+        universe_partitions.empty_subset().with_partition_keys(["synthetic"]), universe_partitions, rl_partitions
+    )
+    assert sorted(upstream.partitions_subset.get_partition_keys()) == sorted(f"{v}|synthetic" for v in VARIANT_NAMES)
+    assert {defs.resolve_job_def(name).name for name in ("rl_training_job", "rl_evaluation_job")} == {
+        "rl_training_job", "rl_evaluation_job"}
+# --- issue 10: seed 001's quantile forecaster, seed 002's sequence classifier ---------------------------
+ISSUE_10_ASSETS = {"forecaster_quantile", "quantile_diagnostics", "tbm_classifier"}
+ISSUE_10_CHECKS = {"forecaster_quantile_not_degenerate", "quantile_diagnostics_no_collapse", "tbm_classifier_not_degenerate"}
+
+
+def test_issue_10_models_are_per_universe_in_their_gpu_jobs() -> None:
+    graph = defs.resolve_asset_graph()
+    for name in ISSUE_10_ASSETS:
+        assert graph.get(dg.AssetKey(name)).partitions_def == universe_partitions
+    assert defs.resolve_job_def("quantile_training_job") is not None and defs.resolve_job_def("tbm_training_job") is not None
 
 
 # --- Masked encoder and embeddings (issue 12, seed 003 phase 3) ---------------------------------------

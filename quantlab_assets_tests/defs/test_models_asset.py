@@ -1,9 +1,11 @@
 """Model 2 end to end through Dagster on 3.5 years of the synthetic universe: folds, six OOF partitions,
 stacked alpha, scorecard, MLflow runs; one model x horizon re-runs alone, bit for bit; a degenerate
-model fails its blocking check and writes nothing."""
+model fails its blocking check and writes nothing; the hyper-parameter search's best parameters reach
+the barrier classifier."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +16,7 @@ import pytest
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets.defs.assets.features import features, ffd_orders
 from quantlab_assets.defs.assets.labels import labels
+from quantlab_assets.defs.assets.tuning import hyperparameter_search
 from quantlab_assets.defs.assets.models import (
     barrier_probabilities,
     cv_folds,
@@ -129,3 +132,23 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
     assert not failed.success
     assert [e.passed for e in failed.get_asset_check_evaluations()] == [False]
     assert ridge_path.stat().st_mtime_ns == ridge_mtime
+
+    # The hyper-parameter search, then the barrier classifier with its best parameters.
+    search = dg.materialize([*ASSETS, hyperparameter_search], selection=["hyperparameter_search"], partition_key="synthetic",
+                            instance=instance, resources=resources,
+                            run_config={"ops": {"hyperparameter_search": {"config": {"n_trials": 3, "n_folds": 2,
+                                                                                     "max_estimators": 50}}}})
+    assert [e.passed for e in search.get_asset_check_evaluations()] == [True]
+    trials = pl.read_parquet(data_dir / "hyperparameter_search" / "synthetic.parquet")
+    assert trials.height == 3 and trials["is_default"].to_list() == [True, False, False]
+    metadata = search.asset_materializations_for_node("hyperparameter_search")[0].metadata
+    assert metadata["configurations_tried"].value == 3
+    tuned = metadata["tuned_params_file"].value
+    retrained = dg.materialize(ASSETS, selection=["barrier_probabilities"], partition_key="synthetic", instance=instance,
+                               resources=resources,
+                               run_config={"ops": {"barrier_probabilities": {"config": {"tuned_params_file": tuned}}}})
+    assert retrained.success
+    barrier_run = client.search_runs([client.get_experiment_by_name("quantlab_model2").experiment_id],
+                                     filter_string="attributes.run_name = 'barrier_probabilities|synthetic'",
+                                     order_by=["attributes.start_time DESC"])[0]
+    assert barrier_run.data.params["n_estimators"] == str(json.loads(Path(tuned).read_text())["best_params"]["n_estimators"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import jinja2
 import numpy as np
@@ -252,11 +251,3 @@ def render_report(
         risk_table=_table(metrics.select("strategy", *[k for k in ("var_95", "cvar_95", "annual_volatility", "max_drawdown")
                                                      if k in metrics.columns]), "strategy"),
     )
-
-
-def write_report(html: str, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(html, encoding="utf-8")
-    temporary.replace(path)
-    return path

@@ -83,6 +83,7 @@ class CvParams:
     cpcv_groups: int = 6
     cpcv_test_groups: int = 2
     horizons: tuple[int, ...] = (21, 63)
+    schemes: tuple[str, ...] = (WALK_FORWARD, CPCV)
 
 
 def label_calendar(labels: pl.DataFrame, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +168,8 @@ def make_folds(labels: pl.DataFrame, params: CvParams = CvParams()) -> pl.DataFr
     frames = []
     for horizon in params.horizons:
         dates, label_ends = label_calendar(labels, horizon)
-        for scheme, roles_of in ((WALK_FORWARD, _walk_forward_roles), (CPCV, _cpcv_roles)):
+        for scheme in params.schemes:
+            roles_of = {WALK_FORWARD: _walk_forward_roles, CPCV: _cpcv_roles}[scheme]
             for fold_id, (roles, groups, paths) in enumerate(roles_of(len(dates), params)):
                 segments = _segments(dates, _purge_and_embargo_before(roles, dates, label_ends, params.embargo_days), groups, paths)
                 frames.append(

@@ -31,6 +31,7 @@ from sklearn.covariance import LedoitWolf
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import RETURN, SIGNAL_DATE, WEIGHT, wide_panel
+from quantlab_assets.compute.portfolio.constraints import cap_and_fill
 from quantlab_assets.compute.portfolio.rules import WEIGHT_COLUMNS, rebalance_dates
 
 WARM_UP = "warm-up"
@@ -116,7 +117,7 @@ class QpOptimiser:
             weights = np.where(self.w.value > WEIGHT_EPS, self.w.value, 0.0)
             small = (weights > 0) & (weights < p.min_position - WEIGHT_EPS)
             if not small.any():
-                return QpSolution(_polish(weights, p.max_position), "optimal", float(self.problem.value), passes,
+                return QpSolution(cap_and_fill(weights, p.max_position), "optimal", float(self.problem.value), passes,
                                   time.perf_counter() - start)
             # Never allow fewer names than full investment under the cap needs: the largest ones stay.
             keep = max(int((weights >= p.min_position - WEIGHT_EPS).sum()), math.ceil(1 / p.max_position - 1e-9))
@@ -125,19 +126,6 @@ class QpOptimiser:
             allowed &= eligible
         return QpSolution(np.zeros(self.n_assets), f"infeasible: positions under {p.min_position:.0%} remain after "
                           f"{p.max_passes} passes", None, p.max_passes, time.perf_counter() - start)
-
-
-def _polish(weights: np.ndarray, cap: float) -> np.ndarray:
-    """Remove the solver's tolerance (about 1e-7) from the budget and the cap: names at or above the cap are
-    set to it, the others scaled to fill the rest of the budget; repeated until none exceeds it."""
-    capped = weights >= cap
-    while True:
-        free = ~capped & (weights > 0)
-        scale = (1.0 - cap * capped.sum()) / weights[free].sum() if free.any() else 0.0
-        scaled = np.where(capped, cap, weights * scale)
-        if not (scaled[free] > cap).any():
-            return scaled
-        capped |= scaled > cap
 
 
 def qp_weights(

@@ -30,6 +30,7 @@ from quantlab_assets.compute.models.oof import design_panel, fit_oof
 from quantlab_assets.compute.models.scorecard import build_scorecard
 from quantlab_assets.compute.models.stacking import ALPHA_COMBINED, StackParams, stack_and_combine
 from quantlab_assets.compute.models.tracking import log_model_run
+from quantlab_assets.compute.models.tuning import read_tuned_params
 from quantlab_assets.compute.schemas import (
     BarrierProbabilitiesSchema,
     CvFoldsSchema,
@@ -310,6 +311,16 @@ class MetaLabelConfig(dg.Config):
         return XGBoostParams(n_estimators=self.n_estimators, max_depth=self.max_depth)
 
 
+class BarrierClassifierConfig(MetaLabelConfig):
+    """As MetaLabelConfig, or every parameter from a hyper-parameter search's file (hyperparameter_search's
+    `tuned_params_file` metadata), which then overrides n_estimators and max_depth."""
+
+    tuned_params_file: str = ""
+
+    def params(self) -> XGBoostParams:
+        return read_tuned_params(self.tuned_params_file) if self.tuned_params_file else super().params()
+
+
 def _classifier_output(
     asset: str, universe: str, result: ClassifierResult, probability: str, schema: type, mlflow: MlflowTrackingResource,
     params: XGBoostParams,
@@ -380,7 +391,7 @@ def meta_labels(
 )
 def barrier_probabilities(
     context: dg.AssetExecutionContext,
-    config: MetaLabelConfig,
+    config: BarrierClassifierConfig,
     features: UniverseFrames,
     labels: UniverseFrames,
     cv_folds: UniverseFrames,

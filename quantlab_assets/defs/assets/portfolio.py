@@ -15,13 +15,14 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars, run_backtest
 from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics, sharpe_ratio
-from quantlab_assets.compute.backtest.report import StrategyRun, render_report, write_report
+from quantlab_assets.compute.backtest.report import StrategyRun, render_report
 from quantlab_assets.compute.backtest.tracking import log_report_run
 from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.portfolio.names import BENCHMARK, QP
 from quantlab_assets.compute.portfolio.qp import WARM_UP
 from quantlab_assets.compute.portfolio.strategies import build_target_weights
 from quantlab_assets.compute.schemas import BacktestDailySchema, CleanedBarsSchema, TargetWeightsSchema, conform, schema_failures
+from quantlab_assets.compute.storage import write_text_atomic
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import (
     all_months_of_universe,
@@ -224,7 +225,7 @@ def backtest_report(
         notes=[f"Costs: commission 10 bp + slippage 5 bp + spread 5 bp on traded notional; 1-bar execution delay. "
                f"Regime labels: {'read' if regimes is not None else 'not materialised'}."],
     )
-    path = write_report(html, Path(base_dir) / "reports" / "backtest_report" / f"{name}.html")
+    path = write_text_atomic(html, Path(base_dir) / "reports" / "backtest_report" / f"{name}.html")
     mlflow.ensure_store()
     run_id = log_report_run(mlflow.uri(), name, metrics, path, mlflow.artifact_root())
     return dg.MaterializeResult(metadata={

@@ -1,0 +1,279 @@
+"""RL portfolio allocation (issue 9, seed 003 phase 5): PPO / SAC policies on the PortfolioEnv and their
+evaluation beside the baselines. Plain logic in compute/rl.
+
+rl_policy[variant|u] trains one variant (algorithm x regime-aware/blind x seed) on the training span, keeps
+the checkpoint of the best validation Sharpe, and stores its deterministic episodes' target weights on the
+train, validation and test spans (the model itself as a zip under <data dir>/rl_models/, and in MLflow).
+rl_evaluation[u] backtests every variant and the baselines on each span with the lab's metrics.
+
+Embeddings are not wired yet: build_panel's `embeddings` argument takes them (date, ticker, emb_*).
+"""
+
+import dataclasses
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.backtest.engine import returns_from_bars
+from quantlab_assets.compute.backtest.metrics import MetricParams
+from quantlab_assets.compute.rl.environment import EnvParams
+from quantlab_assets.compute.backtest.report import render_report
+from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD
+from quantlab_assets.compute.regimes.labels import REGIME
+from quantlab_assets.compute.rl.evaluation import BASELINE, BASELINES, Evaluation, EvaluationParams, evaluate_policies
+from quantlab_assets.compute.rl.names import AWARE, SAC, split_variant
+from quantlab_assets.compute.rl.panel import (
+    SPANS,
+    TEST,
+    TRAIN,
+    PanelParams,
+    build_panel,
+    common_dates,
+    forecast_tickers,
+    lookahead_problems,
+    span_dates,
+    split_spans,
+)
+from quantlab_assets.compute.rl.episodes import SPAN, walk_spans
+from quantlab_assets.compute.rl.tracking import log_evaluation_run, log_policy_run
+from quantlab_assets.compute.rl.training import PpoParams, SacParams, TrainingParams, train_policy
+from quantlab_assets.compute.schemas import CleanedBarsSchema, TargetWeightsSchema, conform, schema_failures
+from quantlab_assets.compute.storage import write_text_atomic
+from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
+from quantlab_assets.defs.partitions import (
+    all_months_of_universe,
+    rl_partitions,
+    same_universe,
+    split_rl_key,
+    universe_partitions,
+)
+from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource, TorchDeviceResource
+
+GROUP = "rl"
+MODEL_DIR = "rl_models"
+# The env's accounting restates the engine's; they may differ by rounding only.
+ENGINE_TOLERANCE = 1e-10
+
+
+class RlPolicyConfig(dg.Config):
+    """Seed 003's hyper-parameters by default; the timesteps are the measured default run's (docs/architecture.md).
+    Tests shrink everything."""
+
+    ppo_total_timesteps: int = 200_000
+    # SAC updates on every step (about 10x PPO's cost per step on a CPU) and needs fewer samples.
+    sac_total_timesteps: int = 50_000
+    # Validation checkpoints per run (the best one is kept).
+    evaluations: int = 10
+    # Dates before the universe's validation_end that select the checkpoint (the rest of its span trains).
+    validation_days: int = 252
+    # Training episodes: a year from a random start in the training span.
+    episode_days: int = 252
+    ppo_n_steps: int = 2048
+    ppo_batch_size: int = 64
+    ppo_n_epochs: int = 10
+    sac_batch_size: int = 256
+    sac_buffer_size: int = 100_000
+    sac_learning_starts: int = 1_000
+    lookahead_cuts: int = 2
+
+    def training(self, algorithm: str, seed: int) -> TrainingParams:
+        total = self.sac_total_timesteps if algorithm == SAC else self.ppo_total_timesteps
+        return TrainingParams(
+            algorithm=algorithm, seed=seed, total_timesteps=total, eval_every=max(1, math.ceil(total / self.evaluations)),
+            ppo=PpoParams(n_steps=self.ppo_n_steps, batch_size=self.ppo_batch_size, n_epochs=self.ppo_n_epochs),
+            sac=SacParams(batch_size=self.sac_batch_size, buffer_size=self.sac_buffer_size,
+                          learning_starts=self.sac_learning_starts),
+        )
+
+
+def _inputs(universe: str, stacked_alpha: UniverseFrames, regime_labels: UniverseFrames, cleaned_bars: UniverseFrames,
+            market_data: MarketDataResource, validation_days: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.Series, dict]:
+    returns = returns_from_bars(conform(cleaned_bars[universe], CleanedBarsSchema))
+    alpha, regimes = stacked_alpha[universe], regime_labels[universe]
+    dates = common_dates(returns, alpha, regimes)
+    spans = split_spans(dates, market_data.universe(universe).split.validation_end, validation_days)
+    return returns, alpha, regimes, dates, spans
+
+
+def _save_model(model: object, path: Path) -> None:
+    """Atomic: SB3 writes the zip to a temporary name in the same folder, renamed over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}.", suffix=".zip", delete=False) as handle:
+        scratch = Path(handle.name)
+    model.save(scratch)  # type: ignore[attr-defined]
+    os.replace(scratch, path)
+
+
+@dg.asset(
+    partitions_def=rl_partitions,
+    group_name=GROUP,
+    output_required=False,
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+    ins={
+        "stacked_alpha": dg.AssetIn(partition_mapping=same_universe),
+        "regime_labels": dg.AssetIn(partition_mapping=same_universe),
+        "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
+    },
+    check_specs=[
+        dg.AssetCheckSpec("rl_policy_weights_valid", asset="rl_policy", blocking=True,
+                          description="Every target: long-only, sums to 1 with cash, <= 20 % a name, no name under 2 %; "
+                                      "target-weight schema; each span's decisions inside its span."),
+        dg.AssetCheckSpec("rl_policy_matches_engine", asset="rl_policy", blocking=True,
+                          description="The env's daily net returns equal the backtest engine's on the same targets, every span."),
+        dg.AssetCheckSpec("rl_policy_no_lookahead", asset="rl_policy", blocking=True,
+                          description="Observations up to sampled dates are unchanged when every later input is removed."),
+    ],
+)
+def rl_policy(
+    context: dg.AssetExecutionContext,
+    config: RlPolicyConfig,
+    stacked_alpha: UniverseFrames,
+    regime_labels: UniverseFrames,
+    cleaned_bars: UniverseFrames,
+    market_data: MarketDataResource,
+    torch_device: TorchDeviceResource,
+    mlflow: MlflowTrackingResource,
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """One PPO / SAC policy (regime-aware or blind, one seed): trained, selected on validation, its episodes' weights."""
+    key = str(context.partition_key)
+    variant, universe = split_rl_key(key)
+    algorithm, mode, seed = split_variant(variant)
+    returns, alpha, regimes, dates, spans = _inputs(universe, stacked_alpha, regime_labels, cleaned_bars, market_data,
+                                                    config.validation_days)
+    fit_end = dates[spans[TRAIN][1]]
+    panel_params = PanelParams(use_regime=mode == AWARE, seed=seed)
+    panel = build_panel(returns, alpha, regimes, dates, fit_end, panel_params)
+    env_params = EnvParams(episode_days=config.episode_days)
+    device = torch_device.choice()
+    context.log.info(f"{variant}: {panel.n_assets} instruments, spans {spans}, on {device.describe()}")
+    trained = train_policy(panel, spans, config.training(algorithm, seed), env_params, device.device)
+
+    walks = walk_spans(trained.model, panel, spans, returns, env_params)
+    problems = walks.problems
+    if failure := schema_failures(TargetWeightsSchema, walks.weights.drop(SPAN), asset="rl_policy", partition=key):
+        problems.append(failure)
+    cuts = [d for d in dates.gather(np.linspace(spans[TRAIN][1] + 1, dates.len() - 1, config.lookahead_cuts).astype(int))]
+    leaks = lookahead_problems(returns, alpha, regimes, dates, fit_end, panel_params, cuts)
+
+    path = Path(io_manager.base_dir) / MODEL_DIR / universe / f"{variant}.zip"
+    _save_model(trained.model, path)
+    mlflow.ensure_store()
+    run_id = log_policy_run(
+        mlflow.uri(), key,
+        config={"variant": variant, "universe": universe, **dataclasses.asdict(config.training(algorithm, seed)),
+                **dataclasses.asdict(panel_params), "episode_days": config.episode_days, "spans": str(spans),
+                "instruments": panel.n_assets, **device.describe()},
+        metrics={**{f"{s}.{k}": v for s, values in walks.summary.items() for k, v in values.items()},
+                 "selected_timesteps": trained.selected_timesteps, "train_seconds": trained.seconds},
+        curve=trained.curve, model_path=path, artifact_root=mlflow.artifact_root(),
+    )
+    checks = [
+        dg.AssetCheckResult(check_name="rl_policy_weights_valid", passed=not problems,
+                            metadata={"problems": "\n".join(problems[:20]) or "none"}),
+        dg.AssetCheckResult(check_name="rl_policy_matches_engine", passed=walks.engine_difference < ENGINE_TOLERANCE,
+                            metadata={"max_abs_net_return_difference": walks.engine_difference, "tolerance": ENGINE_TOLERANCE}),
+        dg.AssetCheckResult(check_name="rl_policy_no_lookahead", passed=not leaks,
+                            metadata={"cut_dates": [str(d) for d in cuts], "problems": "\n".join(leaks) or "none"}),
+    ]
+    if all(check.passed for check in checks):
+        yield dg.Output({key: walks.weights}, metadata={
+            "spans": dg.MetadataValue.json({s: [str(dates[a]), str(dates[b])] for s, (a, b) in spans.items()}),
+            "summary": dg.MetadataValue.json(walks.summary), "selected_timesteps": trained.selected_timesteps,
+            "validation_curve": dg.MetadataValue.json(trained.curve.to_dicts()), "train_seconds": round(trained.seconds, 1),
+            "device": dg.MetadataValue.json(device.describe()), "model_path": dg.MetadataValue.path(str(path)),
+            "mlflow_run_id": run_id,
+        })
+    yield from checks
+
+
+class RlEvaluationConfig(dg.Config):
+    validation_days: int = 252
+    bootstrap_reps: int = 1000
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    output_required=False,
+    ins={
+        "rl_policy": dg.AssetIn(partition_mapping=same_universe),
+        "stacked_alpha": dg.AssetIn(),
+        "regime_labels": dg.AssetIn(),
+        "cleaned_bars": dg.AssetIn(partition_mapping=same_universe),
+    },
+    check_specs=[dg.AssetCheckSpec(
+        "rl_evaluation_finite_with_intervals", asset="rl_evaluation", blocking=True,
+        description="Every strategy x span evaluated; metrics finite or explicitly undefined; a defined Sharpe has its interval.",
+    )],
+)
+def rl_evaluation(
+    context: dg.AssetExecutionContext,
+    config: RlEvaluationConfig,
+    rl_policy: KeyedFrames,
+    stacked_alpha: UniverseFrames,
+    regime_labels: UniverseFrames,
+    cleaned_bars: UniverseFrames,
+    market_data: MarketDataResource,
+    mlflow: MlflowTrackingResource,
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Every policy and the baselines (equal weight, top-N, buy-and-hold) per span; the verdict on the test span."""
+    universe = context.partition_key
+    returns, alpha, regimes, dates, spans = _inputs(universe, stacked_alpha, regime_labels, cleaned_bars, market_data,
+                                                    config.validation_days)
+    params = EvaluationParams(metrics=MetricParams(bootstrap_reps=config.bootstrap_reps))
+    policies = {split_rl_key(key)[0]: frame for key, frame in rl_policy.items()}
+    result = evaluate_policies(policies, alpha, returns, span_dates(dates, spans), forecast_tickers(alpha, dates), params)
+    metrics = result.metrics
+    problems = [f"{col}: {n} non-finite values" for col, dtype in metrics.schema.items() if dtype == pl.Float64
+                and (n := metrics[col].is_nan().sum() + metrics[col].is_infinite().sum())]
+    problems += [f"{s}|{span}: Sharpe without its interval" for s, span in metrics.filter(
+        pl.col("sharpe").is_not_null() & (pl.col("sharpe_ci_low").is_null() | pl.col("sharpe_ci_high").is_null())
+    ).select("strategy", SPAN).iter_rows()]
+    expected = (len(policies) + metrics.filter(pl.col("kind") == BASELINE)["strategy"].n_unique()) * len(SPANS)
+    if metrics.height != expected:
+        problems.append(f"{metrics.height} rows, expected {expected}")
+    report = _write_report(result, metrics, universe, io_manager.base_dir, regimes)
+    mlflow.ensure_store()
+    run_id = log_evaluation_run(
+        mlflow.uri(), universe, config={"universe": universe, "spans": str(spans), "variants": ",".join(sorted(policies)),
+                                        "bootstrap_reps": config.bootstrap_reps},
+        metrics=metrics, report=report, artifact_root=mlflow.artifact_root())
+    check = dg.AssetCheckResult(check_name="rl_evaluation_finite_with_intervals", passed=not problems,
+                                metadata={"problems": "\n".join(problems[:20]) or "none"})
+    if check.passed:
+        test = metrics.filter(pl.col(SPAN) == TEST).select("strategy", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "selected")
+        yield dg.Output({universe: metrics}, metadata={
+            "verdict_test_span": dg.MetadataValue.json(_rounded(result.verdict)),
+            "test_span": dg.MetadataValue.json(_rounded(test.to_dicts())), "mlflow_run_id": run_id,
+            "spans": dg.MetadataValue.json({s: [str(dates[a]), str(dates[b])] for s, (a, b) in spans.items()}),
+            "report": dg.MetadataValue.path(str(report)),
+        })
+    yield check
+
+
+def _write_report(result: Evaluation, metrics: pl.DataFrame, universe: str, base_dir: str, regimes: pl.DataFrame) -> Path:
+    """The backtest report's HTML for the test span: every policy and baseline as a strategy, buy-and-hold the benchmark."""
+    order = sorted({name for name, span in result.runs if span == TEST}, key=lambda n: (n in BASELINES, n))
+    runs = [result.runs[(name, TEST)] for name in order]
+    test = metrics.filter(pl.col(SPAN) == TEST)
+    test = test.sort(pl.col("strategy").replace_strict({n: i for i, n in enumerate(order)}, return_dtype=pl.Int64))
+    labels = regimes.select(c.DATE, pl.col(REGIME).cast(pl.String)) if REGIME in regimes.columns else None
+    html = render_report(runs, test, title=f"RL policies on the test span: {universe}", benchmark=BUY_AND_HOLD, regimes=labels,
+                         notes=["Policies selected on the validation span; this span was walked once. Costs 10 + 5 + 5 bp, "
+                                "1-bar delay, as every backtest. 'selected' marks the seed kept per algorithm x regime mode."])
+    return write_text_atomic(html, Path(base_dir) / "reports" / "rl_evaluation" / f"{universe}.html")
+
+
+def _rounded(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows]

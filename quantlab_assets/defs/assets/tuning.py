@@ -1,0 +1,88 @@
+"""Hyper-parameter search (issue 10): the triple-barrier classifier's XGBoost space tuned with Optuna on
+purged, embargoed walk-forward folds of the research span (dates up to the universe's validation_end),
+never its test span. Plain logic in compute/models/tuning.py.
+
+The trials are the asset (one row per configuration tried, pruned ones included); the best parameters
+and the honesty summary go to a JSON file (path in the metadata) that `barrier_probabilities` reads
+when its `tuned_params_file` config names it, and to MLflow.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+
+from quantlab_assets.compute.models.barrier import barrier_panel
+from quantlab_assets.compute.models.tracking import log_model_run
+from quantlab_assets.compute.models.tuning import TuningParams, search_barrier_classifier, tuned_params_json
+from quantlab_assets.compute.schemas import FeaturesSchema, HyperparameterTrialsSchema, LabelsSchema, conform, schema_failures
+from quantlab_assets.compute.storage import write_text_atomic
+from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
+from quantlab_assets.defs.partitions import same_universe, universe_partitions
+from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource
+
+GROUP = "model_stack"
+
+
+class HyperparameterSearchConfig(dg.Config):
+    n_trials: int = 20
+    n_folds: int = 3
+    seed: int = 42
+    max_estimators: int = 400
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    output_required=False,
+    ins={
+        "features": dg.AssetIn(partition_mapping=same_universe),
+        "labels": dg.AssetIn(partition_mapping=same_universe),
+    },
+    check_specs=[dg.AssetCheckSpec(
+        "hyperparameter_search_research_span_only", asset="hyperparameter_search", blocking=True,
+        description="Schema; the tuning folds end on or before the universe's validation_end (no test-span row).",
+    )],
+)
+def hyperparameter_search(
+    context: dg.AssetExecutionContext,
+    config: HyperparameterSearchConfig,
+    features: UniverseFrames,
+    labels: UniverseFrames,
+    market_data: MarketDataResource,
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+    mlflow: MlflowTrackingResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Optuna TPE over the barrier classifier's space, each trial scored on the purged tuning folds."""
+    universe = context.partition_key
+    validation_end = market_data.universe(universe).split.validation_end
+    label_frame = conform(labels[universe], LabelsSchema)
+    design = barrier_panel(conform(features[universe], FeaturesSchema), label_frame)
+    params = TuningParams(n_trials=config.n_trials, n_folds=config.n_folds, seed=config.seed,
+                          max_estimators=config.max_estimators)
+    result = search_barrier_classifier(design, label_frame, validation_end, params)
+    problems = [f] if (f := schema_failures(HyperparameterTrialsSchema, result.trials, asset="hyperparameter_search",
+                                            partition=universe)) else []
+    last_tuning_date = result.folds["end"].max()
+    if last_tuning_date > validation_end:
+        problems.append(f"tuning folds reach {last_tuning_date}, after validation_end {validation_end}")
+    check = dg.AssetCheckResult(check_name="hyperparameter_search_research_span_only", passed=not problems,
+                                metadata={"problems": "\n".join(problems) or "none",
+                                          "last_tuning_date": str(last_tuning_date), "validation_end": str(validation_end)})
+    if check.passed:
+        path = write_text_atomic(tuned_params_json(result, universe, validation_end),
+                                 Path(io_manager.base_dir) / "artifacts" / "hyperparameter_search" / f"{universe}.json")
+        mlflow.ensure_store()
+        run_id = log_model_run(
+            mlflow.uri(), mlflow.experiment, f"hyperparameter_search|{universe}",
+            config={"universe": universe, "validation_end": str(validation_end), **vars(params),
+                    **{f"best.{k}": v for k, v in vars(result.best).items()}},
+            metrics={k: float(v) for k, v in result.summary.items() if isinstance(v, int | float)},
+            models={}, frames={"trials": result.trials, "tuning_folds": result.folds}, artifact_root=mlflow.artifact_root(),
+        )
+        yield dg.Output({universe: result.trials}, metadata={
+            "tuned_params_file": dg.MetadataValue.path(str(path)), "summary": dg.MetadataValue.json(result.summary),
+            "configurations_tried": result.summary["configurations_tried"], "evidence": result.summary["evidence"],
+            "best_params": dg.MetadataValue.json(vars(result.best)), "mlflow_run_id": run_id,
+        })
+    yield check
