@@ -1,5 +1,5 @@
 """rl_policy and rl_evaluation through Dagster on a small seeded market (12 instruments, 2016-2019): cleaned bars,
-stacked alpha and regime labels stand in for the upstream pipeline (their columns, not their models), every
+stacked alpha, regime labels and embeddings stand in for the upstream pipeline (their columns, not their models), every
 policy variant trains with a smoke config, then the evaluation puts them beside the baselines."""
 
 from pathlib import Path
@@ -42,7 +42,14 @@ def fake_regime_labels(context: dg.AssetExecutionContext) -> UniverseFrames:
     return {context.partition_key: MARKET.regimes}
 
 
-ASSETS = [fake_cleaned_bars, fake_stacked_alpha, fake_regime_labels, rl_policy, rl_evaluation]
+@dg.asset(name="embeddings", partitions_def=universe_partitions)
+def fake_embeddings(context: dg.AssetExecutionContext) -> UniverseFrames:
+    keys = MARKET.alpha.select(c.DATE, c.TICKER)
+    values = np.random.default_rng(5).normal(size=(keys.height, 6)).astype(np.float32)
+    return {context.partition_key: keys.with_columns(pl.Series(f"emb_{i}", values[:, i]) for i in range(6))}
+
+
+ASSETS = [fake_cleaned_bars, fake_stacked_alpha, fake_regime_labels, fake_embeddings, rl_policy, rl_evaluation]
 SMOKE = {"ppo_total_timesteps": 64, "sac_total_timesteps": 48, "evaluations": 2, "validation_days": VALIDATION_DAYS,
          "episode_days": 40, "ppo_n_steps": 32, "ppo_batch_size": 32, "ppo_n_epochs": 1, "sac_batch_size": 16,
          "sac_learning_starts": 16, "sac_buffer_size": 1000}
@@ -58,13 +65,15 @@ def test_every_variant_trains_and_the_evaluation_compares_them_with_the_baseline
                  "torch_device": TorchDeviceResource(allow_cuda=False)}
     assert dg.materialize(ASSETS, selection=["cleaned_bars"], instance=instance, resources=resources,
                           tags=range_tags("2016-01-01", "2019-12-01", "synthetic")).success
-    assert dg.materialize(ASSETS, selection=["stacked_alpha", "regime_labels"], partition_key="synthetic",
+    assert dg.materialize(ASSETS, selection=["stacked_alpha", "regime_labels", "embeddings"], partition_key="synthetic",
                           instance=instance, resources=resources).success
     for variant in VARIANT_NAMES:
         run = dg.materialize(ASSETS, selection=["rl_policy"], partition_key=f"{variant}|synthetic", instance=instance,
                              resources=resources, run_config={"ops": {"rl_policy": {"config": SMOKE}}})
         checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
         assert checks == {"rl_policy_weights_valid": True, "rl_policy_matches_engine": True, "rl_policy_no_lookahead": True}, variant
+        observed = run.asset_materializations_for_node("rl_policy")[0].metadata["observation_features"].value
+        assert any(name.startswith("emb") for name in observed["per_asset"]), observed  # the embeddings are observed
     assert (data_dir / "rl_models" / "synthetic" / "sac_blind_seed1.zip").exists()
     weights = pl.read_parquet(data_dir / "rl_policy" / "synthetic" / "ppo_aware_seed0.parquet")
     assert set(weights["span"]) == {"train", "validation", "test"} and (weights["signal_date"] == weights[c.DATE]).all()

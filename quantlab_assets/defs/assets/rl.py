@@ -6,7 +6,8 @@ the checkpoint of the best validation Sharpe, and stores its deterministic episo
 train, validation and test spans (the model itself as a zip under <data dir>/rl_models/, and in MLflow).
 rl_evaluation[u] backtests every variant and the baselines on each span with the lab's metrics.
 
-Embeddings are not wired yet: build_panel's `embeddings` argument takes them (date, ticker, emb_*).
+The observations include the masked encoder's embeddings of the universe (PCA-reduced, fitted on the
+training span; compute/rl/panel.py).
 """
 
 import dataclasses
@@ -122,6 +123,7 @@ def _save_model(model: object, path: Path) -> None:
         "stacked_alpha": dg.AssetIn(partition_mapping=same_universe),
         "regime_labels": dg.AssetIn(partition_mapping=same_universe),
         "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
+        "embeddings": dg.AssetIn(partition_mapping=same_universe),
     },
     check_specs=[
         dg.AssetCheckSpec("rl_policy_weights_valid", asset="rl_policy", blocking=True,
@@ -139,6 +141,7 @@ def rl_policy(
     stacked_alpha: UniverseFrames,
     regime_labels: UniverseFrames,
     cleaned_bars: UniverseFrames,
+    embeddings: UniverseFrames,
     market_data: MarketDataResource,
     torch_device: TorchDeviceResource,
     mlflow: MlflowTrackingResource,
@@ -152,7 +155,10 @@ def rl_policy(
                                                     config.validation_days)
     fit_end = dates[spans[TRAIN][1]]
     panel_params = PanelParams(use_regime=mode == AWARE, seed=seed)
-    panel = build_panel(returns, alpha, regimes, dates, fit_end, panel_params)
+    embedded = embeddings[universe]
+    if embedded.is_empty():
+        raise ValueError(f"rl_policy: no embeddings stored for universe {universe!r}; materialise `embeddings` first")
+    panel = build_panel(returns, alpha, regimes, dates, fit_end, panel_params, embedded)
     env_params = EnvParams(episode_days=config.episode_days)
     device = torch_device.choice()
     context.log.info(f"{variant}: {panel.n_assets} instruments, spans {spans}, on {device.describe()}")
@@ -163,7 +169,7 @@ def rl_policy(
     if failure := schema_failures(TargetWeightsSchema, walks.weights.drop(SPAN), asset="rl_policy", partition=key):
         problems.append(failure)
     cuts = [d for d in dates.gather(np.linspace(spans[TRAIN][1] + 1, dates.len() - 1, config.lookahead_cuts).astype(int))]
-    leaks = lookahead_problems(returns, alpha, regimes, dates, fit_end, panel_params, cuts)
+    leaks = lookahead_problems(returns, alpha, regimes, dates, fit_end, panel_params, cuts, embedded)
 
     path = Path(io_manager.base_dir) / MODEL_DIR / universe / f"{variant}.zip"
     _save_model(trained.model, path)
@@ -191,6 +197,8 @@ def rl_policy(
             "summary": dg.MetadataValue.json(walks.summary), "selected_timesteps": trained.selected_timesteps,
             "validation_curve": dg.MetadataValue.json(trained.curve.to_dicts()), "train_seconds": round(trained.seconds, 1),
             "device": dg.MetadataValue.json(device.describe()), "model_path": dg.MetadataValue.path(str(path)),
+            "observation_features": dg.MetadataValue.json({"per_asset": panel.asset_feature_names,
+                                                           "market": panel.market_feature_names}),
             "mlflow_run_id": run_id,
         })
     yield from checks

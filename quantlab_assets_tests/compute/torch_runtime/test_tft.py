@@ -3,12 +3,14 @@ query, the selection finds the one informative feature, and its interpretation o
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from quantlab_assets.compute.torch_runtime.device import seed_everything
 from quantlab_assets.compute.torch_runtime.tft import GatedResidualNetwork, TftConfig, VariableGRNs
 from quantlab_assets.compute.torch_runtime.transformer import multitask_loss
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CONFIG = TftConfig(n_features=5, d_model=8, n_heads=2, dropout=0.0, seq_len=12)
 
 
