@@ -12,6 +12,8 @@ span only (issue 10; seed 002 tuned on one split and reported the best trial as 
 - Honesty: the search says how many configurations were tried and how far the best lies from the
   default in units of the standard error of their per-fold differences: with many trials the best
   one's edge is partly selection, so a gap of under 2 SE is not evidence of a better configuration.
+  It also scores the no-skill reference, the training rows' base rate predicted for every test row: a
+  best trial that does not beat it has learned to predict the base rate, not the barrier.
 """
 
 from __future__ import annotations
@@ -144,7 +146,8 @@ def search_barrier_classifier(
     study.optimize(objective, n_trials=params.n_trials)
     trials = _trials_frame(study)
     best = dataclasses.replace(default, **study.best_trial.params)
-    return SearchResult(trials, folds, best, _summary(trials, study.best_trial.number, len(masks)))
+    base_rate = [float(log_loss(y[test], np.full(test.size, y[train].mean()), labels=[0, 1])) for train, test in masks]
+    return SearchResult(trials, folds, best, _summary(trials, study.best_trial.number, base_rate))
 
 
 def _trials_frame(study: optuna.Study) -> pl.DataFrame:
@@ -162,21 +165,30 @@ def _trials_frame(study: optuna.Study) -> pl.DataFrame:
                                                "folds_evaluated": pl.Int64}).select(TRIAL_COLUMNS)
 
 
-def _summary(trials: pl.DataFrame, best_trial: int, n_folds: int) -> dict[str, Any]:
-    """Configurations tried and the best's edge over the default in standard errors of the per-fold gap."""
+def _edge_in_se(reference: list[float], best: list[float]) -> float | None:
+    """Mean per-fold loss gap reference - best (> 0: the best is better) over its standard error."""
+    gap = np.array(reference) - np.array(best)
+    se = float(gap.std(ddof=1) / math.sqrt(len(gap))) if len(gap) > 1 else 0.0
+    return float(gap.mean() / se) if se > 0 else None
+
+
+def _summary(trials: pl.DataFrame, best_trial: int, base_rate: list[float]) -> dict[str, Any]:
+    """Configurations tried; the best's edge over the default and over the base rate, in standard errors."""
     fold_losses = {row["trial"]: json.loads(row["fold_log_losses"]) for row in trials.iter_rows(named=True)}
-    gap = np.array(fold_losses[0]) - np.array(fold_losses[best_trial])  # > 0: the best is better
-    se = float(gap.std(ddof=1) / math.sqrt(len(gap))) if len(gap) > 1 else float("nan")
-    edge = float(gap.mean() / se) if se > 0 else None
+    edge = _edge_in_se(fold_losses[0], fold_losses[best_trial])
+    skill = _edge_in_se(base_rate, fold_losses[best_trial])
     return {
         "configurations_tried": trials.height,
         "complete": int((trials["state"] == COMPLETE).sum()),
         "pruned": int((trials["state"] == PRUNED).sum()),
-        "folds": n_folds,
+        "folds": len(base_rate),
         "best_trial": best_trial,
         "best_mean_log_loss": float(trials.filter(pl.col("trial") == best_trial)["mean_log_loss"][0]),
         "default_mean_log_loss": trials.filter(pl.col("trial") == 0)["mean_log_loss"][0],
         "default_minus_best_se": edge,
+        "base_rate_mean_log_loss": float(np.mean(base_rate)),
+        "base_rate_minus_best_se": skill,
+        "skill": "beats the base rate by over 2 SE" if skill is not None and skill > 2 else "no better than the base rate",
         # Chosen among many, the best's edge must clear the 2-SE bar to count; the default itself may be best.
         "evidence": "best is the default" if best_trial == 0 else (
             "better than the default by over 2 SE" if edge is not None and edge > 2 else "not distinguishable from the default"),

@@ -83,6 +83,7 @@ def hyperparameter_search(
         yield dg.Output({universe: result.trials}, metadata={
             "tuned_params_file": dg.MetadataValue.path(str(path)), "summary": dg.MetadataValue.json(result.summary),
             "configurations_tried": result.summary["configurations_tried"], "evidence": result.summary["evidence"],
+            "skill": result.summary["skill"],
             "best_params": dg.MetadataValue.json(vars(result.best)), "mlflow_run_id": run_id,
         })
     yield check

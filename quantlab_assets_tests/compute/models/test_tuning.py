@@ -95,6 +95,9 @@ def test_trials_are_data_the_default_comes_first_and_the_search_is_deterministic
     best_row = complete.sort("mean_log_loss").row(0, named=True)
     assert first.summary["best_trial"] == best_row["trial"] and first.summary["configurations_tried"] == 7
     assert first.summary["complete"] + first.summary["pruned"] == 7
+    # The toy target is half signal: the best trial beats predicting the training base rate.
+    assert first.summary["base_rate_mean_log_loss"] > first.summary["best_mean_log_loss"]
+    assert first.summary["skill"] == "beats the base rate by over 2 SE"
 
     path = tmp_path / "tuned.json"
     path.write_text(tuned_params_json(first, "toy", VALIDATION_END))
