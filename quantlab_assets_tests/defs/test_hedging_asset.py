@@ -89,6 +89,8 @@ def test_the_scorecard_writes_its_files_with_provenance_and_an_honest_verdict(st
     assert len(scorecard["success"]) == 6 and sum(row["selected"] for row in scorecard["success"]) == 2
     for name in ("cvar_frontier.png", "lambda_beta_sweeps.png", "qq_crisis_erm_vs_irm.png"):
         assert (folder / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (folder / "study.html").read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == 3 and page.count("<tr>") == 1 + 6 and "inconclusive" in page
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{Path(study['data_dir']) / 'mlflow.db'}")

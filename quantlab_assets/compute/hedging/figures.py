@@ -1,8 +1,11 @@
 """The study's figures (seed 000's paper targets) as PNG files: the CVaR frontier, a QQ plot of crisis
-P&L (ERM vs the selected IRM), and the lambda / beta sweeps of crisis CVaR with t intervals across seeds."""
+P&L (ERM vs the selected IRM), and the lambda / beta sweeps of crisis CVaR with t intervals across seeds;
+and one self-contained HTML study page with the figures embedded and the success-criterion table."""
 
 from __future__ import annotations
 
+import base64
+import html
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +17,7 @@ import polars as pl  # noqa: E402
 
 from quantlab_assets.compute.hedging.config import ERM, IRM_HEAD, VREX, HedgingConfig  # noqa: E402
 from quantlab_assets.compute.hedging.evaluation import t_interval  # noqa: E402
+from quantlab_assets.compute.storage import write_text_atomic  # noqa: E402
 
 CRISIS = "crisis"
 
@@ -87,3 +91,36 @@ def _save(figure: plt.Figure, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:+.1f} %"
+
+
+def study_page(figures: dict[str, Path], success: pl.DataFrame, config: HedgingConfig, path: Path) -> Path:
+    """One HTML file: the criterion per configuration (means and t intervals across seeds, verdict,
+    selected on `high`) and every figure, embedded as base64 PNG so the file stands alone."""
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in (
+            row["method"], f"{row['strength']:g}", row["n_seeds"],
+            f"{_percent(row['improvement'])} [{_percent(row['improvement_low'])}, {_percent(row['improvement_high'])}]",
+            f"{_percent(row['turnover_increase'])} [{_percent(row['turnover_increase_low'])}, "
+            f"{_percent(row['turnover_increase_high'])}]",
+            row["verdict"], "yes" if row["selected"] else "")) + "</tr>"
+        for row in success.iter_rows(named=True))
+    images = "".join(
+        f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,"
+        f"{base64.b64encode(figure.read_bytes()).decode()}'><figcaption>{html.escape(name)}</figcaption></figure>"
+        for name, figure in figures.items())
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Invariant deep-hedging study</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:640px}</style></head><body>"
+        "<h1>Invariant deep hedging: ERM vs head-only IRM vs V-REx</h1>"
+        f"<p>Success criterion: at least {100 * config.min_cvar_improvement:g} % lower crisis CVaR-95 than ERM with at most "
+        f"{100 * config.max_turnover_increase:g} % more turnover, judged on {100 * config.confidence:g} % t intervals "
+        "across seeds (met / not met / inconclusive). Strengths are selected on <code>high</code> only.</p>"
+        "<table><tr><th>method</th><th>strength</th><th>seeds</th><th>crisis CVaR improvement vs ERM</th>"
+        f"<th>turnover change</th><th>verdict</th><th>selected on high</th></tr>{rows}</table>{images}</body></html>"
+    )
+    return write_text_atomic(page, path)

@@ -254,7 +254,8 @@ def hedging_figures(
     torch_device: TorchDeviceResource,
     io_manager: dg.ResourceParam[PartitionedParquetIOManager],
 ) -> dg.MaterializeResult:
-    """PNG figures: CVaR frontier, QQ plot of crisis P&L (ERM vs the IRM selected on high), lambda/beta sweeps."""
+    """PNG figures: CVaR frontier, QQ plot of crisis P&L (ERM vs the IRM selected on high), lambda/beta sweeps;
+    and the study page (study.html) with them and the success-criterion table."""
     config = hedging_study.config()
     folder = Path(io_manager.base_dir) / STUDY_FOLDER / "figures"
     written = {"cvar_frontier": figures.frontier(hedging_scorecard, config, folder / "cvar_frontier.png"),
@@ -272,4 +273,9 @@ def hedging_figures(
                    for m, s in ((ERM, 0.0), (IRM_HEAD, strength))}
             written["qq_crisis"] = figures.qq_plot(pnl[ERM], pnl[IRM_HEAD], f"irm_head lambda={strength:g} (seed {seed})",
                                                    folder / "qq_crisis_erm_vs_irm.png")
-    return dg.MaterializeResult(metadata={name: dg.MetadataValue.path(str(path)) for name, path in written.items()})
+    page = figures.study_page(written, success_table(hedging_scorecard, config), config,
+                              Path(io_manager.base_dir) / STUDY_FOLDER / "study.html")
+    return dg.MaterializeResult(metadata={
+        **{name: dg.MetadataValue.path(str(path)) for name, path in written.items()},
+        "study_page": dg.MetadataValue.path(str(page)), "url": dg.MetadataValue.url(page.resolve().as_uri()),
+    })
