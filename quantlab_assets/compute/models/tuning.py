@@ -10,8 +10,9 @@ span only (issue 10; seed 002 tuned on one split and reported the best trial as 
   is the mean log loss over its folds' test rows; after each fold the median pruner may stop a trial
   whose running score is worse than the median of earlier trials at the same fold.
 - Honesty: the search says how many configurations were tried and how far the best lies from the
-  default in units of the standard error of their per-fold differences: with many trials the best
-  one's edge is partly selection, so a gap of under 2 SE is not evidence of a better configuration.
+  default in units of the standard error of their per-fold differences, and counts the edge only when
+  it clears the two-sided 95 % Student-t bar for that many folds (4.30 SE for 3 folds): with few folds and
+  many trials the best one's edge is largely selection.
   It also scores the no-skill reference, the training rows' base rate predicted for every test row: a
   best trial that does not beat it has learned to predict the base rate, not the barrier.
 """
@@ -29,6 +30,7 @@ from typing import Any, Final
 import numpy as np
 import optuna
 import polars as pl
+from scipy import stats
 from sklearn.metrics import log_loss
 from xgboost import XGBClassifier
 
@@ -177,6 +179,7 @@ def _summary(trials: pl.DataFrame, best_trial: int, base_rate: list[float]) -> d
     fold_losses = {row["trial"]: json.loads(row["fold_log_losses"]) for row in trials.iter_rows(named=True)}
     edge = _edge_in_se(fold_losses[0], fold_losses[best_trial])
     skill = _edge_in_se(base_rate, fold_losses[best_trial])
+    bar = float(stats.t.ppf(0.975, len(base_rate) - 1)) if len(base_rate) > 1 else float("inf")
     return {
         "configurations_tried": trials.height,
         "complete": int((trials["state"] == COMPLETE).sum()),
@@ -188,10 +191,11 @@ def _summary(trials: pl.DataFrame, best_trial: int, base_rate: list[float]) -> d
         "default_minus_best_se": edge,
         "base_rate_mean_log_loss": float(np.mean(base_rate)),
         "base_rate_minus_best_se": skill,
-        "skill": "beats the base rate by over 2 SE" if skill is not None and skill > 2 else "no better than the base rate",
-        # Chosen among many, the best's edge must clear the 2-SE bar to count; the default itself may be best.
+        "t_bar_se": bar,
+        "skill": "beats the base rate" if skill is not None and skill > bar else "not distinguishable from the base rate",
+        # Chosen among many, the best's edge must clear the t bar to count; the default itself may be best.
         "evidence": "best is the default" if best_trial == 0 else (
-            "better than the default by over 2 SE" if edge is not None and edge > 2 else "not distinguishable from the default"),
+            "better than the default" if edge is not None and edge > bar else "not distinguishable from the default"),
     }
 
 
