@@ -779,3 +779,33 @@ class EmbeddingsSchema(pa.DataFrameModel):
     class Config:
         strict = True
         unique = [c.DATE, c.TICKER]
+
+
+# --- issue 10: seed 002's supervised-contrastive encoder and its linear probe ---------------------------
+
+
+class SupconCurveSchema(pa.DataFrameModel):
+    """Per walk-forward fold and epoch of SupCon pre-training: mean training and validation SupCon loss."""
+
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    epoch: pl.Int64 = pa.Field(ge=0)
+    train_loss: pl.Float64 = pa.Field(ge=0, nullable=True)
+    val_loss: pl.Float64 = pa.Field(ge=0)
+
+    class Config:
+        strict = True
+        unique = ["fold_id", "epoch"]
+
+
+class SupconProbabilitiesSchema(pa.DataFrameModel):
+    """Out-of-fold P(upper barrier first) of a linear probe on a fold's SupCon-pre-trained encoder."""
+
+    date: pl.Date
+    ticker: pl.String
+    fold_id: pl.Int64 = pa.Field(ge=0)
+    supcon_probability: pl.Float64 = pa.Field(ge=0, le=1)
+    hits_upper: pl.Int8 = pa.Field(isin=[0, 1], description="1 if the upper barrier was touched first.")
+
+    class Config:
+        strict = True
+        unique = [c.DATE, c.TICKER]

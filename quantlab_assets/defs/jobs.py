@@ -114,3 +114,11 @@ tbm_training_job = dg.define_asset_job(
     description="Seed 002's triple-barrier classifier on sequence windows (focal loss) per universe, after model_job's cv_folds.",
     executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
 )
+
+# --- issue 10: seed 002's SupCon encoder and linear probe (after tbm_training_job: the probe is compared
+# with tbm_classifier on its stored rows) -----------------------------------------------------------------
+supcon_training_job = dg.define_asset_job(
+    "supcon_training_job", selection=dg.AssetSelection.assets("supcon_encoder", "supcon_probe"),
+    description="Seed 002's SupCon encoder per walk-forward fold and its linear probe per universe, compared with tbm_classifier on the same folds; after tbm_training_job.",
+    executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
+)

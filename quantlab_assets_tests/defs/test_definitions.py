@@ -146,3 +146,23 @@ def test_the_encoder_and_embeddings_are_per_universe_and_read_every_month_of_the
     keys = upstream.partitions_subset.get_partition_keys()
     assert all(key.endswith("|synthetic") for key in keys) and len(keys) == len(bars_partitions.get_partition_keys()) // len(
         universe_partitions.get_partition_keys())
+
+
+# --- issue 10: seed 002's SupCon encoder and linear probe ------------------------------------------------
+# Added to issue 10's sets in place (appended, so the expected-assets test above needs no edit).
+SUPCON_ASSETS = {"supcon_encoder", "supcon_probe"}
+SUPCON_CHECKS = {"supcon_encoder_curves_valid", "supcon_probe_not_degenerate"}
+ISSUE_10_ASSETS |= SUPCON_ASSETS
+ISSUE_10_CHECKS |= SUPCON_CHECKS
+
+
+def test_supcon_assets_are_per_universe_gpu_steps_that_read_the_stored_tbm_classifier() -> None:
+    graph = defs.resolve_asset_graph()
+    for name in SUPCON_ASSETS:
+        assert graph.get(dg.AssetKey(name)).partitions_def == universe_partitions
+    assert {dg.AssetKey("supcon_encoder"), dg.AssetKey("tbm_classifier")} <= graph.get(dg.AssetKey("supcon_probe")).parent_keys
+    job = defs.resolve_job_def("supcon_training_job")
+    assert {n.name for n in job.graph.node_defs} == SUPCON_ASSETS
+    for name in SUPCON_ASSETS:
+        op = defs.resolve_assets_def(name).op
+        assert op.tags["device"] == "gpu" and op.pool == "gpu"

@@ -1,0 +1,223 @@
+"""Seed 002's phase 28 (issue 10): a SupCon-pre-trained encoder per walk-forward fold, a linear probe on it
+out of fold, and the probe against the plain focal-loss `tbm_classifier` on the same rows and folds.
+Plain logic in compute/torch_runtime/supcon.py. The encoders' weights go to a checkpoint file (what the
+probe reads) and to MLflow; the stored asset is their per-fold training curves."""
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import torch
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.models import cv
+from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold
+from quantlab_assets.compute.models.tracking import log_model_run
+from quantlab_assets.compute.schemas import (
+    FeaturesSchema,
+    LabelsSchema,
+    SupconCurveSchema,
+    SupconProbabilitiesSchema,
+    TbmProbabilitiesSchema,
+    conform,
+    schema_failures,
+)
+from quantlab_assets.compute.torch_runtime.supcon import (
+    PROBABILITY,
+    SupConConfig,
+    compare_with_plain,
+    fit_linear_probes,
+    pretrain_supcon_encoders,
+)
+from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, TbmConfig, tbm_targets, tbm_training_config
+from quantlab_assets.compute.torch_runtime.training import TrainingConfig
+from quantlab_assets.compute.torch_runtime.windows import WindowPanel, build_window_panel
+from quantlab_assets.defs.assets.deep import INPUT_SUFFIXES
+from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
+from quantlab_assets.defs.partitions import same_universe, universe_partitions
+from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
+
+ENCODER_CHECK = "supcon_encoder_curves_valid"
+NOT_DEGENERATE = "supcon_probe_not_degenerate"
+
+
+def checkpoint_path(base_dir: str, universe: str) -> Path:
+    return Path(base_dir) / "checkpoints" / "supcon_encoder" / f"{universe}.pt"
+
+
+def window_panel(features: pl.DataFrame, labels: pl.DataFrame, names: list[str], seq_len: int) -> WindowPanel:
+    """tbm_classifier's panel: the scale-free features with the resolved triple-barrier target."""
+    frame = conform(features, FeaturesSchema).select(c.DATE, c.TICKER, *names).join(
+        tbm_targets(conform(labels, LabelsSchema)), on=[c.DATE, c.TICKER])
+    return build_window_panel(frame, names, [HITS_UPPER], seq_len)
+
+
+class SupconEncoderAssetConfig(dg.Config):
+    """tbm_classifier's defaults (seed 002's golden config) plus the SupCon head and temperature; tests shrink it."""
+
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 2
+    dim_ff: int = 512
+    dropout: float = 0.23
+    seq_len: int = 63
+    projection_dim: int = 64
+    temperature: float = 0.1
+    lr: float = 6.7e-5
+    batch_size: int = 256
+    max_epochs: int = 20
+    patience: int = 3
+    warmup_steps: int = 200
+    seed: int = 42
+
+
+class SupconProbeAssetConfig(dg.Config):
+    probe_c: float = 1.0
+    # A probability std below this is a probe that says the same thing about every window.
+    min_probability_std: float = 1e-6
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name="deep",
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+    ins={"features": dg.AssetIn(partition_mapping=same_universe), "labels": dg.AssetIn(partition_mapping=same_universe),
+         "cv_folds": dg.AssetIn()},
+    check_specs=[dg.AssetCheckSpec(ENCODER_CHECK, asset="supcon_encoder", blocking=True,
+                                   description="Curve schema; every SupCon loss finite; one encoder per curve fold.")],
+)
+def supcon_encoder(
+    context: dg.AssetExecutionContext,
+    config: SupconEncoderAssetConfig,
+    features: UniverseFrames,
+    labels: UniverseFrames,
+    cv_folds: UniverseFrames,
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+    torch_device: TorchDeviceResource,
+    mlflow: MlflowTrackingResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """One SupCon-pre-trained encoder per 21d walk-forward fold, on that fold's training windows; their curves."""
+    universe = context.partition_key
+    names = [n for n in features[universe].columns if n.endswith(INPUT_SUFFIXES)]
+    panel = window_panel(features[universe], labels[universe], names, config.seq_len)
+    model = SupConConfig(
+        encoder=TbmConfig(n_features=len(names), d_model=config.d_model, n_heads=config.n_heads, n_layers=config.n_layers,
+                          dim_ff=config.dim_ff, dropout=config.dropout, seq_len=config.seq_len),
+        projection_dim=config.projection_dim, temperature=config.temperature)
+    training = tbm_training_config(lr=config.lr, batch_size=config.batch_size, max_epochs=config.max_epochs,
+                                   patience=config.patience, warmup_steps=config.warmup_steps, seed=config.seed)
+    device = torch_device.choice()
+    result = pretrain_supcon_encoders(panel, cv_folds[universe], model, training, device)
+
+    problems = []
+    if failure := schema_failures(SupconCurveSchema, result.curves, asset="supcon_encoder", partition=universe):
+        problems.append(failure)
+    if not result.curves.select(pl.col("train_loss", "val_loss").is_finite().all()).row(0) == (True, True):
+        problems.append("non-finite SupCon loss in the curves")
+    if set(result.curves["fold_id"]) != set(result.states):
+        problems.append(f"curve folds {sorted(set(result.curves['fold_id']))} != encoder folds {sorted(result.states)}")
+    check = dg.AssetCheckResult(check_name=ENCODER_CHECK, passed=not problems,
+                                metadata={"problems": "\n".join(problems) or "none"})
+    if check.passed:
+        # Written only when the check passes: the probe reads this file, so a failed run never replaces a good one.
+        path = checkpoint_path(io_manager.base_dir, universe)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f".{path.name}.tmp")
+        torch.save({"model": dataclasses.asdict(model), "training": dataclasses.asdict(training), "features": names,
+                    "states": result.states}, scratch)
+        scratch.replace(path)
+        mlflow.ensure_store()
+        run_id = log_model_run(
+            mlflow.uri(), mlflow.experiment, f"supcon_encoder|{universe}",
+            config={"universe": universe, "features": ",".join(names), **dataclasses.asdict(model.encoder),
+                    "projection_dim": model.projection_dim, "temperature": model.temperature,
+                    **dataclasses.asdict(training), **device.describe()},
+            metrics={f"fold{f}.best_val_loss": float(result.curves.filter(pl.col("fold_id") == f)["val_loss"].min())
+                     for f in result.states},
+            models={f"supcon_fold{f}_state": state for f, state in result.states.items()},
+            frames={"curves": result.curves}, artifact_root=mlflow.artifact_root(),
+        )
+        yield dg.Output({universe: result.curves}, metadata={
+            "device": dg.MetadataValue.json(device.describe()), "windows": int(panel.starts.shape[0]),
+            "best_epochs": dg.MetadataValue.json(result.best_epochs), "checkpoint": str(path), "mlflow_run_id": run_id,
+            "curves": dg.MetadataValue.json(result.curves.with_columns(pl.selectors.float().round(5)).to_dicts()),
+        })
+    yield check
+
+
+def _rounded(summary: dict[str, object]) -> dict[str, object]:
+    return {k: (round(v, 5) if isinstance(v, float) else _rounded(v) if isinstance(v, dict) else v) for k, v in summary.items()}
+
+
+@dg.asset(
+    partitions_def=universe_partitions,
+    group_name="deep",
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+    ins={"features": dg.AssetIn(partition_mapping=same_universe), "labels": dg.AssetIn(partition_mapping=same_universe),
+         "cv_folds": dg.AssetIn(), "supcon_encoder": dg.AssetIn(), "tbm_classifier": dg.AssetIn()},
+    check_specs=[dg.AssetCheckSpec(NOT_DEGENERATE, asset="supcon_probe", blocking=True,
+                                   description="Schema; probabilities vary across the test windows of every fold.")],
+)
+def supcon_probe(
+    context: dg.AssetExecutionContext,
+    config: SupconProbeAssetConfig,
+    features: UniverseFrames,
+    labels: UniverseFrames,
+    cv_folds: UniverseFrames,
+    supcon_encoder: UniverseFrames,
+    tbm_classifier: UniverseFrames,
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+    torch_device: TorchDeviceResource,
+    mlflow: MlflowTrackingResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Out-of-fold probabilities of a linear probe on each fold's frozen SupCon encoder, scored and compared
+    with the stored tbm_classifier on the rows and folds both hold."""
+    universe = context.partition_key
+    checkpoint = torch.load(checkpoint_path(io_manager.base_dir, universe), map_location="cpu", weights_only=True)
+    if set(supcon_encoder[universe]["fold_id"]) != set(checkpoint["states"]):
+        raise ValueError(f"supcon_encoder checkpoint of {universe} does not hold the stored curves' folds: re-materialise it")
+    stored = checkpoint["model"]
+    model = SupConConfig(**{**stored, "encoder": TbmConfig(**stored["encoder"]), "probe_c": config.probe_c})
+    training = TrainingConfig(**checkpoint["training"])
+    panel = window_panel(features[universe], labels[universe], checkpoint["features"], model.encoder.seq_len)
+    device = torch_device.choice()
+    predictions = fit_linear_probes(panel, cv_folds[universe], model, training, checkpoint["states"], device)
+    plain = conform(tbm_classifier[universe], TbmProbabilitiesSchema)
+    comparison = compare_with_plain(predictions, plain)
+
+    by_fold = calibration_by_fold(predictions, PROBABILITY, HITS_UPPER, cv.FOLD_ID)
+    overall = across_folds(by_fold)
+    problems = [f"fold {row[cv.FOLD_ID]}: probability std {row['probability_std']:.3g} below {config.min_probability_std}"
+                for row in by_fold.iter_rows(named=True) if row["probability_std"] < config.min_probability_std]
+    if failure := schema_failures(SupconProbabilitiesSchema, predictions, asset="supcon_probe", partition=universe):
+        problems.append(failure)
+    rows_note = ("identical rows and folds" if comparison.summary["same_rows"] else
+                 f"rows differ (probe {comparison.summary['probe_rows']}, tbm_classifier {comparison.summary['plain_rows']}):"
+                 f" compared on the {comparison.summary['shared_rows']} (date, ticker, fold) rows both hold")
+    context.log.info(f"supcon_probe vs tbm_classifier: {rows_note}")
+    mlflow.ensure_store()
+    run_id = log_model_run(
+        mlflow.uri(), mlflow.experiment, f"supcon_probe|{universe}",
+        config={"universe": universe, "probe_c": config.probe_c, **device.describe()},
+        metrics={**{f"oof.{k}": v for k, v in overall.items()},
+                 **{f"vs_tbm.{k}": v for k, v in comparison.summary.items() if isinstance(v, float)}},
+        frames={"fold_scores": by_fold, "comparison_by_fold": comparison.by_fold}, artifact_root=mlflow.artifact_root(),
+    )
+    check = dg.AssetCheckResult(check_name=NOT_DEGENERATE, passed=not problems,
+                                metadata={"problems": "\n".join(problems) or "none"})
+    if check.passed:
+        rounded = pl.selectors.float().round(5)
+        yield dg.Output({universe: predictions}, metadata={
+            "device": dg.MetadataValue.json(device.describe()),
+            "scorecard": dg.MetadataValue.json(_rounded(overall)),
+            "fold_scores": dg.MetadataValue.json(by_fold.with_columns(rounded).to_dicts()),
+            "comparison": dg.MetadataValue.json(_rounded(comparison.summary)),
+            "comparison_by_fold": dg.MetadataValue.json(comparison.by_fold.with_columns(rounded).to_dicts()),
+            "compared_rows": rows_note, "mlflow_run_id": run_id,
+        })
+    yield check
