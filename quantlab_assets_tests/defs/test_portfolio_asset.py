@@ -20,6 +20,7 @@ from quantlab_assets.defs.assets.portfolio import (
     backtest,
     backtest_metrics,
     backtest_report,
+    sequence_classifier_probabilities,
     stored_regimes,
     target_weights,
 )
@@ -105,6 +106,20 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
     assert weights.group_by(c.DATE).agg(pl.col("weight").sum())["weight"].is_between(1 - 1e-9, 1 + 1e-9).all()
     assert weights["weight"].max() <= 0.2 + 1e-12 and weights["weight"].min() >= 0.02 - 1e-6
 
+    # The threshold profiles on seed 002's sequence classifier instead, read from storage once stored.
+    barrier = pl.read_parquet(data_dir / "barrier_probabilities" / "synthetic.parquet")
+    (data_dir / "tbm_classifier").mkdir()
+    barrier.select(c.DATE, c.TICKER, pl.lit(0, dtype=pl.Int64).alias("fold_id"),
+                   (1 - pl.col("barrier_probability")).alias("tbm_probability"),
+                   pl.lit(0, dtype=pl.Int8).alias("hits_upper")).write_parquet(data_dir / "tbm_classifier" / "synthetic.parquet")
+    reckless_path = data_dir / "target_weights" / "synthetic" / "reckless.parquet"
+    on_barrier = pl.read_parquet(reckless_path)
+    run = dg.materialize(ASSETS, selection=["target_weights"], partition_key="reckless|synthetic", instance=instance,
+                         resources=resources, run_config={"ops": {"target_weights": {"config": {"primary_model": "tbm_classifier"}}}})
+    assert all(e.passed for e in run.get_asset_check_evaluations())
+    assert run.asset_materializations_for_node("target_weights")[0].metadata["primary_model"].value == "tbm_classifier"
+    assert not pl.read_parquet(reckless_path).equals(on_barrier)
+
     final = dg.materialize(ASSETS, selection=["backtest_metrics", "backtest_report"], partition_key="synthetic",
                            instance=instance, resources=resources)
     metrics = pl.read_parquet(data_dir / "backtest_metrics" / "synthetic.parquet")
@@ -136,3 +151,8 @@ def test_stored_regime_labels_are_read_when_materialised(tmp_path: Path) -> None
     labels.write_parquet(tmp_path / "regime_labels" / "synthetic.parquet")
     assert stored_regimes(str(tmp_path), "synthetic").to_dicts() == [
         {c.DATE: dt.date(2020, 1, 2), "regime": "Low-Vol Bull"}, {c.DATE: dt.date(2020, 1, 3), "regime": "Crisis"}]
+
+
+def test_the_sequence_classifier_as_primary_model_must_be_stored_first(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="tbm_classifier.*not stored"):
+        sequence_classifier_probabilities(str(tmp_path), "synthetic")

@@ -21,7 +21,14 @@ from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.portfolio.names import BENCHMARK, QP
 from quantlab_assets.compute.portfolio.qp import WARM_UP
 from quantlab_assets.compute.portfolio.strategies import build_target_weights
-from quantlab_assets.compute.schemas import BacktestDailySchema, CleanedBarsSchema, TargetWeightsSchema, conform, schema_failures
+from quantlab_assets.compute.schemas import (
+    BacktestDailySchema,
+    CleanedBarsSchema,
+    TargetWeightsSchema,
+    TbmProbabilitiesSchema,
+    conform,
+    schema_failures,
+)
 from quantlab_assets.compute.storage import write_text_atomic
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import (
@@ -36,6 +43,7 @@ from quantlab_assets.defs.resources import MlflowTrackingResource
 GROUP = "portfolio"
 REGIME_ASSET = "regime_labels"
 REGIME_COLUMNS = ("regime_label", "regime")
+SEQUENCE_CLASSIFIER = "tbm_classifier"
 
 
 def stored_regimes(base_dir: str, universe: str) -> pl.DataFrame | None:
@@ -55,6 +63,24 @@ def stored_regimes(base_dir: str, universe: str) -> pl.DataFrame | None:
     if label is None or c.DATE not in frame.columns:
         return None
     return frame.group_by(c.DATE).agg(pl.col(label).first().cast(pl.String).alias("regime")).sort(c.DATE)
+
+
+class TargetWeightsConfig(dg.Config):
+    """Which primary model the threshold profiles read: the tabular `barrier_probabilities` (an input of
+    this asset), or seed 002's sequence classifier `tbm_classifier`, read from storage when it is
+    materialised (a GPU-trained asset the default backtest does not wait for)."""
+
+    primary_model: str = "barrier_probabilities"
+
+
+def sequence_classifier_probabilities(base_dir: str, universe: str) -> pl.DataFrame:
+    """tbm_classifier's out-of-fold probabilities as the profiles' (date, ticker, barrier_probability)."""
+    path = Path(base_dir) / SEQUENCE_CLASSIFIER / f"{universe}.parquet"
+    if not path.exists():
+        raise ValueError(f"target_weights: primary_model {SEQUENCE_CLASSIFIER!r} but {path} is not stored; "
+                         f"materialise tbm_classifier[{universe}] first")
+    frame = conform(pl.read_parquet(path), TbmProbabilitiesSchema)
+    return frame.select(c.DATE, c.TICKER, pl.col("tbm_probability").alias("barrier_probability"))
 
 
 def _sectors(universe_frame: pl.DataFrame) -> dict[str, str]:
@@ -81,6 +107,7 @@ def _sectors(universe_frame: pl.DataFrame) -> dict[str, str]:
 )
 def target_weights(
     context: dg.AssetExecutionContext,
+    config: TargetWeightsConfig,
     stacked_alpha: UniverseFrames,
     meta_labels: UniverseFrames,
     barrier_probabilities: UniverseFrames,
@@ -91,15 +118,21 @@ def target_weights(
     """One strategy's target weights per decision date: QP, top-n, equal weight, buy-and-hold, or a threshold profile."""
     strategy, name = split_strategy_key(context.partition_key)
     regimes = stored_regimes(io_manager.base_dir, name)
+    if config.primary_model not in ("barrier_probabilities", SEQUENCE_CLASSIFIER):
+        raise ValueError(f"target_weights: primary_model must be barrier_probabilities or {SEQUENCE_CLASSIFIER}, "
+                         f"not {config.primary_model!r}")
+    barrier = (sequence_classifier_probabilities(io_manager.base_dir, name) if config.primary_model == SEQUENCE_CLASSIFIER
+               else barrier_probabilities[name])
     built = build_target_weights(
         strategy, stacked_alpha[name], returns_from_bars(conform(cleaned_bars[name], CleanedBarsSchema)),
-        meta=meta_labels[name], barrier=barrier_probabilities[name], regimes=regimes, sectors=_sectors(universe[name]),
+        meta=meta_labels[name], barrier=barrier, regimes=regimes, sectors=_sectors(universe[name]),
     )
     failure = schema_failures(TargetWeightsSchema, built.weights, asset="target_weights", partition=context.partition_key)
     infeasible = [] if built.diagnostics is None else list(
         built.diagnostics.filter(~pl.col("status").is_in(["optimal", WARM_UP])).select(c.DATE, "status").iter_rows())
     metadata = {"decision_dates": built.weights[c.DATE].n_unique(), "rows": built.weights.height,
-                "notes": "\n".join(built.notes) or "none", "regime_labels": "read" if regimes is not None else "not materialised"}
+                "notes": "\n".join(built.notes) or "none", "regime_labels": "read" if regimes is not None else "not materialised",
+                "primary_model": config.primary_model}
     if built.diagnostics is not None:
         metadata["qp_median_solve_seconds"] = float(built.diagnostics["seconds"].median() or 0.0)
         metadata["qp_status_counts"] = dg.MetadataValue.json(dict(built.diagnostics.group_by("status").len().iter_rows()))
