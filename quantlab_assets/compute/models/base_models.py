@@ -5,6 +5,12 @@ split; Ridge cannot, so its pipeline imputes each feature's median *of the fold'
 standardises with the training rows' mean and std (both fitted inside the fold, so no test row
 informs them). Rows whose label is null are never training or test rows (oof.py).
 
+The median imputer is ours (`MedianImputer`), not scikit-learn's `SimpleImputer(strategy="median")`:
+that one takes medians through numpy masked arrays, 19.4 s and 4.5 GB above its input for 1.86 M x 73
+training rows, where `np.nanmedian` takes 2.0 s and no extra memory for the same, bit-identical,
+statistics (a test compares the two). At 500 instruments it made a Ridge partition slower than the
+LightGBM fits' share of the same folds and its peak RSS 9 GB.
+
 Determinism: every model is seeded (42) and runs on a fixed number of threads; XGBoost's `hist` and
 LightGBM with `deterministic=True, force_row_wise=True` give bit-identical models for the same
 inputs and thread count (tested: run twice, compare bits).
@@ -13,13 +19,13 @@ inputs and thread count (tested: run twice, compare bits).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 from lightgbm import LGBMRegressor
-from sklearn.base import RegressorMixin
-from sklearn.impute import SimpleImputer
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -96,13 +102,36 @@ class BaseModelParams:
         return dataclasses.asdict(self.of(model))
 
 
+class MedianImputer(TransformerMixin, BaseEstimator):
+    """NaN -> the column's median over the rows it was fitted on; a column without any value -> 0.
+
+    What `SimpleImputer(strategy="median", keep_empty_features=True)` computes, without its masked-array
+    cost. Transforming returns a new array (the input, often a view of the design matrix, is left as is).
+    """
+
+    def fit(self, x: np.ndarray, y: object = None) -> MedianImputer:
+        x = np.asarray(x, dtype=np.float64)
+        with warnings.catch_warnings():  # a column without any value has no median: it is filled with 0
+            warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+            medians = np.nanmedian(x, axis=0)
+        self.statistics_ = np.where(np.isnan(medians), 0.0, medians)
+        self.n_features_in_ = x.shape[1]
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape[1] != self.n_features_in_:
+            raise ValueError(f"MedianImputer was fitted on {self.n_features_in_} features, got {x.shape[1]}")
+        return np.where(np.isnan(x), self.statistics_, x)
+
+
 def make_estimator(model: str, params: BaseModelParams = BaseModelParams()) -> RegressorMixin:
     """An unfitted estimator of `model` with `params`."""
     kwargs = params.as_dict(model)
     if model == RIDGE:
         return Pipeline(
-            [("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-             ("scale", StandardScaler()), ("ridge", Ridge(**kwargs))]
+            # The imputer returns a new array, so scaling and Ridge's centring may work in place on it.
+            [("impute", MedianImputer()), ("scale", StandardScaler(copy=False)), ("ridge", Ridge(**kwargs, copy_X=False))]
         )
     if model == XGBOOST:
         return XGBRegressor(**kwargs)

@@ -21,7 +21,7 @@ from xgboost import XGBClassifier
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import XGBoostParams
-from quantlab_assets.compute.models.oof import DesignPanel, role_mask
+from quantlab_assets.compute.models.oof import DesignPanel, design_matrix, role_mask
 
 FOLDS_HORIZON: Final = 21
 
@@ -51,8 +51,7 @@ def fit_oof_classifier(
     """P(`target` == 1) out of fold as column `probability`; `keep` names frame columns carried to the output."""
     if target in design.inputs:
         raise ValueError(f"classifier target {target!r} is among its inputs")
-    panel, names = design.frame, list(design.inputs)
-    x = panel.select(names).to_numpy().astype(np.float64)
+    panel, x = design.frame, design_matrix(design)
     y = panel[target].to_numpy()
     schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == FOLDS_HORIZON))
     outputs, scores, estimators = [], [], []

@@ -30,7 +30,7 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.labels.compute import label_end_column
 from quantlab_assets.compute.models.base_models import MODELS, BaseModelParams, make_estimator
 from quantlab_assets.compute.models.metrics import LABEL
-from quantlab_assets.compute.models.oof import design_panel
+from quantlab_assets.compute.models.oof import design_matrix, design_panel
 from quantlab_assets.compute.models.stacking import (
     BP,
     StackParams,
@@ -83,7 +83,7 @@ def fit_live_alpha(
         if known.is_empty():
             raise ValueError(f"live alpha {horizon}d: no label ended on or before {as_of}")
         design = design_panel(features.filter(pl.col(c.DATE) <= as_of), known, horizon)
-        x_train = design.frame.select(design.inputs).to_numpy().astype(np.float64)
+        x_train = design_matrix(design)
         x_today = today.select(design.inputs).to_numpy().astype(np.float64)
         base_today = np.empty((today.height, len(MODELS)))
         for j, model in enumerate(MODELS):

@@ -82,9 +82,24 @@ def design_panel(features: pl.DataFrame, labels: pl.DataFrame, horizon: int) -> 
     return DesignPanel(frame, tuple(feature_columns(features)))
 
 
+def design_matrix(design: DesignPanel) -> np.ndarray:
+    """The inputs as one float64 (rows, inputs) array, nulls as NaN. Row-major, so a run of rows is a
+    C-contiguous view that the models read without copying."""
+    return design.frame.select(pl.col(list(design.inputs)).cast(pl.Float64)).to_numpy(order="c")
+
+
 def role_mask(fold: pl.DataFrame, dates: pl.Series, role: str) -> np.ndarray:
     """Boolean mask of the `dates` that lie in a segment of `role` of one fold."""
     return cv.dates_with_role(fold, dates.to_frame(c.DATE).with_row_index("row"), role)["row"].to_numpy()
+
+
+def _rows(row_numbers: np.ndarray) -> slice | np.ndarray:
+    """Increasing row numbers as a slice when they are one contiguous run (a walk-forward fold's training
+    and test dates are): rows read through it are a view of the design matrix, not a 1 GB copy per fold
+    at 500 instruments x 20 years."""
+    if row_numbers.size and int(row_numbers[-1]) - int(row_numbers[0]) + 1 == row_numbers.size:
+        return slice(int(row_numbers[0]), int(row_numbers[-1]) + 1)
+    return row_numbers
 
 
 def fit_oof(
@@ -96,7 +111,7 @@ def fit_oof(
 ) -> OofResult:
     """Fit `model` per walk-forward fold of `horizon` on a design panel and predict its test dates."""
     panel, names = design.frame, list(design.inputs)
-    x = panel.select(names).to_numpy().astype(np.float64)  # nulls become NaN
+    x = design_matrix(design)
     y = panel[LABEL].to_numpy()
     schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == horizon))
     predictions, importances, estimators, seconds = [], [], [], []
@@ -105,6 +120,7 @@ def fit_oof(
         train, test = role_mask(fold, panel[c.DATE], cv.TRAIN), role_mask(fold, panel[c.DATE], cv.TEST)
         if train.size == 0 or test.size == 0:
             continue
+        train, test = _rows(train), _rows(test)
         started = time.perf_counter()
         estimator = make_estimator(model, params).fit(x[train], y[train])
         seconds.append(time.perf_counter() - started)

@@ -39,7 +39,7 @@ from quantlab_assets.compute.labels.compute import label_end_column
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.barrier import HITS_UPPER
 from quantlab_assets.compute.models.base_models import XGBoostParams
-from quantlab_assets.compute.models.oof import DesignPanel, role_mask
+from quantlab_assets.compute.models.oof import DesignPanel, design_matrix, role_mask
 
 HORIZON: Final = 21
 COMPLETE: Final = "complete"
@@ -113,7 +113,7 @@ def search_barrier_classifier(
     research, kept_labels = research_rows(design, labels, validation_end)
     folds = cv.make_folds(kept_labels, cv.CvParams(walk_forward_splits=params.n_folds, embargo_days=params.embargo_days,
                                                    horizons=(HORIZON,), schemes=(cv.WALK_FORWARD,)))
-    x = research.frame.select(list(research.inputs)).to_numpy().astype(np.float64)
+    x = design_matrix(research)
     y = research.frame[HITS_UPPER].to_numpy()
     dates = research.frame[c.DATE]
     masks = []
