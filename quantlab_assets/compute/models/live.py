@@ -83,11 +83,11 @@ def fit_live_alpha(
         if known.is_empty():
             raise ValueError(f"live alpha {horizon}d: no label ended on or before {as_of}")
         design = design_panel(features.filter(pl.col(c.DATE) <= as_of), known, horizon)
-        x_train = design_matrix(design)
-        x_today = today.select(design.inputs).to_numpy().astype(np.float64)
+        x_train, y_train = design_matrix(design), design.frame[LABEL].to_numpy()
+        x_today = design_matrix(design.with_frame(today))
         base_today = np.empty((today.height, len(MODELS)))
         for j, model in enumerate(MODELS):
-            estimator = make_estimator(model, model_params).fit(x_train, design.frame[LABEL].to_numpy())
+            estimator = make_estimator(model, model_params).fit(x_train, y_train)
             estimators[f"{model}_{horizon}d"] = estimator
             base_today[:, j] = estimator.predict(x_today)
         stack_rows = wide_oof(oof[horizon]).join(known.select(c.DATE, c.TICKER), on=[c.DATE, c.TICKER], how="semi")

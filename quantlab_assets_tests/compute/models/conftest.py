@@ -20,6 +20,7 @@ from quantlab_assets.compute.data.synthetic import SyntheticMarket, SyntheticMar
 from quantlab_assets.compute.features.compute import compute_features
 from quantlab_assets.compute.labels.compute import compute_labels
 from quantlab_assets.compute.models import cv, oof
+from quantlab_assets.compute.models.canaries import PLANTED_CANARY_INPUTS
 from quantlab_assets.compute.models.base_models import MODELS, BaseModelParams, LightGBMParams, XGBoostParams
 
 MODEL_MARKET_PARAMS = SyntheticMarketParams(
@@ -30,8 +31,6 @@ MODEL_MARKET_PARAMS = SyntheticMarketParams(
 
 # Tests only: few shallow trees keep each fit under a second; production keeps the seed's 400 x depth 6.
 FAST = BaseModelParams(xgboost=XGBoostParams(n_estimators=30, max_depth=3), lightgbm=LightGBMParams(n_estimators=30))
-# Canary features: the planted signal and three ordinary features.
-CANARY_FEATURES = ("ret_21d", "rsi_14", "vol_21d", c.PLANTED_SIGNAL)
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ def stacked_oof(model_panel: ModelPanel) -> tuple[dict[int, dict[str, pl.DataFra
     oracle = model_panel.market.oracle.select(c.DATE, c.TICKER, c.PLANTED_SIGNAL)
     features = model_panel.features.join(oracle, on=[c.DATE, c.TICKER], how="left")
     folds = cv.make_folds(model_panel.labels)
-    canary = features.select(c.DATE, c.TICKER, *CANARY_FEATURES)
+    canary = features.select(c.DATE, c.TICKER, *PLANTED_CANARY_INPUTS)
     predictions = {
         h: {m: oof.fit_oof(oof.design_panel(canary, model_panel.labels, h), folds, m, h, FAST).predictions for m in MODELS}
         for h in (21, 63)

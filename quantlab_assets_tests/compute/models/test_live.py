@@ -13,14 +13,15 @@ from quantlab_assets.compute.features.compute import compute_features
 from quantlab_assets.compute.features.lookahead import perturb_after
 from quantlab_assets.compute.labels.compute import compute_labels, label_end_column
 from quantlab_assets.compute.models import live, stacking
+from quantlab_assets.compute.models.canaries import PLANTED_CANARY_INPUTS
 from quantlab_assets.compute.models.metrics import LABEL
 from quantlab_assets.compute.schemas import StackedAlphaSchema, schema_failures
-from quantlab_assets_tests.compute.models.conftest import CANARY_FEATURES, FAST
+from quantlab_assets_tests.compute.models.conftest import FAST
 
 
 def _canary(features: pl.DataFrame, model_panel) -> pl.DataFrame:
     oracle = model_panel.market.oracle.select(c.DATE, c.TICKER, c.PLANTED_SIGNAL)
-    return features.join(oracle, on=[c.DATE, c.TICKER], how="left").select(c.DATE, c.TICKER, *CANARY_FEATURES)
+    return features.join(oracle, on=[c.DATE, c.TICKER], how="left").select(c.DATE, c.TICKER, *PLANTED_CANARY_INPUTS)
 
 
 def test_live_alpha_covers_the_newest_date_that_the_stacked_alpha_cannot(model_panel, stacked_oof) -> None:

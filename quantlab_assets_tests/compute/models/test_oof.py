@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.models import cv, oof
+from quantlab_assets.compute.models import canaries, cv, oof
 from quantlab_assets.compute.models.base_models import MODELS
-from quantlab_assets.compute.models.metrics import LABEL, PREDICTION, per_date_scores, score_predictions
-from quantlab_assets_tests.compute.models.conftest import CANARY_FEATURES, FAST
+from quantlab_assets.compute.models.metrics import LABEL, PREDICTION
+from quantlab_assets_tests.compute.models.conftest import FAST
 
 
 
@@ -23,7 +23,7 @@ def folds(model_panel) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def canary_features(model_panel) -> pl.DataFrame:
     oracle = model_panel.market.oracle.select(c.DATE, c.TICKER, c.PLANTED_SIGNAL)
-    return model_panel.features.join(oracle, on=[c.DATE, c.TICKER], how="left").select(c.DATE, c.TICKER, *CANARY_FEATURES)
+    return model_panel.features.join(oracle, on=[c.DATE, c.TICKER], how="left").select(c.DATE, c.TICKER, *canaries.PLANTED_CANARY_INPUTS)
 
 
 def test_predictions_cover_test_dates_only_once_each(model_panel, folds) -> None:
@@ -51,30 +51,23 @@ def test_predictions_are_bit_identical_under_seed_42(model_panel, folds, model) 
 
 @pytest.mark.parametrize("horizon", [21, 63])
 def test_shuffled_labels_give_a_mean_ic_within_noise(model_panel, canary_features, folds, horizon) -> None:
-    # Labels permuted across all rows (dates and instruments) are independent of every feature, so
-    # the per-date ICs are independent draws around 0: |mean IC| <= 3 standard errors
-    # (sd of the daily ICs / sqrt(dates)); about 0.025 here. A fold that trains on test rows or a
-    # prediction joined to the wrong row of the shuffled label would not stay inside it.
-    panel = oof.design_panel(canary_features, model_panel.labels, horizon)
-    panel = panel.with_frame(panel.frame.with_columns(pl.col(LABEL).shuffle(seed=7)))
+    # The bound (3 standard errors of the mean daily IC) is about 0.025 here.
+    panel = canaries.with_shuffled_labels(oof.design_panel(canary_features, model_panel.labels, horizon), seed=7)
     for model in MODELS:
-        daily = per_date_scores(oof.fit_oof(panel, folds, model, horizon, FAST).predictions.lazy()).collect()
-        bound = 3 * daily["ic"].std() / np.sqrt(daily["ic"].count())
-        assert abs(daily["ic"].mean()) <= bound, (model, daily["ic"].mean(), bound)
+        verdict = canaries.shuffled_label_canary(oof.fit_oof(panel, folds, model, horizon, FAST).predictions)
+        assert verdict.bound is not None and verdict.bound < 0.05, (model, verdict)
+        assert verdict.passed, (model, verdict)
 
 
 @pytest.mark.parametrize("horizon", [21, 63])
 def test_out_of_fold_ic_recovers_half_the_oracle_ic_of_the_planted_signal(model_panel, canary_features, folds, horizon) -> None:
-    # The oracle: the planted signal itself as the prediction, scored on the same rows. Measured
-    # shares of its rank IC: 0.63-0.96 across models and horizons; required: 0.5.
+    # Measured shares of the oracle's rank IC: 0.63-0.96 across models and horizons; required: 0.5.
     panel = oof.design_panel(canary_features, model_panel.labels, horizon)
     for model in MODELS:
         predictions = oof.fit_oof(panel, folds, model, horizon, FAST).predictions
-        oracle = predictions.join(canary_features.select(c.DATE, c.TICKER, c.PLANTED_SIGNAL), on=[c.DATE, c.TICKER])
-        oracle_ic = score_predictions(oracle.with_columns(pl.col(c.PLANTED_SIGNAL).alias(PREDICTION)))["rank_ic"][0]
-        model_ic = score_predictions(predictions)["rank_ic"][0]
-        assert oracle_ic > 0.1
-        assert model_ic >= 0.5 * oracle_ic, (model, model_ic, oracle_ic)
+        verdict = canaries.planted_signal_canary(predictions, canary_features)
+        assert verdict.oracle_rank_ic > 0.1
+        assert verdict.passed and verdict.rank_ic >= 0.5 * verdict.oracle_rank_ic, (model, verdict)
 
 
 @pytest.mark.parametrize("model", ["ridge", "xgboost"])
