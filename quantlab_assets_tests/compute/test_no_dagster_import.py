@@ -32,7 +32,7 @@ def test_importing_every_compute_module_does_not_import_dagster() -> None:
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     assert {
         "quantlab_assets.compute.columns",
-        "quantlab_assets.compute.schemas",
+        "quantlab_assets.compute.schemas.base",
         "quantlab_assets.compute.storage",
         "quantlab_assets.compute.universe",
         "quantlab_assets.compute.data.cleaning",

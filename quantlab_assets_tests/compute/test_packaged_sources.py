@@ -18,7 +18,8 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import ACTION_CAPPED, ROW_RULES, CleaningResult, clean_bars
 from quantlab_assets.compute.data.packaged_sources import SOURCE, read_sp500_sample
 from quantlab_assets.compute.data.raw import RAW_SCHEMA
-from quantlab_assets.compute.schemas import RawBarsSchema, validate
+from quantlab_assets.compute.schemas.base import validate
+from quantlab_assets.compute.schemas.data import RawBarsSchema
 from quantlab_assets.compute.universe import load_universe_catalog
 
 INDICES = ("^GSPC", "^IXIC")

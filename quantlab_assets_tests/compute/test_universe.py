@@ -13,7 +13,8 @@ from polars.testing import assert_frame_equal
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.synthetic import SyntheticMarketParams, generate_synthetic_market
-from quantlab_assets.compute.schemas import UniverseSchema, validate
+from quantlab_assets.compute.schemas.base import validate
+from quantlab_assets.compute.schemas.data import UniverseSchema
 from quantlab_assets.compute.universe import (
     DEFAULT_SPLIT,
     TemporalSplit,

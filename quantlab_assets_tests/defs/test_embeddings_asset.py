@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.schemas import EmbeddingsSchema
+from quantlab_assets.compute.schemas.deep import EmbeddingsSchema
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets.defs.assets.embeddings import checkpoint_path, embeddings, encoder_transfer_scorecard, masked_encoder
 from quantlab_assets.defs.assets.features import features, ffd_orders

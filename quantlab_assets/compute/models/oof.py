@@ -22,7 +22,7 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import BaseModelParams, feature_importance, make_estimator
 from quantlab_assets.compute.models.metrics import LABEL, PREDICTION, score_predictions
-from quantlab_assets.compute.schemas import FEATURE_NAME_PATTERN
+from quantlab_assets.compute.schemas.features import FEATURE_NAME_PATTERN
 
 MODEL: Final = "model"
 FEATURE: Final = "feature"

@@ -10,15 +10,8 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import ACTION_REJECTED, CleaningResult, clean_bars
 from quantlab_assets.compute.data.quality import duplicate_keys, examples, future_dates, ohlc_violations
-from quantlab_assets.compute.schemas import (
-    CleanedBarsSchema,
-    QuarantinedBarsSchema,
-    RawBarsSchema,
-    UniverseSchema,
-    conform,
-    schema_failures,
-    validate,
-)
+from quantlab_assets.compute.schemas.base import conform, schema_failures, validate
+from quantlab_assets.compute.schemas.data import CleanedBarsSchema, QuarantinedBarsSchema, RawBarsSchema, UniverseSchema
 from quantlab_assets.compute.universe import universe_frame
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (

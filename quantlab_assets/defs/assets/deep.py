@@ -18,15 +18,10 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.metrics import degeneracy_problems, score_predictions
 from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.schemas import (
-    FeaturesSchema,
-    LabelsSchema,
-    OofPredictionsSchema,
-    TftInterpretationSchema,
-    TrainingDiagnosticsSchema,
-    conform,
-    schema_failures,
-)
+from quantlab_assets.compute.schemas.base import conform, schema_failures
+from quantlab_assets.compute.schemas.deep import TftInterpretationSchema, TrainingDiagnosticsSchema
+from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchema
+from quantlab_assets.compute.schemas.models import OofPredictionsSchema
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
 from quantlab_assets.compute.torch_runtime.interpretation import tft_interpretation
 from quantlab_assets.compute.torch_runtime.tft import TftConfig

@@ -21,14 +21,10 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.metrics import undefined_scored_as_numbers
 from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.schemas import (
-    EmbeddingsSchema,
-    FeaturesSchema,
-    ModelScorecardSchema,
-    PretrainingCurveSchema,
-    conform,
-    schema_failures,
-)
+from quantlab_assets.compute.schemas.base import conform, schema_failures
+from quantlab_assets.compute.schemas.deep import EmbeddingsSchema, PretrainingCurveSchema
+from quantlab_assets.compute.schemas.features import FeaturesSchema
+from quantlab_assets.compute.schemas.models import ModelScorecardSchema
 from quantlab_assets.compute.torch_runtime.embeddings import (
     build_feature_panel,
     collapse_problems,

@@ -11,15 +11,9 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.features.compute import compute_features
 from quantlab_assets.compute.features.ffd import FFD_LOG_CLOSE, apply_ffd, select_ffd_order
 from quantlab_assets.compute.features.lookahead import sampled_lookahead_violations
-from quantlab_assets.compute.schemas import (
-    CleanedBarsSchema,
-    FeaturesSchema,
-    FfdOrdersSchema,
-    conform,
-    empty_frame,
-    schema_failures,
-    validate,
-)
+from quantlab_assets.compute.schemas.base import conform, empty_frame, schema_failures, validate
+from quantlab_assets.compute.schemas.data import CleanedBarsSchema
+from quantlab_assets.compute.schemas.features import FeaturesSchema, FfdOrdersSchema
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (
     bars_partitions,

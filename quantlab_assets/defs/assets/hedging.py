@@ -33,14 +33,8 @@ from quantlab_assets.compute.hedging.policy import load_policy
 from quantlab_assets.compute.hedging.study_files import STUDY_FOLDER, run_metadata, write_study_files
 from quantlab_assets.compute.hedging.training import TrainedPolicy, sha, train_policy
 from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.schemas import (
-    HedgePolicySchema,
-    HedgingMetricsSchema,
-    HedgingPathsSchema,
-    empty_frame,
-    schema_failures,
-    validate,
-)
+from quantlab_assets.compute.schemas.base import empty_frame, schema_failures, validate
+from quantlab_assets.compute.schemas.hedging import HedgePolicySchema, HedgingMetricsSchema, HedgingPathsSchema
 from quantlab_assets.compute.storage import read_parquet_file
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager

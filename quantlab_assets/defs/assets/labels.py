@@ -8,7 +8,9 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.labels.compute import LabelParams, compute_labels
 from quantlab_assets.compute.labels.quality import label_window_violations
-from quantlab_assets.compute.schemas import CleanedBarsSchema, LabelsSchema, conform, schema_failures
+from quantlab_assets.compute.schemas.base import conform, schema_failures
+from quantlab_assets.compute.schemas.data import CleanedBarsSchema
+from quantlab_assets.compute.schemas.features import LabelsSchema
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (
     bars_partitions,

@@ -31,17 +31,15 @@ from quantlab_assets.compute.models.scorecard import build_scorecard
 from quantlab_assets.compute.models.stacking import ALPHA_COMBINED, StackParams, stack_and_combine
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.models.tuning import read_tuned_params
-from quantlab_assets.compute.schemas import (
+from quantlab_assets.compute.schemas.base import conform, schema_failures
+from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchema
+from quantlab_assets.compute.schemas.models import (
     BarrierProbabilitiesSchema,
     CvFoldsSchema,
-    FeaturesSchema,
-    LabelsSchema,
     MetaLabelsSchema,
     ModelScorecardSchema,
     OofPredictionsSchema,
     StackedAlphaSchema,
-    conform,
-    schema_failures,
 )
 from quantlab_assets.defs.io_managers import KeyedFrames, UniverseFrames
 from quantlab_assets.defs.partitions import (

@@ -21,14 +21,10 @@ from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.portfolio.names import BENCHMARK, QP
 from quantlab_assets.compute.portfolio.qp import WARM_UP
 from quantlab_assets.compute.portfolio.strategies import build_target_weights
-from quantlab_assets.compute.schemas import (
-    BacktestDailySchema,
-    CleanedBarsSchema,
-    TargetWeightsSchema,
-    TbmProbabilitiesSchema,
-    conform,
-    schema_failures,
-)
+from quantlab_assets.compute.schemas.base import conform, schema_failures
+from quantlab_assets.compute.schemas.data import CleanedBarsSchema
+from quantlab_assets.compute.schemas.deep import TbmProbabilitiesSchema
+from quantlab_assets.compute.schemas.portfolio import BacktestDailySchema, TargetWeightsSchema
 from quantlab_assets.compute.storage import write_text_atomic
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import (

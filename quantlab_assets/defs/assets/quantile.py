@@ -29,14 +29,9 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.metrics import score_predictions
 from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.schemas import (
-    FeaturesSchema,
-    LabelsSchema,
-    QuantileDiagnosticsSchema,
-    QuantilePredictionsSchema,
-    conform,
-    schema_failures,
-)
+from quantlab_assets.compute.schemas.base import conform, schema_failures
+from quantlab_assets.compute.schemas.deep import QuantileDiagnosticsSchema, QuantilePredictionsSchema
+from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchema
 from quantlab_assets.compute.torch_runtime.quantile import HORIZONS, QuantileConfig
 from quantlab_assets.compute.torch_runtime.quantile_training import (
     HORIZON,

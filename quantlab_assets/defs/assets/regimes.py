@@ -24,14 +24,13 @@ from quantlab_assets.compute.regimes.hmm import (
 from quantlab_assets.compute.regimes.labels import REGIME, REGIME_NAMES, label_dates, label_states, state_statistics
 from quantlab_assets.compute.regimes.market_state import compute_market_state, truncation_violations
 from quantlab_assets.compute.regimes.validation import episodes_apply, evaluate_episodes
-from quantlab_assets.compute.schemas import (
+from quantlab_assets.compute.schemas.base import conform, schema_failures
+from quantlab_assets.compute.schemas.regimes import (
     MarketStateSchema,
     RegimeClustersSchema,
     RegimeHmmParamsSchema,
     RegimeHmmSchema,
     RegimeLabelsSchema,
-    conform,
-    schema_failures,
 )
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (

@@ -45,7 +45,9 @@ from quantlab_assets.compute.rl.panel import (
 from quantlab_assets.compute.rl.episodes import SPAN, walk_spans
 from quantlab_assets.compute.rl.tracking import log_evaluation_run, log_policy_run
 from quantlab_assets.compute.rl.training import PpoParams, SacParams, TrainingParams, train_policy
-from quantlab_assets.compute.schemas import CleanedBarsSchema, TargetWeightsSchema, conform, schema_failures
+from quantlab_assets.compute.schemas.base import conform, schema_failures
+from quantlab_assets.compute.schemas.data import CleanedBarsSchema
+from quantlab_assets.compute.schemas.portfolio import TargetWeightsSchema
 from quantlab_assets.compute.storage import write_text_atomic
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames

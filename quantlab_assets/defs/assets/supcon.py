@@ -15,15 +15,9 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold
 from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.schemas import (
-    FeaturesSchema,
-    LabelsSchema,
-    SupconCurveSchema,
-    SupconProbabilitiesSchema,
-    TbmProbabilitiesSchema,
-    conform,
-    schema_failures,
-)
+from quantlab_assets.compute.schemas.base import conform, schema_failures
+from quantlab_assets.compute.schemas.deep import SupconCurveSchema, SupconProbabilitiesSchema, TbmProbabilitiesSchema
+from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchema
 from quantlab_assets.compute.torch_runtime.supcon import (
     PROBABILITY,
     SupConConfig,

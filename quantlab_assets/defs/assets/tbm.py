@@ -17,7 +17,9 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold, reliability_curve
 from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.schemas import FeaturesSchema, LabelsSchema, TbmProbabilitiesSchema, conform, schema_failures
+from quantlab_assets.compute.schemas.base import conform, schema_failures
+from quantlab_assets.compute.schemas.deep import TbmProbabilitiesSchema
+from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchema
 from quantlab_assets.compute.torch_runtime.tbm import (
     HITS_UPPER,
     PROBABILITY,

@@ -15,7 +15,9 @@ import dagster as dg
 from quantlab_assets.compute.models.barrier import barrier_panel
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.models.tuning import TuningParams, search_barrier_classifier, tuned_params_json
-from quantlab_assets.compute.schemas import FeaturesSchema, HyperparameterTrialsSchema, LabelsSchema, conform, schema_failures
+from quantlab_assets.compute.schemas.base import conform, schema_failures
+from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchema
+from quantlab_assets.compute.schemas.models import HyperparameterTrialsSchema
 from quantlab_assets.compute.storage import write_text_atomic
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions

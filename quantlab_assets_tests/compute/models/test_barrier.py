@@ -7,7 +7,8 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import barrier, cv
 from quantlab_assets.compute.models.base_models import XGBoostParams
-from quantlab_assets.compute.schemas import BarrierProbabilitiesSchema, schema_failures
+from quantlab_assets.compute.schemas.base import schema_failures
+from quantlab_assets.compute.schemas.models import BarrierProbabilitiesSchema
 
 
 def test_barrier_probabilities_are_out_of_fold_and_name_the_upper_barrier(model_panel, stacked_oof) -> None:

@@ -9,7 +9,7 @@ import torch
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
-from quantlab_assets.compute.schemas import ModelScorecardSchema, OofPredictionsSchema
+from quantlab_assets.compute.schemas.models import ModelScorecardSchema, OofPredictionsSchema
 from quantlab_assets.compute.torch_runtime.device import choose_device
 from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedEncoderConfig
 from quantlab_assets.compute.torch_runtime.training import TrainingConfig

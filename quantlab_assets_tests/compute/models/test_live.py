@@ -15,7 +15,8 @@ from quantlab_assets.compute.labels.compute import compute_labels, label_end_col
 from quantlab_assets.compute.models import live, stacking
 from quantlab_assets.compute.models.canaries import PLANTED_CANARY_INPUTS
 from quantlab_assets.compute.models.metrics import LABEL
-from quantlab_assets.compute.schemas import StackedAlphaSchema, schema_failures
+from quantlab_assets.compute.schemas.base import schema_failures
+from quantlab_assets.compute.schemas.models import StackedAlphaSchema
 from quantlab_assets_tests.compute.models.conftest import FAST
 
 

@@ -12,7 +12,8 @@ from quantlab_assets.compute.portfolio.qp import WARM_UP, QpOptimiser, QpParams,
 from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
 from quantlab_assets.compute.portfolio.rules import PROFILES, buy_and_hold, equal_weight, threshold_profile, top_n_equal
 from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights
-from quantlab_assets.compute.schemas import TargetWeightsSchema, schema_failures
+from quantlab_assets.compute.schemas.base import schema_failures
+from quantlab_assets.compute.schemas.portfolio import TargetWeightsSchema
 
 
 def _grid(n_days: int, n_assets: int) -> pl.DataFrame:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.schemas import EmbeddingsSchema
+from quantlab_assets.compute.schemas.deep import EmbeddingsSchema
 from quantlab_assets.compute.torch_runtime.device import choose_device
 from quantlab_assets.compute.torch_runtime.embeddings import (
     build_feature_panel,

@@ -1,4 +1,5 @@
-"""Pandera schemas and `validate`: violations are reported with asset, partition, column, rule and examples."""
+"""Data schemas (raw, cleaned, quarantined bars, the universe) and `validate`: violations are reported with asset,
+partition, column, rule and examples."""
 
 from __future__ import annotations
 
@@ -11,15 +12,8 @@ import pytest
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import CLEANED_COLUMNS, clean_bars
 from quantlab_assets.compute.data.raw import as_raw_frame, empty_raw_frame
-from quantlab_assets.compute.schemas import (
-    CleanedBarsSchema,
-    QuarantinedBarsSchema,
-    RawBarsSchema,
-    SchemaViolation,
-    UniverseSchema,
-    schema_failures,
-    validate,
-)
+from quantlab_assets.compute.schemas.base import SchemaViolation, schema_failures, validate
+from quantlab_assets.compute.schemas.data import CleanedBarsSchema, QuarantinedBarsSchema, RawBarsSchema, UniverseSchema
 
 DAY = dt.date(2024, 1, 2)
 CLEANED_SCHEMA = {
