@@ -11,12 +11,9 @@ and WG variance = Var_e(CVaR_e) (population); each over the training environment
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import polars as pl
 import torch
-from scipy import stats
 
 from quantlab_assets.compute.backtest.metrics import sharpe_ratio
 from quantlab_assets.compute.hedging.config import ENVIRONMENTS, ERM, TRAIN, VALIDATION, HedgingConfig, parse_policy_key
@@ -24,8 +21,7 @@ from quantlab_assets.compute.hedging.environments import EnvironmentPaths
 from quantlab_assets.compute.hedging.diagnostics import msi, representation_sample
 from quantlab_assets.compute.hedging.policy import EnvironmentTensors, cpu_threads, load_policy, rollout
 from quantlab_assets.compute.hedging.risk import cvar, var_index
-
-MET, NOT_MET, INCONCLUSIVE = "met", "not met", "inconclusive"
+from quantlab_assets.compute.stats import Interval, criterion_verdict, joint_verdict, t_interval
 
 
 def policy_pnl(state: bytes, paths: EnvironmentPaths, config: HedgingConfig, device: torch.device) -> np.ndarray:
@@ -81,30 +77,12 @@ def diagnostics(metrics: pl.DataFrame) -> pl.DataFrame:
     return train.join(spread(metrics, "all"), on="policy").sort("policy")
 
 
-def t_interval(values: np.ndarray, confidence: float) -> tuple[float | None, float | None, float | None]:
-    """Mean and Student-t interval across seeds; (mean, None, None) with fewer than 2 values."""
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return None, None, None
-    mean = float(values.mean())
-    if values.size < 2:
-        return mean, None, None
-    half = float(stats.t.ppf(0.5 + confidence / 2, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size))
-    return mean, mean - half, mean + half
-
-
-def verdict(improvement: tuple[float | None, float | None, float | None],
-            turnover_increase: tuple[float | None, float | None, float | None], config: HedgingConfig) -> str:
+def verdict(improvement: Interval, turnover_increase: Interval, config: HedgingConfig) -> str:
     """met: the whole interval clears both bars; not met: the whole interval misses one; else inconclusive."""
-    _, improvement_low, improvement_high = improvement
-    _, turnover_low, turnover_high = turnover_increase
-    if None in (improvement_low, improvement_high, turnover_low, turnover_high):
-        return INCONCLUSIVE
-    if improvement_low >= config.min_cvar_improvement and turnover_high <= config.max_turnover_increase:
-        return MET
-    if improvement_high < config.min_cvar_improvement or turnover_low > config.max_turnover_increase:
-        return NOT_MET
-    return INCONCLUSIVE
+    return joint_verdict([
+        criterion_verdict(improvement, config.min_cvar_improvement, higher_is_better=True),
+        criterion_verdict(turnover_increase, config.max_turnover_increase, higher_is_better=False),
+    ])
 
 
 def success_table(metrics: pl.DataFrame, config: HedgingConfig) -> pl.DataFrame:

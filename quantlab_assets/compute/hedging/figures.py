@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 from quantlab_assets.compute.hedging.config import ERM, IRM_HEAD, VREX, HedgingConfig  # noqa: E402
-from quantlab_assets.compute.hedging.evaluation import t_interval  # noqa: E402
+from quantlab_assets.compute.stats import t_interval  # noqa: E402
 from quantlab_assets.compute.storage import write_text_atomic  # noqa: E402
 
 CRISIS = "crisis"

@@ -15,8 +15,9 @@ from typing import Final
 
 import numpy as np
 import polars as pl
-from scipy import stats
 from sklearn.metrics import roc_auc_score
+
+from quantlab_assets.compute.stats import t_interval
 
 PROBABILITY: Final = "probability"
 OUTCOME: Final = "outcome"
@@ -62,11 +63,8 @@ def across_folds(by_fold: pl.DataFrame, level: float = 0.95) -> dict[str, float 
     """Mean of each score over the folds where it is defined, with its Student-t interval and the fold count."""
     summary: dict[str, float | int | None] = {"folds": by_fold.height}
     for name in SCORES:
-        values = by_fold[name].drop_nulls().to_numpy().astype(np.float64)
-        mean = float(values.mean()) if len(values) else None
-        half = (float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-                if len(values) > 1 else None)
+        mean, ci_low, ci_high = t_interval(by_fold[name].drop_nulls().to_numpy(), level)
         low, high = _RANGE[name]
-        summary |= {name: mean, f"{name}_ci_low": None if half is None else max(low, mean - half),
-                    f"{name}_ci_high": None if half is None else min(high, mean + half)}
+        summary |= {name: mean, f"{name}_ci_low": None if ci_low is None else max(low, ci_low),
+                    f"{name}_ci_high": None if ci_high is None else min(high, ci_high)}
     return summary

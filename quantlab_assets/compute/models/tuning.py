@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,6 @@ from typing import Any, Final
 import numpy as np
 import optuna
 import polars as pl
-from scipy import stats
 from sklearn.metrics import log_loss
 from xgboost import XGBClassifier
 
@@ -40,10 +38,13 @@ from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.barrier import HITS_UPPER
 from quantlab_assets.compute.models.base_models import XGBoostParams
 from quantlab_assets.compute.models.oof import DesignPanel, design_matrix, role_mask
+from quantlab_assets.compute.stats import t_critical, t_statistic
 
 HORIZON: Final = 21
 COMPLETE: Final = "complete"
 PRUNED: Final = "pruned"
+# An edge in standard errors counts only past the two-sided Student-t bar at this confidence for the folds' count.
+EDGE_CONFIDENCE: Final = 0.95
 TRIAL_COLUMNS: Final = ("trial", "state", "mean_log_loss", "folds_evaluated", "fold_log_losses", "params", "is_default")
 
 
@@ -169,9 +170,7 @@ def _trials_frame(study: optuna.Study) -> pl.DataFrame:
 
 def _edge_in_se(reference: list[float], best: list[float]) -> float | None:
     """Mean per-fold loss gap reference - best (> 0: the best is better) over its standard error."""
-    gap = np.array(reference) - np.array(best)
-    se = float(gap.std(ddof=1) / math.sqrt(len(gap))) if len(gap) > 1 else 0.0
-    return float(gap.mean() / se) if se > 0 else None
+    return t_statistic(np.array(reference) - np.array(best))
 
 
 def _summary(trials: pl.DataFrame, best_trial: int, base_rate: list[float]) -> dict[str, Any]:
@@ -179,7 +178,7 @@ def _summary(trials: pl.DataFrame, best_trial: int, base_rate: list[float]) -> d
     fold_losses = {row["trial"]: json.loads(row["fold_log_losses"]) for row in trials.iter_rows(named=True)}
     edge = _edge_in_se(fold_losses[0], fold_losses[best_trial])
     skill = _edge_in_se(base_rate, fold_losses[best_trial])
-    bar = float(stats.t.ppf(0.975, len(base_rate) - 1)) if len(base_rate) > 1 else float("inf")
+    bar = t_critical(EDGE_CONFIDENCE, len(base_rate))
     return {
         "configurations_tried": trials.height,
         "complete": int((trials["state"] == COMPLETE).sum()),

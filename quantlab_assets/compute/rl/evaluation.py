@@ -31,6 +31,7 @@ from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_t
 from quantlab_assets.compute.rl.names import AWARE, BLIND, split_variant
 from quantlab_assets.compute.rl.panel import SPANS, TEST, TRAIN, VALIDATION
 from quantlab_assets.compute.rl.episodes import SPAN
+from quantlab_assets.compute.stats import difference_verdict
 
 BASELINES = (EQUAL, TOP_N, BUY_AND_HOLD)
 RL, BASELINE = "rl", "baseline"
@@ -69,12 +70,6 @@ def paired_sharpe_difference(a: np.ndarray, b: np.ndarray, params: MetricParams)
     tail = (1.0 - params.confidence) / 2.0 * 100
     low, high = np.percentile(finite, [tail, 100 - tail])
     return (sa - sb) * math.sqrt(PERIODS_PER_YEAR), float(low), float(high)
-
-
-def verdict_word(low: float | None, high: float | None) -> str:
-    if low is None or high is None:
-        return "undefined"
-    return "better" if low > 0 else "worse" if high < 0 else "indistinguishable"
 
 
 def _backtest(returns: pl.DataFrame, weights: pl.DataFrame, params: BacktestParams) -> tuple[BacktestResult, pl.DataFrame]:
@@ -121,7 +116,7 @@ def evaluate_policies(
             row = {"strategy": name, "span": span, "kind": RL if is_rl else BASELINE, "algorithm": algorithm,
                    "regime_mode": mode, "seed": seed, **compute_metrics(result.daily, trades, metric_params),
                    "sharpe_minus_equal_weight": diff, "sharpe_minus_equal_weight_ci_low": low,
-                   "sharpe_minus_equal_weight_ci_high": high, "verdict_vs_equal_weight": verdict_word(low, high)}
+                   "sharpe_minus_equal_weight_ci_high": high, "verdict_vs_equal_weight": difference_verdict(low, high)}
             if mode == AWARE and (twin := f"{algorithm}_{BLIND}_seed{seed}") in runs:
                 blind = runs[twin][0].daily["net_return"].to_numpy()
                 diff, low, high = paired_sharpe_difference(net, blind, metric_params)

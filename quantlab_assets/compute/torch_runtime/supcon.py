@@ -35,9 +35,9 @@ from torch import nn
 from torch.nn import functional
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.hedging.evaluation import t_interval
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold
+from quantlab_assets.compute.stats import UNDEFINED, difference_verdict, t_interval
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice, seed_everything
 from quantlab_assets.compute.torch_runtime.tbm import (
     BARRIER_DAYS,
@@ -246,14 +246,6 @@ def fit_linear_probes(panel: WindowPanel, folds: pl.DataFrame, config: SupConCon
     return pl.concat(predictions).sort(c.DATE, c.TICKER).select(PREDICTION_COLUMNS)
 
 
-def _verdict(low: float | None, high: float | None, probe_better_when: int) -> str:
-    if low is None or high is None:
-        return "undefined (fewer than two folds)"
-    if low <= 0 <= high:
-        return "indistinguishable"
-    return "better" if (high < 0) == (probe_better_when < 0) else "worse"
-
-
 @dataclass(frozen=True)
 class Comparison:
     """by_fold: per shared fold, rows and both models' log loss and AUC with the difference (probe - plain);
@@ -284,5 +276,7 @@ def compare_with_plain(probe: pl.DataFrame, plain: pl.DataFrame, level: float = 
     for score in COMPARED:
         mean, low, high = t_interval(by_fold[f"{score}_difference"].drop_nulls().to_numpy().astype(np.float64), level)
         summary |= {f"{score}_difference": mean, f"{score}_difference_ci_low": low,
-                    f"{score}_difference_ci_high": high, f"{score}_verdict": _verdict(low, high, _PROBE_BETTER_WHEN[score])}
+                    f"{score}_difference_ci_high": high, f"{score}_verdict": difference_verdict(
+                        low, high, higher_is_better=_PROBE_BETTER_WHEN[score] > 0,
+                        undefined=f"{UNDEFINED} (fewer than two folds)")}
     return Comparison(by_fold.sort(cv.FOLD_ID), summary)

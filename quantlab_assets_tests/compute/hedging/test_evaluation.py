@@ -6,16 +6,8 @@ import pytest
 from scipy import stats
 
 from quantlab_assets.compute.hedging.config import SMOKE
-from quantlab_assets.compute.hedging.evaluation import (
-    INCONCLUSIVE,
-    MET,
-    METRIC_SCHEMA,
-    NOT_MET,
-    diagnostics,
-    msi,
-    success_table,
-    t_interval,
-)
+from quantlab_assets.compute.hedging.evaluation import METRIC_SCHEMA, diagnostics, msi, success_table
+from quantlab_assets.compute.stats import INCONCLUSIVE, MET, NOT_MET
 
 
 def test_msi_is_one_for_the_training_distribution_and_one_half_one_std_away() -> None:
@@ -71,10 +63,7 @@ def test_one_seed_is_inconclusive_and_selection_uses_high_only() -> None:
     assert table.filter(pl.col("selected"))["strength"].to_list() == [1.0]
 
 
-def test_t_interval_and_diagnostics_by_hand() -> None:
-    assert t_interval(np.array([1.0]), 0.95) == (1.0, None, None)
-    mean, low, high = t_interval(np.array([1.0, 3.0]), 0.95)
-    assert (mean, high - mean) == (2.0, pytest.approx(stats.t.ppf(0.975, 1) * np.sqrt(2) / np.sqrt(2)))
+def test_diagnostics_by_hand() -> None:
     frame = pl.DataFrame({"policy": ["p"] * 3, "environment": ["low", "medium", "crisis"], "cvar95": [1.0, 3.0, 8.0]})
     row = diagnostics(frame).row(0, named=True)
     assert (row["ig_train"], row["wg_train"], row["wg_var_train"]) == (2.0, 3.0, 1.0)
