@@ -37,7 +37,7 @@ from torch.nn import functional
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold
-from quantlab_assets.compute.stats import UNDEFINED, difference_verdict, t_interval
+from quantlab_assets.compute.stats import UNDEFINED, difference_verdict, paired_difference
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice, seed_everything
 from quantlab_assets.compute.torch_runtime.tbm import (
     BARRIER_DAYS,
@@ -274,7 +274,8 @@ def compare_with_plain(probe: pl.DataFrame, plain: pl.DataFrame, level: float = 
         "probe": across_folds(scores["probe"], level), "plain": across_folds(scores["plain"], level),
     }
     for score in COMPARED:
-        mean, low, high = t_interval(by_fold[f"{score}_difference"].drop_nulls().to_numpy().astype(np.float64), level)
+        probe_scores, plain_scores = (by_fold[f"{side}_{score}"].cast(pl.Float64).to_numpy() for side in ("probe", "plain"))
+        mean, low, high = paired_difference(probe_scores, plain_scores, level)
         summary |= {f"{score}_difference": mean, f"{score}_difference_ci_low": low,
                     f"{score}_difference_ci_high": high, f"{score}_verdict": difference_verdict(
                         low, high, higher_is_better=_PROBE_BETTER_WHEN[score] > 0,
