@@ -1,44 +1,58 @@
-"""Atomic Parquet and text files: a reader sees the old file or the new one, never half of one."""
+"""The lab's one way to write a file, atomically: a reader sees the old file or the new one, never half of one.
+
+Every stored file (Parquet partitions, JSON and text, torch checkpoints, saved RL models, figures, HTML
+reports) goes through `write_atomic`.
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
-    """Write `frame` to a temporary file beside `path`, flush it to disk, then rename it over `path`.
+def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
+    """`write(temporary)` writes the whole file to a temporary path beside `path`; it is flushed to disk,
+    renamed over `path`, and the rename is flushed too; returns `path`.
 
-    os.replace is atomic on POSIX within one file system, so a run killed mid-write leaves at most a
-    stray temporary file (removed here on any exception), and the previous `path` intact.
+    The temporary name is unique (process id and a random part), so concurrent writers of one path never
+    share a file; it lies in the same directory, because os.replace is atomic only within one file system.
+    A failure anywhere (the writer, the flush, the rename) leaves the previous `path` intact and removes the
+    temporary. The writer must not choose the format from the file name's suffix, which is `.tmp`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        frame.write_parquet(temporary, statistics=True)
+        write(temporary)
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+    _fsync_directory(path.parent)
+    return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Flush the directory entry, so that after a crash the rename is on disk, not only the data."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
+    """`frame` as Parquet (with column statistics) at `path`, atomically."""
+    return write_atomic(path, lambda temporary: frame.write_parquet(temporary, statistics=True))
 
 
 def write_text_atomic(text: str, path: Path) -> Path:
-    """`text` (UTF-8) to `path` the way write_parquet_atomic writes a frame; returns `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    """`text` (UTF-8) at `path`, atomically."""
+    return write_atomic(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 class UnreadableParquetError(ValueError):

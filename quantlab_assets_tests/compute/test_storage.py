@@ -1,16 +1,18 @@
-"""Atomic Parquet writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic writes (Parquet, text, any writer): a reader sees the old file or the new one, never half of one."""
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+import torch
 from polars.testing import assert_frame_equal
 
-from quantlab_assets.compute.storage import read_parquet_files, write_parquet_atomic
+from quantlab_assets.compute.storage import read_parquet_files, write_atomic, write_parquet_atomic, write_text_atomic
 
 OLD = pl.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]})
 NEW = pl.DataFrame({"x": [10, 20], "y": ["new", "rows"]})
@@ -97,3 +99,70 @@ def test_read_parquet_files_of_no_files_is_an_empty_frame_of_the_schema() -> Non
     empty = read_parquet_files([], schema)
     assert empty.height == 0 and empty.schema == pl.Schema(schema)
     assert read_parquet_files([]).shape == (0, 0)
+
+
+def _half_then_crash(content: bytes, seen: list[Path]):
+    def write(temporary: Path) -> None:
+        seen.append(temporary)
+        temporary.write_bytes(content[: len(content) // 2])  # half a file on disk, then the process "dies"
+        raise Interrupted("killed mid-write")
+    return write
+
+
+@pytest.mark.parametrize("failing", ["writer", "fsync", "rename"])
+def test_write_atomic_failing_anywhere_keeps_the_previous_file_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    path = tmp_path / "checkpoint.pt"
+    write_atomic(path, lambda temporary: temporary.write_bytes(b"previous checkpoint"))
+    seen: list[Path] = []
+    write = _half_then_crash(b"the new checkpoint, longer", seen)
+    if failing != "writer":
+        def write(temporary: Path) -> None:
+            seen.append(temporary)
+            temporary.write_bytes(b"the new checkpoint, longer")
+
+        def broken(*args: Any) -> None:
+            raise OSError(f"{failing} failed")
+
+        monkeypatch.setattr(os, "fsync" if failing == "fsync" else "replace", broken)
+    with pytest.raises((Interrupted, OSError)):
+        write_atomic(path, write)
+    monkeypatch.undo()
+    assert seen and seen[0].parent == path.parent and seen[0] != path
+    assert path.read_bytes() == b"previous checkpoint"
+    assert _files(tmp_path) == ["checkpoint.pt"]
+
+
+def test_write_atomic_flushes_the_file_and_the_directory_and_never_reuses_a_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flushed: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        flushed.append("directory" if stat.S_ISDIR(os.fstat(descriptor).st_mode) else "file")
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    temporaries: list[Path] = []
+
+    def write(temporary: Path) -> None:
+        temporaries.append(temporary)
+        temporary.write_text("x")
+
+    path = tmp_path / "report.html"
+    assert write_atomic(path, write) == path
+    write_atomic(path, write)
+    assert flushed == ["file", "directory"] * 2
+    assert temporaries[0] != temporaries[1] and all(t.name.startswith(".report.html.") for t in temporaries)
+
+
+def test_text_and_torch_checkpoints_round_trip(tmp_path: Path) -> None:
+    text = tmp_path / "reports" / "study.json"
+    assert write_text_atomic('{"verdict": "met"} \u2713', text).read_text(encoding="utf-8") == '{"verdict": "met"} \u2713'
+    checkpoint = {"state": {"weight": torch.arange(3.0)}, "features": ["ret_1d"]}
+    path = write_atomic(tmp_path / "encoder.pt", lambda temporary: torch.save(checkpoint, temporary))
+    loaded = torch.load(path, weights_only=True)
+    assert loaded["features"] == ["ret_1d"] and torch.equal(loaded["state"]["weight"], torch.arange(3.0))
+    assert _files(tmp_path) == ["encoder.pt", "reports"]

@@ -17,7 +17,7 @@ import polars as pl  # noqa: E402
 
 from quantlab_assets.compute.hedging.config import ERM, IRM_HEAD, VREX, HedgingConfig  # noqa: E402
 from quantlab_assets.compute.stats import t_interval  # noqa: E402
-from quantlab_assets.compute.storage import write_text_atomic  # noqa: E402
+from quantlab_assets.compute.storage import write_atomic, write_text_atomic  # noqa: E402
 
 CRISIS = "crisis"
 
@@ -86,9 +86,9 @@ def sweeps(metrics: pl.DataFrame, config: HedgingConfig, path: Path) -> Path:
 
 
 def _save(figure: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    # The format is named: the temporary file's name ends in .tmp, not in the image format.
+    write_atomic(path, lambda temporary: figure.savefig(temporary, dpi=110, format=path.suffix.removeprefix(".")))
     plt.close(figure)
     return path
 

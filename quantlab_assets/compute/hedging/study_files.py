@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import torch
 
 from quantlab_assets.compute.hedging.config import HedgingConfig
 from quantlab_assets.compute.models.tracking import git_sha, library_versions
+from quantlab_assets.compute.storage import write_text_atomic
 
 # Seed 000 stores its results in outputs/_phase2_headIRM/; here that folder lives under the data dir.
 STUDY_FOLDER = Path("outputs") / "_phase2_headIRM"
@@ -27,13 +27,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def run_metadata(config: HedgingConfig, fingerprints: dict[str, str], device: dict[str, str]) -> dict[str, Any]:
@@ -53,7 +46,7 @@ def write_study_files(directory: Path, metrics: pl.DataFrame, diagnostics: pl.Da
         "criterion": "crisis CVaR-95 improvement vs ERM >= 10 % with turnover increase <= 20 %, t interval across seeds",
         "success": success.to_dicts(), "diagnostics": diagnostics.to_dicts(),
     }
-    _write_atomic(paths["scorecard.json"], json.dumps(_finite(scorecard), indent=1, sort_keys=True))
-    _write_atomic(paths["metrics.jsonl"], "".join(json.dumps(_finite(row), sort_keys=True) + "\n" for row in metrics.to_dicts()))
-    _write_atomic(paths["metadata.json"], json.dumps(_finite(metadata), indent=1, sort_keys=True, default=str))
+    write_text_atomic(json.dumps(_finite(scorecard), indent=1, sort_keys=True), paths["scorecard.json"])
+    write_text_atomic("".join(json.dumps(_finite(row), sort_keys=True) + "\n" for row in metrics.to_dicts()), paths["metrics.jsonl"])
+    write_text_atomic(json.dumps(_finite(metadata), indent=1, sort_keys=True, default=str), paths["metadata.json"])
     return paths

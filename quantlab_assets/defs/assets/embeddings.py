@@ -25,6 +25,7 @@ from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.deep import EmbeddingsSchema, PretrainingCurveSchema
 from quantlab_assets.compute.schemas.features import FeaturesSchema
 from quantlab_assets.compute.schemas.models import ModelScorecardSchema
+from quantlab_assets.compute.storage import write_atomic
 from quantlab_assets.compute.torch_runtime.embeddings import (
     build_feature_panel,
     collapse_problems,
@@ -126,11 +127,9 @@ def masked_encoder(
     if check.passed:
         # Written only when the check passes: embeddings read this file, so a failed encoder never replaces a good one.
         path = checkpoint_path(io_manager.base_dir, universe)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_name(f".{path.name}.tmp")
-        torch.save({"config": dataclasses.asdict(model_config), "features": names, "state": result.state,
-                    "train_end": train_end.isoformat(), "last_window_end": result.last_window_end.isoformat()}, scratch)
-        scratch.replace(path)
+        checkpoint = {"config": dataclasses.asdict(model_config), "features": names, "state": result.state,
+                      "train_end": train_end.isoformat(), "last_window_end": result.last_window_end.isoformat()}
+        write_atomic(path, lambda temporary: torch.save(checkpoint, temporary))
         mlflow.ensure_store()
         run_id = log_model_run(
             mlflow.uri(), mlflow.experiment, f"masked_encoder|{universe}",

@@ -12,8 +12,6 @@ training span; compute/rl/panel.py).
 
 import dataclasses
 import math
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,7 +46,7 @@ from quantlab_assets.compute.rl.training import PpoParams, SacParams, TrainingPa
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.portfolio import TargetWeightsSchema
-from quantlab_assets.compute.storage import write_text_atomic
+from quantlab_assets.compute.storage import write_atomic, write_text_atomic
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import (
@@ -104,15 +102,6 @@ def _inputs(universe: str, stacked_alpha: UniverseFrames, regime_labels: Univers
     dates = common_dates(returns, alpha, regimes)
     spans = split_spans(dates, market_data.universe(universe).split.validation_end, validation_days)
     return returns, alpha, regimes, dates, spans
-
-
-def _save_model(model: object, path: Path) -> None:
-    """Atomic: SB3 writes the zip to a temporary name in the same folder, renamed over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}.", suffix=".zip", delete=False) as handle:
-        scratch = Path(handle.name)
-    model.save(scratch)  # type: ignore[attr-defined]
-    os.replace(scratch, path)
 
 
 @dg.asset(
@@ -174,7 +163,7 @@ def rl_policy(
     leaks = lookahead_problems(returns, alpha, regimes, dates, fit_end, panel_params, cuts, embedded)
 
     path = Path(io_manager.base_dir) / MODEL_DIR / universe / f"{variant}.zip"
-    _save_model(trained.model, path)
+    write_atomic(path, trained.model.save)  # SB3 writes its zip to the temporary path
     mlflow.ensure_store()
     run_id = log_policy_run(
         mlflow.uri(), key,

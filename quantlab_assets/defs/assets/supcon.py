@@ -18,6 +18,7 @@ from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.deep import SupconCurveSchema, SupconProbabilitiesSchema, TbmProbabilitiesSchema
 from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchema
+from quantlab_assets.compute.storage import write_atomic
 from quantlab_assets.compute.torch_runtime.supcon import (
     PROBABILITY,
     SupConConfig,
@@ -119,11 +120,9 @@ def supcon_encoder(
     if check.passed:
         # Written only when the check passes: the probe reads this file, so a failed run never replaces a good one.
         path = checkpoint_path(io_manager.base_dir, universe)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_name(f".{path.name}.tmp")
-        torch.save({"model": dataclasses.asdict(model), "training": dataclasses.asdict(training), "features": names,
-                    "states": result.states}, scratch)
-        scratch.replace(path)
+        checkpoint = {"model": dataclasses.asdict(model), "training": dataclasses.asdict(training), "features": names,
+                      "states": result.states}
+        write_atomic(path, lambda temporary: torch.save(checkpoint, temporary))
         mlflow.ensure_store()
         run_id = log_model_run(
             mlflow.uri(), mlflow.experiment, f"supcon_encoder|{universe}",
