@@ -111,16 +111,22 @@ class MetaLabelsSchema(pa.DataFrameModel):
         unique = [c.DATE, c.TICKER]
 
 
-def upper_barrier_probabilities_schema(probability_column: str, *, name: str, model: str) -> type[pa.DataFrameModel]:
+def upper_barrier_probabilities_schema(
+    probability_column: str, *, name: str, model: str
+) -> type[pa.DataFrameModel]:
     """The schema of a barrier classifier's out-of-fold P(upper triple barrier touched first), one row per
     (date, ticker), with the realised outcome. The tabular, TBM and SupCon classifiers all write it; only the
     probability column's name differs, so their outputs can sit side by side. `model` describes the classifier."""
+    # pandera reads a model's columns from its class annotations, so a column named by a parameter needs the
+    # class built here (the same class statement, written as a call).
     annotations = {
-        c.DATE: pl.Date, c.TICKER: pl.String, "fold_id": pl.Int64, probability_column: pl.Float64, "hits_upper": pl.Int8,
+        c.DATE: pl.Date, c.TICKER: pl.String, "fold_id": pl.Int64, probability_column: pl.Float64,
+        "hits_upper": pl.Int8,
     }
     namespace = {
         "__annotations__": annotations,
-        "__doc__": f"{model}: out-of-fold probability ({probability_column}) that the upper triple barrier is touched first.",
+        "__doc__": f"{model}: out-of-fold probability ({probability_column}) that the upper triple barrier is "
+                   "touched first.",
         "__module__": __name__,
         "fold_id": pa.Field(ge=0),
         probability_column: pa.Field(ge=0, le=1),
