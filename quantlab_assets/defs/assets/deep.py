@@ -34,6 +34,7 @@ from quantlab_assets.compute.torch_runtime.training import (
 )
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, build_window_panel
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
@@ -208,9 +209,10 @@ def forecaster_transformer(
     run = train_out_of_fold(context, "forecaster_transformer", model_config, config, features, labels, cv_folds,
                             torch_device)
     checks = forecast_checks(run, "training_diagnostics", config.min_prediction_std)
-    if all(check.passed for check in checks):
+
+    def outputs() -> Outputs:
         yield from forecast_outputs(run, "training_diagnostics", mlflow)
-    yield from checks
+    yield from outputs_then_checks(outputs, checks)
 
 
 @dg.multi_asset(
@@ -256,7 +258,8 @@ def forecaster_tft(
     checks = [*forecast_checks(run, "tft_diagnostics", config.min_prediction_std), dg.AssetCheckResult(
         check_name="tft_interpretation_weights_valid", asset_key="tft_interpretation", passed=problems is None,
         metadata={"problems": problems or "none"})]
-    if all(check.passed for check in checks):
+
+    def outputs() -> Outputs:
         yield from forecast_outputs(run, "tft_diagnostics", mlflow, {"tft_interpretation": interpretation})
         importance = (interpretation.filter(pl.col("kind") == "variable_selection").group_by("name")
                       .agg(pl.col("weight").mean()).sort("weight", descending=True))
@@ -265,4 +268,4 @@ def forecaster_tft(
                 "| feature | mean weight |\n|---|---:|\n"
                 + "\n".join(f"| {n} | {w:.4f} |" for n, w in importance.iter_rows())),
         })
-    yield from checks
+    yield from outputs_then_checks(outputs, checks)

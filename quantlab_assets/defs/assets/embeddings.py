@@ -40,6 +40,7 @@ from quantlab_assets.compute.torch_runtime.training import TrainingConfig
 from quantlab_assets.compute.torch_runtime.transfer import PRETRAINED, RANDOM, compare_encoder_transfer
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig
 from quantlab_assets.defs.assets.deep import GROUP, INPUT_SUFFIXES, sequence_panel
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
@@ -124,7 +125,8 @@ def masked_encoder(
         problems.append(failure)
     check = dg.AssetCheckResult(check_name="masked_encoder_training_span", asset_key="masked_encoder",
                                 passed=not problems, metadata={"problems": "\n".join(problems) or "none"})
-    if check.passed:
+
+    def outputs() -> Outputs:
         # Written only when the check passes: embeddings read this file, so a failed encoder never replaces a good one.
         path = checkpoint_path(io_manager.base_dir, universe)
         checkpoint = {"config": dataclasses.asdict(model_config), "features": names, "state": result.state,
@@ -150,7 +152,7 @@ def masked_encoder(
             "patches": model_config.n_patches, "checkpoint": dg.MetadataValue.path(str(path)),
             "device": dg.MetadataValue.json(device.describe()), "mlflow_run_id": run_id,
         })
-    yield check
+    yield from outputs_then_checks(outputs, check)
 
 
 class EmbeddingsAssetConfig(dg.Config):
@@ -202,13 +204,14 @@ def embeddings(
     }
     results = [dg.AssetCheckResult(check_name=name, asset_key="embeddings", passed=not problems,
                                    metadata={"problems": "\n".join(problems) or "none"}) for name, problems in checks.items()]
-    if all(r.passed for r in results):
+
+    def outputs() -> Outputs:
         yield dg.Output({universe: result}, metadata={
             "dims": model.config.d_model, "rows": result.height, "tickers": result[c.TICKER].n_unique(),
             "first_date": str(result[c.DATE].min()), "last_date": str(result[c.DATE].max()),
             "encoder_train_end": checkpoint["train_end"], "encoder_last_window_end": checkpoint["last_window_end"],
         })
-    yield from results
+    yield from outputs_then_checks(outputs, results)
 
 
 class EncoderTransferConfig(dg.Config):
@@ -282,10 +285,11 @@ def encoder_transfer_scorecard(
     )
     check = dg.AssetCheckResult(check_name="encoder_transfer_scorecard_honest", asset_key="encoder_transfer_scorecard",
                                 passed=not problems, metadata={"problems": "\n".join(problems) or "none"})
-    if check.passed:
+
+    def outputs() -> Outputs:
         yield dg.Output({universe: result.scorecard}, metadata={
             **{f"{m}_{k}": overall[m][k] for m in overall for k in ("ic", "icir", "rank_ic", "n_dates")},
             "ic_difference_pretrained_minus_random": dg.MetadataValue.json(result.ic_difference),
             "device": dg.MetadataValue.json(device.describe()), "mlflow_run_id": run_id,
         })
-    yield check
+    yield from outputs_then_checks(outputs, check)

@@ -14,6 +14,7 @@ from quantlab_assets.compute.features.lookahead import sampled_lookahead_violati
 from quantlab_assets.compute.schemas.base import conform, empty_frame, schema_failures, validate
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.features import FeaturesSchema, FfdOrdersSchema
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (
     bars_partitions,
@@ -114,9 +115,10 @@ def features(
         dg.AssetCheckResult(check_name="features_no_lookahead", passed=not leaks,
                             metadata={"violations": "\n".join(leaks[:20]) or "none", "cuts": LOOKAHEAD_CUTS}),
     ]
-    if all(check.passed for check in checks):
+
+    def outputs() -> Outputs:
         yield dg.Output(frames, metadata={"by_universe": dg.MetadataValue.json(diagnostics)})
-    yield from checks
+    yield from outputs_then_checks(outputs, checks)
 
 
 def _sampled_leaks(bars: pl.DataFrame, universe_frame: pl.DataFrame, benchmark: str | None, seed: int) -> list[str]:

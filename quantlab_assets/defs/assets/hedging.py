@@ -36,6 +36,7 @@ from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas.base import empty_frame, schema_failures, validate
 from quantlab_assets.compute.schemas.hedging import HedgePolicySchema, HedgingMetricsSchema, HedgingPathsSchema
 from quantlab_assets.compute.storage import read_parquet_file
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager
 from quantlab_assets.defs.partitions import (
@@ -127,10 +128,11 @@ def hedge_policy(
                      "state_sha": row["state_sha"][0], "erm_state_sha": row["erm_state_sha"][0]} for key, row in rows.items()}
     check = dg.AssetCheckResult(check_name="hedge_policy_crisis_unseen", passed=not problems,
                                 metadata={"problems": "\n".join(problems) or "none", "environments_read": sorted(paths)})
-    if check.passed:
+
+    def outputs() -> Outputs:
         yield dg.Output(rows, metadata={"device": dg.MetadataValue.json(device.describe()), "config_hash": config.hash(),
                                         "policies": dg.MetadataValue.json(summary)})
-    yield check
+    yield from outputs_then_checks(outputs, check)
 
 
 def seen_data_problems(policies: KeyedFrames, fingerprints: dict[str, str]) -> list[str]:
@@ -221,7 +223,8 @@ def hedging_scorecard(
                                ("hedging_scorecard_crisis_unseen", other_config + seen_data_problems(policies, fingerprints)),
                                ("hedging_scorecard_extractor_frozen", frozen_extractor_problems(policies, config)))
     ]
-    if all(check.passed for check in checks):
+
+    def outputs() -> Outputs:
         crisis = metrics.filter(pl.col("environment") == "crisis").select("policy", "cvar95", "turnover", "mean_pnl")
         yield dg.Output(metrics, metadata={
             "policies": len(policies), "config_hash": config.hash(),
@@ -231,7 +234,7 @@ def hedging_scorecard(
             "mlflow_run_ids": dg.MetadataValue.json(run_ids),
             "not_materialised": dg.MetadataValue.json(sorted(set(hedge_policy) - set(policies))),
         })
-    yield from checks
+    yield from outputs_then_checks(outputs, checks)
 
 
 @dg.asset(

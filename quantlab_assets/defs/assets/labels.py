@@ -11,6 +11,7 @@ from quantlab_assets.compute.labels.quality import label_window_violations
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.features import LabelsSchema
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (
     bars_partitions,
@@ -65,9 +66,10 @@ def labels(
         dg.AssetCheckResult(check_name="labels_use_only_their_window", passed=not window_problems,
                             metadata={"problems": "\n".join(window_problems[:20]) or "none"}),
     ]
-    if all(check.passed for check in checks):
+
+    def outputs() -> Outputs:
         yield dg.Output(frames, metadata={"by_universe": dg.MetadataValue.json(counts)})
-    yield from checks
+    yield from outputs_then_checks(outputs, checks)
 
 
 def _null_share(frame: pl.DataFrame, column: str) -> float:

@@ -41,6 +41,7 @@ from quantlab_assets.compute.schemas.models import (
     OofPredictionsSchema,
     StackedAlphaSchema,
 )
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.io_managers import KeyedFrames, UniverseFrames
 from quantlab_assets.defs.partitions import (
     MODEL_HORIZONS,
@@ -81,10 +82,11 @@ def cv_folds(context: dg.AssetExecutionContext, labels: UniverseFrames) -> Itera
         summary[name] = folds.group_by(cv.SCHEME, cv.HORIZON_DAYS, cv.ROLE).agg(pl.col(cv.N_DATES).sum()).sort(
             cv.SCHEME, cv.HORIZON_DAYS, cv.ROLE).to_dicts()
     check = _check("cv_folds_hygiene", problems)
-    if check.passed:
+
+    def outputs() -> Outputs:
         yield dg.Output(frames, metadata={"dates_by_role": dg.MetadataValue.json(summary),
                                           "embargo_days": params.embargo_days})
-    yield check
+    yield from outputs_then_checks(outputs, check)
 
 
 class OofConfig(dg.Config):
@@ -149,14 +151,15 @@ def oof_predictions(
     )
     check = _check("oof_predictions_not_degenerate", problems)
     top = result.importance.group_by("feature").agg(pl.col("importance").mean()).sort("importance", descending=True).head(10)
-    if check.passed:
+
+    def outputs() -> Outputs:
         yield dg.Output({key: result.predictions}, metadata={
             "fold_scores": dg.MetadataValue.json(_rounded(result.fold_scores)),
             "oof_ic": overall["ic"], "oof_rank_ic": overall["rank_ic"], "prediction_std": overall["prediction_std"],
             "top_features": dg.MetadataValue.json(dict(top.iter_rows())),
             "fit_seconds": [round(s, 2) for s in result.fit_seconds], "mlflow_run_id": run_id,
         })
-    yield check
+    yield from outputs_then_checks(outputs, check)
 
 
 class StackConfig(dg.Config):
@@ -200,7 +203,8 @@ def stacked_alpha(
         artifact_root=mlflow.artifact_root(),
     )
     check = _check("stacked_alpha_schema", problems)
-    if check.passed:
+
+    def outputs() -> Outputs:
         yield dg.Output({universe: result.alpha}, metadata={
             "rows": result.alpha.height, "clipped_rows": result.clipped_rows, "mlflow_run_id": run_id,
             "stacked_rank_ic": dg.MetadataValue.json({f"{h}d": s["rank_ic"] for h, s in scores.items()}),
@@ -208,7 +212,7 @@ def stacked_alpha(
                 {f"{f.horizon}d_fold{f.fold_id}": [round(float(w), 4) for w in f.meta.coef_] for f in result.fits}),
             "residual_var_bp2": dg.MetadataValue.json({f"{f.horizon}d_fold{f.fold_id}": round(f.residual_var, 2) for f in result.fits}),
         })
-    yield check
+    yield from outputs_then_checks(outputs, check)
 
 
 @dg.asset(
@@ -234,9 +238,10 @@ def model_scorecard(
     problems += [f] if (f := schema_failures(ModelScorecardSchema, card, asset="model_scorecard", partition=universe)) else []
     check = _check("model_scorecard_honest", problems)
     overall = card.filter(pl.col(cv.FOLD_ID).is_null()).select("model", cv.HORIZON_DAYS, "ic", "rank_ic", "prediction_std")
-    if check.passed:
+
+    def outputs() -> Outputs:
         yield dg.Output({universe: card}, metadata={"overall": dg.MetadataValue.json(_rounded(overall))})
-    yield check
+    yield from outputs_then_checks(outputs, check)
 
 
 class LiveAlphaConfig(OofConfig):
@@ -289,14 +294,15 @@ def live_alpha(
         models=result.estimators, artifact_root=mlflow.artifact_root(),
     )
     check = _check("live_alpha_valid", problems)
-    if check.passed:
+
+    def outputs() -> Outputs:
         ranked = result.alpha.sort(ALPHA_COMBINED, descending=True).select(c.TICKER, pl.col(ALPHA_COMBINED).round(1))
         yield dg.Output({universe: result.alpha}, metadata={
             "as_of": str(result.as_of), "instruments": result.alpha.height, "fits": dg.MetadataValue.json(fits),
             "top_5_bp": dg.MetadataValue.json(dict(ranked.head(5).iter_rows())),
             "bottom_5_bp": dg.MetadataValue.json(dict(ranked.tail(5).iter_rows())), "mlflow_run_id": run_id,
         })
-    yield check
+    yield from outputs_then_checks(outputs, check)
 
 
 class MetaLabelConfig(dg.Config):
@@ -334,14 +340,15 @@ def _classifier_output(
         frames={"fold_scores": result.fold_scores}, artifact_root=mlflow.artifact_root(),
     )
     check = _check(f"{asset}_not_degenerate", problems)
-    if check.passed:
+
+    def outputs() -> Outputs:
         yield dg.Output({universe: result.predictions}, metadata={
             "fold_scores": dg.MetadataValue.json(_rounded(result.fold_scores)), "mlflow_run_id": run_id,
             "probability_quantiles": dg.MetadataValue.json({
                 f"q{int(q * 100)}": round(float(result.predictions[probability].quantile(q)), 4) for q in (0.01, 0.5, 0.99)}),
             "share_at_least_0.75": round(float((result.predictions[probability] >= 0.75).mean()), 5),
         })
-    yield check
+    yield from outputs_then_checks(outputs, check)
 
 
 @dg.asset(

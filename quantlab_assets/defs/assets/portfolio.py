@@ -26,6 +26,7 @@ from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.deep import TbmProbabilitiesSchema
 from quantlab_assets.compute.schemas.portfolio import BacktestDailySchema, TargetWeightsSchema
 from quantlab_assets.compute.storage import write_text_atomic
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import (
     all_months_of_universe,
@@ -137,9 +138,10 @@ def target_weights(
         dg.AssetCheckResult(check_name="target_weights_feasible", passed=not infeasible, metadata={
             "infeasible_dates": len(infeasible), "examples": "\n".join(f"{d}: {s}" for d, s in infeasible[:10]) or "none"}),
     ]
-    if all(check.passed for check in checks):
+
+    def outputs() -> Outputs:
         yield dg.Output({str(context.partition_key): built.weights}, metadata=metadata)
-    yield from checks
+    yield from outputs_then_checks(outputs, checks)
 
 
 @dg.multi_asset(
@@ -176,14 +178,16 @@ def backtest(
     equity_error = float(np.max(np.abs(daily["equity"].to_numpy() - np.cumprod(1 + daily["net_return"].to_numpy())), initial=0.0))
     net_error = float((daily["net_return"] - ((1 + daily["gross_return"]) * (1 - daily["cost"]) - 1)).abs().max() or 0.0)
     passed = failure is None and equity_error < 1e-9 and net_error < 1e-12
-    if passed:
+
+    def outputs() -> Outputs:
         yield dg.Output({key: daily}, output_name="backtest", metadata={
             "final_equity": float(daily["equity"][-1]), "total_cost": float(daily["cost"].sum()),
             "mean_daily_turnover": float(daily["turnover"].mean()), "days": daily.height})
         yield dg.Output({key: result.weights}, output_name="backtest_positions", metadata={"rows": result.weights.height})
         yield dg.Output({key: trades}, output_name="backtest_trades", metadata={"trades": trades.height})
-    yield dg.AssetCheckResult(check_name="backtest_accounting", asset_key="backtest", passed=passed, metadata={
+    check = dg.AssetCheckResult(check_name="backtest_accounting", asset_key="backtest", passed=passed, metadata={
         "schema": failure or "ok", "max_equity_error": equity_error, "max_net_return_error": net_error})
+    yield from outputs_then_checks(outputs, check)
 
 
 def _by_strategy(frames: KeyedFrames) -> dict[str, pl.DataFrame]:

@@ -45,6 +45,7 @@ from quantlab_assets.compute.torch_runtime.quantile_training import (
 )
 from quantlab_assets.compute.torch_runtime.windows import build_window_panel
 from quantlab_assets.defs.assets.deep import INPUT_SUFFIXES
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
@@ -163,10 +164,11 @@ def forecaster_quantile(
     if diagnostics_schema_failure is None:
         yield dg.Output({universe: result.diagnostics}, output_name="quantile_diagnostics",
                         metadata={"rows": result.diagnostics.height, "collapsed": bool(collapse)})
-    if all(check.passed for check in checks):
+
+    def outputs() -> Outputs:
         yield dg.Output({universe: result.predictions}, output_name="forecaster_quantile", metadata={
             "device": dg.MetadataValue.json(device.describe()), "windows": int(panel.starts.shape[0]),
             "features": len(names), "scorecard": scores, "best_epochs": dg.MetadataValue.json(result.best_epochs),
             "mlflow_run_id": run_id,
         })
-    yield from checks
+    yield from outputs_then_checks(outputs, checks)

@@ -32,6 +32,7 @@ from quantlab_assets.compute.schemas.regimes import (
     RegimeHmmSchema,
     RegimeLabelsSchema,
 )
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (
     bars_partitions,
@@ -113,9 +114,10 @@ def market_state(
         dg.AssetCheckResult(check_name="market_state_no_lookahead", passed=not leaks,
                             metadata={"violations": "\n".join(leaks) or "none", "cuts": LOOKAHEAD_CUTS}),
     ]
-    if all(check.passed for check in checks):
+
+    def outputs() -> Outputs:
         yield dg.Output(frames, metadata={"by_universe": dg.MetadataValue.json(summary)})
-    yield from checks
+    yield from outputs_then_checks(outputs, checks)
 
 
 def _transition_markdown(parameters: pl.DataFrame) -> str:
@@ -182,12 +184,13 @@ def regime_hmm(
         dg.AssetCheckResult(check_name="regime_hmm_filter_uses_only_the_past", asset_key="regime_hmm", passed=not leaks,
                             metadata={"differences": "\n".join(leaks) or "none", "cuts": LOOKAHEAD_CUTS}),
     ]
-    if all(check.passed for check in checks):
+
+    def outputs() -> Outputs:
         metadata = {"by_universe": dg.MetadataValue.json(summary), "n_states": params.n_states,
                     "refit_months": params.refit_months, "features": ", ".join(params.features)}
         yield dg.Output(probabilities, output_name="regime_hmm", metadata=metadata)
         yield dg.Output(parameters, output_name="regime_hmm_params", metadata=metadata)
-    yield from checks
+    yield from outputs_then_checks(outputs, checks)
 
 
 def _refilter_differences(state: pl.DataFrame, probabilities: pl.DataFrame, parameters: pl.DataFrame, name: str) -> list[str]:
@@ -231,9 +234,10 @@ def regime_clusters(
                          "training_cluster_sizes": result.training_cluster_sizes}
     check = dg.AssetCheckResult(check_name="regime_clusters_schema", passed=not failures,
                                 metadata={"failures": "\n".join(failures) or "none"})
-    if check.passed:
+
+    def outputs() -> Outputs:
         yield dg.Output(frames, metadata={"by_universe": dg.MetadataValue.json(summary)})
-    yield check
+    yield from outputs_then_checks(outputs, check)
 
 
 @dg.asset(
@@ -279,6 +283,7 @@ def regime_labels(
                                       "failed": ", ".join(failed_episodes) or "none",
                                       "not_applicable": ", ".join(sorted(set(frames) - set(reports))) or "none"}),
     ]
-    if checks[0].passed:
+
+    def outputs() -> Outputs:
         yield dg.Output(frames, metadata={"by_universe": dg.MetadataValue.json(summary)})
-    yield from checks
+    yield from outputs_then_checks(outputs, checks[0], advisory=checks[1:])

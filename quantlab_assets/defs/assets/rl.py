@@ -47,6 +47,7 @@ from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.portfolio import TargetWeightsSchema
 from quantlab_assets.compute.storage import write_atomic, write_text_atomic
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import (
@@ -182,7 +183,8 @@ def rl_policy(
         dg.AssetCheckResult(check_name="rl_policy_no_lookahead", passed=not leaks,
                             metadata={"cut_dates": [str(d) for d in cuts], "problems": "\n".join(leaks) or "none"}),
     ]
-    if all(check.passed for check in checks):
+
+    def outputs() -> Outputs:
         yield dg.Output({key: walks.weights}, metadata={
             "spans": dg.MetadataValue.json({s: [str(dates[a]), str(dates[b])] for s, (a, b) in spans.items()}),
             "summary": dg.MetadataValue.json(walks.summary), "selected_timesteps": trained.selected_timesteps,
@@ -192,7 +194,7 @@ def rl_policy(
                                                            "market": panel.market_feature_names}),
             "mlflow_run_id": run_id,
         })
-    yield from checks
+    yield from outputs_then_checks(outputs, checks)
 
 
 class RlEvaluationConfig(dg.Config):
@@ -250,7 +252,8 @@ def rl_evaluation(
         metrics=metrics, report=report, artifact_root=mlflow.artifact_root())
     check = dg.AssetCheckResult(check_name="rl_evaluation_finite_with_intervals", passed=not problems,
                                 metadata={"problems": "\n".join(problems[:20]) or "none"})
-    if check.passed:
+
+    def outputs() -> Outputs:
         test = metrics.filter(pl.col(SPAN) == TEST).select("strategy", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "selected")
         yield dg.Output({universe: metrics}, metadata={
             "verdict_test_span": dg.MetadataValue.json(_rounded(result.verdict)),
@@ -258,7 +261,7 @@ def rl_evaluation(
             "spans": dg.MetadataValue.json({s: [str(dates[a]), str(dates[b])] for s, (a, b) in spans.items()}),
             "report": dg.MetadataValue.path(str(report)),
         })
-    yield check
+    yield from outputs_then_checks(outputs, check)
 
 
 def _write_report(result: Evaluation, metrics: pl.DataFrame, universe: str, base_dir: str, regimes: pl.DataFrame) -> Path:

@@ -30,6 +30,7 @@ from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, TbmConfig, tbm
 from quantlab_assets.compute.torch_runtime.training import TrainingConfig
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, build_window_panel
 from quantlab_assets.defs.assets.deep import INPUT_SUFFIXES
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
@@ -117,7 +118,8 @@ def supcon_encoder(
         problems.append(f"curve folds {sorted(set(result.curves['fold_id']))} != encoder folds {sorted(result.states)}")
     check = dg.AssetCheckResult(check_name=ENCODER_CHECK, passed=not problems,
                                 metadata={"problems": "\n".join(problems) or "none"})
-    if check.passed:
+
+    def outputs() -> Outputs:
         # Written only when the check passes: the probe reads this file, so a failed run never replaces a good one.
         path = checkpoint_path(io_manager.base_dir, universe)
         checkpoint = {"model": dataclasses.asdict(model), "training": dataclasses.asdict(training), "features": names,
@@ -139,7 +141,7 @@ def supcon_encoder(
             "best_epochs": dg.MetadataValue.json(result.best_epochs), "checkpoint": str(path), "mlflow_run_id": run_id,
             "curves": dg.MetadataValue.json(result.curves.with_columns(pl.selectors.float().round(5)).to_dicts()),
         })
-    yield check
+    yield from outputs_then_checks(outputs, check)
 
 
 def _rounded(summary: dict[str, object]) -> dict[str, object]:
@@ -203,7 +205,8 @@ def supcon_probe(
     )
     check = dg.AssetCheckResult(check_name=NOT_DEGENERATE, passed=not problems,
                                 metadata={"problems": "\n".join(problems) or "none"})
-    if check.passed:
+
+    def outputs() -> Outputs:
         rounded = pl.selectors.float().round(5)
         yield dg.Output({universe: predictions}, metadata={
             "device": dg.MetadataValue.json(device.describe()),
@@ -213,4 +216,4 @@ def supcon_probe(
             "comparison_by_fold": dg.MetadataValue.json(comparison.by_fold.with_columns(rounded).to_dicts()),
             "compared_rows": rows_note, "mlflow_run_id": run_id,
         })
-    yield check
+    yield from outputs_then_checks(outputs, check)

@@ -30,6 +30,7 @@ from quantlab_assets.compute.torch_runtime.tbm import (
 )
 from quantlab_assets.compute.torch_runtime.windows import build_window_panel
 from quantlab_assets.defs.assets.deep import INPUT_SUFFIXES
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
@@ -110,7 +111,8 @@ def tbm_classifier(
     )
     check = dg.AssetCheckResult(check_name=NOT_DEGENERATE, passed=not problems,
                                 metadata={"problems": "\n".join(problems) or "none"})
-    if check.passed:
+
+    def outputs() -> Outputs:
         rounded = pl.selectors.float().round(5)
         yield dg.Output({universe: result.predictions}, metadata={
             "device": dg.MetadataValue.json(device.describe()), "windows": int(panel.starts.shape[0]),
@@ -119,4 +121,4 @@ def tbm_classifier(
             "reliability_curve": dg.MetadataValue.json(curve.with_columns(rounded).to_dicts()),
             "best_epochs": dg.MetadataValue.json(result.best_epochs), "mlflow_run_id": run_id,
         })
-    yield check
+    yield from outputs_then_checks(outputs, check)

@@ -19,6 +19,7 @@ from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchema
 from quantlab_assets.compute.schemas.models import HyperparameterTrialsSchema
 from quantlab_assets.compute.storage import write_text_atomic
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
 from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource
@@ -71,7 +72,8 @@ def hyperparameter_search(
     check = dg.AssetCheckResult(check_name="hyperparameter_search_research_span_only", passed=not problems,
                                 metadata={"problems": "\n".join(problems) or "none",
                                           "last_tuning_date": str(last_tuning_date), "validation_end": str(validation_end)})
-    if check.passed:
+
+    def outputs() -> Outputs:
         path = write_text_atomic(tuned_params_json(result, universe, validation_end),
                                  Path(io_manager.base_dir) / "artifacts" / "hyperparameter_search" / f"{universe}.json")
         mlflow.ensure_store()
@@ -88,4 +90,4 @@ def hyperparameter_search(
             "skill": result.summary["skill"],
             "best_params": dg.MetadataValue.json(vars(result.best)), "mlflow_run_id": run_id,
         })
-    yield check
+    yield from outputs_then_checks(outputs, check)
