@@ -63,6 +63,10 @@ class DataQualityResource(dg.ConfigurableResource):
     max_rejected_share: float = 0.05
 
 
+# MLflow's own variable, so the lab, the `mlflow` CLI and a notebook all log to the same place.
+MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+
+
 class MlflowTrackingResource(dg.ConfigurableResource):
     """Where model runs are logged (MLflow). `tracking_uri` empty: a SQLite store and an artifact folder
     under the data dir (`<data dir>/mlflow/`); MLflow 3's plain file store is deprecated and refuses to
@@ -114,7 +118,7 @@ def default_resources() -> dict[str, Any]:
         "data_quality": DataQualityResource(
             max_rejected_share=float(os.environ.get("QUANTLAB_MAX_REJECTED_SHARE", "0.05"))
         ),
-        "mlflow": MlflowTrackingResource(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", "")),
+        "mlflow": MlflowTrackingResource(tracking_uri=os.environ.get(MLFLOW_TRACKING_URI_ENV, "")),
         "torch_device": TorchDeviceResource(allow_cuda=os.environ.get("QUANTLAB_ALLOW_CUDA", "1") != "0"),
     }
 
