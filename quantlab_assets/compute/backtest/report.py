@@ -322,3 +322,25 @@ def render_report(
         risk_table=_table(metrics, ("var_95", "cvar_95", "annual_volatility", "max_drawdown")),
         min_trades=MIN_TRADES_FOR_STATISTICS,
     )
+
+
+def run_page_url(tracking_uri: str, run_id: str) -> str | None:
+    """The MLflow UI's page of a run (its artifacts include the report, which the UI shows) when the
+    tracking store is a server; None for a local store (SQLite, files), which no browser page serves."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    return f"{tracking_uri.rstrip('/')}/#/runs/{run_id}"
+
+
+def report_preview_markdown(metrics: pl.DataFrame, path: str, run_url: str | None = None) -> str:
+    """The key metrics as a markdown table (Dagster renders it in the asset's metadata) and how to open
+    the full report: a browser refuses a file:// link from an http page, so the path is to be pasted."""
+    table = _table(metrics, KEY_METRICS)
+    lines = ["| " + " | ".join(table["header"]) + " |", "|" + " --- |" * len(table["header"])]
+    lines += ["| " + " | ".join(row) + " |" for row in table["rows"]]
+    where = [f"Full report: `{path}`. Copy the path (the copy icon beside `path`) into the browser's address bar, "
+             f"or run `python -m webbrowser {path}` on the machine that holds the data."]
+    if run_url:
+        where.append(f"On the MLflow server: [the report's run]({run_url}), artifact `report/`.")
+    return "\n".join([*lines, "", *where])
+

@@ -22,6 +22,8 @@ from quantlab_assets.compute.backtest.report import (
     readable_label,
     render_report,
     report_figures,
+    report_preview_markdown,
+    run_page_url,
 )
 from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.regimes.labels import REGIME_NAMES
@@ -207,3 +209,16 @@ def test_holding_period_axis_is_bounded_by_a_percentile(runs) -> None:
     holding = outlier["fig-holding-period"]
     assert holding.layout.xaxis.range[1] == 5.5
     assert "1 trade longer than 5 days" in holding.layout.title.text
+
+
+def test_preview_shows_the_key_metrics_and_how_to_open_the_report(runs) -> None:
+    _, metrics, _ = runs
+    local = report_preview_markdown(metrics, "/data/reports/backtest_report/synthetic.html")
+    lines = local.splitlines()
+    assert lines[0] == "|  | Top 2 | Buy and hold |" and lines[1] == "| --- | --- | --- |"
+    assert any(line.startswith("| Sharpe ratio | ") for line in lines)
+    assert "file://" not in local and "python -m webbrowser /data/reports/backtest_report/synthetic.html" in local
+    assert run_page_url("sqlite:///data/mlflow/mlflow.db", "abc") is None
+    url = run_page_url("http://mlflow:5000/", "abc")
+    assert url == "http://mlflow:5000/#/runs/abc"
+    assert f"[the report's run]({url})" in report_preview_markdown(metrics, "/r.html", url)
