@@ -30,7 +30,6 @@ FIGURE_IDS = {
     "portfolio-analysis": ("fig-concentration", "fig-sector-exposure", "fig-turnover"),
     "trade-analysis": ("fig-trades-per-month", "fig-holding-period"),
 }
-# 252 trading days: the rolling window is a year of trading days (the annualisation is metrics' PERIODS_PER_YEAR).
 ROLLING_SHARPE_DAYS = 252
 ROLLING_VOL_DAYS = 63
 TEMPLATE = "backtest_report.html.j2"
@@ -49,7 +48,8 @@ TRADE_STATISTICS = ("win_rate", "win_rate_ci_low", "win_rate_ci_high", "profit_f
 # Regime colours say what the regime means: bull regimes green, Bear orange, Crisis red, Transition grey.
 REGIME_COLOURS = dict(zip(REGIME_NAMES, ("#2ca02c", "#98df8a", "#ff7f0e", "#b2182b", "#9e9e9e"), strict=True))
 OTHER_REGIME_COLOURS = ("#1f77b4", "#9467bd", "#8c564b", "#e377c2")  # labels of another regime model
-METRIC_LABELS = {
+# What a reader sees for each metric and strategy key (tables, legends, menus).
+READABLE_LABELS = {
     "days": "Days", "years": "Years", "total_return": "Total return", "cagr": "CAGR",
     "annual_volatility": "Annual volatility", "sharpe": "Sharpe ratio", "sortino": "Sortino ratio",
     "max_drawdown": "Maximum drawdown", "calmar": "Calmar ratio", "turnover_daily": "Turnover, daily mean",
@@ -60,7 +60,6 @@ METRIC_LABELS = {
     "min_track_record_years": "Minimum track record (years)", "trades": "Trades", "closed_trades": "Closed trades",
     "win_rate": "Win rate", "win_rate_ci_low": "Win rate, 95 % low", "win_rate_ci_high": "Win rate, 95 % high",
     "profit_factor": "Profit factor", "avg_holding_days": "Mean holding period (days)",
-    "strategy": "Strategy",
     QP: "QP optimal", TOP_N: "Top-n, equal weight", EQUAL: "Equal weight", BUY_AND_HOLD: "Buy and hold (benchmark)",
     SNIPER: "Sniper", AUDITED: "Audited", RECKLESS: "Reckless",
 }
@@ -71,7 +70,7 @@ PERCENT_METRICS = {"total_return", "cagr", "annual_volatility", "max_drawdown", 
 
 def readable_label(name: str) -> str:
     """What a reader sees for a metric or strategy key: its label, or the key in words ('top_2' -> 'Top 2')."""
-    return METRIC_LABELS.get(name) or name.replace("_", " ").capitalize()
+    return READABLE_LABELS.get(name) or name.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True)
@@ -213,8 +212,10 @@ def _holding_periods(runs: list[StrategyRun]) -> go.Figure:
         figure.add_histogram(x=days, name=readable_label(name), opacity=0.6, xbins=bins, autobinx=False)
     beyond = int((pooled > cap).sum())
     figure.update_xaxes(range=[0, cap + 0.5])
-    return figure.update_layout(barmode="overlay", title=f"Holding period of closed trades (trading days); "
-                                f"{beyond} trade{'' if beyond == 1 else 's'} longer than {cap} days beyond the axis")
+    title = "Holding period of closed trades (trading days)"
+    if beyond:
+        title += f"; {beyond} trade{'' if beyond == 1 else 's'} longer than {cap} days beyond the axis"
+    return figure.update_layout(barmode="overlay", title=title)
 
 
 def _regime_spans(regimes: pl.DataFrame) -> pl.DataFrame:

@@ -13,13 +13,14 @@ from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metri
 from quantlab_assets.compute.backtest.report import (
     FIGURE_IDS,
     HOLDING_AXIS_QUANTILE,
-    METRIC_LABELS,
     MILLISECONDS_PER_DAY,
     MIN_TRADES_FOR_STATISTICS,
+    READABLE_LABELS,
     REGIME_COLOURS,
     SECTION_IDS,
     StrategyRun,
     readable_label,
+    regime_colours,
     render_report,
     report_figures,
     report_preview_markdown,
@@ -158,6 +159,10 @@ def test_regime_colours_mean_what_they_say(runs) -> None:
     bands = figures["fig-regime-equity"].layout.shapes
     assert [band.fillcolor for band in bands] == [REGIME_COLOURS[label] for label in REGIME_NAMES]
     assert {trace.name: trace.marker.color for trace in figures["fig-regime-timeline"].data} == REGIME_COLOURS
+    # Labels of another regime model keep the lab's colours for the lab's labels and get distinct others.
+    mixed = regime_colours(["Bear", "state_7", "state_9"])
+    assert mixed["Bear"] == REGIME_COLOURS["Bear"] and len(set(mixed.values())) == 3
+    assert not set(mixed.values()) & (set(REGIME_COLOURS.values()) - {REGIME_COLOURS["Bear"]})
 
 
 def test_trade_statistics_of_too_few_trades_read_not_available(runs) -> None:
@@ -182,7 +187,7 @@ def test_every_metric_and_strategy_has_a_readable_label(runs) -> None:
     strategy_runs, metrics, _ = runs
     dates = strategy_runs[0].daily[c.DATE]
     regimes = _spells(["Bear"] * dates.len(), dates)
-    assert set(metrics.columns) - {"strategy"} <= set(METRIC_LABELS)
+    assert set(metrics.columns) - {"strategy"} <= set(READABLE_LABELS)
     assert readable_label("equal_weight") == "Equal weight" and readable_label("top_2") == "Top 2"
     parser = _Cells()
     parser.feed(render_report(strategy_runs, metrics, title="test", regimes=regimes))
@@ -199,6 +204,7 @@ def test_holding_period_axis_is_bounded_by_a_percentile(runs) -> None:
     assert figure.layout.xaxis.range[1] == cap + 0.5 < 300
     assert all(trace.xbins.end == cap + 0.5 for trace in figure.data)
     assert sum(len(trace.x) for trace in figure.data) == closed.len()
+    assert ("beyond the axis" in figure.layout.title.text) == bool((closed > cap).sum())
 
     # One closed position held for years ends beyond the axis and is counted in the title.
     daily = strategy_runs[0].daily
