@@ -74,8 +74,8 @@ hyperparameter_search_job = dg.define_asset_job(
 # --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
 # Three jobs, one per partitions definition: the environments (one run per environment), the policies
 # (one run per 'method_strength_seedN'; erm partitions before irm_head ones, which read them), and the
-# scorecard + figures of one study configuration (partition: the preset) over its stored policies. Training steps carry the GPU tag, so the
-# policies' job serialises them on one GPU like gpu_training_job.
+# scorecard + figures of one study configuration (partition: the preset) over its stored policies.
+# Training steps carry the GPU tag, so the policies' job serialises them on one GPU like gpu_training_job.
 hedging_environments_job = dg.define_asset_job(
     "hedging_environments_job", selection=dg.AssetSelection.assets("hedging_environments"),
     description="Simulate one hedging environment (partition 'low', ..., 'crisis', 'stress_jumps', 'stress_squeeze').",

@@ -139,8 +139,9 @@ def test_each_study_configuration_scores_the_policies_of_its_preset() -> None:
         node = graph.get(dg.AssetKey(asset))
         assert node.partitions_def == hedging_study_partitions
         assert sorted(hedging_study_partitions.get_partition_keys()) == sorted(PRESETS)
+        mapping = node.partition_mappings[dg.AssetKey("hedge_policy")]
         for preset, config in PRESETS.items():
-            upstream = node.partition_mappings[dg.AssetKey("hedge_policy")].get_upstream_mapped_partitions_result_for_partitions(
+            upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
                 hedging_study_partitions.empty_subset().with_partition_keys([preset]),
                 hedging_study_partitions, hedge_policy_partitions,
             ).partitions_subset.get_partition_keys()

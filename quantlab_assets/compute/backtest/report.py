@@ -159,7 +159,8 @@ def report_figures(runs: list[StrategyRun], benchmark: str | None, regimes: pl.D
         label = readable_label(run.name)
         concentration.add_scatter(x=run.daily[c.DATE], y=run.daily["n_positions"], name=f"{label}: positions")
         concentration.add_scatter(x=run.daily[c.DATE], y=run.daily["max_weight"] * 100, name=f"{label}: largest weight %")
-        concentration.add_scatter(x=run.daily[c.DATE], y=1 / run.daily["hhi"].replace(0, None), name=f"{label}: effective names (1/HHI)")
+        concentration.add_scatter(x=run.daily[c.DATE], y=1 / run.daily["hhi"].replace(0, None),
+                                  name=f"{label}: effective names (1/HHI)")
     figures["fig-concentration"] = _with_strategy_menu(concentration, names, 3).update_layout(title="Position concentration")
 
     exposure = go.Figure()
@@ -172,7 +173,8 @@ def report_figures(runs: list[StrategyRun], benchmark: str | None, regimes: pl.D
         )
         for sector in sector_names or ["unknown"]:
             values = by_sector[sector] * 100 if sector in by_sector.columns else pl.Series([0.0] * by_sector.height)
-            exposure.add_scatter(x=by_sector[c.DATE], y=values, name=f"{readable_label(run.name)}: {sector}", stackgroup=run.name)
+            exposure.add_scatter(x=by_sector[c.DATE], y=values, name=f"{readable_label(run.name)}: {sector}",
+                                 stackgroup=run.name)
     figures["fig-sector-exposure"] = _with_strategy_menu(exposure, names, max(1, len(sector_names))).update_layout(
         title="Sector exposure (%)" if sectors else "Sector exposure (%): no sectors known")
     figures["fig-turnover"] = _lines(runs, lambda run: run.daily["turnover"].rolling_sum(21) * 100,
