@@ -168,6 +168,13 @@ hedge_policy_partitions = dg.StaticPartitionsDefinition(hedging_policy_keys(HEDG
 hedging_training_environments = dg.StaticPartitionMapping(
     {name: hedge_policy_partitions.get_partition_keys() for name in (*HEDGING_TRAIN, HEDGING_VALIDATION)}
 )
+# The scorecard and the figures: one partition per study configuration (a preset, 'smoke' or 'study'), each
+# reading the policies of its preset's seeds and strengths, so a smoke study never overwrites the full one.
+hedging_study_partitions = dg.StaticPartitionsDefinition(sorted(HEDGING_PRESETS))
+hedging_policies_of_study = dg.StaticPartitionMapping({
+    key: [name for name, config in HEDGING_PRESETS.items() if key in hedging_policy_keys(config)]
+    for key in hedge_policy_partitions.get_partition_keys()
+})
 
 
 # RL portfolio allocation (issue 9): one partition per policy variant (algorithm x regime inputs x seed) x

@@ -137,9 +137,10 @@ class HedgingStudyResource(dg.ConfigurableResource):
     preset: str = "study"
     overrides_json: str = "{}"
 
-    def config(self) -> HedgingConfig:
+    def config(self, preset: str | None = None) -> HedgingConfig:
+        """The configuration of `preset` (default: this resource's) with this resource's overrides."""
         overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(self.overrides_json).items()}
-        return hedging_preset(self.preset, **overrides)
+        return hedging_preset(preset or self.preset, **overrides)
 
 
 def hedging_resources() -> dict[str, Any]:
