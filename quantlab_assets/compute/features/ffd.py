@@ -7,7 +7,7 @@ passes a unit-root test keeps the most memory a model can use safely.
 
 The window is fixed ("FFD"): weights are dropped once |w_k| < `threshold`, and in any case after
 `max_width` weights. The cap exists so a value needs at most max_width - 1 = 251 earlier bars, which the
-13-month lookback of a monthly partition covers: a partition's FFD then equals the full-history value
+partition lookback of a monthly partition covers: a partition's FFD then equals the full-history value
 exactly. The price: for small d the threshold alone would keep more weights (about 500 at d = 0.1 or
 0.2, 390 at d = 0.3, 280 at d = 0.4, at threshold 1e-4), and every truncation leaves a share sum(w) of
 the level in the series. The cap raises that share only slightly (d = 0.1: 0.50 -> 0.54, d = 0.3:
@@ -42,7 +42,7 @@ class FfdParams:
     # AFML's examples use 1e-4 and 1e-5; the coarser one keeps windows short enough for the cap below
     # to bind only for d < 0.5.
     threshold: float = 1e-4
-    # At most 252 weights (one trading year): fits the 13-month partition lookback (module docstring).
+    # At most 252 weights (one trading year): fits the partition lookback (module docstring).
     max_width: int = 252
     # Grid of candidate d, coarse enough that a handful of ADF tests per instrument decide it.
     d_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
