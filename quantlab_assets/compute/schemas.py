@@ -158,7 +158,7 @@ class LabelsSchema(pa.DataFrameModel):
     label_end_21d: pl.Date = pa.Field(nullable=True)
     label_end_63d: pl.Date = pa.Field(nullable=True)
     tb_label: pl.Int8 = pa.Field(nullable=True, isin=[-1, 0, 1])
-    tb_barrier: pl.Enum(["lower", "vertical", "upper"]) = pa.Field(nullable=True)
+    tb_barrier: pl.Enum(["lower", "vertical", "upper", "both"]) = pa.Field(nullable=True)
     tb_touch_date: pl.Date = pa.Field(nullable=True)
     tb_end: pl.Date = pa.Field(nullable=True)
 
