@@ -51,7 +51,9 @@ def test_the_kept_checkpoint_is_the_best_on_validation(trained: dict[str, Traine
     best = curve.sort(pl.col("validation_sharpe").fill_null(-np.inf), descending=True).row(0, named=True)
     assert policy.selected_timesteps == best["timesteps"]
     episode = policy_episode(policy.model, PortfolioEnv(market.panel(), *market.spans["validation"]))
-    sharpe = episode.net_return.mean() / episode.net_return.std(ddof=1) * np.sqrt(252)
+    dates = market.panel().dates
+    periods = (dates.len() - 1) / ((dates.max() - dates.min()).days / 365.25)  # the panel's sessions a year
+    sharpe = episode.net_return.mean() / episode.net_return.std(ddof=1) * np.sqrt(periods)
     assert sharpe == pytest.approx(best["validation_sharpe"], rel=1e-9)
 
 
