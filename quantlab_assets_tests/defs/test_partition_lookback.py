@@ -9,9 +9,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.data.cleaning import clean_bars
+from quantlab_assets.compute.data.cleaning import CleaningParams, clean_bars
 from quantlab_assets.compute.data.packaged_sources import read_sp500_sample
 from quantlab_assets.compute.features.compute import FEATURE_LOOKBACK_DAYS, MAX_LOOKBACK_DAYS, compute_features
+from quantlab_assets.compute.labels.compute import ATR_LOOKBACK_DAYS
 from quantlab_assets.compute.universe import load_universe_catalog, universe_frame
 from quantlab_assets.defs.partitions import LOOKBACK_MONTHS, months_window
 
@@ -45,7 +46,10 @@ def test_every_month_of_a_real_calendar_has_the_longest_lookback_before_it(sampl
         if prior < MAX_LOOKBACK_DAYS - 1:
             short[month] = prior
     assert months.height - LOOKBACK_MONTHS >= 380 and not short, short
-    assert FEATURE_LOOKBACK_DAYS <= MAX_LOOKBACK_DAYS
+    # Everything that reads the lookback months stays within MAX_LOOKBACK_DAYS.
+    cleaning = CleaningParams()
+    assert max(FEATURE_LOOKBACK_DAYS, ATR_LOOKBACK_DAYS, cleaning.min_history_days, cleaning.missing_window_days,
+               cleaning.long_sigma_window) <= MAX_LOOKBACK_DAYS
 
 
 def test_features_of_a_lean_month_through_the_partition_lookback_equal_the_full_history(sample: pl.DataFrame) -> None:
