@@ -61,7 +61,7 @@ def test_partition_schemes_are_month_by_universe_with_a_lookback() -> None:
     )
     months = sorted(key.split("|")[0] for key in upstream.partitions_subset.get_partition_keys())
     assert len(months) == LOOKBACK_MONTHS + 1
-    assert months[0] == "2023-05-01" and months[-1] == "2024-06-01"
+    assert months[0] == "2023-04-01" and months[-1] == "2024-06-01"
 
 
 def test_strategy_assets_are_strategy_by_universe_and_the_report_per_universe() -> None:

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.backtest.metrics import PERIODS_PER_YEAR, regime_breakdown
+from quantlab_assets.compute.backtest.metrics import periods_per_year, regime_breakdown
 from quantlab_assets.compute.portfolio.names import AUDITED, BUY_AND_HOLD, EQUAL, QP, RECKLESS, SNIPER, TOP_N
 from quantlab_assets.compute.regimes.labels import REGIME_NAMES
 
@@ -50,7 +50,7 @@ REGIME_COLOURS = dict(zip(REGIME_NAMES, ("#2ca02c", "#98df8a", "#ff7f0e", "#b218
 OTHER_REGIME_COLOURS = ("#1f77b4", "#9467bd", "#8c564b", "#e377c2")  # labels of another regime model
 # What a reader sees for each metric and strategy key (tables, legends, menus).
 READABLE_LABELS = {
-    "days": "Days", "years": "Years", "total_return": "Total return", "cagr": "CAGR",
+    "days": "Days", "years": "Years", "periods_per_year": "Trading days per year", "total_return": "Total return", "cagr": "CAGR",
     "annual_volatility": "Annual volatility", "sharpe": "Sharpe ratio", "sortino": "Sortino ratio",
     "max_drawdown": "Maximum drawdown", "calmar": "Calmar ratio", "turnover_daily": "Turnover, daily mean",
     "turnover_annual": "Turnover, annual", "hit_rate_days": "Share of positive days", "var_95": "VaR 95 %",
@@ -116,9 +116,10 @@ def _drawdown(daily: pl.DataFrame) -> pl.Series:
 def _rolling(daily: pl.DataFrame, days: int, sharpe: bool) -> pl.Series:
     r = daily["net_return"]
     std = r.rolling_std(days)
+    annualise = math.sqrt(periods_per_year(daily["date"]))
     if sharpe:
-        return (r.rolling_mean(days) / std * math.sqrt(PERIODS_PER_YEAR)).fill_nan(None)
-    return std * math.sqrt(PERIODS_PER_YEAR)
+        return (r.rolling_mean(days) / std * annualise).fill_nan(None)
+    return std * annualise
 
 
 def report_figures(runs: list[StrategyRun], benchmark: str | None, regimes: pl.DataFrame | None,

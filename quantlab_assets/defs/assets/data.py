@@ -103,7 +103,7 @@ def cleaned_bars(
     market_data: MarketDataResource,
     data_quality: DataQualityResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Clean each universe's raw bars (with 13 months of lookback) into cleaned and quarantined bars.
+    """Clean each universe's raw bars (with LOOKBACK_MONTHS months of lookback) into cleaned and quarantined bars.
 
     A partition whose blocking checks fail is not written (the previous version stays), the run fails,
     and the quarantine is written regardless, so nothing received is lost.

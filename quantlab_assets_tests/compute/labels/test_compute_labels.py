@@ -167,7 +167,7 @@ def test_labels_are_keyed_like_the_bars_sorted_and_typed(bars: pl.DataFrame, lab
         *(label_end_column(k) for k in PARAMS.end_horizons),
         *TB_COLUMNS,
     ]
-    assert labels.schema["tb_barrier"] == pl.Enum(["lower", "vertical", "upper"])
+    assert labels.schema["tb_barrier"] == pl.Enum(["lower", "vertical", "upper", "both"])
     assert labels.schema["tb_label"] == pl.Int8 and labels.schema["tb_end"] == pl.Date
     assert labels["tb_label"].drop_nulls().n_unique() == 3
 
