@@ -112,8 +112,15 @@ def window_loader(starts: torch.Tensor, batch_size: int, seed: int | None) -> Da
     return DataLoader(TensorDataset(starts.long()), batch_size=batch_size, shuffle=seed is not None, generator=generator)
 
 
-def steps_per_epoch(starts: torch.Tensor, batch_size: int) -> int:
-    return -(-starts.shape[0] // batch_size)
+def total_steps(fit: torch.Tensor, training: TrainingConfig) -> int:
+    """Optimiser steps of `max_epochs` epochs over the windows `fit` (the cosine schedule's length)."""
+    return training.max_epochs * -(-fit.shape[0] // training.batch_size)
+
+
+def fold_loaders(fold: FoldWindows, training: TrainingConfig) -> tuple[DataLoader, DataLoader]:
+    """The fold's fit windows shuffled by seed + fold id, and its validation windows in order."""
+    return (window_loader(fold.fit, training.batch_size, training.seed + fold.fold_id),
+            window_loader(fold.validation, training.batch_size, None))
 
 
 class BestEpochModule(L.LightningModule):

@@ -29,7 +29,7 @@ from quantlab_assets.compute.torch_runtime.oof_engine import (
     TrainingConfig,
     fit_best_epoch,
     split_validation,
-    steps_per_epoch,
+    total_steps,
     window_loader,
 )
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
@@ -105,7 +105,7 @@ def pretrain_masked_encoder(
                          f"{config.seq_len}-day gap")
     fit, validation = split
     seed_everything(training.seed, deterministic=not device.is_cuda)
-    module = PretrainModule(config, training, panel, training.max_epochs * steps_per_epoch(fit, training.batch_size))
+    module = PretrainModule(config, training, panel, total_steps(fit, training))
     fit_best_epoch(module, window_loader(fit, training.batch_size, training.seed),
                    window_loader(validation, training.batch_size, None), training, device)
     _, last_day = panel.last_rows(train)

@@ -38,17 +38,8 @@ from quantlab_assets.compute.models.metrics import (
     score_predictions,
     undefined_scored_as_numbers,
 )
+from quantlab_assets.compute.torch_runtime import oof_engine as engine
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
-from quantlab_assets.compute.torch_runtime.oof_engine import (
-    BestEpochModule,
-    FoldWindows,
-    OptimisationConfig,
-    oof_folds,
-    predict_windows,
-    prediction_keys,
-    train_out_of_fold,
-    window_targets,
-)
 from quantlab_assets.compute.torch_runtime.quantile import (
     MEDIAN,
     QUANTILE_COLUMNS,
@@ -72,7 +63,7 @@ MIN_TRAINING_BATCHES = 4
 
 
 @dataclass(frozen=True)
-class QuantileTrainingConfig(OptimisationConfig):
+class QuantileTrainingConfig(engine.OptimisationConfig):
     """Seed 001 phase 3's optimisation settings (its environment file), plus early stopping; batches of whole dates."""
 
     lr: float = 1e-4
@@ -113,7 +104,7 @@ def _norm(parameters: list[torch.nn.Parameter]) -> float:
     return float(torch.stack(grads).norm()) if grads else 0.0
 
 
-class QuantileModule(BestEpochModule):
+class QuantileModule(engine.BestEpochModule):
     """Quantile loss over whole cross-sections; diagnostics per epoch and horizon (module docstring)."""
 
     def __init__(self, model_config: QuantileConfig, training: QuantileTrainingConfig, panel: WindowPanel,
@@ -166,9 +157,9 @@ def date_loader(panel: WindowPanel, starts: torch.Tensor, dates_per_batch: int, 
     return DataLoader(TensorDataset(starts.long()), batch_sampler=sampler)
 
 
-def _test_frame(panel: WindowPanel, fold: FoldWindows, quantiles: np.ndarray, horizons: tuple[int, ...]) -> pl.DataFrame:
-    keys = prediction_keys(panel, fold)
-    labels = window_targets(panel, fold.test).astype(np.float64)
+def _test_frame(panel: WindowPanel, fold: engine.FoldWindows, quantiles: np.ndarray, horizons: tuple[int, ...]) -> pl.DataFrame:
+    keys = engine.prediction_keys(panel, fold)
+    labels = engine.window_targets(panel, fold.test).astype(np.float64)
     return pl.concat([
         keys.with_columns(
             pl.lit(horizon, dtype=pl.Int64).alias(HORIZON),
@@ -194,20 +185,20 @@ def fit_oof_quantile(
     def enough(panel: WindowPanel, train: torch.Tensor) -> bool:
         return torch.unique(panel.last_rows(train)[1]).shape[0] >= MIN_TRAINING_BATCHES * training.dates_per_batch
 
-    def prepare(fold: FoldWindows):
+    def prepare(fold: engine.FoldWindows):
         fit_loader = date_loader(panel, fold.fit, training.dates_per_batch, training.seed + fold.fold_id)
         steps_per_epoch = len(fit_loader.batch_sampler)
         module = QuantileModule(model_config, training, panel, training.max_epochs * steps_per_epoch,
                                 training.warmup_epochs * steps_per_epoch, fold.fold_id)
         return module, fit_loader, date_loader(panel, fold.validation, training.dates_per_batch, None)
 
-    def predict(model: nn.Module, fold: FoldWindows) -> pl.DataFrame:
-        quantiles = predict_windows(lambda windows: model(windows)["quantiles"], model, panel, fold.test, device.device)
+    def predict(model: nn.Module, fold: engine.FoldWindows) -> pl.DataFrame:
+        quantiles = engine.predict_windows(lambda windows: model(windows)["quantiles"], model, panel, fold.test, device.device)
         return _test_frame(panel, fold, quantiles, model_config.horizons)
 
     # The validation gap is the longest horizon: no fit label reaches a validation date.
-    fitted = train_out_of_fold(
-        oof_folds(panel, folds, FOLD_HORIZON, training.validation_share, max(model_config.horizons), enough),
+    fitted = engine.train_out_of_fold(
+        engine.oof_folds(panel, folds, FOLD_HORIZON, training.validation_share, max(model_config.horizons), enough),
         training, device, prepare, predict,
         f"quantile forecaster: no walk-forward fold has {MIN_TRAINING_BATCHES} x {training.dates_per_batch} "
         "training dates and test windows")

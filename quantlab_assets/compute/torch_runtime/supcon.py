@@ -36,17 +36,8 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.hedging.evaluation import t_interval
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold
+from quantlab_assets.compute.torch_runtime import oof_engine as engine
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
-from quantlab_assets.compute.torch_runtime.oof_engine import (
-    BestEpochModule,
-    FoldWindows,
-    TrainingConfig,
-    predict_windows,
-    steps_per_epoch,
-    train_out_of_fold,
-    window_loader,
-    window_targets,
-)
 from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, TbmConfig, fold_windows, outcome_frame
 from quantlab_assets.compute.torch_runtime.tbm import PROBABILITY as TBM_PROBABILITY
 from quantlab_assets.compute.torch_runtime.transformer import TransformerForecaster
@@ -102,10 +93,11 @@ class SupConEncoder(nn.Module):
         return self.projection(self.represent(windows))
 
 
-class SupConModule(BestEpochModule):
+class SupConModule(engine.BestEpochModule):
     """SupCon loss of the projections; per epoch the losses."""
 
-    def __init__(self, config: SupConConfig, training: TrainingConfig, panel: WindowPanel, total_steps: int, fold_id: int) -> None:
+    def __init__(self, config: SupConConfig, training: engine.TrainingConfig, panel: WindowPanel, total_steps: int,
+                 fold_id: int) -> None:
         super().__init__(SupConEncoder(config), panel, training, training.warmup_steps, total_steps)
         self.config, self.fold_id = config, fold_id
 
@@ -129,21 +121,19 @@ class SupConEncoderResult:
     best_epochs: dict[int, int]
 
 
-def pretrain_supcon_encoders(panel: WindowPanel, folds: pl.DataFrame, config: SupConConfig, training: TrainingConfig,
+def pretrain_supcon_encoders(panel: WindowPanel, folds: pl.DataFrame, config: SupConConfig, training: engine.TrainingConfig,
                              device: DeviceChoice) -> SupConEncoderResult:
     """One SupCon-pre-trained encoder per walk-forward fold, from that fold's training windows only."""
-    def prepare(fold: FoldWindows):
-        steps = training.max_epochs * steps_per_epoch(fold.fit, training.batch_size)
-        return (SupConModule(config, training, panel, steps, fold.fold_id),
-                window_loader(fold.fit, training.batch_size, training.seed + fold.fold_id),
-                window_loader(fold.validation, training.batch_size, None))
+    def prepare(fold: engine.FoldWindows):
+        module = SupConModule(config, training, panel, engine.total_steps(fold.fit, training), fold.fold_id)
+        return module, *engine.fold_loaders(fold, training)
 
-    fitted = train_out_of_fold(fold_windows(panel, folds, training), training, device, prepare, None,
-                               "supcon encoder: no walk-forward fold has enough training windows and test windows")
+    fitted = engine.train_out_of_fold(fold_windows(panel, folds, training), training, device, prepare, None,
+                                      "supcon encoder: no walk-forward fold has enough training windows and test windows")
     return SupConEncoderResult(pl.DataFrame(fitted.records).select(CURVE_COLUMNS), fitted.states, fitted.best_epochs)
 
 
-def fit_linear_probes(panel: WindowPanel, folds: pl.DataFrame, config: SupConConfig, training: TrainingConfig,
+def fit_linear_probes(panel: WindowPanel, folds: pl.DataFrame, config: SupConConfig, training: engine.TrainingConfig,
                       states: dict[int, dict[str, torch.Tensor]], device: DeviceChoice) -> pl.DataFrame:
     """PREDICTION_COLUMNS on the test windows of every fold with an encoder; a fold whose training windows
     hold one class only has no probe and no predictions."""
@@ -154,12 +144,14 @@ def fit_linear_probes(panel: WindowPanel, folds: pl.DataFrame, config: SupConCon
         model = SupConEncoder(config)
         model.load_state_dict(states[fold.fold_id])
         model = model.to(device.device)
-        outcome = window_targets(panel, fold.train)[:, 0]
+        outcome = engine.window_targets(panel, fold.train)[:, 0]
         if len(np.unique(outcome)) < 2:
             continue
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=config.probe_c, max_iter=config.probe_max_iter))
-        probe.fit(predict_windows(model.represent, model, panel, fold.train, device.device), outcome.astype(np.int64))
-        probability = probe.predict_proba(predict_windows(model.represent, model, panel, fold.test, device.device))[:, 1]
+        train_representations, test_representations = (
+            engine.predict_windows(model.represent, model, panel, starts, device.device) for starts in (fold.train, fold.test))
+        probe.fit(train_representations, outcome.astype(np.int64))
+        probability = probe.predict_proba(test_representations)[:, 1]
         predictions.append(outcome_frame(panel, fold, PROBABILITY, probability.astype(np.float64)))
     if not predictions:
         raise ValueError("supcon probe: no fold has an encoder and training windows of both classes")

@@ -25,20 +25,8 @@ from torch.nn import functional
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
+from quantlab_assets.compute.torch_runtime import oof_engine as engine
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
-from quantlab_assets.compute.torch_runtime.oof_engine import (
-    BestEpochModule,
-    FoldWindows,
-    TrainingConfig,
-    at_least_windows,
-    oof_folds,
-    predict_windows,
-    prediction_keys,
-    steps_per_epoch,
-    train_out_of_fold,
-    window_loader,
-    window_targets,
-)
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig, TransformerForecaster
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
 
@@ -110,10 +98,11 @@ class TbmOofResult:
     best_epochs: dict[int, int]
 
 
-class TbmModule(BestEpochModule):
+class TbmModule(engine.BestEpochModule):
     """Focal loss; per epoch the losses and the std of the validation probabilities."""
 
-    def __init__(self, config: TbmConfig, training: TrainingConfig, panel: WindowPanel, total_steps: int, fold_id: int) -> None:
+    def __init__(self, config: TbmConfig, training: engine.TrainingConfig, panel: WindowPanel, total_steps: int,
+                 fold_id: int) -> None:
         super().__init__(TbmClassifier(config), panel, training, training.warmup_steps, total_steps)
         self.config, self.fold_id = config, fold_id
 
@@ -135,35 +124,34 @@ class TbmModule(BestEpochModule):
                  "val_loss": val_loss, "probability_std": float(probabilities.std())}]
 
 
-def fold_windows(panel: WindowPanel, folds: pl.DataFrame, training: TrainingConfig) -> Iterator[FoldWindows]:
+def fold_windows(panel: WindowPanel, folds: pl.DataFrame, training: engine.TrainingConfig) -> Iterator[engine.FoldWindows]:
     """The 21d walk-forward folds with two batches of training windows, validated after a BARRIER_DAYS gap
     (the classifier's and the SupCon encoders')."""
-    return oof_folds(panel, folds, FOLD_HORIZON, training.validation_share, BARRIER_DAYS,
-                     at_least_windows(2 * training.batch_size))
+    return engine.oof_folds(panel, folds, FOLD_HORIZON, training.validation_share, BARRIER_DAYS,
+                            engine.at_least_windows(2 * training.batch_size))
 
 
-def outcome_frame(panel: WindowPanel, fold: FoldWindows, probability_column: str, probability: np.ndarray) -> pl.DataFrame:
+def outcome_frame(panel: WindowPanel, fold: engine.FoldWindows, probability_column: str,
+                  probability: np.ndarray) -> pl.DataFrame:
     """A fold's test windows with their P(hits_upper) under `probability_column` and the outcome (Int8)."""
-    return prediction_keys(panel, fold).with_columns(
+    return engine.prediction_keys(panel, fold).with_columns(
         pl.Series(probability_column, probability),
-        pl.Series(HITS_UPPER, window_targets(panel, fold.test)[:, 0]).cast(pl.Int8))
+        pl.Series(HITS_UPPER, engine.window_targets(panel, fold.test)[:, 0]).cast(pl.Int8))
 
 
-def fit_oof_tbm(panel: WindowPanel, folds: pl.DataFrame, config: TbmConfig, training: TrainingConfig,
+def fit_oof_tbm(panel: WindowPanel, folds: pl.DataFrame, config: TbmConfig, training: engine.TrainingConfig,
                 device: DeviceChoice) -> TbmOofResult:
     """Out-of-fold P(hits_upper) of the panel's first target (0/1) over the 21d walk-forward folds."""
-    def prepare(fold: FoldWindows):
-        steps = training.max_epochs * steps_per_epoch(fold.fit, training.batch_size)
-        return (TbmModule(config, training, panel, steps, fold.fold_id),
-                window_loader(fold.fit, training.batch_size, training.seed + fold.fold_id),
-                window_loader(fold.validation, training.batch_size, None))
+    def prepare(fold: engine.FoldWindows):
+        module = TbmModule(config, training, panel, engine.total_steps(fold.fit, training), fold.fold_id)
+        return module, *engine.fold_loaders(fold, training)
 
-    def predict(model: nn.Module, fold: FoldWindows) -> pl.DataFrame:
-        probability = predict_windows(lambda windows: torch.sigmoid(model(windows).float()), model, panel, fold.test,
-                                      device.device)
+    def predict(model: nn.Module, fold: engine.FoldWindows) -> pl.DataFrame:
+        probability = engine.predict_windows(lambda windows: torch.sigmoid(model(windows).float()), model, panel,
+                                             fold.test, device.device)
         return outcome_frame(panel, fold, PROBABILITY, probability)
 
-    fitted = train_out_of_fold(fold_windows(panel, folds, training), training, device, prepare, predict,
-                               "tbm classifier: no walk-forward fold has enough training windows and test windows")
+    fitted = engine.train_out_of_fold(fold_windows(panel, folds, training), training, device, prepare, predict,
+                                      "tbm classifier: no walk-forward fold has enough training windows and test windows")
     return TbmOofResult(fitted.predictions.sort(c.DATE, c.TICKER).select(PREDICTION_COLUMNS), pl.DataFrame(fitted.records),
                         fitted.states, fitted.best_epochs)

@@ -22,20 +22,8 @@ from torch import nn
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models.metrics import LABEL, PREDICTION
+from quantlab_assets.compute.torch_runtime import oof_engine as engine
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
-from quantlab_assets.compute.torch_runtime.oof_engine import (
-    BestEpochModule,
-    FoldWindows,
-    TrainingConfig,
-    at_least_windows,
-    oof_folds,
-    predict_windows,
-    prediction_keys,
-    steps_per_epoch,
-    train_out_of_fold,
-    window_loader,
-    window_targets,
-)
 from quantlab_assets.compute.torch_runtime.tft import TftConfig
 from quantlab_assets.compute.torch_runtime.transformer import HEADS, TransformerConfig, multitask_loss
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
@@ -57,10 +45,10 @@ class TransformerOofResult:
     best_epochs: dict[int, int]
 
 
-class ForecasterModule(BestEpochModule):
+class ForecasterModule(engine.BestEpochModule):
     """The forecaster's multi-task loss, and its diagnostics per epoch and head (module docstring)."""
 
-    def __init__(self, model: nn.Module, model_config: ForecasterConfig, training: TrainingConfig, panel: WindowPanel,
+    def __init__(self, model: nn.Module, model_config: ForecasterConfig, training: engine.TrainingConfig, panel: WindowPanel,
                  total_steps: int, fold_id: int) -> None:
         super().__init__(model, panel, training, training.warmup_steps, total_steps)
         self.model_config, self.fold_id = model_config, fold_id
@@ -104,7 +92,7 @@ def fit_oof_transformer(
     panel: WindowPanel,
     folds: pl.DataFrame,
     model_config: ForecasterConfig,
-    training: TrainingConfig,
+    training: engine.TrainingConfig,
     device: DeviceChoice,
     horizon: int = 21,
     build_model: Callable[[int, torch.Tensor], nn.Module] | None = None,
@@ -112,23 +100,22 @@ def fit_oof_transformer(
     """Out-of-fold Gaussian-mean forecasts of the panel's first target over the walk-forward folds of `horizon`,
     by the forecaster `model_config` builds (the transformer or the TFT), or `build_model(fold_id, fit_starts)`'s
     network if given (made after the fold's seeding)."""
-    def prepare(fold: FoldWindows):
+    def prepare(fold: engine.FoldWindows):
         model = model_config.build() if build_model is None else build_model(fold.fold_id, fold.fit)
-        steps = training.max_epochs * steps_per_epoch(fold.fit, training.batch_size)
-        module = ForecasterModule(model, model_config, training, panel, steps, fold.fold_id)
-        return (module, window_loader(fold.fit, training.batch_size, training.seed + fold.fold_id),
-                window_loader(fold.validation, training.batch_size, None))
+        module = ForecasterModule(model, model_config, training, panel, engine.total_steps(fold.fit, training),
+                                  fold.fold_id)
+        return module, *engine.fold_loaders(fold, training)
 
-    def predict(model: nn.Module, fold: FoldWindows) -> pl.DataFrame:
-        means = predict_windows(lambda windows: model(windows)["mean"], model, panel, fold.test, device.device,
-                                training.batch_size)
-        return prediction_keys(panel, fold).with_columns(
-            pl.Series(PREDICTION, means), pl.Series(LABEL, window_targets(panel, fold.test)[:, 0].astype(np.float64)))
+    def predict(model: nn.Module, fold: engine.FoldWindows) -> pl.DataFrame:
+        means = engine.predict_windows(lambda windows: model(windows)["mean"], model, panel, fold.test, device.device,
+                                       training.batch_size)
+        labels = engine.window_targets(panel, fold.test)[:, 0].astype(np.float64)
+        return engine.prediction_keys(panel, fold).with_columns(pl.Series(PREDICTION, means), pl.Series(LABEL, labels))
 
-    fitted = train_out_of_fold(
-        oof_folds(panel, folds, horizon, training.validation_share, horizon, at_least_windows(2 * training.batch_size)),
-        training, device, prepare, predict,
-        "transformer: no walk-forward fold has enough training windows and test windows")
+    trainable = engine.oof_folds(panel, folds, horizon, training.validation_share, horizon,
+                                 engine.at_least_windows(2 * training.batch_size))
+    fitted = engine.train_out_of_fold(trainable, training, device, prepare, predict,
+                                      "transformer: no walk-forward fold has enough training windows and test windows")
     diagnostics = pl.DataFrame(fitted.records).select(DIAGNOSTIC_COLUMNS)
     return TransformerOofResult(fitted.predictions.sort(c.DATE, c.TICKER), diagnostics, fitted.states, fitted.best_epochs)
 
