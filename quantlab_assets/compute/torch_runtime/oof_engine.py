@@ -16,6 +16,7 @@ Lightning configuration (`fit_best_epoch`): no logger, checkpoint, progress bar 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 from dataclasses import dataclass, field
 
 import lightning as L
@@ -34,25 +35,30 @@ from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_wi
 PREDICT_BATCH = 4096
 
 
+def described(default: object, description: str) -> Any:
+    """A dataclass field's default with the description the run config shows (defs/deep_training.py)."""
+    return field(default=default, metadata={"description": description})
+
+
 @dataclass(frozen=True)
 class OptimisationConfig:
     """What every deep fit shares (seed 003: AdamW, gradient clipping, early stopping on a validation share)."""
 
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    max_epochs: int = 20
-    patience: int = 3
-    grad_clip: float = 1.0
-    validation_share: float = 0.2
-    seed: int = 42
+    lr: float = described(3e-4, "AdamW learning rate (peak, after the linear warm-up).")
+    weight_decay: float = described(0.01, "AdamW weight decay.")
+    max_epochs: int = described(20, "Most epochs per fit; early stopping may end it sooner.")
+    patience: int = described(3, "Epochs without a lower validation loss before training stops.")
+    grad_clip: float = described(1.0, "Gradient norm clipping threshold.")
+    validation_share: float = described(0.2, "Latest share of the training dates that selects the epoch.")
+    seed: int = described(42, "Seed of the weights, batches and dropout (plus the fold id per fold).")
 
 
 @dataclass(frozen=True)
 class TrainingConfig(OptimisationConfig):
     """Optimisation over shuffled batches of windows, with a cosine schedule after `warmup_steps` linear ones."""
 
-    batch_size: int = 256
-    warmup_steps: int = 200
+    batch_size: int = described(256, "Windows per batch.")
+    warmup_steps: int = described(200, "Optimiser steps of linear learning-rate warm-up before the cosine decay.")
 
 
 @dataclass(frozen=True)

@@ -66,11 +66,11 @@ MIN_TRAINING_BATCHES = 4
 class QuantileTrainingConfig(engine.OptimisationConfig):
     """Seed 001 phase 3's optimisation settings (its environment file), plus early stopping; batches of whole dates."""
 
-    lr: float = 1e-4
-    grad_clip: float = 0.5
+    lr: float = engine.described(1e-4, "AdamW learning rate (peak, after the linear warm-up).")
+    grad_clip: float = engine.described(0.5, "Gradient norm clipping threshold.")
     # Four cross-sections of a 500-instrument universe are about the seed's batch of 2048 windows.
-    dates_per_batch: int = 4
-    warmup_epochs: int = 5
+    dates_per_batch: int = engine.described(4, "Whole cross-sections (dates) per batch.")
+    warmup_epochs: int = engine.described(5, "Epochs of linear learning-rate warm-up before the cosine decay.")
 
 
 @dataclass(frozen=True)
