@@ -23,9 +23,12 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.schemas import FeaturesSchema, LabelsSchema, conform
 from quantlab_assets.compute.torch_runtime.inputs import input_panel
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel
-from quantlab_assets.defs.partitions import same_universe
+from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.partitions import same_universe, universe_partitions
 
 GROUP = "deep"
+# Every deep asset: one partition per universe, in the deep group, a step of the GPU pool.
+DEEP_ASSET = {"partitions_def": universe_partitions, "group_name": GROUP, "pool": GPU_POOL, "op_tags": GPU_OP_TAGS}
 # The universe's features and labels, and the model stack's folds.
 UNIVERSE_INS = {
     "features": dg.AssetIn(partition_mapping=same_universe),

@@ -35,10 +35,8 @@ from quantlab_assets.compute.torch_runtime.training import (
 )
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel
-from quantlab_assets.defs.deep_training import GROUP, UNIVERSE_INS, config_from, forecast_targets, label_panel, settings
-from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, forecast_targets, label_panel, settings
 from quantlab_assets.defs.io_managers import UniverseFrames
-from quantlab_assets.defs.partitions import universe_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 
 
@@ -132,11 +130,8 @@ def forecast_outputs(run: OofRun, diagnostics_asset: str, mlflow: MlflowTracking
 
 
 @dg.multi_asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
+    **DEEP_ASSET,
     can_subset=False,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
     outs={
         "forecaster_transformer": dg.AssetOut(is_required=False, description="Out-of-fold 21d forecasts (Gaussian mean)."),
         "training_diagnostics": dg.AssetOut(is_required=False, description="Per fold x epoch x head: pred std, grad norm, activations."),
@@ -168,11 +163,8 @@ def forecaster_transformer(
 
 
 @dg.multi_asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
+    **DEEP_ASSET,
     can_subset=False,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
     outs={
         "forecaster_tft": dg.AssetOut(is_required=False, description="Out-of-fold 21d forecasts of the TFT (Gaussian mean)."),
         "tft_diagnostics": dg.AssetOut(is_required=False, description="Per fold x epoch x head: pred std, grad norm, activations."),

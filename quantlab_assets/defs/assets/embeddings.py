@@ -43,17 +43,9 @@ from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
 from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder, training_span_starts
 from quantlab_assets.compute.torch_runtime.transfer import PRETRAINED, RANDOM, compare_encoder_transfer
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig
-from quantlab_assets.defs.deep_training import (
-    GROUP,
-    UNIVERSE_INS,
-    config_from,
-    forecast_targets,
-    label_panel,
-    settings,
-)
-from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, forecast_targets, label_panel, settings
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
-from quantlab_assets.defs.partitions import same_universe, universe_partitions
+from quantlab_assets.defs.partitions import same_universe
 from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource, TorchDeviceResource
 
 # Cut dates of the embeddings' look-ahead check (the property does not depend on how many).
@@ -77,10 +69,7 @@ class MaskedEncoderAssetConfig(config_from("MaskedEncoderFields", MaskedEncoderC
 
 
 @dg.asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
+    **DEEP_ASSET,
     ins={"features": dg.AssetIn(partition_mapping=same_universe)},
     check_specs=[dg.AssetCheckSpec("masked_encoder_training_span", asset="masked_encoder", blocking=True,
                                    description="Curve schema; every pre-training window ends by train_end; losses finite.")],
@@ -154,10 +143,7 @@ class EmbeddingsAssetConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
+    **DEEP_ASSET,
     ins={"features": dg.AssetIn(partition_mapping=same_universe)},
     deps=["masked_encoder"],  # its checkpoint file, not its stored loss curve
     check_specs=[
@@ -213,10 +199,7 @@ class EncoderTransferConfig(config_from("EncoderTransferFields", MaskedEncoderCo
 
 
 @dg.asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
+    **DEEP_ASSET,
     ins=UNIVERSE_INS,
     check_specs=[dg.AssetCheckSpec("encoder_transfer_scorecard_honest", asset="encoder_transfer_scorecard", blocking=True,
                                    description="Schema; both variants forecast the same rows; no number where none is defined.")],

@@ -39,10 +39,8 @@ from quantlab_assets.compute.torch_runtime.quantile_training import (
     quantile_forecast_problems,
     quantile_scorecard,
 )
-from quantlab_assets.defs.deep_training import GROUP, UNIVERSE_INS, config_from, label_panel, settings
-from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, label_panel, settings
 from quantlab_assets.defs.io_managers import UniverseFrames
-from quantlab_assets.defs.partitions import universe_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 
 NOT_DEGENERATE = "forecaster_quantile_not_degenerate"
@@ -61,11 +59,8 @@ class QuantileAssetConfig(config_from("QuantileFields", QuantileConfig, Quantile
 
 
 @dg.multi_asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
+    **DEEP_ASSET,
     can_subset=False,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
     outs={
         "forecaster_quantile": dg.AssetOut(is_required=False, description="Out-of-fold q10/q50/q90 per horizon (1, 5, 10, 20d)."),
         "quantile_diagnostics": dg.AssetOut(is_required=False, description="Per fold x epoch x horizon: median std, coverage, grad norms, activations."),

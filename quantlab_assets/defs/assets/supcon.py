@@ -30,10 +30,8 @@ from quantlab_assets.compute.torch_runtime.supcon import (
 )
 from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
 from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, TBM_LEARNING_RATE, TbmConfig, tbm_targets
-from quantlab_assets.defs.deep_training import GROUP, UNIVERSE_INS, config_from, label_panel, settings
-from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, label_panel, settings
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
-from quantlab_assets.defs.partitions import universe_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 
 ENCODER_CHECK = "supcon_encoder_curves_valid"
@@ -61,10 +59,7 @@ class SupconProbeAssetConfig(config_from("SupconProbeFields", SupConConfig,
 
 
 @dg.asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
+    **DEEP_ASSET,
     ins=UNIVERSE_INS,
     check_specs=[dg.AssetCheckSpec(ENCODER_CHECK, asset="supcon_encoder", blocking=True,
                                    description="Curve schema; every SupCon loss finite; one encoder per curve fold.")],
@@ -128,10 +123,7 @@ def _rounded(summary: dict[str, object]) -> dict[str, object]:
 
 
 @dg.asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
+    **DEEP_ASSET,
     ins={**UNIVERSE_INS, "supcon_encoder": dg.AssetIn(), "tbm_classifier": dg.AssetIn()},
     check_specs=[dg.AssetCheckSpec(NOT_DEGENERATE, asset="supcon_probe", blocking=True,
                                    description="Schema; probabilities vary across the test windows of every fold.")],

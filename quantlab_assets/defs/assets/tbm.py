@@ -26,10 +26,8 @@ from quantlab_assets.compute.torch_runtime.tbm import (
     fit_oof_tbm,
     tbm_targets,
 )
-from quantlab_assets.defs.deep_training import GROUP, UNIVERSE_INS, config_from, label_panel, settings
-from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, label_panel, settings
 from quantlab_assets.defs.io_managers import UniverseFrames
-from quantlab_assets.defs.partitions import universe_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 
 NOT_DEGENERATE = "tbm_classifier_not_degenerate"
@@ -45,10 +43,7 @@ class TbmAssetConfig(config_from("TbmFields", TbmConfig, TrainingConfig)):
 
 
 @dg.asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
+    **DEEP_ASSET,
     ins=UNIVERSE_INS,
     check_specs=[dg.AssetCheckSpec(NOT_DEGENERATE, asset="tbm_classifier", blocking=True,
                                    description="Schema; probabilities vary across the test windows of every fold.")],
