@@ -10,14 +10,17 @@ the weights of the epoch with the lowest one kept (`BestEpochModule`). The maske
 uses the same split, trainer and best-epoch selection on one span instead of folds.
 
 Every fit is seeded (seed + fold id) before its network is built, and deterministic on the CPU; one
-Lightning configuration (`fit_best_epoch`): no logger, checkpoint, progress bar or sanity steps.
+Lightning configuration (`lightning_trainer`): the device's accelerator and precision, gradient clipping,
+no logger, checkpoint, progress bar or sanity steps. A model plugs in a `BestEpochModule` (its losses and
+epoch records), a `prepare` (module and loaders per fold) and a `predict` (its prediction frame, keyed by
+`prediction_keys`) into `train_out_of_fold`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import lightning as L
 import numpy as np
