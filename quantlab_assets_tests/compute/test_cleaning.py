@@ -17,10 +17,12 @@ from polars.testing import assert_frame_equal
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import (
-    ACTION_CAPPED,
+    ACTION_FLAGGED,
     ACTION_DROPPED,
     ACTION_REJECTED,
     CLEANED_COLUMNS,
+    RETURN_OUTLIER,
+    REVERTED_SPIKE,
     QUARANTINE_SCHEMA,
     ROW_RULES,
     SERIES_RULES,
@@ -166,9 +168,12 @@ def test_the_first_rule_in_order_names_the_fate(bad_row: dict[str, Any], options
 def test_row_rules_are_listed_in_the_documented_order() -> None:
     assert ROW_RULES == (
         "unparseable_value", "missing_key", "unknown_instrument", "non_trading_day", "future_date",
-        "missing_close", "non_positive_price", "ohlc_inconsistent", "negative_volume", "duplicate_key",
+        "missing_close", "non_positive_price", "invalid_adj_close", "ohlc_inconsistent", "negative_volume",
+        "duplicate_key",
     )
-    assert SERIES_RULES == ("return_outlier", "insufficient_history", "high_missing_share")
+    assert SERIES_RULES == (
+        "reverted_spike", "return_outlier", "adj_factor_jump", "insufficient_history", "high_missing_share"
+    )
 
 
 def test_ohlc_rounding_within_tolerance_is_accepted() -> None:
@@ -261,8 +266,9 @@ def test_short_gaps_are_forward_filled_and_long_gaps_stay_gaps(
     last_close = 100.0 + missing.start - 1
     for i in filled:
         row = _cleaned_row(result, days[i], "A")
-        assert row is not None and row[c.IS_FILLED] and not row[c.IS_CAPPED]
-        assert (row[c.OPEN], row[c.HIGH], row[c.LOW], row[c.CLOSE], row[c.ADJ_CLOSE]) == (last_close,) * 5
+        assert row is not None and row[c.IS_FILLED] and not row[c.IS_OUTLIER]
+        assert (row[c.OPEN], row[c.HIGH], row[c.LOW], row[c.CLOSE], row[c.RAW_CLOSE]) == (last_close,) * 5
+        assert row[c.ADJ_FACTOR] == 1.0
         assert row[c.VOLUME] == 0.0
         assert row[c.LOG_RETURN] == 0.0
     # The first bar after the gap returns from the last close (filled or received) before it.
@@ -303,8 +309,8 @@ def test_a_delisted_instrument_is_filled_up_to_the_limit_then_stops() -> None:
 # --- Return outliers ---------------------------------------------------------------------------------------
 
 
-DETAIL_PATTERN = re.compile(
-    r"log_return (?P<raw>-?[\d.]+) capped to (?P<capped>-?[\d.]+) \((?P<k>[\d.]+) x robust sigma (?P<sigma>[\d.]+)\)"
+OUTLIER_DETAIL = re.compile(
+    r"log_return (?P<ret>-?[\d.]+) beyond (?P<k>[\d.]+) x robust sigma (?P<sigma>[\d.]+) \(kept as it happened\)"
 )
 
 
@@ -321,41 +327,62 @@ def _spiky_closes(n: int = 40, spike_at: int = 30, jump: float = 0.5) -> list[fl
     return closes
 
 
-def test_return_outlier_is_capped_with_prices_untouched() -> None:
+def test_a_spike_that_reverts_on_the_next_bar_is_quarantined_and_the_day_filled() -> None:
     closes = _spiky_closes()
     days = weekdays(START, 40)
-    raw = raw_frame(series("A", closes))
-    result = clean(raw)
-    sigma = 1.4826 * 0.01
-    bound = 10 * sigma
+    # B trades every day, so the spike's date stays on the calendar and A's hole there is filled.
+    result = clean(raw_frame(series("A", closes) + series("B", [50.0] * 40)))
 
     spike = _cleaned_row(result, days[30], "A")
-    raw_spike_return = math.log(closes[30] / closes[29])
-    assert raw_spike_return == pytest.approx(0.5 + 0.01)
-    assert spike[c.IS_CAPPED] and not spike[c.IS_FILLED]
-    assert spike[c.LOG_RETURN] == pytest.approx(bound)
-    assert spike[c.CLOSE] == closes[30] and spike[c.HIGH] == closes[30] and spike[c.ADJ_CLOSE] == closes[30]
+    assert spike[c.IS_FILLED] and spike[c.CLOSE] == closes[29] and spike[c.LOG_RETURN] == 0.0
+    after = _cleaned_row(result, days[31], "A")
+    assert not after[c.IS_FILLED] and not after[c.IS_OUTLIER]
+    assert after[c.LOG_RETURN] == pytest.approx(math.log(closes[31] / closes[29]))
+    assert not result.cleaned[c.IS_OUTLIER].any()
+    assert result.cleaned.height == 80
 
-    reversal = _cleaned_row(result, days[31], "A")
-    assert reversal[c.IS_CAPPED] and reversal[c.LOG_RETURN] == pytest.approx(-bound)
-    assert reversal[c.CLOSE] == closes[31]
+    quarantined = result.quarantine
+    assert quarantined[c.RULE].to_list() == [REVERTED_SPIKE]
+    assert quarantined[c.ACTION].to_list() == [ACTION_REJECTED]
+    assert quarantined[c.SOURCE_ROW].to_list() == [30] and quarantined[c.CLOSE].to_list() == [closes[30]]
+    assert quarantined[c.DETAIL][0].startswith("log_return 0.51 beyond 10.0 x robust sigma 0.014826, undone by -0.51")
+    assert result.rejected_share == pytest.approx(1 / 80)
 
-    # Every other day keeps its own return.
-    others = result.cleaned.filter(~pl.col(c.IS_CAPPED)).drop_nulls(c.LOG_RETURN)
-    assert others[c.LOG_RETURN].abs().max() == pytest.approx(0.01)
-    assert result.cleaned.height == 40
 
-    quarantined = result.quarantine.sort(c.DATE)
-    assert quarantined[c.RULE].to_list() == ["return_outlier"] * 2
-    assert quarantined[c.ACTION].to_list() == [ACTION_CAPPED] * 2
-    assert quarantined[c.SOURCE_ROW].to_list() == [30, 31]
-    assert quarantined[c.CLOSE].to_list() == [closes[30], closes[31]]
-    first = DETAIL_PATTERN.fullmatch(quarantined[c.DETAIL][0])
-    assert first is not None, quarantined[c.DETAIL][0]
-    assert float(first["raw"]) == pytest.approx(raw_spike_return, abs=1e-6)
-    assert float(first["capped"]) == pytest.approx(bound, abs=1e-6)
-    assert float(first["k"]) == 10.0
-    assert float(first["sigma"]) == pytest.approx(sigma, abs=1e-6)
+def test_a_40x_spike_that_reverts_is_quarantined() -> None:
+    closes = [100.0 * (1.01 if i % 2 else 1.0) for i in range(40)]
+    closes[30] = closes[30] * 40.0
+    result = clean(raw_frame(series("A", closes)))
+    assert result.quarantine.select(c.SOURCE_ROW, c.RULE).rows() == [(30, REVERTED_SPIKE)]
+    assert result.cleaned[c.CLOSE].max() == pytest.approx(101.0)
+
+
+def test_a_persistent_crash_is_flagged_and_kept_bit_for_bit() -> None:
+    """A -31 % day that stays (the Vioxx withdrawal) is the return labels and P&L must see, unchanged."""
+    closes = [100.0 * (1.01 if i % 2 else 1.0) for i in range(30)]
+    closes += [closes[-1] * 0.69 * (1.01 if i % 2 else 1.0) for i in range(10)]
+    days = weekdays(START, 40)
+    result = clean(raw_frame(series("A", closes)))
+
+    crash = _cleaned_row(result, days[30], "A")
+    assert crash[c.LOG_RETURN] == math.log(closes[30] / closes[29])
+    assert crash[c.IS_OUTLIER] and crash[c.CLOSE] == closes[30]
+    assert result.cleaned[c.LOG_RETURN].sum() == pytest.approx(math.log(closes[-1] / closes[0]))
+
+    flagged = result.quarantine
+    assert flagged.select(c.SOURCE_ROW, c.RULE, c.ACTION).rows() == [(30, RETURN_OUTLIER, ACTION_FLAGGED)]
+    detail = OUTLIER_DETAIL.fullmatch(flagged[c.DETAIL][0])
+    assert detail is not None, flagged[c.DETAIL][0]
+    assert float(detail["ret"]) == pytest.approx(math.log(0.69), abs=1e-6)
+    assert float(detail["k"]) == 10.0
+    assert result.rejected_share == 0.0  # flagged rows are not rejections
+
+
+def test_the_newest_bar_cannot_be_judged_a_reverted_spike_and_stays_flagged() -> None:
+    closes = _spiky_closes()[:31]  # the spike is the last bar: no next bar yet
+    result = clean(raw_frame(series("A", closes)))
+    assert result.quarantine.select(c.RULE, c.ACTION).rows() == [(RETURN_OUTLIER, ACTION_FLAGGED)]
+    assert result.cleaned[c.IS_OUTLIER].to_list() == [False] * 30 + [True]
 
 
 def test_outlier_sigma_is_a_parameter() -> None:
@@ -363,14 +390,14 @@ def test_outlier_sigma_is_a_parameter() -> None:
     raw = raw_frame(series("A", closes))
     assert clean(raw).quarantine.height == 0
     loose = clean(raw, params=CleaningParams(min_history_days=1, max_missing_share=1.0, outlier_sigma=5.0))
-    assert loose.rule_counts["return_outlier"] == 2
+    assert loose.rule_counts[REVERTED_SPIKE] == 1
 
 
 def test_no_return_is_judged_before_enough_history_for_a_sigma() -> None:
     """Fewer than min_sigma_observations prior returns: no yardstick yet, nothing capped."""
     raw = raw_frame(series("A", _spiky_closes(n=12, spike_at=5)))
     result = clean(raw)
-    assert not result.cleaned[c.IS_CAPPED].any()
+    assert not result.cleaned[c.IS_OUTLIER].any()
     assert result.rule_counts["return_outlier"] == 0
 
 
@@ -476,7 +503,8 @@ def test_output_frames_have_the_documented_columns(dirty_small_raw, small_ticker
 def test_every_row_rule_fires_on_the_dirty_panel(dirty_small_raw, small_tickers, small_market_params) -> None:
     result = _clean_panel(dirty_small_raw, small_tickers, small_market_params)
     fired = {rule for rule, count in result.rule_counts.items() if count}
-    assert fired >= set(ROW_RULES) - {"future_date"} | {"return_outlier", "insufficient_history"}
+    # The synthetic market's adj_close is never missing: invalid_adj_close has its own tests.
+    assert fired >= set(ROW_RULES) - {"future_date", "invalid_adj_close"} | {REVERTED_SPIKE, "insufficient_history"}
 
 
 def test_unsorted_input_gives_the_same_result(small_raw, small_tickers, small_market_params) -> None:
@@ -516,7 +544,7 @@ def test_cleaning_loses_no_row(dirty_small_raw, small_tickers, small_market_para
     assert result.raw_rows == raw_in_window.height
 
     removed = result.quarantine.filter(pl.col(c.ACTION).is_in([ACTION_REJECTED, ACTION_DROPPED]))
-    capped = result.quarantine.filter(pl.col(c.ACTION) == ACTION_CAPPED)
+    capped = result.quarantine.filter(pl.col(c.ACTION) == ACTION_FLAGGED)
     received = result.cleaned.filter(~pl.col(c.IS_FILLED))
     assert removed.height + received.height == raw_in_window.height
 
@@ -529,7 +557,7 @@ def test_cleaning_loses_no_row(dirty_small_raw, small_tickers, small_market_para
         check_exact=True,
     )
     # Capped rows are both in cleaned bars (flagged) and in the quarantine.
-    flagged = received.filter(pl.col(c.IS_CAPPED)).select(c.DATE, c.TICKER)
+    flagged = received.filter(pl.col(c.IS_OUTLIER)).select(c.DATE, c.TICKER)
     assert_frame_equal(flagged, capped.select(c.DATE, c.TICKER).sort(c.DATE, c.TICKER))
 
 
@@ -549,7 +577,9 @@ def test_cleaning_cleaned_bars_again_changes_nothing(dirty_small_raw, small_tick
     params = CleaningParams(min_history_days=1, max_missing_share=1.0)
     first = _clean_panel(dirty_small_raw, small_tickers, small_market_params, params=params)
     again_raw = as_raw_frame(
-        first.cleaned.filter(~pl.col(c.IS_FILLED)).select(c.DATE, c.TICKER, *c.BAR_COLUMNS),
+        first.cleaned.filter(~pl.col(c.IS_FILLED)).select(
+            c.DATE, c.TICKER, *c.PRICE_COLUMNS, pl.col(c.CLOSE).alias(c.ADJ_CLOSE), c.VOLUME
+        ),
         source="cleaned", source_file="cleaned",
     )
     second = _clean_panel(again_raw, small_tickers, small_market_params, params=params)
@@ -557,7 +587,7 @@ def test_cleaning_cleaned_bars_again_changes_nothing(dirty_small_raw, small_tick
     assert set(second.quarantine[c.RULE]) == {"return_outlier"}
     assert_frame_equal(
         second.quarantine.select(c.DATE, c.TICKER, c.DETAIL),
-        first.quarantine.filter(pl.col(c.ACTION) == ACTION_CAPPED).select(c.DATE, c.TICKER, c.DETAIL),
+        first.quarantine.filter(pl.col(c.ACTION) == ACTION_FLAGGED).select(c.DATE, c.TICKER, c.DETAIL),
     )
 
 

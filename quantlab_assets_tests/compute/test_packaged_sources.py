@@ -15,7 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.data.cleaning import ACTION_CAPPED, ROW_RULES, CleaningResult, clean_bars
+from quantlab_assets.compute.data.cleaning import ACTION_FLAGGED, ROW_RULES, CleaningResult, clean_bars
 from quantlab_assets.compute.data.packaged_sources import SOURCE, read_sp500_sample
 from quantlab_assets.compute.data.raw import RAW_SCHEMA
 from quantlab_assets.compute.schemas import RawBarsSchema, validate
@@ -161,19 +161,19 @@ def test_genuine_market_moves_are_capped_but_keep_their_sign(cleaned_sample: Cle
     around $2 in 1990-1993, most of its daily returns are exactly 0, its robust sigma is 0, and every
     move it makes (72 of them, up to +/-22 %) comes out of cleaning as a log return of 0.
     """
-    capped = cleaned_sample.cleaned.filter(pl.col(c.IS_CAPPED))
+    capped = cleaned_sample.cleaned.filter(pl.col(c.IS_OUTLIER))
     assert capped.height > 0
     aapl = capped.filter((pl.col(c.TICKER) == "AAPL") & (pl.col(c.DATE) == dt.date(2000, 9, 29)))
     assert aapl.height == 1 and -0.73 < aapl[c.LOG_RETURN][0] < -0.3
     zeroed = capped.filter(pl.col(c.LOG_RETURN) == 0)
-    assert zeroed.height == 0, f"{zeroed.height} real moves capped to a log return of 0:\n{zeroed.select(c.DATE, c.TICKER, c.CLOSE, c.LOG_RETURN, c.IS_CAPPED)}"
+    assert zeroed.height == 0, f"{zeroed.height} real moves capped to a log return of 0:\n{zeroed.select(c.DATE, c.TICKER, c.CLOSE, c.LOG_RETURN, c.IS_OUTLIER)}"
 
 
 def test_cleaned_returns_compound_to_the_price_path_where_not_capped(cleaned_sample: CleaningResult) -> None:
     frame = cleaned_sample.cleaned.filter(pl.col(c.TICKER) == "MSFT").sort(c.DATE)
     implied = frame.with_columns((pl.col(c.CLOSE) / pl.col(c.CLOSE).shift(1)).log().alias("implied"))
-    uncapped = implied.filter(~pl.col(c.IS_CAPPED)).drop_nulls("implied")
+    uncapped = implied.filter(~pl.col(c.IS_OUTLIER)).drop_nulls("implied")
     np.testing.assert_allclose(uncapped[c.LOG_RETURN].to_numpy(), uncapped["implied"].to_numpy(), rtol=0, atol=1e-12)
     assert not math.isnan(frame[c.LOG_RETURN].drop_nulls().sum())
-    capped_rows = cleaned_sample.quarantine.filter(pl.col(c.ACTION) == ACTION_CAPPED)
-    assert capped_rows.height == cleaned_sample.cleaned[c.IS_CAPPED].sum()
+    capped_rows = cleaned_sample.quarantine.filter(pl.col(c.ACTION) == ACTION_FLAGGED)
+    assert capped_rows.height == cleaned_sample.cleaned[c.IS_OUTLIER].sum()

@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.data.cleaning import ACTION_CAPPED, ACTION_REJECTED, CleaningParams, clean_bars
+from quantlab_assets.compute.data.cleaning import ACTION_FLAGGED, ACTION_REJECTED, CleaningParams, clean_bars
 from quantlab_assets.compute.data.raw import as_raw_frame
 from quantlab_assets.compute.data.synthetic import (
     DEFECT_KINDS,
@@ -173,11 +173,11 @@ def test_every_planted_defect_is_quarantined_by_its_rule(small_market: Synthetic
     assert judged.height == defects.height  # one quarantine row per defect, no more
     for row in judged.iter_rows(named=True):
         expected_rule = DEFECT_RULES[row[c.PLANTED_DEFECT]]
-        expected_action = ACTION_CAPPED if expected_rule == "return_outlier" else ACTION_REJECTED
+        expected_action = ACTION_FLAGGED if expected_rule == "return_outlier" else ACTION_REJECTED
         assert (row[c.RULE], row[c.ACTION]) == (expected_rule, expected_action), row
     spikes = defects.filter(pl.col(c.PLANTED_DEFECT) == "price_spike_x10")
     capped = spikes.join(result.cleaned, on=[c.DATE, c.TICKER])
-    assert capped.height == spikes.height and capped[c.IS_CAPPED].all()
+    assert capped.height == spikes.height and capped[c.IS_OUTLIER].all()
 
 
 def test_with_default_cleaning_no_spike_reaches_cleaned_bars_uncapped(small_market: SyntheticMarket, small_market_params) -> None:
@@ -189,7 +189,7 @@ def test_with_default_cleaning_no_spike_reaches_cleaned_bars_uncapped(small_mark
     spikes = small_market.oracle.filter(pl.col(c.PLANTED_DEFECT) == "price_spike_x10")
     assert spikes.height > 0
     in_cleaned = spikes.join(result.cleaned, on=[c.DATE, c.TICKER])
-    assert in_cleaned[c.IS_CAPPED].all()
+    assert in_cleaned[c.IS_OUTLIER].all()
     # Those not in cleaned bars were dropped (young instrument), and are in the quarantine as such.
     dropped = spikes.join(result.cleaned, on=[c.DATE, c.TICKER], how="anti").join(result.quarantine, on=[c.DATE, c.TICKER])
     assert dropped.height == spikes.height - in_cleaned.height
