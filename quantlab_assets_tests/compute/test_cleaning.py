@@ -28,10 +28,12 @@ from quantlab_assets.compute.data.cleaning import (
     SERIES_RULES,
     CleaningParams,
     CleaningResult,
+    UnadjustedSplitError,
     clean_bars,
 )
 from quantlab_assets.compute.data.raw import as_raw_frame
 from quantlab_assets.compute.data.synthetic import SyntheticMarketParams
+from quantlab_assets.compute.universe import UniverseConfigError
 from quantlab_assets_tests.compute.builders import HAND_SOURCE_FILE, bar, clean, raw_frame, series, shuffled, weekdays
 
 START = dt.date(2024, 1, 1)  # a Monday
@@ -670,3 +672,86 @@ def test_a_frame_concatenated_from_many_chunks_cleans_like_a_contiguous_one(smal
     right = clean_bars(small_raw.rechunk(), tickers, window=window, as_of=window[1])
     assert_frame_equal(left.cleaned, right.cleaned)
     assert_frame_equal(left.quarantine, right.quarantine)
+
+
+# --- Total-return adjustment -------------------------------------------------------------------------------
+
+
+def _split_and_dividend_rows() -> tuple[list[dict[str, Any]], list[float]]:
+    """A user's CSV rows with raw traded closes and a vendor's adjusted close.
+
+    Traded closes: 400 for 20 days, a 4:1 split on day 20 (100.5 traded, +0.5 % true move), a 1.0
+    dividend going ex on day 30 (the traded close drops by it); adj_close back-adjusts both.
+    Returns the rows and the true (total-return) closes.
+    """
+    traded = [400.0] * 20 + [100.5] * 10 + [99.5] * 10
+    dividend_factor = 1 - 1.0 / 100.5  # the vendor's multiplier for bars before the ex-date
+    true = [t / 4 * dividend_factor if i < 20 else (t * dividend_factor if i < 30 else t) for i, t in enumerate(traded)]
+    rows = [
+        bar(day, "A", close, adj_close=adjusted, volume=1000.0 if i < 20 else 4000.0)
+        for i, (day, close, adjusted) in enumerate(zip(weekdays(START, 40), traded, true, strict=True))
+    ]
+    return rows, true
+
+
+def test_returns_come_from_the_adjusted_close_across_a_split_and_a_dividend() -> None:
+    rows, true = _split_and_dividend_rows()
+    result = clean(raw_frame(rows))
+    a = result.cleaned.sort(c.DATE)
+    expected = [None] + [math.log(b / a_) for a_, b in zip(true, true[1:])]
+    assert a[c.LOG_RETURN].to_list()[1:] == pytest.approx(expected[1:], abs=1e-12)
+    assert a[c.LOG_RETURN][20] == pytest.approx(math.log(1.005), abs=1e-12)  # not ln(1/4) = -1.386
+    # Ex-dividend day: total return = (price + dividend) / previous price, i.e. price return + dividend yield.
+    assert a[c.LOG_RETURN][30] == pytest.approx(math.log((99.5 + 1.0) / 100.5), abs=1e-12)
+    # Prices are adjusted alike; the traded close and the factor stay; share volume is split-continuous.
+    assert a[c.CLOSE].to_list() == pytest.approx(true, rel=1e-12)
+    assert a[c.OPEN].to_list() == pytest.approx(true, rel=1e-12)
+    assert a[c.RAW_CLOSE].to_list() == [row[c.CLOSE] for row in rows]
+    assert (a[c.CLOSE] * a[c.VOLUME]).to_list() == pytest.approx([row[c.CLOSE] * row[c.VOLUME] for row in rows], rel=1e-12)
+    assert a[c.VOLUME][19] == pytest.approx(4000.0 / (1 - 1.0 / 100.5), rel=1e-12)  # 1000 shares x 4
+    assert result.quarantine.height == 0  # neither the split nor the dividend is an outlier or a factor jump
+
+
+@pytest.mark.parametrize("bad_adj_close", [0.0, None, float("nan"), -5.0], ids=["zero", "missing", "nan", "negative"])
+def test_a_bad_adjusted_close_for_one_day_is_quarantined(bad_adj_close: float | None) -> None:
+    rows, _ = _split_and_dividend_rows()
+    rows[25] = {**rows[25], c.ADJ_CLOSE: bad_adj_close}
+    result = clean(raw_frame(rows + series("B", [50.0] * 40)))  # B keeps the day on the calendar
+    row = _row_of(result.quarantine, 25)
+    assert (row[c.RULE], row[c.ACTION], row[c.SOURCE_FILE]) == ("invalid_adj_close", ACTION_REJECTED, HAND_SOURCE_FILE)
+    assert row[c.DETAIL].startswith(f"adj_close={'null' if bad_adj_close is None or math.isnan(bad_adj_close) else bad_adj_close}")
+    assert _cleaned_row(result, weekdays(START, 40)[25], "A")[c.IS_FILLED]
+
+
+def test_an_adjustment_factor_jump_without_a_price_move_is_flagged() -> None:
+    """The vendor halves adj_close from day 20 on while the traded close does not move: not a split."""
+    rows = [bar(day, "A", 100.0 + 0.1 * (i % 2), adj_close=(100.0 + 0.1 * (i % 2)) * (0.5 if i >= 20 else 1.0))
+            for i, day in enumerate(weekdays(START, 40))]
+    result = clean(raw_frame(rows))
+    jumps = result.quarantine.filter(pl.col(c.RULE) == "adj_factor_jump")
+    assert jumps.select(c.SOURCE_ROW, c.ACTION).rows() == [(20, ACTION_FLAGGED)]
+    assert jumps[c.DETAIL][0].startswith("adj_factor moved by -0.693147 (log)")
+    # A genuine 2:1 split (the traded close halves as the factor doubles) is neither a jump nor an outlier.
+    split = [bar(day, "A", 100.0 / (2 if i >= 20 else 1), adj_close=50.0) for i, day in enumerate(weekdays(START, 40))]
+    assert clean(raw_frame(split)).quarantine.height == 0
+
+
+def test_a_file_without_adjusted_closes_needs_the_universe_to_declare_them() -> None:
+    rows = [{**row, c.ADJ_CLOSE: None} for row in series("A", [100.0 + i for i in range(10)])]
+    with pytest.raises(UniverseConfigError, match=r"test universe: 10 bar\(s\) come without an adjusted close .*close_is_adjusted"):
+        clean(raw_frame(rows))
+    declared = clean(raw_frame(rows), close_is_adjusted=True)
+    assert declared.cleaned[c.ADJ_FACTOR].to_list() == [1.0] * 10
+    assert declared.cleaned[c.CLOSE].to_list() == declared.cleaned[c.RAW_CLOSE].to_list() == [100.0 + i for i in range(10)]
+
+
+def test_a_split_in_raw_closes_declared_unadjusted_stops_the_run_naming_instrument_and_date() -> None:
+    closes = [100.0 * (1.01 if i % 2 else 1.0) for i in range(30)] + [25.3 * (1.01 if i % 2 else 1.0) for i in range(10)]
+    rows = [{**row, c.ADJ_CLOSE: None} for row in series("A", closes)]
+    day = weekdays(START, 40)[30]
+    with pytest.raises(UnadjustedSplitError, match=rf"close_is_adjusted: false .* A {day} \(close x 0\.2505, {HAND_SOURCE_FILE} row 30\)"):
+        clean(raw_frame(rows), close_is_adjusted=False)
+    # A crash that is no split ratio is booked as it happened (price return: dividends are not in it).
+    crash = [{**row, c.ADJ_CLOSE: None} for row in series("A", closes[:30] + [c_ * 0.69 * 4 for c_ in closes[30:]])]
+    booked = clean(raw_frame(crash), close_is_adjusted=False)
+    assert booked.cleaned[c.LOG_RETURN][30] == math.log(closes[30] * 0.69 * 4 / closes[29])

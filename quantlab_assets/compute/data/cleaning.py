@@ -141,7 +141,6 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-@dataclass(frozen=True)
 class UnadjustedSplitError(ValueError):
     """Raw closes (close_is_adjusted: false, no adjusted column) move by a split ratio in one day."""
 
