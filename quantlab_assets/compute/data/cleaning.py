@@ -83,8 +83,9 @@ class CleaningParams:
     # The outlier yardstick is the larger of two robust (median-absolute-return) scales: a short one
     # that widens within days when a genuine volatility regime arrives, and a long one that a run of
     # calm days cannot shrink. A data spike cannot inflate either (medians ignore it).
-    # A bar beyond the outlier bound is a bad print when the next bar undoes at least this share of it.
-    reversion_share: float = 0.9
+    # A bar beyond the outlier bound is a bad print when the next bar undoes at least this share of it
+    # (None: no bar is judged a bad print, every outlier is only flagged).
+    reversion_share: float | None = 0.9
     # A log move of adj_factor larger than this, not offset by the traded price, is flagged.
     max_factor_step: float = 0.1
     short_sigma_window: int = 21
@@ -263,7 +264,7 @@ def clean_bars(
     )
     valid = judged.filter(pl.col(c.RULE).is_null()).drop(c.RULE, c.PARSE_ERROR, ARRIVAL)
     valid = _with_adjustment_factor(valid, close_is_adjusted, universe)
-    spikes, valid = _split_reverted_spikes(valid, params)
+    spikes, valid = _split_reverted_spikes(valid, params) if params.reversion_share is not None else (valid.clear(), valid)
     if close_is_adjusted is False:
         _refuse_unadjusted_splits(valid, params, universe)
 
