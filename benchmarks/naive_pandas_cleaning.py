@@ -228,6 +228,14 @@ def _sigma(bars: pd.DataFrame, returns: str, params: CleaningParams) -> pd.Serie
     )
 
 
+def _quarantined(rows: pd.DataFrame, rule: str, action: str, detail: Callable[[pd.Series], str]) -> pd.DataFrame:
+    rows = rows.copy()
+    rows[c.RULE] = rule
+    rows[c.ACTION] = action
+    rows[c.DETAIL] = _format_rows(rows, detail)
+    return rows
+
+
 def _split_reverted_spikes(valid: pd.DataFrame, params: CleaningParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(reverted-spike quarantine rows, valid rows without them), judged on the received bars."""
     bars = valid.sort_values([c.TICKER, c.DATE])
@@ -240,11 +248,8 @@ def _split_reverted_spikes(valid: pd.DataFrame, params: CleaningParams) -> tuple
         & (r * following < 0)
         & ((r + following).abs() <= (1 - params.reversion_share) * r.abs())
     )
-    spikes = bars[reverted].copy()
-    spikes[c.RULE] = REVERTED_SPIKE
-    spikes[c.ACTION] = ACTION_REJECTED
-    spikes[c.DETAIL] = _format_rows(
-        spikes,
+    spikes = _quarantined(
+        bars[reverted], REVERTED_SPIKE, ACTION_REJECTED,
         lambda row: (
             f"log_return {round(row['raw_return'], 6)} beyond {params.outlier_sigma} x robust sigma "
             f"{round(row['sigma'], 6)}, undone by {round(row['next_return'], 6)} on the next bar"
@@ -275,21 +280,15 @@ def _apply_series_rules(series: pd.DataFrame, params: CleaningParams) -> tuple[p
     kept.loc[kept["history_days"] < params.min_history_days, c.RULE] = "insufficient_history"
     kept.loc[kept[c.RULE].isna() & (kept["missing_share"] > params.max_missing_share), c.RULE] = "high_missing_share"
 
-    outliers = kept[kept[c.IS_OUTLIER] & kept[c.RULE].isna()].copy()
-    outliers[c.RULE] = RETURN_OUTLIER
-    outliers[c.ACTION] = ACTION_FLAGGED
-    outliers[c.DETAIL] = _format_rows(
-        outliers,
+    outliers = _quarantined(
+        kept[kept[c.IS_OUTLIER] & kept[c.RULE].isna()], RETURN_OUTLIER, ACTION_FLAGGED,
         lambda row: (
             f"log_return {round(row[c.LOG_RETURN], 6)} beyond {params.outlier_sigma} x robust sigma "
             f"{round(row['sigma'], 6)} (kept as it happened)"
         ),
     )
-    factor_jumps = kept[kept["factor_jump"] & kept[c.RULE].isna()].copy()
-    factor_jumps[c.RULE] = ADJ_FACTOR_JUMP
-    factor_jumps[c.ACTION] = ACTION_FLAGGED
-    factor_jumps[c.DETAIL] = _format_rows(
-        factor_jumps,
+    factor_jumps = _quarantined(
+        kept[kept["factor_jump"] & kept[c.RULE].isna()], ADJ_FACTOR_JUMP, ACTION_FLAGGED,
         lambda row: (
             f"adj_factor moved by {round(row['factor_step'], 6)} (log) while the adjusted log_return is "
             f"{round(row[c.LOG_RETURN], 6)}: not offset by the traded price"

@@ -315,22 +315,26 @@ def _with_adjustment_factor(valid: pl.DataFrame, close_is_adjusted: bool | None,
     return valid.with_columns(factor.alias(c.ADJ_FACTOR))
 
 
-def _adjusted_return(close: str = c.CLOSE) -> pl.Expr:
+def _adjusted_return() -> pl.Expr:
     """ln(adjusted close_t / adjusted close_prev) over the frame's row order (call with .over(ticker))."""
-    adjusted = pl.col(close) * pl.col(c.ADJ_FACTOR)
+    adjusted = pl.col(c.CLOSE) * pl.col(c.ADJ_FACTOR)
     return (adjusted / adjusted.shift(1)).log()
 
 
-def _split_reverted_spikes(valid: pl.DataFrame, params: CleaningParams) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(quarantine rows of reverted spikes, the valid rows without them), judged on received bars only.
+def _received_returns(valid: pl.DataFrame, params: CleaningParams) -> pl.DataFrame:
+    """`valid` by (ticker, date) with each received bar's adjusted return and its outlier yardstick.
 
     Received bars, not the calendar grid: a day filled after a spike would repeat the spike's price and
     hide its reversal on the next received bar.
     """
     ordered = valid.sort(c.TICKER, c.DATE).with_columns(_adjusted_return().over(c.TICKER).alias("raw_return"))
-    ordered = ordered.with_columns(
-        _outlier_bound(pl.col("raw_return"), params).over(c.TICKER).alias("sigma"),
-        pl.col("raw_return").shift(-1).over(c.TICKER).alias("next_return"),
+    return ordered.with_columns(_outlier_bound(pl.col("raw_return"), params).over(c.TICKER).alias("sigma"))
+
+
+def _split_reverted_spikes(valid: pl.DataFrame, params: CleaningParams) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(quarantine rows of reverted spikes, the valid rows without them), judged on received bars only."""
+    ordered = _received_returns(valid, params).with_columns(
+        pl.col("raw_return").shift(-1).over(c.TICKER).alias("next_return")
     )
     beyond = pl.col("raw_return").abs() > params.outlier_sigma * pl.col("sigma")
     undone = (pl.col("raw_return") + pl.col("next_return")).abs() <= (1 - params.reversion_share) * pl.col("raw_return").abs()
@@ -349,8 +353,7 @@ def _split_reverted_spikes(valid: pl.DataFrame, params: CleaningParams) -> tuple
 
 def _refuse_unadjusted_splits(valid: pl.DataFrame, params: CleaningParams, universe: str) -> None:
     """Raise if raw closes (no adjusted column) move by a split ratio beyond the outlier bound in one day."""
-    ordered = valid.sort(c.TICKER, c.DATE).with_columns(_adjusted_return().over(c.TICKER).alias("raw_return"))
-    ordered = ordered.with_columns(_outlier_bound(pl.col("raw_return"), params).over(c.TICKER).alias("sigma"))
+    ordered = _received_returns(valid, params)
     size = pl.col("raw_return").abs()
     split_like = pl.any_horizontal((size - math.log(ratio)).abs() <= SPLIT_RATIO_TOLERANCE for ratio in SPLIT_RATIOS)
     suspects = ordered.filter(
