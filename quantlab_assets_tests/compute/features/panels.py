@@ -102,7 +102,7 @@ SMALL_MARKET = SyntheticMarketParams(
 @cache
 def synthetic_panel() -> tuple[pl.DataFrame, pl.DataFrame]:
     """(cleaned bars, universe) of an 8-instrument, 2-year synthetic market (late listings, missing days,
-    forward fills, capped outliers), cleaned without the history rules so instruments start on day 1."""
+    forward fills, quarantined spikes), cleaned without the history rules so instruments start on day 1."""
     market = generate_synthetic_market(SMALL_MARKET)
     raw = as_raw_frame(market.bars, source="synthetic", source_file="synthetic(test)")
     result = clean_bars(

@@ -29,7 +29,7 @@ TB_COLUMNS = ["tb_label", "tb_barrier", "tb_touch_date", "tb_end"]
 
 @pytest.fixture(scope="module")
 def bars(small_raw: pl.DataFrame, small_tickers: list[str]) -> pl.DataFrame:
-    """The small market's cleaned bars, log returns recomputed from the closes (uncapped), so a
+    """The small market's cleaned bars, log returns recomputed from the closes, so a
     perturbed copy below differs from them only where its closes differ."""
     return with_log_returns(clean(small_raw, small_tickers).cleaned)
 
