@@ -115,7 +115,7 @@ def cleaned_bars(
         partition = f"{months[0]}..{months[-1]}|{name}"
         result = clean_bars(
             conform(raw_ohlcv[name], RawBarsSchema), universe[name][c.TICKER], window=months_window(months), as_of=as_of,
-            holidays=spec.holidays,
+            holidays=spec.holidays, close_is_adjusted=spec.close_is_adjusted, universe=f"{name} ({spec.config_path})",
         )
         quarantined[name] = validate(QuarantinedBarsSchema, result.quarantine, asset="rejected_bars", partition=partition)
         cleaned[name] = result.cleaned
