@@ -20,7 +20,7 @@ class FeaturesSchema(pa.DataFrameModel):
 
     Raw features keep their registry name; `__wz` marks winsorised [1 %, 99 %] + industry z-scored per
     date, `__rz` a 252-day rolling z-score per instrument; `ffd_log_close` is the fractionally
-    differenced log price at the instrument's training-span d. Nulls only where a window is not full.
+    differenced log price at the lab's fixed d (FfdParams.d). Nulls only where a window is not full.
     """
 
     date: pl.Date
@@ -38,7 +38,7 @@ class FeaturesSchema(pa.DataFrameModel):
 
 
 class FfdOrdersSchema(pa.DataFrameModel):
-    """Per instrument, the fractional-differencing order chosen on the universe's training span."""
+    """Per instrument, the fractional-differencing order its training span would choose (a diagnostic of the fixed d)."""
 
     ticker: pl.String = pa.Field(unique=True)
     d: pl.Float64 = pa.Field(nullable=True, ge=0, le=1, description="Smallest grid d whose FFD log price passes ADF.")
@@ -91,7 +91,7 @@ class LabelsSchema(pa.DataFrameModel):
     label_end_21d: pl.Date = pa.Field(nullable=True)
     label_end_63d: pl.Date = pa.Field(nullable=True)
     tb_label: pl.Int8 = pa.Field(nullable=True, isin=[-1, 0, 1])
-    tb_barrier: pl.Enum(["lower", "vertical", "upper"]) = pa.Field(nullable=True)
+    tb_barrier: pl.Enum(["lower", "vertical", "upper", "both"]) = pa.Field(nullable=True)
     tb_touch_date: pl.Date = pa.Field(nullable=True)
     tb_end: pl.Date = pa.Field(nullable=True)
 

@@ -96,7 +96,7 @@ def cleaned_bars(
     market_data: MarketDataResource,
     data_quality: DataQualityResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Clean each universe's raw bars (with 13 months of lookback) into cleaned and quarantined bars.
+    """Clean each universe's raw bars (with LOOKBACK_MONTHS months of lookback) into cleaned and quarantined bars.
 
     A partition whose blocking checks fail is not written (the previous version stays), the run fails,
     and the quarantine is written regardless, so nothing received is lost.
@@ -108,7 +108,7 @@ def cleaned_bars(
         partition = f"{months[0]}..{months[-1]}|{name}"
         result = clean_bars(
             conform(raw_ohlcv[name], RawBarsSchema), universe[name][c.TICKER], window=months_window(months), as_of=as_of,
-            holidays=spec.holidays,
+            holidays=spec.holidays, close_is_adjusted=spec.close_is_adjusted, universe=f"{name} ({spec.config_path})",
         )
         quarantined[name] = validate(QuarantinedBarsSchema, result.quarantine, asset="rejected_bars", partition=partition)
         cleaned[name] = result.cleaned
