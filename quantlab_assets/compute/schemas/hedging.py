@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import pandera.polars as pa
 import polars as pl
-from pandera.api.polars.types import PolarsData
-
-from quantlab_assets.compute import columns as c
 
 
 class HedgingPathsSchema(pa.DataFrameModel):
