@@ -10,10 +10,15 @@ the known episodes (validation.py) exactly as the `regime_labels_known_crises` c
 `crisis_hit_rates` summarises the runs per episode: how many passed their requirement, and the range of
 the crisis share. The HMM draws no random number (hmm.py), so there is no model seed to vary; the
 jitter's noise is seeded, so every run is reproducible.
+
+The figures in docs/architecture.md come from this module's command, on the README's range:
+
+    python -m quantlab_assets.compute.regimes.robustness sp500_sample 1991-01-01 2022-12-31
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,11 +27,14 @@ import numpy as np
 import polars as pl
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.data.cleaning import clean_bars
+from quantlab_assets.compute.data.sources import fetch_raw_bars
 from quantlab_assets.compute.features.compute import compute_features
 from quantlab_assets.compute.regimes.hmm import HmmParams, filtered_regimes, parameters_frame
 from quantlab_assets.compute.regimes.labels import label_dates, label_states, state_statistics
 from quantlab_assets.compute.regimes.market_state import compute_market_state
-from quantlab_assets.compute.regimes.validation import KNOWN_EPISODES, Episode, evaluate_episodes
+from quantlab_assets.compute.regimes.validation import KNOWN_EPISODES, Episode, episodes_apply, evaluate_episodes
+from quantlab_assets.compute.universe import UniverseSpec, load_universe_catalog, universe_frame
 
 PERTURBATION = "perturbation"
 EPISODE = "episode"
@@ -124,3 +132,40 @@ def crisis_hit_rates(runs: pl.DataFrame) -> pl.DataFrame:
             pl.col(PERTURBATION).filter(~pl.col("passed")).alias("failed_runs"),
         )
     )
+
+
+def cleaned_universe_bars(spec: UniverseSpec, window: tuple[dt.date, dt.date], as_of: dt.date) -> pl.DataFrame:
+    """The universe's bars of `window` from its source, cleaned as cleaned_bars cleans a run of that range
+    (nothing before window[0] stored, so the cleaning's history starts there)."""
+    raw = fetch_raw_bars(spec, *window, as_of=as_of).bars
+    return clean_bars(raw, universe_frame(spec)[c.TICKER], window=window, as_of=as_of, holidays=spec.holidays).cleaned
+
+
+# Instruments left out one at a time by the command: the largest weights of sp500_sample's sectors.
+COMMAND_DROPS = ("AAPL", "BAC", "XOM", "GE")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the known-episode crisis days per run and the hit rates, as markdown (module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("universe")
+    parser.add_argument("first", type=dt.date.fromisoformat)
+    parser.add_argument("last", type=dt.date.fromisoformat)
+    args = parser.parse_args(argv)
+    spec = load_universe_catalog()[args.universe]
+    if not episodes_apply(spec.source):
+        raise SystemExit(f"{args.universe}: the known episodes are dates of real markets, not of source {spec.source!r}")
+    bars = cleaned_universe_bars(spec, (args.first, args.last), as_of=args.last + dt.timedelta(days=1))
+    drops = [ticker for ticker in COMMAND_DROPS if ticker in bars[c.TICKER]]
+    runs = label_robustness(bars, universe_frame(spec), spec.benchmark, spec.split.train_end, default_perturbations(drops))
+    scored = runs.filter(pl.col("passed").is_not_null())
+    days = scored.with_columns(pl.format("{} of {}", "crisis_days", "trading_days").alias("days"))
+    markdown = pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
+                         tbl_rows=-1, tbl_cols=-1, tbl_width_chars=1000, fmt_str_lengths=1000)
+    with markdown:
+        print(days.pivot(on=EPISODE, index=PERTURBATION, values="days"))
+        print()
+        print(crisis_hit_rates(runs).with_columns(pl.col("failed_runs").list.join(", ")))
+
+if __name__ == "__main__":
+    main()

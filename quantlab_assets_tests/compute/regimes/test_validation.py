@@ -8,7 +8,16 @@ import pytest
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.regimes.labels import BEAR, CRISIS, LOW_VOL_BULL
+from quantlab_assets.compute.regimes.robustness import (
+    Perturbation,
+    cleaned_universe_bars,
+    crisis_hit_rates,
+    label_robustness,
+    labels_of_market_state,
+    market_state_of_bars,
+)
 from quantlab_assets.compute.regimes.validation import Episode, evaluate_episodes
+from quantlab_assets.compute.universe import load_universe_catalog, universe_frame
 
 EPISODE = Episode("test_crash", dt.date(2020, 1, 6), dt.date(2020, 1, 17), min_crisis_share=0.5)
 
@@ -43,23 +52,15 @@ REQUIRED = ("gfc_autumn_2008", "covid_crash_2020", "calm_2017")
 @pytest.fixture(scope="module")
 def sp500_inputs() -> dict:
     """The real sp500_sample bars of the README's range, cleaned as cleaned_bars cleans them."""
-    from quantlab_assets.compute.data.cleaning import clean_bars
-    from quantlab_assets.compute.data.sources import fetch_raw_bars
-    from quantlab_assets.compute.universe import load_universe_catalog, universe_frame
-
     spec = load_universe_catalog()["sp500_sample"]
-    raw = fetch_raw_bars(spec, *README_RANGE, as_of=AS_OF).bars
-    universe = universe_frame(spec)
-    bars = clean_bars(raw, universe[c.TICKER], window=README_RANGE, as_of=AS_OF, holidays=spec.holidays).cleaned
-    return {"bars": bars, "universe": universe, "benchmark": spec.benchmark, "train_end": spec.split.train_end}
+    return {"bars": cleaned_universe_bars(spec, README_RANGE, as_of=AS_OF), "universe": universe_frame(spec),
+            "benchmark": spec.benchmark, "train_end": spec.split.train_end}
 
 
 @pytest.mark.slow
 def test_real_crises_are_crisis_and_2017_is_not(sp500_inputs: dict) -> None:
     """The exit criterion on the README's sp500_sample run: packaged bars -> cleaning -> features -> market
     state -> HMM -> labels, with the default HMM (4 states, yearly refits from 2005)."""
-    from quantlab_assets.compute.regimes.robustness import labels_of_market_state, market_state_of_bars
-
     state = market_state_of_bars(sp500_inputs["bars"], sp500_inputs["universe"], sp500_inputs["benchmark"])
     reports = {report.name: report for report in evaluate_episodes(labels_of_market_state(state, sp500_inputs["train_end"]))}
     for name in REQUIRED:
@@ -73,8 +74,6 @@ def test_real_crises_survive_small_input_changes(sp500_inputs: dict) -> None:
     """Changes under which the HMM's former random start (random_state 7) failed March 2020 or autumn 2008
     on sp500_sample (BAC or XOM left out, the training end half a year later); a jitter of 10 bp a day is
     about the rounding noise of a price feed."""
-    from quantlab_assets.compute.regimes.robustness import Perturbation, crisis_hit_rates, label_robustness
-
     perturbations = (
         Perturbation("drop_BAC", drop_tickers=("BAC",)),
         Perturbation("drop_XOM", drop_tickers=("XOM",)),
