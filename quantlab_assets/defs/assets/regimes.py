@@ -52,12 +52,14 @@ REFILTER_TOLERANCE = 1e-9
 
 
 class RegimeHmmConfig(dg.Config):
-    """Seed 003's GaussianHMM (full covariance): 3-5 states, n_iter 100, refitted every refit_months (0: once)."""
+    """Seed 003's GaussianHMM (full covariance): 3-5 states, n_iter 100, refitted every refit_months (0: once).
+
+    No seed: EM starts from volatility bins of the fit span and draws no random number (compute/regimes/hmm.py).
+    """
 
     n_states: int = HmmParams.n_states
     refit_months: int = HmmParams.refit_months
     n_iter: int = HmmParams.n_iter
-    seed: int = HmmParams.seed
 
 
 class RegimeClustersConfig(dg.Config):
@@ -156,7 +158,7 @@ def regime_hmm(
     market_data: MarketDataResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Gaussian HMM on the market state, refitted on an expanding window, applied as a forward filter."""
-    params = HmmParams(n_states=config.n_states, refit_months=config.refit_months, n_iter=config.n_iter, seed=config.seed)
+    params = HmmParams(n_states=config.n_states, refit_months=config.refit_months, n_iter=config.n_iter)
     probabilities, parameters, failures, leaks, summary = {}, {}, [], [], {}
     for name in context.partition_keys:
         train_end = market_data.universe(name).split.train_end

@@ -13,9 +13,11 @@ from quantlab_assets.compute.regimes.hmm import (
     HmmParams,
     canonical_order,
     filtered_regimes,
+    initial_parameters,
     parameters_frame,
     refilter,
     refit_boundaries,
+    volatility_bins,
 )
 from quantlab_assets_tests.compute.regimes.helpers import REGIME_MEANS, regime_switching_state
 
@@ -75,6 +77,38 @@ def test_the_future_never_moves_the_past(state, full_run) -> None:
 
 def test_deterministic(state, full_run) -> None:
     assert_frame_equal(filtered_regimes(state, TRAIN_END, PARAMS).probabilities, full_run.probabilities)
+
+
+def test_volatility_bins_start_em_by_hand() -> None:
+    """Six rows, two states: bins split at the median volatility; start, transitions, means and covariances by hand."""
+    volatility = np.array([-1.0, 2.0, -2.0, 1.0, 3.0, -3.0])
+    np.testing.assert_array_equal(volatility_bins(volatility, 2), [0, 1, 0, 1, 1, 0])
+    rows = np.column_stack([np.array([1.0, 4.0, 2.0, 6.0, 5.0, 3.0]), volatility])
+    startprob, transmat, means, covars = initial_parameters(rows, vol_index=1, n_states=2, min_covar=0.5)
+    np.testing.assert_allclose(startprob, [0.5, 0.5])
+    # Consecutive pairs 0->1, 1->0, 0->1, 1->1, 1->0 (+1 each): from 0: [1, 3], from 1: [3, 2].
+    np.testing.assert_allclose(transmat, [[0.25, 0.75], [0.6, 0.4]])
+    np.testing.assert_allclose(means, [[2.0, -2.0], [5.0, 2.0]])
+    np.testing.assert_allclose(covars[1], np.cov(rows[[1, 3, 4]], rowvar=False) + 0.5 * np.eye(2))
+
+
+def test_a_rare_far_tail_gets_a_volatility_bin_of_its_own() -> None:
+    """Equal-count thirds would put the 5 crash rows with 28 calm ones; k-means gives them their own bin."""
+    volatility = np.concatenate([np.linspace(-1.0, 0.0, 50), np.linspace(0.5, 1.0, 45), np.full(5, 4.0)])
+    bins = volatility_bins(volatility, 3)
+    np.testing.assert_array_equal(np.bincount(bins), [50, 45, 5])
+    assert (bins[-5:] == 2).all()
+
+
+def test_the_fit_draws_no_random_number(state) -> None:
+    """The start is the volatility bins, so a changed global random state cannot move the model."""
+    np.random.seed(0)
+    first = filtered_regimes(state, TRAIN_END, PARAMS).refits[0].model
+    np.random.seed(1)
+    np.random.uniform(size=1000)
+    again = filtered_regimes(state, TRAIN_END, PARAMS).refits[0].model
+    np.testing.assert_array_equal(first.means, again.means)
+    np.testing.assert_array_equal(first.transmat, again.transmat)
 
 
 def test_states_keep_their_meaning_across_refits(full_run) -> None:
