@@ -178,3 +178,17 @@ def test_columns_the_default_layout_reads_stay_optional_when_no_mapping_is_given
     spec = _spec(tmp_path, "name: mine\nsource: csv\ncsv: {paths: ['*.csv'], ticker_from_filename: true}\n" + INSTRUMENTS)
     bars = fetch_raw_bars(spec, dt.date(2024, 2, 1), dt.date(2024, 2, 29), as_of=dt.date(2024, 3, 31)).bars
     assert bars.select(c.TICKER, c.CLOSE, c.VOLUME).rows() == [("AAA", 10.0, None)]
+
+
+def test_rows_dated_outside_the_partitions_span_come_back_beside_the_window(tmp_path: Path) -> None:
+    (tmp_path / "AAA.csv").write_text(
+        "date,close\n1985-01-02,9\n2024-01-31,9.5\n2024-02-01,10\n2099-01-05,11\n"
+    )
+    spec = _spec(tmp_path, "name: mine\nsource: csv\ncsv: {paths: ['*.csv'], ticker_from_filename: true}\n" + INSTRUMENTS)
+    span = (dt.date(1990, 1, 1), dt.date(2026, 12, 31))
+    fetched = fetch_raw_bars(spec, dt.date(2024, 2, 1), dt.date(2024, 2, 29), as_of=dt.date(2024, 3, 31), span=span)
+    assert fetched.bars[c.DATE].to_list() == [dt.date(2024, 2, 1)]
+    assert fetched.outside.schema == pl.Schema(RAW_SCHEMA)
+    assert fetched.outside.select(c.DATE, c.SOURCE_ROW).rows() == [(dt.date(1985, 1, 2), 2), (dt.date(2099, 1, 5), 5)]
+    # Without a span (a caller that asks for the window only) nothing comes back beside it.
+    assert fetch_raw_bars(spec, dt.date(2024, 2, 1), dt.date(2024, 2, 29), as_of=dt.date(2024, 3, 31)).outside.height == 0
