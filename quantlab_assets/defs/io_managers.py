@@ -207,7 +207,7 @@ def _split_by_month(frame: pl.DataFrame, months: list[str], span: tuple[dt.date,
 
 def _refuse_shrinking(asset_key: dg.AssetKey, writes: list[tuple[str, Path, pl.DataFrame]]) -> None:
     """Raise ShrinkingHistoryError if any planned write holds fewer rows than the file it replaces."""
-    stored = {str(path): parquet_row_count(path) for _, path, _ in writes if path.exists()}
+    stored = {str(path): _readable_rows(path) for _, path, _ in writes if path.exists()}
     shrunk = shrinking_counts(stored, {str(path): part.height for _, path, part in writes})
     if not shrunk:
         return
@@ -227,6 +227,14 @@ def _refuse_shrinking(asset_key: dg.AssetKey, writes: list[tuple[str, Path, pl.D
         message + f" If the source really restated these months, rerun with the run config "
         f"ops: {{{asset_key.to_user_string()}: {{config: {{allow_shrinking_history: true}}}}}}."
     )
+
+
+def _readable_rows(path: Path) -> int:
+    """Rows a stored file holds; a damaged file holds none that a write could lose, so its repair goes through."""
+    try:
+        return parquet_row_count(path)
+    except UnreadableParquetError:
+        return 0
 
 
 def _shrunk_source_files(stored_paths: list[Path], delivered: list[pl.DataFrame]) -> str:

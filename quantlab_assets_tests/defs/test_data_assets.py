@@ -330,3 +330,18 @@ def test_rows_dated_outside_every_month_partition_are_reported_stored_and_quaran
     # The stray rows touch nothing else: no cleaned bar, and AAA's history starts on its first real day.
     cleaned = _read_months(data_dir, "cleaned_bars", "synthetic")
     assert cleaned[c.DATE].is_between(dt.date(2023, 1, 1), dt.date(2024, 3, 31)).all()
+
+
+def test_a_damaged_stored_month_is_repaired_by_materialising_it_again(instance: dg.DagsterInstance, data_dir: Path) -> None:
+    # The guard reads each stored month's row count; a file it cannot read has no rows left to protect.
+    resources = lab_resources(data_dir, "2005-03-31")
+    _materialise_universe("synthetic", instance, data_dir, "2005-03-31")
+    assert dg.materialize(ALL_ASSETS, selection=["raw_ohlcv"], instance=instance, resources=resources,
+                          tags=range_tags("2005-01-01", "2005-03-01", "synthetic")).success
+    damaged = data_dir / "raw_ohlcv" / "synthetic" / "2005-02.parquet"
+    whole = pl.read_parquet(damaged)
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+
+    assert dg.materialize(ALL_ASSETS, selection=["raw_ohlcv"], instance=instance, resources=resources,
+                          partition_key=bars_key("2005-02-01", "synthetic")).success
+    assert_frame_equal(pl.read_parquet(damaged), whole)
