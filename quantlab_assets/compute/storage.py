@@ -1,4 +1,5 @@
-"""The lab's one way to write a file, atomically: a reader sees the old file or the new one, never half of one.
+"""The lab's one way to write a file, atomically: a reader sees the old file or the new one, never half of one;
+and the row counts that keep a refresh from shrinking what is stored.
 
 Every stored file (Parquet partitions, JSON and text, torch checkpoints, saved RL models, figures, HTML
 reports) goes through `write_atomic`.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import polars as pl
@@ -78,3 +79,25 @@ def read_parquet_files(paths: list[Path], schema: dict[str, pl.DataType] | None 
     if not paths:
         return pl.DataFrame(schema=schema)
     return pl.concat([read_parquet_file(path) for path in paths], how="vertical", rechunk=True)
+
+
+def parquet_row_count(path: Path) -> int:
+    """Rows of a stored Parquet file, from its footer (no column is read)."""
+    try:
+        return pl.scan_parquet(path).select(pl.len()).collect().item()
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise UnreadableParquetError(path, error) from error
+
+
+def shrinking_counts(stored_rows: Mapping[str, int], delivered_rows: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+    """Keys (months, files) that would hold fewer rows after a write than they hold now: key -> (stored, delivered).
+
+    A key absent from `delivered_rows` delivers 0 rows; a key never stored cannot shrink. A refresh
+    that shrinks stored history (a header-only file, a vendor that lost a year) must be refused
+    unless the user asks for it, because the rows it would drop exist nowhere else.
+    """
+    return {
+        key: (stored, delivered_rows.get(key, 0))
+        for key, stored in stored_rows.items()
+        if delivered_rows.get(key, 0) < stored
+    }

@@ -9,24 +9,38 @@ rows, so "materialised" means "looked at". dagster-polars is not used: its reads
 Assets partitioned by universe and a static dimension (e.g. `oof_predictions`: model_horizon x
 universe) exchange `dict[partition key, pl.DataFrame]`, one file per key.
 
+Stored history (`StoredHistory`, returned by raw_ohlcv and cleaned_bars): a write that would leave a
+month with fewer rows than it holds is refused before any file is written, naming the months and, for
+raw bars, the source files (`allow_shrinking` writes it anyway); months listed as withheld keep their
+stored file untouched (a blocking check failed there, the other months of the run are written).
+
+Rows dated outside every month of the partitions definition (before its first month, after its newest)
+have no month of their own: they are stored with the newest month of the run, so a source row dated
+2099 or 1985 stays in raw storage and in the quarantine with its file and row instead of vanishing.
+
 Layout under `base_dir`: <asset>/<universe>/<YYYY-MM>.parquet, <asset>/<universe>.parquet, <asset>.parquet,
 <asset>/<universe>/<other key>.parquet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.data.partition_span import outside_span
 from quantlab_assets.compute.storage import (
     UnreadableParquetError,
+    parquet_row_count,
     read_parquet_file,
     read_parquet_files,
+    shrinking_counts,
     write_parquet_atomic,
 )
 from quantlab_assets.defs.partitions import MONTH, UNIVERSE, bars_key, month_bounds, months_by_universe
@@ -40,6 +54,26 @@ def _is_keyed(partitions_def: dg.PartitionsDefinition | None) -> bool:
     return isinstance(partitions_def, dg.MultiPartitionsDefinition) and MONTH not in {
         d.name for d in partitions_def.partitions_defs
     }
+
+
+@dataclass(frozen=True)
+class StoredHistory:
+    """Month-partitioned frames of one run that are stored history: a refresh adds rows, never loses any.
+
+    frames: universe -> the rows of the run's months (what a plain `UniverseFrames` output holds).
+    withheld: universe -> month keys ('2024-03-01') whose stored file stays as it is: their blocking
+        checks failed, and the other months of the same run are still written.
+    allow_shrinking: write months that come back with fewer rows than stored (a source that really
+        restated its history); off, such a write is refused before any file is touched.
+    """
+
+    frames: UniverseFrames
+    withheld: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    allow_shrinking: bool = False
+
+
+class ShrinkingHistoryError(RuntimeError):
+    """A refresh would leave stored months with fewer rows; names the asset, months, counts and source files."""
 
 
 class MissingUpstreamPartitionError(RuntimeError):
@@ -84,32 +118,34 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             write_parquet_atomic(obj, path)
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "rows": obj.height})
             return
+        history = obj if isinstance(obj, StoredHistory) else StoredHistory(obj, allow_shrinking=True)
         multi = isinstance(context.asset_partitions_def, dg.MultiPartitionsDefinition)
         targets = self._paths(context.asset_key, list(context.asset_partition_keys), multi)
-        unexpected = set(obj) - set(targets)
+        unexpected = set(history.frames) - set(targets)
         if unexpected:
             raise ValueError(f"{context.asset_key.to_user_string()}: output for universes {sorted(unexpected)} outside this run")
-        rows = 0
+        span = months_span(context.asset_partitions_def) if multi else None
+        writes: list[tuple[str, Path, pl.DataFrame]] = []  # (universe, path, rows), withheld months left out
         for universe, month_paths in targets.items():
-            frame = obj[universe]
+            frame = history.frames[universe]
             if not multi:
-                write_parquet_atomic(frame, month_paths[0][1])
-                rows += frame.height
+                writes.append((universe, month_paths[0][1], frame))
                 continue
-            written = 0
-            for month, path in month_paths:
-                first, last = month_bounds(month)
-                part = frame.filter(pl.col(c.DATE).is_between(first, last, closed="both"))
-                write_parquet_atomic(part, path)
-                written += part.height
-            if written != frame.height:
+            withheld = history.withheld.get(universe, frozenset())
+            parts = _split_by_month(frame, [month for month, _ in month_paths], span)
+            if sum(part.height for part in parts.values()) != frame.height:
                 raise ValueError(
-                    f"{context.asset_key.to_user_string()}[{universe}]: {frame.height - written} rows fall "
-                    f"outside the run's months {month_paths[0][0]}..{month_paths[-1][0]}"
+                    f"{context.asset_key.to_user_string()}[{universe}]: {frame.height - sum(p.height for p in parts.values())} "
+                    f"rows fall outside the run's months {month_paths[0][0]}..{month_paths[-1][0]}"
                 )
-            rows += written
+            writes.extend((universe, path, parts[month]) for month, path in month_paths if month not in withheld)
+        if not history.allow_shrinking:
+            _refuse_shrinking(context.asset_key, writes)
+        for _, path, part in writes:
+            write_parquet_atomic(part, path)
         context.add_output_metadata(
-            {"rows": rows, "partitions_written": sum(len(p) for p in targets.values()),
+            {"rows": sum(part.height for _, _, part in writes), "partitions_written": len(writes),
+             "partitions_withheld": sum(len(months) for months in history.withheld.values()),
              "path": dg.MetadataValue.path(str(self._asset_dir(context.asset_key)))}
         )
 
@@ -149,6 +185,67 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             with _naming_the_partition(context, keys):
                 frames[universe] = read_parquet_files(present)
         return frames
+
+
+def months_span(partitions_def: dg.MultiPartitionsDefinition) -> tuple[dt.date, dt.date]:
+    """First day of the first month partition and last day of the newest one."""
+    months = next(d.partitions_def for d in partitions_def.partitions_defs if d.name == MONTH)
+    newest = months.get_last_partition_window()
+    return months.start.date(), (newest.end - dt.timedelta(days=1)).date()
+
+
+def _split_by_month(frame: pl.DataFrame, months: list[str], span: tuple[dt.date, dt.date]) -> dict[str, pl.DataFrame]:
+    """The rows of each month of the run (every month gets a frame, possibly empty).
+
+    Rows dated outside every month partition (`span`) go with the run's newest month, the one place a
+    run can keep them; rows inside `span` but outside the run's months are left out for the caller to refuse.
+    """
+    parts = {month: frame.filter(pl.col(c.DATE).is_between(*month_bounds(month), closed="both")) for month in months}
+    parts[months[-1]] = pl.concat([parts[months[-1]], frame.filter(outside_span(span))])
+    return parts
+
+
+def _refuse_shrinking(asset_key: dg.AssetKey, writes: list[tuple[str, Path, pl.DataFrame]]) -> None:
+    """Raise ShrinkingHistoryError if any planned write holds fewer rows than the file it replaces."""
+    stored = {str(path): _readable_rows(path) for _, path, _ in writes if path.exists()}
+    shrunk = shrinking_counts(stored, {str(path): part.height for _, path, part in writes})
+    if not shrunk:
+        return
+    by_path = {str(path): (universe, part) for universe, path, part in writes}
+    months = "; ".join(
+        f"{by_path[path][0]} {Path(path).stem}: {stored_rows} rows stored, {delivered} delivered"
+        for path, (stored_rows, delivered) in sorted(shrunk.items())
+    )
+    message = (
+        f"{asset_key.to_user_string()}: this run would shrink the stored history, so no partition was written. "
+        f"Months: {months}."
+    )
+    files = _shrunk_source_files([Path(path) for path in shrunk], [by_path[path][1] for path in shrunk])
+    if files:
+        message += f" Source files with fewer rows than stored: {files}."
+    raise ShrinkingHistoryError(
+        message + f" If the source really restated these months, rerun with the run config "
+        f"ops: {{{asset_key.to_user_string()}: {{config: {{allow_shrinking_history: true}}}}}}."
+    )
+
+
+def _readable_rows(path: Path) -> int:
+    """Rows a stored file holds; a damaged file holds none that a write could lose, so its repair goes through."""
+    try:
+        return parquet_row_count(path)
+    except UnreadableParquetError:
+        return 0
+
+
+def _shrunk_source_files(stored_paths: list[Path], delivered: list[pl.DataFrame]) -> str:
+    """'file (stored -> delivered rows)' for each source file that lost rows, where the rows name their file."""
+    if not delivered or c.SOURCE_FILE not in delivered[0].columns:
+        return ""
+    stored_rows = dict(pl.concat([read_parquet_file(path).select(c.SOURCE_FILE) for path in stored_paths])
+                       .group_by(c.SOURCE_FILE).len().iter_rows())
+    delivered_rows = dict(pl.concat(delivered).group_by(c.SOURCE_FILE).len().iter_rows())
+    return ", ".join(f"{name} ({rows} rows stored, {now} delivered)"
+                     for name, (rows, now) in sorted(shrinking_counts(stored_rows, delivered_rows).items()))
 
 
 def _months_between_materialised(month_paths: list[tuple[str, Path]]) -> list[str]:

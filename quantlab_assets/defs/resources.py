@@ -53,8 +53,12 @@ class MarketDataResource(dg.ConfigurableResource):
         """HTTP session for live sources; None lets yfinance use its own (tests inject recorded responses)."""
         return None
 
-    def fetch(self, spec: UniverseSpec, first_day: dt.date, last_day: dt.date) -> FetchedBars:
-        return fetch_raw_bars(spec, first_day, last_day, as_of=self.as_of_date(), http_session=self.http_session())
+    def fetch(
+        self, spec: UniverseSpec, first_day: dt.date, last_day: dt.date, span: tuple[dt.date, dt.date] | None = None
+    ) -> FetchedBars:
+        return fetch_raw_bars(
+            spec, first_day, last_day, as_of=self.as_of_date(), http_session=self.http_session(), span=span
+        )
 
 
 class DataQualityResource(dg.ConfigurableResource):

@@ -280,8 +280,8 @@ def test_a_users_raw_close_and_adjusted_close_give_continuous_cleaned_returns(tm
     lenient = CleaningParams(min_history_days=1, max_missing_share=1.0)
     window = (dt.date(2024, 1, 1), dt.date(2024, 1, 31))
 
-    def cleaned(*paths: Path, **options: object):
-        bars = read_bar_files(list(paths), layout)
+    def cleaned(*paths: Path, layouts: tuple[CsvLayout, ...] = (layout,), **options: object):
+        bars = pl.concat([read_bar_files([path], file_layout) for path, file_layout in zip(paths, layouts * len(paths))])
         return clean_bars(bars, ["NVX", "RAW"], window=window, as_of=window[1], params=lenient, universe="mine", **options)
 
     result = cleaned(_split_file(tmp_path / "NVX.csv", adjusted=True))
@@ -294,7 +294,9 @@ def test_a_users_raw_close_and_adjusted_close_give_continuous_cleaned_returns(tm
     row = holes.quarantine.row(0, named=True)
     assert (row[c.RULE], row[c.SOURCE_FILE].endswith("holes/NVX.csv"), row[c.SOURCE_ROW]) == ("invalid_adj_close", True, 7)
 
-    # A file without the column, in a universe that does not say what its closes are: a configuration error.
+    # A file without the column (its mapping names none), in a universe that does not say what its closes
+    # are: a configuration error.
     raw_file = _split_file(tmp_path / "RAW.csv", adjusted=False)
+    close_only = CsvLayout(columns={c.DATE: "Date", c.CLOSE: "Close"}, ticker_from_filename=True)
     with pytest.raises(UniverseConfigError, match=r"mine: 20 bar\(s\) come without an adjusted close .*RAW\.csv"):
-        cleaned(tmp_path / "NVX.csv", raw_file)
+        cleaned(tmp_path / "NVX.csv", raw_file, layouts=(layout, close_only))

@@ -12,6 +12,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.data.csv_source import SourceFileError
 from quantlab_assets.compute.data.raw import RAW_SCHEMA, as_raw_frame
 from quantlab_assets.compute.data.sources import fetch_raw_bars
 from quantlab_assets.compute.data.synthetic import generate_synthetic_market
@@ -155,3 +156,39 @@ def test_fetched_rows_keep_the_raw_contract(synthetic_spec: UniverseSpec) -> Non
     bars = fetch_raw_bars(synthetic_spec, dt.date(2019, 1, 1), dt.date(2019, 1, 31), as_of=dt.date(2019, 1, 31)).bars
     redone = as_raw_frame(bars.drop(c.SOURCE_ROW), source="synthetic", source_file=bars[c.SOURCE_FILE][0])
     assert redone.columns == bars.columns
+
+
+def test_a_column_the_universe_maps_but_the_file_lacks_is_an_error_naming_both(tmp_path: Path) -> None:
+    # The mapping promises a volume column: without it every volume feature would silently be null.
+    (tmp_path / "AAA.csv").write_text("Date,Close,Volume\n2024-02-01,10,100\n")
+    (tmp_path / "BBB.csv").write_text("Date,Close,Turnover\n2024-02-01,20,300\n")
+    spec = _spec(
+        tmp_path,
+        "name: mine\nsource: csv\ncsv:\n  paths: ['*.csv']\n  columns: {date: Date, close: Close, volume: Volume}\n"
+        "  ticker_from_filename: true\n" + INSTRUMENTS,
+    )
+    with pytest.raises(SourceFileError) as error:
+        fetch_raw_bars(spec, dt.date(2024, 2, 1), dt.date(2024, 2, 29), as_of=dt.date(2024, 3, 31))
+    message = str(error.value)
+    assert str(tmp_path / "BBB.csv") in message and "'volume': 'Volume'" in message
+
+
+def test_columns_the_default_layout_reads_stay_optional_when_no_mapping_is_given(tmp_path: Path) -> None:
+    (tmp_path / "AAA.csv").write_text("date,close\n2024-02-01,10\n")
+    spec = _spec(tmp_path, "name: mine\nsource: csv\ncsv: {paths: ['*.csv'], ticker_from_filename: true}\n" + INSTRUMENTS)
+    bars = fetch_raw_bars(spec, dt.date(2024, 2, 1), dt.date(2024, 2, 29), as_of=dt.date(2024, 3, 31)).bars
+    assert bars.select(c.TICKER, c.CLOSE, c.VOLUME).rows() == [("AAA", 10.0, None)]
+
+
+def test_rows_dated_outside_the_partitions_span_come_back_beside_the_window(tmp_path: Path) -> None:
+    (tmp_path / "AAA.csv").write_text(
+        "date,close\n1985-01-02,9\n2024-01-31,9.5\n2024-02-01,10\n2099-01-05,11\n"
+    )
+    spec = _spec(tmp_path, "name: mine\nsource: csv\ncsv: {paths: ['*.csv'], ticker_from_filename: true}\n" + INSTRUMENTS)
+    span = (dt.date(1990, 1, 1), dt.date(2026, 12, 31))
+    fetched = fetch_raw_bars(spec, dt.date(2024, 2, 1), dt.date(2024, 2, 29), as_of=dt.date(2024, 3, 31), span=span)
+    assert fetched.bars[c.DATE].to_list() == [dt.date(2024, 2, 1)]
+    assert fetched.outside.schema == pl.Schema(RAW_SCHEMA)
+    assert fetched.outside.select(c.DATE, c.SOURCE_ROW).rows() == [(dt.date(1985, 1, 2), 2), (dt.date(2099, 1, 5), 5)]
+    # Without a span (a caller that asks for the window only) nothing comes back beside it.
+    assert fetch_raw_bars(spec, dt.date(2024, 2, 1), dt.date(2024, 2, 29), as_of=dt.date(2024, 3, 31)).outside.height == 0

@@ -12,7 +12,15 @@ import pytest
 import torch
 from polars.testing import assert_frame_equal
 
-from quantlab_assets.compute.storage import read_parquet_files, write_atomic, write_parquet_atomic, write_text_atomic
+from quantlab_assets.compute.storage import (
+    UnreadableParquetError,
+    parquet_row_count,
+    read_parquet_files,
+    shrinking_counts,
+    write_atomic,
+    write_parquet_atomic,
+    write_text_atomic,
+)
 
 OLD = pl.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]})
 NEW = pl.DataFrame({"x": [10, 20], "y": ["new", "rows"]})
@@ -166,3 +174,28 @@ def test_text_and_torch_checkpoints_round_trip(tmp_path: Path) -> None:
     loaded = torch.load(path, weights_only=True)
     assert loaded["features"] == ["ret_1d"] and torch.equal(loaded["state"]["weight"], torch.arange(3.0))
     assert _files(tmp_path) == ["encoder.pt", "reports"]
+def test_parquet_row_count_reads_the_rows_of_a_stored_file(tmp_path: Path) -> None:
+    path = tmp_path / "frame.parquet"
+    write_parquet_atomic(OLD, path)
+    assert parquet_row_count(path) == 3
+    write_parquet_atomic(OLD.head(0), path)
+    assert parquet_row_count(path) == 0
+
+
+def test_parquet_row_count_of_a_damaged_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "frame.parquet"
+    path.write_bytes(b"not parquet")
+    with pytest.raises(UnreadableParquetError) as error:
+        parquet_row_count(path)
+    assert error.value.path == path
+
+
+def test_shrinking_counts_lists_only_stored_keys_that_would_hold_fewer_rows() -> None:
+    stored = {"2024-01": 63, "2024-02": 60, "2024-03": 0, "2024-04": 10}
+    delivered = {"2024-01": 63, "2024-02": 40, "2024-03": 0, "2024-05": 5}  # 2024-04 delivers nothing
+    assert shrinking_counts(stored, delivered) == {"2024-02": (60, 40), "2024-04": (10, 0)}
+
+
+def test_growing_or_new_keys_never_count_as_shrinking() -> None:
+    assert shrinking_counts({"a.csv": 5}, {"a.csv": 6, "b.csv": 1}) == {}
+    assert shrinking_counts({}, {}) == {}

@@ -156,3 +156,31 @@ def test_closes_without_an_adjusted_column_in_an_undeclared_universe_fail_the_cl
     assert "UniverseConfigError" in output and "close_is_adjusted" in output
     assert str(universes / "my_csv.yaml") in output and "AAA.csv" in output
     assert not (Path(env["QUANTLAB_DATA_DIR"]) / "cleaned_bars" / "my_csv" / "2024-03.parquet").exists()
+
+
+def test_a_header_only_file_cannot_empty_stored_months_and_the_shell_can_allow_a_real_restatement(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    universes = tmp_path / "universes"
+    _write_universe(universes)
+    _write_prices(universes, "AAA", dt.date(2024, 1, 2), 60)
+    bbb = _write_prices(universes, "BBB", dt.date(2024, 1, 2), 60)
+    months = ["--partition-range", "2024-01-01|my_csv...2024-03-01|my_csv"]
+    assert _materialise(env, "universe", "my_csv").returncode == 0
+    assert run_cli(["asset", "materialize", *MODULE, "--select", "raw_ohlcv", *months], env).returncode == 0
+    stored = Path(env["QUANTLAB_DATA_DIR"]) / "raw_ohlcv" / "my_csv"
+    before = {path.name: path.read_bytes() for path in stored.iterdir()}
+
+    bbb.write_text("Date,Open,High,Low,Close,Volume\n")
+    refused = run_cli(["asset", "materialize", *MODULE, "--select", "raw_ohlcv", *months], env)
+
+    assert refused.returncode == 1
+    output = refused.stdout + refused.stderr
+    assert "would shrink the stored history" in output and str(bbb) in output
+    assert "my_csv 2024-01: 44 rows stored, 22 delivered" in output  # 22 business days x 2 files, then 1
+    assert {path.name: path.read_bytes() for path in stored.iterdir()} == before
+
+    allow = '{"ops": {"raw_ohlcv": {"config": {"allow_shrinking_history": true}}}}'
+    allowed = run_cli(["asset", "materialize", *MODULE, "--select", "raw_ohlcv", *months, "--config-json", allow], env)
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    assert set(pl.read_parquet(stored / "2024-01.parquet")["ticker"]) == {"AAA"}

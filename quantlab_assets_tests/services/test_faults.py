@@ -1,5 +1,6 @@
 """Runs that die mid-write and files damaged on disk: what a reader sees, and how the next run repairs it."""
 
+import json
 import os
 import signal
 import time
@@ -19,6 +20,10 @@ pytestmark = pytest.mark.services
 KILLED_UNIVERSE = "kill_test"
 MONTHS = ("2005-01-01", "2007-12-01")  # 36 partitions of 200 instruments
 KILL_AFTER = 12  # partitions rewritten before the kill, so the kill lands in the middle of the run
+# The second seed restates the stored history (other rows in some months), which a run may only do when allowed.
+IN_PROCESS_RESTATING = ["--config-json", json.dumps(
+    {**json.loads(IN_PROCESS[1]), "ops": {"raw_ohlcv": {"config": {"allow_shrinking_history": True}}}}
+)]
 
 
 def _universe_dir(tmp_path: Path, seed: int) -> Path:
@@ -34,7 +39,7 @@ def _universe_dir(tmp_path: Path, seed: int) -> Path:
 def _raw_ohlcv_run(tmp_path: Path, seed: int):
     return start_cli(
         ["asset", "materialize", "-m", "quantlab_assets.definitions", "--select", "raw_ohlcv", "--partition-range",
-         f"{MONTHS[0]}|{KILLED_UNIVERSE}...{MONTHS[1]}|{KILLED_UNIVERSE}", *IN_PROCESS],
+         f"{MONTHS[0]}|{KILLED_UNIVERSE}...{MONTHS[1]}|{KILLED_UNIVERSE}", *IN_PROCESS_RESTATING],
         QUANTLAB_UNIVERSE_DIR=str(_universe_dir(tmp_path, seed)), QUANTLAB_AS_OF="2007-12-31",
     )
 

@@ -31,21 +31,25 @@ class SourceFileError(ValueError):
     """A source file cannot be read as bars at all; the message names file, line(s) and rule."""
 
 
+DEFAULT_COLUMNS: Mapping[str, str] = {
+    c.DATE: "date", c.TICKER: "ticker", c.OPEN: "open", c.HIGH: "high", c.LOW: "low",
+    c.CLOSE: "close", c.ADJ_CLOSE: "adj_close", c.VOLUME: "volume",
+}
+
+
 @dataclass(frozen=True)
 class CsvLayout:
     """How a user's files map onto bar columns.
 
-    columns: our column name -> the file's header. `date` and `close` are required; others optional.
+    columns: our column name -> the file's header. None reads DEFAULT_COLUMNS, where only `date`,
+    `close` (and `ticker`, unless taken from the file name) must be present. A mapping the user
+    writes is a promise about the file: every bar column it names must be there, so a renamed or
+    dropped `volume` column is an error rather than a silently null volume.
     ticker_from_filename: one file per instrument, the ticker being the file name without extension.
     date_format: strptime format of the date column (None: ISO 8601).
     """
 
-    columns: Mapping[str, str] = field(
-        default_factory=lambda: {
-            c.DATE: "date", c.TICKER: "ticker", c.OPEN: "open", c.HIGH: "high", c.LOW: "low",
-            c.CLOSE: "close", c.ADJ_CLOSE: "adj_close", c.VOLUME: "volume",
-        }
-    )
+    columns: Mapping[str, str] | None = None
     ticker_from_filename: bool = False
     date_format: str | None = None
 
@@ -92,13 +96,17 @@ def read_bar_file(
     `source_file` labels the rows (default: the path); packaged data uses a machine-independent label.
     """
     text = _read_text_frame(path)
+    wanted = {ours: theirs for ours, theirs in (DEFAULT_COLUMNS if layout.columns is None else layout.columns).items() if ours in RAW_SCHEMA}
+    if layout.ticker_from_filename:
+        wanted.pop(c.TICKER, None)
     required = {c.DATE, c.CLOSE} | ({c.TICKER} if not layout.ticker_from_filename else set())
-    wanted = {ours: theirs for ours, theirs in layout.columns.items() if ours in RAW_SCHEMA}
+    if layout.columns is not None:
+        required |= set(wanted)
     missing = sorted(ours for ours in required if wanted.get(ours) not in text.columns)
     if missing:
         expected = {ours: wanted.get(ours) for ours in missing}
         raise SourceFileError(
-            f"{path}: missing required column(s) {expected} (ours: theirs); the file has {text.columns}"
+            f"{path}: missing column(s) {expected} (ours: theirs); the file has {text.columns}"
         )
     present = {ours: theirs for ours, theirs in wanted.items() if theirs in text.columns}
     text = text.select(pl.col(theirs).str.strip_chars().alias(ours) for ours, theirs in present.items())

@@ -8,6 +8,7 @@ from pandera.api.polars.types import PolarsData
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import ACTION_DROPPED, ACTION_FLAGGED, ACTION_REJECTED, ROW_RULES, SERIES_RULES
+from quantlab_assets.compute.data.partition_span import OUTSIDE_PARTITIONS
 from quantlab_assets.compute.data.quality import OHLC_RELATIVE_TOLERANCE
 
 
@@ -95,7 +96,7 @@ class QuarantinedBarsSchema(pa.DataFrameModel):
     source: pl.String = pa.Field(nullable=True, description="Null only for a forward-filled row (never received).")
     source_file: pl.String = pa.Field(nullable=True)
     source_row: pl.Int64 = pa.Field(nullable=True)
-    rule: pl.String = pa.Field(isin=list(ROW_RULES + SERIES_RULES))
+    rule: pl.String = pa.Field(isin=[*ROW_RULES, *SERIES_RULES, OUTSIDE_PARTITIONS])
     action: pl.String = pa.Field(isin=[ACTION_REJECTED, ACTION_FLAGGED, ACTION_DROPPED])
     detail: pl.String
 

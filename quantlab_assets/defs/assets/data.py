@@ -6,15 +6,23 @@ from collections.abc import Iterator, Sequence
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import ACTION_REJECTED, CleaningResult, clean_bars
+from quantlab_assets.compute.data.partition_span import (
+    OUTSIDE_PARTITIONS,
+    outside_examples,
+    quarantine_outside,
+    split_by_span,
+)
 from quantlab_assets.compute.data.quality import duplicate_keys, examples, future_dates, ohlc_violations
 from quantlab_assets.compute.schemas.base import conform, schema_failures, validate
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema, QuarantinedBarsSchema, RawBarsSchema, UniverseSchema
 from quantlab_assets.compute.universe import universe_frame
-from quantlab_assets.defs.io_managers import UniverseFrames
+from quantlab_assets.defs.io_managers import StoredHistory, UniverseFrames, months_span
 from quantlab_assets.defs.partitions import (
+    bars_key,
     bars_partitions,
     bars_with_lookback,
     months_window,
@@ -41,21 +49,52 @@ def universe(context: dg.AssetExecutionContext, market_data: MarketDataResource)
     return frames
 
 
+class BarsRefreshConfig(dg.Config):
+    """Run config of the stored bar assets (the launchpad shows it; from the shell: --config-json)."""
+
+    allow_shrinking_history: bool = Field(
+        default=False,
+        description=(
+            "Write months for which the source now delivers fewer bars than are stored (a vendor that really "
+            "restated its history). Off (the default), such a run fails naming the months, the stored and "
+            "delivered row counts and the source files, and writes no partition: a header-only file or a "
+            "failed download cannot replace stored history."
+        ),
+    )
+
+
 @dg.asset(partitions_def=bars_partitions, backfill_policy=dg.BackfillPolicy.single_run(), group_name=GROUP)
-def raw_ohlcv(context: dg.AssetExecutionContext, market_data: MarketDataResource) -> UniverseFrames:
-    """Daily bars exactly as the universe's source delivered them, with the file and row of each."""
+def raw_ohlcv(
+    context: dg.AssetExecutionContext, config: BarsRefreshConfig, market_data: MarketDataResource
+) -> StoredHistory:
+    """Daily bars exactly as the universe's source delivered them, with the file and row of each.
+
+    Rows the source holds dated outside every month partition are stored with the run's newest month
+    and listed in the metadata (`outside_partitions`); cleaned_bars quarantines them.
+    """
+    span = months_span(bars_partitions)
     frames, notes = {}, {}
     for name, months in months_by_universe(list(context.partition_keys)).items():
         spec = market_data.universe(name)
         first_day, last_day = months_window(months)
-        fetched = market_data.fetch(spec, first_day, last_day)
+        fetched = market_data.fetch(spec, first_day, last_day, span)
         partition = f"{months[0]}..{months[-1]}|{name}"
-        frames[name] = validate(RawBarsSchema, fetched.bars, asset="raw_ohlcv", partition=partition)
+        received = pl.concat([fetched.bars, fetched.outside])
+        frames[name] = validate(RawBarsSchema, received, asset="raw_ohlcv", partition=partition)
         notes[name] = {"source": spec.source, "rows": fetched.bars.height, **fetched.notes}
+        if fetched.outside.height:
+            notes[name][OUTSIDE_PARTITIONS] = {"rows": fetched.outside.height, "stored_with_month": months[-1],
+                                               "examples": outside_examples(fetched.outside)}
+            context.log.warning(
+                f"raw_ohlcv[{name}]: {fetched.outside.height} row(s) dated outside every month partition "
+                f"{span[0]}..{span[1]} (stored with {months[-1]}, quarantined by cleaned_bars): "
+                f"{outside_examples(fetched.outside)}"
+            )
     context.add_output_metadata(
-        {"as_of": str(market_data.as_of_date()), "by_universe": dg.MetadataValue.json(notes)}
+        {"as_of": str(market_data.as_of_date()), "by_universe": dg.MetadataValue.json(notes),
+         OUTSIDE_PARTITIONS: sum(note.get(OUTSIDE_PARTITIONS, {}).get("rows", 0) for note in notes.values())}
     )
-    return frames
+    return StoredHistory(frames, allow_shrinking=config.allow_shrinking_history)
 
 
 CHECKS = {
@@ -63,7 +102,10 @@ CHECKS = {
     "ohlc_rules": "high >= max(open, close, low), low <= min(open, close, high), prices > 0.",
     "unique_keys": "One row per (date, ticker).",
     "no_future_dates": "No bar is dated after the run's as-of date.",
-    "rejected_share": "In every month, the share of raw rows rejected stays below DataQualityResource.max_rejected_share.",
+    "rejected_share": (
+        "In every month, the share of raw rows rejected stays below DataQualityResource.max_rejected_share. "
+        "A month that fails any check keeps its stored version; the run's other months are written."
+    ),
 }
 
 
@@ -91,6 +133,7 @@ CHECKS = {
 )
 def cleaned_bars(
     context: dg.AssetExecutionContext,
+    config: BarsRefreshConfig,
     raw_ohlcv: UniverseFrames,
     universe: UniverseFrames,
     market_data: MarketDataResource,
@@ -98,35 +141,50 @@ def cleaned_bars(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Clean each universe's raw bars (with LOOKBACK_MONTHS months of lookback) into cleaned and quarantined bars.
 
-    A partition whose blocking checks fail is not written (the previous version stays), the run fails,
-    and the quarantine is written regardless, so nothing received is lost.
+    A month whose blocking checks fail is withheld: its stored file stays as it was (or absent), its
+    partition's metadata says why, and the run fails; the other months of the same run are written.
+    The quarantine is written regardless, so nothing received is lost. Raw rows dated outside every
+    month partition are quarantined under `outside_partitions` with the run's newest month.
     """
     as_of = market_data.as_of_date()
-    cleaned, quarantined, results, counts = {}, {}, {}, {}
+    span = months_span(bars_partitions)
+    cleaned, quarantined, results, counts, run_months = {}, {}, {}, {}, {}
     for name, months in months_by_universe(list(context.partition_keys)).items():
         spec = market_data.universe(name)
         partition = f"{months[0]}..{months[-1]}|{name}"
+        raw, outside = split_by_span(conform(raw_ohlcv[name], RawBarsSchema), span)
         result = clean_bars(
-            conform(raw_ohlcv[name], RawBarsSchema), universe[name][c.TICKER], window=months_window(months), as_of=as_of,
-            holidays=spec.holidays, close_is_adjusted=spec.close_is_adjusted, universe=f"{name} ({spec.config_path})",
+            raw, universe[name][c.TICKER], window=months_window(months), as_of=as_of, holidays=spec.holidays,
+            close_is_adjusted=spec.close_is_adjusted, universe=f"{name} ({spec.config_path})",
         )
-        quarantined[name] = validate(QuarantinedBarsSchema, result.quarantine, asset="rejected_bars", partition=partition)
+        quarantine = pl.concat([result.quarantine, quarantine_outside(outside, span)])
+        quarantined[name] = validate(QuarantinedBarsSchema, quarantine, asset="rejected_bars", partition=partition)
         cleaned[name] = result.cleaned
         results[name] = result
+        run_months[name] = months
         counts[name] = {"raw_rows": result.raw_rows, "cleaned_rows": result.cleaned.height,
                         "filled_rows": result.filled_rows, "rejected_share": round(result.rejected_share, 6),
-                        **result.rule_counts}
+                        **result.rule_counts, OUTSIDE_PARTITIONS: quarantine.height - result.quarantine.height}
 
-    checks = list(_quality_checks(cleaned, results, as_of, data_quality.max_rejected_share, context.partition_keys))
+    checks, failed_months = _quality_checks(cleaned, results, as_of, data_quality.max_rejected_share, run_months)
     yield dg.Output(quarantined, output_name="rejected_bars", metadata={"by_universe": dg.MetadataValue.json(counts)})
-    if all(check.passed for check in checks):
+    withheld = {name: frozenset(failed) for name, failed in failed_months.items() if failed}
+    for name, failed in withheld.items():
+        for month in sorted(failed):
+            context.add_asset_metadata(
+                {"withheld": "a blocking check failed in this month; the stored file was left as it was",
+                 "failed_checks": failed_months[name][month]},
+                asset_key="cleaned_bars", partition_key=bars_key(month, name),
+            )
+    if sum(len(months) for months in withheld.values()) < len(context.partition_keys):
         yield dg.Output(
-            cleaned,
+            StoredHistory(cleaned, withheld=withheld, allow_shrinking=config.allow_shrinking_history),
             output_name="cleaned_bars",
             metadata={
                 "by_universe": dg.MetadataValue.json(counts),
                 "rows": sum(f.height for f in cleaned.values()),
                 "rejected_rows": sum(int((q[c.ACTION] == ACTION_REJECTED).sum()) for q in quarantined.values()),
+                "withheld_months": dg.MetadataValue.json({name: sorted(m[:7] for m in failed) for name, failed in withheld.items()}),
             },
         )
     yield from checks
@@ -137,34 +195,59 @@ def _quality_checks(
     results: dict[str, CleaningResult],
     as_of: dt.date,
     max_rejected_share: float,
-    keys: Sequence[str],
-) -> Iterator[dg.AssetCheckResult]:
-    frames = list(cleaned.values())
-    bars = pl.concat(frames) if frames else pl.DataFrame()
-    failures = [
-        failure
-        for name, frame in cleaned.items()
-        if (failure := schema_failures(CleanedBarsSchema, frame, asset="cleaned_bars", partition=name))
-    ]
-    yield dg.AssetCheckResult(
+    run_months: dict[str, list[str]],
+) -> tuple[list[dg.AssetCheckResult], dict[str, dict[str, list[str]]]]:
+    """The blocking checks' results, and universe -> month key -> names of the checks that failed there."""
+    failed: dict[str, dict[str, list[str]]] = {name: {} for name in cleaned}
+
+    def fail(name: str, months: Sequence[str], check_name: str) -> None:
+        for month in months:
+            failed[name].setdefault(month, []).append(check_name)
+
+    checks = []
+    failures = {}
+    for name, frame in cleaned.items():
+        if failure := schema_failures(CleanedBarsSchema, frame, asset="cleaned_bars", partition=name):
+            failures[name] = failure
+            fail(name, run_months[name], "cleaned_bars_schema")  # a broken type cannot be pinned to a month
+    checks.append(dg.AssetCheckResult(
         check_name="cleaned_bars_schema", asset_key="cleaned_bars", passed=not failures,
-        metadata={"failures": "\n".join(failures) or "none", "rows": bars.height},
-    )
-    for check_name, offending in (
-        ("cleaned_bars_ohlc_rules", ohlc_violations(bars) if bars.height else bars),
-        ("cleaned_bars_unique_keys", duplicate_keys(bars) if bars.height else bars),
-        ("cleaned_bars_no_future_dates", future_dates(bars, as_of) if bars.height else bars),
+        metadata={"failures": "\n".join(failures.values()) or "none", "rows": sum(f.height for f in cleaned.values())},
+    ))
+    for check_name, rule in (
+        ("cleaned_bars_ohlc_rules", ohlc_violations),
+        ("cleaned_bars_unique_keys", duplicate_keys),
+        ("cleaned_bars_no_future_dates", lambda bars: future_dates(bars, as_of)),
     ):
-        yield dg.AssetCheckResult(
-            check_name=check_name, asset_key="cleaned_bars", passed=offending.height == 0,
-            metadata={"offending_rows": offending.height, "examples": examples(offending)},
-        )
+        offending = {name: rule(frame) if frame.height else frame for name, frame in cleaned.items()}
+        for name, rows in offending.items():
+            fail(name, _month_keys(rows), check_name)
+        every = [rows for rows in offending.values() if rows.height]
+        all_rows = pl.concat(every) if every else pl.DataFrame()
+        checks.append(dg.AssetCheckResult(
+            check_name=check_name, asset_key="cleaned_bars", passed=all_rows.height == 0,
+            metadata={"offending_rows": all_rows.height, "examples": examples(all_rows)},
+        ))
     monthly = {name: result.rejected_share_by_month() for name, result in results.items()}
     over = {f"{month}|{name}": round(share, 6) for name, shares in monthly.items()
             for month, share in shares.items() if share > max_rejected_share}
+    for name, shares in monthly.items():
+        fail(name, [f"{month}-01" for month, share in shares.items() if share > max_rejected_share],
+             "cleaned_bars_rejected_share")
     worst = max((share for shares in monthly.values() for share in shares.values()), default=0.0)
-    yield dg.AssetCheckResult(
+    checks.append(dg.AssetCheckResult(
         check_name="cleaned_bars_rejected_share", asset_key="cleaned_bars", passed=not over,
         metadata={"worst_month_share": round(worst, 6), "threshold": max_rejected_share,
-                  "months_over_threshold": dg.MetadataValue.json(over), "partitions": len(keys)},
-    )
+                  "months_over_threshold": dg.MetadataValue.json(over),
+                  "partitions": sum(len(months) for months in run_months.values()),
+                  "withheld_months": dg.MetadataValue.json(
+                      {name: sorted(m[:7] for m in months) for name, months in failed.items() if months})},
+    ))
+    return checks, failed
+
+
+def _month_keys(rows: pl.DataFrame) -> list[str]:
+    """Month partition keys ('2024-03-01') of the rows' dates."""
+    if not rows.height or c.DATE not in rows.columns:
+        return []
+    return rows.select(pl.col(c.DATE).dt.truncate("1mo").dt.to_string("%Y-%m-%d").unique())[c.DATE].to_list()
