@@ -59,7 +59,7 @@ def test_features_of_a_lean_month_through_the_partition_lookback_equal_the_full_
     full_window = (dt.date(1990, 1, 1), month_last)
     bars = clean_bars(
         sample.filter(pl.col(c.DATE) <= month_last), universe[c.TICKER], window=full_window,
-        as_of=month_last, holidays=spec.holidays,
+        as_of=month_last, holidays=spec.holidays, close_is_adjusted=spec.close_is_adjusted,
     ).cleaned
     lookback_first, _ = months_window(_month_keys_before(LEAN_MONTH, LOOKBACK_MONTHS))
     in_month = pl.col(c.DATE) >= month_first
