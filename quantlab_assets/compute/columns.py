@@ -26,6 +26,7 @@ PARSE_ERROR: Final = "parse_error"
 LOG_RETURN: Final = "log_return"
 IS_FILLED: Final = "is_filled"
 IS_CAPPED: Final = "is_capped"
+IS_MEMBER: Final = "is_member"
 
 # Quarantine.
 RULE: Final = "rule"
@@ -36,6 +37,11 @@ DETAIL: Final = "detail"
 SECTOR: Final = "sector"
 INDUSTRY: Final = "industry"
 NAME: Final = "name"
+# Point-in-time membership and the tradable set (compute/data/membership.py).
+TRADABLE: Final = "tradable"
+LISTED: Final = "listed"
+DELISTED: Final = "delisted"
+DELISTING_RETURN: Final = "delisting_return"
 
 # Synthetic oracle.
 PLANTED_SIGNAL: Final = "planted_signal"

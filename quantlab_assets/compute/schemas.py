@@ -15,6 +15,7 @@ from pandera.api.polars.types import PolarsData
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.quality import OHLC_RELATIVE_TOLERANCE
 from quantlab_assets.compute.data.cleaning import ACTION_CAPPED, ACTION_DROPPED, ACTION_REJECTED, ROW_RULES, SERIES_RULES
+from quantlab_assets.compute.data.membership import MEMBERSHIP_RULES
 from quantlab_assets.compute.regimes.labels import REGIME_NAMES
 
 EXAMPLE_ROWS = 5
@@ -66,6 +67,7 @@ class CleanedBarsSchema(pa.DataFrameModel):
     )
     is_filled: pl.Boolean = pa.Field(description="Forward-filled from the last close (gap of at most 5 days).")
     is_capped: pl.Boolean = pa.Field(description="log_return was capped as an outlier.")
+    is_member: pl.Boolean = pa.Field(description="A member of the universe that day (listed..delisted); earlier bars are history only.")
 
     class Config:
         strict = True
@@ -96,7 +98,7 @@ class QuarantinedBarsSchema(pa.DataFrameModel):
     source: pl.String = pa.Field(nullable=True, description="Null only for a forward-filled row (never received).")
     source_file: pl.String = pa.Field(nullable=True)
     source_row: pl.Int64 = pa.Field(nullable=True)
-    rule: pl.String = pa.Field(isin=list(ROW_RULES + SERIES_RULES))
+    rule: pl.String = pa.Field(isin=list(ROW_RULES + SERIES_RULES + MEMBERSHIP_RULES))
     action: pl.String = pa.Field(isin=[ACTION_REJECTED, ACTION_CAPPED, ACTION_DROPPED])
     detail: pl.String
 
@@ -111,6 +113,10 @@ class UniverseSchema(pa.DataFrameModel):
     name: pl.String
     sector: pl.String
     industry: pl.String
+    tradable: pl.Boolean = pa.Field(description="False for indices and benchmark ETFs: never a holding, training row or alpha.")
+    listed: pl.Date = pa.Field(nullable=True, description="First day of membership; null: from the first bar.")
+    delisted: pl.Date = pa.Field(nullable=True, description="Last trading day as a member; null: still listed.")
+    delisting_return: pl.Float64 = pa.Field(nullable=True, gt=-1, description="Proceeds of the delisting vs the last close.")
 
     class Config:
         strict = True

@@ -9,6 +9,13 @@ import polars as pl
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import ACTION_REJECTED, CleaningResult, clean_bars
+from quantlab_assets.compute.data.membership import (
+    mark_members,
+    members_per_date,
+    non_tradable_tickers,
+    spells_without_bars,
+    split_after_delisting,
+)
 from quantlab_assets.compute.data.quality import duplicate_keys, examples, future_dates, ohlc_violations
 from quantlab_assets.compute.schemas import (
     CleanedBarsSchema,
@@ -113,16 +120,22 @@ def cleaned_bars(
     for name, months in months_by_universe(list(context.partition_keys)).items():
         spec = market_data.universe(name)
         partition = f"{months[0]}..{months[-1]}|{name}"
+        # Membership (compute/data/membership.py): rows after a delisting are quarantined before cleaning.
+        raw, after_delisting = split_after_delisting(conform(raw_ohlcv[name], RawBarsSchema), universe[name], months_window(months))
         result = clean_bars(
-            conform(raw_ohlcv[name], RawBarsSchema), universe[name][c.TICKER], window=months_window(months), as_of=as_of,
+            raw, universe[name][c.TICKER], window=months_window(months), as_of=as_of,
             holidays=spec.holidays,
         )
-        quarantined[name] = validate(QuarantinedBarsSchema, result.quarantine, asset="rejected_bars", partition=partition)
-        cleaned[name] = result.cleaned
+        quarantine = pl.concat([result.quarantine, after_delisting]).sort(c.DATE, c.TICKER, c.SOURCE_ROW, nulls_last=True)
+        quarantined[name] = validate(QuarantinedBarsSchema, quarantine, asset="rejected_bars", partition=partition)
+        cleaned[name] = mark_members(result.cleaned, universe[name], months_window(months)[1])
+        spells_without_bars(raw, universe[name], months_window(months), spec.config_path)
         results[name] = result
         counts[name] = {"raw_rows": result.raw_rows, "cleaned_rows": result.cleaned.height,
                         "filled_rows": result.filled_rows, "rejected_share": round(result.rejected_share, 6),
-                        **result.rule_counts}
+                        **result.rule_counts, "after_delisting": after_delisting.height,
+                        "members_per_date": members_per_date(cleaned[name], universe[name]),
+                        "non_tradable": non_tradable_tickers(universe[name])}
 
     checks = list(_quality_checks(cleaned, results, as_of, data_quality.max_rejected_share, context.partition_keys))
     yield dg.Output(quarantined, output_name="rejected_bars", metadata={"by_universe": dg.MetadataValue.json(counts)})
