@@ -139,7 +139,8 @@ def non_tradable_tickers(universe: pl.DataFrame) -> list[str]:
 def cross_section_expr(columns: list[str], universe: pl.DataFrame) -> pl.Expr:
     """True on the rows of a (date, ticker) frame with `columns` that a cross-section at their date holds."""
     member = pl.col(c.IS_MEMBER) if c.IS_MEMBER in columns else pl.lit(True)
-    return (member & pl.col(c.TICKER).is_in(tradable_tickers(universe).implode())).alias(IN_CROSS_SECTION)
+    excluded = pl.Series(non_tradable_tickers(universe), dtype=pl.String)
+    return (member & ~pl.col(c.TICKER).is_in(excluded.implode())).alias(IN_CROSS_SECTION)
 
 
 def cross_section_rows(frame: pl.DataFrame, universe: pl.DataFrame) -> pl.DataFrame:
