@@ -5,6 +5,8 @@ The universe table (compute/universe.py) gives each instrument `tradable`, `list
 
 - raw rows dated after `delisted` are dropped into the quarantine (rule `after_delisting`, action
   `dropped`): nothing of a delisted instrument survives past its last trading day;
+- cleaned rows dated after `delisted` are removed: they can only be cleaning's forward fill of the
+  last close (never received), and a delisted instrument has no price after its last day;
 - bars before `listed` stay as history (a per-instrument window may read them) with `is_member = false`;
 - the delisting return is booked on the last member bar (CRSP's convention: the proceeds of the
   delisting relative to the last close): its `log_return` becomes ln(close / previous close) +
@@ -70,7 +72,8 @@ def split_after_delisting(
 
 
 def mark_members(cleaned: pl.DataFrame, universe: pl.DataFrame, window_end: dt.date) -> pl.DataFrame:
-    """`cleaned` with `is_member` and the delisting return booked on the last member bar.
+    """`cleaned` with `is_member` and the delisting return booked on the last member bar, without rows after
+    a delisting (module docstring).
 
     The return is booked only where the delisting date lies in the cleaned window (<= window_end), so
     the last bar of the loaded window is the instrument's last bar, not just the newest one stored.
@@ -91,13 +94,14 @@ def mark_members(cleaned: pl.DataFrame, universe: pl.DataFrame, window_end: dt.d
         member.alias(c.IS_MEMBER),
         pl.when(last_member).then(pl.col(c.DELISTING_RETURN).log1p()).otherwise(0.0).alias("_delisting_log"),
     )
+    after_delisting = spells.select((date > pl.col(c.DELISTED)).fill_null(False)).to_series()
     return cleaned.with_columns(
         booked[c.IS_MEMBER],
         pl.when(booked["_delisting_log"] != 0.0)
         .then(pl.col(c.LOG_RETURN).fill_null(0.0) + booked["_delisting_log"])
         .otherwise(pl.col(c.LOG_RETURN))
         .alias(c.LOG_RETURN),
-    )
+    ).filter(~after_delisting)
 
 
 def spells_without_bars(
