@@ -317,3 +317,28 @@ def test_a_delisted_position_is_closed_at_its_last_bar_with_its_delisting_return
     a_before_trade = 0.505 / 0.755
     assert daily["turnover"][5] == pytest.approx(abs(a_before_trade - 0.5), rel=1e-12)  # A only: B's target stays cash
     assert daily["n_positions"][5] == 1 and daily["invested"][5] == pytest.approx(0.5)
+
+
+def test_the_report_note_states_survivorship_or_the_dated_membership() -> None:
+    from quantlab_assets.compute.data.membership import membership_note
+
+    survivors = _universe(A={}, B={})
+    assert membership_note(survivors).startswith("Survivorship: no instrument of this universe has a delisting date")
+    assert membership_note(survivors).endswith("Not tradable (benchmarks only): IDX.")
+    dated = _universe(A={"listed": DAY}, B={"delisted": DAY})
+    assert membership_note(dated).startswith("Point-in-time membership: 1 listing and 1 delisting dates.")
+
+
+def test_an_index_never_reaches_a_models_training_rows() -> None:
+    from quantlab_assets.compute.features.compute import FeatureParams, compute_features
+    from quantlab_assets.compute.models.oof import design_panel
+    from quantlab_assets_tests.compute.features.panels import gap_free_panel
+
+    bars, synthetic_universe = gap_free_panel()
+    index = bars.filter(pl.col(c.TICKER) == bars[c.TICKER].min()).with_columns(pl.lit("IDX").alias(c.TICKER))
+    bars = pl.concat([bars, index]).sort(c.DATE, c.TICKER)
+    universe = pl.concat([synthetic_universe, _universe().filter(pl.col(c.TICKER) == "IDX")])
+    panel = compute_features(bars, universe, params=FeatureParams(features=("ret_21d", "rank_ret_21d"),
+                                                                  industry_z_features=(), rolling_z_features=())).frame
+    design = design_panel(panel, compute_labels(bars, universe), horizon=21)
+    assert design.frame.height > 0 and "IDX" not in design.frame[c.TICKER].to_list()

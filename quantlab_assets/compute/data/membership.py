@@ -23,7 +23,6 @@ membership information (every row a member); a universe without `tradable` has e
 from __future__ import annotations
 
 import datetime as dt
-import math
 from pathlib import Path
 
 import polars as pl
@@ -152,11 +151,21 @@ def cross_section_rows(frame: pl.DataFrame, universe: pl.DataFrame) -> pl.DataFr
     return frame.filter(cross_section_expr(frame.columns, universe))
 
 
+def membership_note(universe: pl.DataFrame) -> str:
+    """One sentence for a report's header: the universe's dated listings and delistings, or its survivorship."""
+    listings, delistings = universe[c.LISTED].is_not_null().sum(), universe[c.DELISTED].is_not_null().sum()
+    excluded = ", ".join(non_tradable_tickers(universe)) or "none"
+    if delistings == 0:
+        membership = ("Survivorship: no instrument of this universe has a delisting date; a list of today's survivors "
+                      "backtested over its history overstates every strategy (see the universe's description).")
+    else:
+        membership = f"Point-in-time membership: {listings} listing and {delistings} delisting dates."
+    return f"{membership} Not tradable (benchmarks only): {excluded}."
+
+
 def members_per_date(frame: pl.DataFrame, universe: pl.DataFrame) -> dict[str, float]:
     """min / median / max of tradable members per date (for asset metadata); zeros on an empty frame."""
     counts = cross_section_rows(frame, universe).group_by(c.DATE).len()["len"]
     if counts.is_empty():
         return {"min": 0, "median": 0.0, "max": 0}
-    median = counts.median()
-    return {"min": int(counts.min()), "median": float(median) if median is not None and not math.isnan(median) else 0.0,
-            "max": int(counts.max())}
+    return {"min": int(counts.min()), "median": float(counts.median()), "max": int(counts.max())}

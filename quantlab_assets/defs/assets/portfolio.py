@@ -17,7 +17,12 @@ from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from
 from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics, sharpe_ratio
 from quantlab_assets.compute.backtest.report import StrategyRun, render_report
 from quantlab_assets.compute.backtest.tracking import log_report_run
-from quantlab_assets.compute.data.membership import cross_section_rows, members_per_date, non_tradable_tickers
+from quantlab_assets.compute.data.membership import (
+    cross_section_rows,
+    members_per_date,
+    membership_note,
+    non_tradable_tickers,
+)
 from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.portfolio.names import BENCHMARK, QP
 from quantlab_assets.compute.portfolio.qp import WARM_UP
@@ -265,7 +270,8 @@ def backtest_report(
         title=f"Backtest report: {name}", benchmark=BENCHMARK if BENCHMARK in daily else None,
         regimes=regimes, sectors=_sectors(universe[name]),
         notes=[f"Costs: commission 10 bp + slippage 5 bp + spread 5 bp on traded notional; 1-bar execution delay. "
-               f"Regime labels: {'read' if regimes is not None else 'not materialised'}."],
+               f"Regime labels: {'read' if regimes is not None else 'not materialised'}.",
+               membership_note(universe[name])],
     )
     path = write_text_atomic(html, Path(base_dir) / "reports" / "backtest_report" / f"{name}.html")
     mlflow.ensure_store()
