@@ -7,9 +7,9 @@ The query, in order (one `collect` at the end):
    the benchmark's return of the row's date;
 3. per-instrument features: `series` features (windows per instrument, windows.py; the drawdown
    kernels on whole columns), then `row` features combining them, then the rolling z-score variants;
-4. drop what later steps do not read and sort by (date, ticker), the output order;
-5. keep the rows of each date's cross-section only: tradable members (compute/data/membership.py);
+4. keep the rows of each date's cross-section only: tradable members (compute/data/membership.py);
    per-instrument windows above read every bar, including the history before a listing;
+5. drop what later steps do not read and sort by (date, ticker), the output order;
 6. market features (aggregates over each date, and series over dates broadcast back to rows),
    cross-sectional features (`.over(date)`), then the winsorised industry z-score variants, all over
    those rows: an index, or a name not yet listed, never enters a rank, a z-score or the breadth;
@@ -180,7 +180,7 @@ class FeatureDiagnostics:
 
 @dataclass(frozen=True)
 class FeatureResult:
-    """frame: date, ticker and the feature columns, one row per input bar, sorted by (date, ticker)."""
+    """frame: date, ticker and the feature columns, one row per bar of a tradable member, sorted by (date, ticker)."""
 
     frame: pl.DataFrame
     diagnostics: FeatureDiagnostics
