@@ -67,7 +67,9 @@ class CleanedBarsSchema(pa.DataFrameModel):
     )
     is_filled: pl.Boolean = pa.Field(description="Forward-filled from the last close (gap of at most 5 days).")
     is_capped: pl.Boolean = pa.Field(description="log_return was capped as an outlier.")
-    is_member: pl.Boolean = pa.Field(description="A member of the universe that day (listed..delisted); earlier bars are history only.")
+    is_member: pl.Boolean = pa.Field(
+        description="A member of the universe that day (listed..delisted); earlier bars are history only."
+    )
 
     class Config:
         strict = True

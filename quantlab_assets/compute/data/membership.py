@@ -121,7 +121,8 @@ def spells_without_bars(
     covered = in_spell.group_by(c.TICKER).agg(pl.col(c.DATE).min().alias("first"), pl.col(c.DATE).max().alias("last"))
     missing = covered.join(received.select(c.TICKER).unique(), on=c.TICKER, how="anti").sort(c.TICKER)
     if missing.height:
-        named = ", ".join(f"{row[c.TICKER]} ({row['first']}..{row['last']})" for row in missing.head(10).iter_rows(named=True))
+        named = ", ".join(f"{row[c.TICKER]} ({row['first']}..{row['last']})"
+                          for row in missing.head(10).iter_rows(named=True))
         raise MembershipError(
             f"{config_path}: {missing.height} instrument(s) are members by their listed/delisted dates but have no "
             f"bar on any trading day of that spell: {named}. Fix the dates or the source."

@@ -276,7 +276,9 @@ def generate_synthetic_market(params: SyntheticMarketParams = SyntheticMarketPar
             c.INDUSTRY: [f"sector_{s}.industry_{i % params.industries_per_sector}" for s, i in zip(sector, industry, strict=True)],
             c.TRADABLE: np.ones(n, dtype=bool),
             c.LISTED: pl.Series(np.busday_offset(first_day, listing_delay, roll="forward")).cast(pl.Date),
-            c.DELISTED: pl.Series(np.busday_offset(first_day, listing_delay + delist_after - 1, roll="forward")).cast(pl.Date),
+            c.DELISTED: pl.Series(
+                np.busday_offset(first_day, listing_delay + delist_after - 1, roll="forward")
+            ).cast(pl.Date),
             c.DELISTING_RETURN: pl.Series([None] * n, dtype=pl.Float64),
         }
     ).with_columns(

@@ -224,11 +224,12 @@ def feature_query(
 ) -> pl.LazyFrame:
     """The lazy query of the module docstring; collect it with engine="in-memory" (see compute_features).
 
-    `bars` holds INPUT_COLUMNS and IN_CROSS_SECTION. `tickers`: every ticker of `bars`, sorted and unique. `benchmark` aggregates one date's rows to the
-    benchmark's log return (benchmark.py); `industry_group` numbers the row's (date, industry)
+    `bars` holds INPUT_COLUMNS and IN_CROSS_SECTION. `tickers`: every ticker of `bars`, sorted and unique.
+    `benchmark` aggregates one date's rows to the benchmark's log return (benchmark.py); `industry_group` numbers the row's (date, industry)
     (preprocessing.industry_group_expr).
     """
-    frame = bars.select(*INPUT_COLUMNS, IN_CROSS_SECTION).with_columns(ticker_id_expr(tickers)).sort(instrument_order_key())
+    frame = bars.select(*INPUT_COLUMNS, IN_CROSS_SECTION).with_columns(ticker_id_expr(tickers))
+    frame = frame.sort(instrument_order_key())
     frame = frame.with_columns(instrument_key_exprs())
     frame = frame.with_columns(price_exprs(benchmark.over(c.DATE)))
     frame = frame.with_columns(index_exprs())

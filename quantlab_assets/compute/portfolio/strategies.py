@@ -76,7 +76,8 @@ def build_target_weights(
     present = returns.filter(in_span).select(c.DATE, c.TICKER)
     if members is not None:
         keys = members.select(c.DATE, c.TICKER)
-        present, alpha = present.join(keys, on=[c.DATE, c.TICKER], how="semi"), alpha.join(keys, on=[c.DATE, c.TICKER], how="semi")
+        present = present.join(keys, on=[c.DATE, c.TICKER], how="semi")
+        alpha = alpha.join(keys, on=[c.DATE, c.TICKER], how="semi")
         barrier = None if barrier is None else barrier.join(keys, on=[c.DATE, c.TICKER], how="semi")
     if strategy == QP:
         expected = alpha.select(c.DATE, c.TICKER, alpha_to_daily_return(pl.col(ALPHA), ALPHA_HORIZON_DAYS).alias("expected"))

@@ -72,7 +72,8 @@ def compute_market_state(features: pl.DataFrame, universe: pl.DataFrame) -> pl.D
 
     `features` holds date, ticker and FEATURE_INPUTS (more columns are ignored); `universe` ticker and
     tradable (an instrument with `tradable` false is never a constituent). Rows of the first 20 dates of
-    `features` have null rolling columns: load that much lookback. An empty `features` (no rows, perhaps no columns: nothing stored) gives an empty state.
+    `features` have null rolling columns: load that much lookback. An empty `features` (no rows, perhaps
+    no columns: nothing stored) gives an empty state.
     """
     if features.height == 0:
         return pl.DataFrame(schema={c.DATE: pl.Date, CONSTITUENTS: pl.Int64} | {name: pl.Float64 for name in MARKET_STATE_COLUMNS})
