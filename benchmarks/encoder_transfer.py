@@ -30,7 +30,7 @@ from quantlab_assets.compute.labels.compute import compute_labels
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.torch_runtime.device import choose_device
 from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedEncoderConfig
-from quantlab_assets.compute.torch_runtime.training import TrainingConfig
+from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
 from quantlab_assets.compute.torch_runtime.transfer import compare_encoder_transfer
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig
 from quantlab_assets.compute.torch_runtime.windows import build_window_panel

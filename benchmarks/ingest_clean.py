@@ -64,8 +64,8 @@ STAGES = (INGEST, CLEAN_POLARS, CLEAN_PANDAS)
 MIB = 2**20
 # Float columns of the cleaned bars compared with a tolerance: log returns go through two different
 # log implementations (polars' and numpy's), which may differ in the last bit.
-FLOAT_COLUMNS = (c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.ADJ_CLOSE, c.VOLUME, c.LOG_RETURN)
-EXACT_COLUMNS = (c.DATE, c.TICKER, c.IS_FILLED, c.IS_CAPPED)
+FLOAT_COLUMNS = (c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME, c.LOG_RETURN, c.RAW_CLOSE, c.ADJ_FACTOR)
+EXACT_COLUMNS = (c.DATE, c.TICKER, c.IS_FILLED, c.IS_OUTLIER)
 QUARANTINE_KEY = [c.DATE, c.TICKER, c.SOURCE_ROW, c.RULE, c.ACTION]
 RELATIVE_TOLERANCE = 1e-9
 
@@ -183,7 +183,7 @@ def run_clean(stage: str, params: SyntheticMarketParams, data_dir: Path, save_di
             "raw": result.raw_rows,
             "cleaned": len(cleaned),
             "filled": int(cleaned[c.IS_FILLED].sum()),
-            "capped": int(cleaned[c.IS_CAPPED].sum()),
+            "outliers": int(cleaned[c.IS_OUTLIER].sum()),
             "quarantined": len(quarantine),
         },
         rule_counts=result.rule_counts,
@@ -304,7 +304,7 @@ def _report(results: dict[str, Any]) -> str:
         + ", ".join(f"{phase} {seconds:.2f}" for phase, seconds in ingest["phases_median_seconds"].items())
         + f"; {ingest['counts']['files']} monthly files, {ingest['counts']['bytes_on_disk'] / MIB:.0f} MiB on disk",
         f"rows in {clean_rows['raw']:,}; cleaned out {clean_rows['cleaned']:,} "
-        f"(filled {clean_rows['filled']:,}, capped {clean_rows['capped']:,}); "
+        f"(filled {clean_rows['filled']:,}, outliers flagged {clean_rows['outliers']:,}); "
         f"quarantined {clean_rows['quarantined']:,}",
         "quarantine by rule: "
         + ", ".join(f"{rule} {count:,}" for rule, count in stages[CLEAN_POLARS]["rule_counts"].items() if count),

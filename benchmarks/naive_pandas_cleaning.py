@@ -9,8 +9,8 @@ question is "what did moving this step to polars buy us", not "how fast can pand
   called once per row through `DataFrame.apply(axis=1)`;
 - each instrument is put on the trading calendar by `groupby(ticker).apply(...)` with `reindex` and
   `ffill(limit=...)`;
-- returns, robust sigmas and missing shares are `groupby(ticker).transform(lambda ...)` with
-  `rolling(...).median()` / `.mean()`;
+- returns, robust sigmas, the reverted-spike test and missing shares are
+  `groupby(ticker).transform(lambda ...)` with `rolling(...).median()` / `.mean()` / `shift(-1)`;
 - quarantine details are formatted row by row.
 
 Null semantics follow the polars code: a comparison involving a missing value is False there
@@ -32,13 +32,16 @@ import pandas as pd
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import (
-    ACTION_CAPPED,
     ACTION_DROPPED,
+    ACTION_FLAGGED,
     ACTION_REJECTED,
+    ADJ_FACTOR_JUMP,
     CLEANED_COLUMNS,
     DUPLICATE_KEY,
     MAD_TO_SIGMA,
     QUARANTINE_SCHEMA,
+    RETURN_OUTLIER,
+    REVERTED_SPIKE,
     ROW_RULES,
     SERIES_RULES,
     CleaningParams,
@@ -75,8 +78,12 @@ def clean_bars_naive(
     as_of: dt.date,
     params: CleaningParams = CleaningParams(),
     holidays: Iterable[dt.date] = (),
+    close_is_adjusted: bool = True,
 ) -> NaiveCleaningResult:
     """Clean `raw` (RAW_SCHEMA columns, `date` as datetime64) exactly as `clean_bars` does.
+
+    The configuration errors of `clean_bars` (an undeclared `close_is_adjusted`, a split in declared raw
+    closes) are not ported: the benchmark's synthetic market always sends adjusted closes.
 
     Rows are judged in received order, so `duplicated(keep="first")` keeps the first row received,
     like the polars code's arrival index.
@@ -85,6 +92,7 @@ def clean_bars_naive(
     # A fresh 0..n-1 index: rows are later addressed by index label (a caller's index may repeat).
     bars = raw.reset_index(drop=True)
     bars[c.RULE] = None
+    bars["file_adjusted"] = bars.groupby(c.SOURCE_FILE)[c.ADJ_CLOSE].transform(lambda adj: adj.notna().any())
     for rule, broken in _row_rule_masks(bars, set(universe_tickers), list(holidays), pd.Timestamp(as_of), params):
         bars.loc[bars[c.RULE].isna() & broken, c.RULE] = rule
     # Duplicates are judged among the rows no other rule rejects: a broken first copy is rejected by
@@ -97,15 +105,17 @@ def clean_bars_naive(
     rejected[c.ACTION] = ACTION_REJECTED
     rejected[c.DETAIL] = _format_rows(rejected, _rejected_detail)
     valid = bars[bars[c.RULE].isna()].drop(columns=[c.RULE, c.PARSE_ERROR])
+    valid[c.ADJ_FACTOR] = (valid[c.ADJ_CLOSE] / valid[c.CLOSE]).where(valid["file_adjusted"], 1.0)
+    spikes, valid = _split_reverted_spikes(valid, params)
 
     series = _series_on_calendar(valid, params)
-    outliers, dropped, cleaned = _apply_series_rules(series, params)
+    outliers, factor_jumps, dropped, cleaned = _apply_series_rules(series, params)
 
     def in_window(frame: pd.DataFrame) -> pd.Series:
         return (frame[c.DATE] >= first_day) & (frame[c.DATE] <= last_day)
 
     quarantine = pd.concat(
-        [frame[in_window(frame)].reindex(columns=list(QUARANTINE_SCHEMA)) for frame in (rejected, outliers, dropped)],
+        [frame[in_window(frame)].reindex(columns=list(QUARANTINE_SCHEMA)) for frame in (rejected, spikes, outliers, factor_jumps, dropped)],
         ignore_index=True,
     ).sort_values([c.DATE, c.TICKER, c.SOURCE_ROW], na_position="last", ignore_index=True)
     rule_counts = {rule: 0 for rule in ROW_RULES + SERIES_RULES}
@@ -134,6 +144,7 @@ def _row_rule_masks(
     yield "future_date", bars[c.DATE] > as_of
     yield "missing_close", bars[c.CLOSE].isna()
     yield "non_positive_price", (bars[prices] <= 0).any(axis=1)
+    yield "invalid_adj_close", bars["file_adjusted"] & ~(bars[c.ADJ_CLOSE] > 0)
     yield "ohlc_inconsistent", bars[prices].apply(_ohlc_broken, axis=1, tolerance=params.ohlc_tolerance).astype(bool)
     yield "negative_volume", bars[c.VOLUME] < 0
 
@@ -160,6 +171,8 @@ def _rejected_detail(row: pd.Series) -> str:
         return row[c.PARSE_ERROR]
     if rule in ("non_positive_price", "ohlc_inconsistent", "missing_close"):
         return " ".join(f"{name}={_shown(row[name])}" for name in c.PRICE_COLUMNS)
+    if rule == "invalid_adj_close":
+        return f"adj_close={_shown(row[c.ADJ_CLOSE])} close={_shown(row[c.CLOSE])} in a file that delivers adjusted closes"
     if rule == "negative_volume":
         return f"volume={_shown(row[c.VOLUME])}"
     if rule == DUPLICATE_KEY:
@@ -183,7 +196,7 @@ def _series_on_calendar(valid: pd.DataFrame, params: CleaningParams) -> pd.DataF
         fillable = ~observed & last_close.notna()
         for name in c.PRICE_COLUMNS:
             grid.loc[fillable, name] = last_close[fillable]
-        grid.loc[fillable, c.ADJ_CLOSE] = grid[c.ADJ_CLOSE].ffill()[fillable]
+        grid.loc[fillable, c.ADJ_FACTOR] = grid[c.ADJ_FACTOR].ffill()[fillable]
         grid.loc[fillable, c.VOLUME] = 0.0
         grid["observed"] = observed
         grid[c.IS_FILLED] = fillable
@@ -201,8 +214,52 @@ def _robust_sigma(log_return: pd.Series, window: int, min_samples: int) -> pd.Se
     return robust.where(robust > 0, plain.where(plain > 0))
 
 
+def _adjusted_return(bars: pd.DataFrame) -> pd.Series:
+    adjusted = bars[c.CLOSE] * bars[c.ADJ_FACTOR]
+    return adjusted.groupby(bars[c.TICKER]).transform(lambda close: np.log(close / close.shift(1)))
+
+
+def _sigma(bars: pd.DataFrame, returns: str, params: CleaningParams) -> pd.Series:
+    return bars.groupby(c.TICKER)[returns].transform(
+        lambda r: np.fmax(
+            _robust_sigma(r, params.short_sigma_window, params.min_sigma_observations),
+            _robust_sigma(r, params.long_sigma_window, params.min_sigma_observations),
+        )
+    )
+
+
+def _quarantined(rows: pd.DataFrame, rule: str, action: str, detail: Callable[[pd.Series], str]) -> pd.DataFrame:
+    rows = rows.copy()
+    rows[c.RULE] = rule
+    rows[c.ACTION] = action
+    rows[c.DETAIL] = _format_rows(rows, detail)
+    return rows
+
+
+def _split_reverted_spikes(valid: pd.DataFrame, params: CleaningParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(reverted-spike quarantine rows, valid rows without them), judged on the received bars."""
+    bars = valid.sort_values([c.TICKER, c.DATE])
+    bars["raw_return"] = _adjusted_return(bars)
+    bars["sigma"] = _sigma(bars, "raw_return", params)
+    bars["next_return"] = bars.groupby(c.TICKER)["raw_return"].shift(-1)
+    r, following = bars["raw_return"], bars["next_return"]
+    reverted = (
+        (r.abs() > params.outlier_sigma * bars["sigma"])
+        & (r * following < 0)
+        & ((r + following).abs() <= (1 - params.reversion_share) * r.abs())
+    )
+    spikes = _quarantined(
+        bars[reverted], REVERTED_SPIKE, ACTION_REJECTED,
+        lambda row: (
+            f"log_return {round(row['raw_return'], 6)} beyond {params.outlier_sigma} x robust sigma "
+            f"{round(row['sigma'], 6)}, undone by {round(row['next_return'], 6)} on the next bar"
+        ),
+    )
+    return spikes, bars[~reverted].drop(columns=["raw_return", "sigma", "next_return"])
+
+
 def _apply_series_rules(series: pd.DataFrame, params: CleaningParams) -> tuple[pd.DataFrame, ...]:
-    """Return (capped-outlier quarantine rows, dropped quarantine rows, cleaned rows)."""
+    """Return (outlier quarantine rows, factor-jump quarantine rows, dropped quarantine rows, cleaned rows)."""
     # Eligibility is judged on the whole calendar grid: unfilled gap days count as missing.
     by_ticker = series.groupby(c.TICKER)
     series["history_days"] = by_ticker.cumcount() + 1
@@ -211,29 +268,30 @@ def _apply_series_rules(series: pd.DataFrame, params: CleaningParams) -> tuple[p
     )
 
     kept = series[series["observed"] | series[c.IS_FILLED]].copy()
-    kept["raw_return"] = kept.groupby(c.TICKER)[c.CLOSE].transform(lambda close: np.log(close / close.shift(1)))
-    kept["sigma"] = kept.groupby(c.TICKER)["raw_return"].transform(
-        lambda r: np.fmax(
-            _robust_sigma(r, params.short_sigma_window, params.min_sigma_observations),
-            _robust_sigma(r, params.long_sigma_window, params.min_sigma_observations),
-        )
+    kept[c.LOG_RETURN] = _adjusted_return(kept)
+    kept["factor_step"] = kept.groupby(c.TICKER)[c.ADJ_FACTOR].transform(lambda f: np.log(f / f.shift(1)))
+    kept["sigma"] = _sigma(kept, c.LOG_RETURN, params)
+    kept[c.IS_OUTLIER] = kept[c.LOG_RETURN].abs() > params.outlier_sigma * kept["sigma"]
+    kept["factor_jump"] = (kept["factor_step"].abs() > params.max_factor_step) & (
+        kept[c.LOG_RETURN].abs() > 0.5 * kept["factor_step"].abs()
     )
-    bound = params.outlier_sigma * kept["sigma"]
-    kept[c.IS_CAPPED] = kept["raw_return"].abs() > bound
-    kept[c.LOG_RETURN] = kept["raw_return"].where(~kept[c.IS_CAPPED], kept["raw_return"].clip(-bound, bound))
 
     kept[c.RULE] = None
     kept.loc[kept["history_days"] < params.min_history_days, c.RULE] = "insufficient_history"
     kept.loc[kept[c.RULE].isna() & (kept["missing_share"] > params.max_missing_share), c.RULE] = "high_missing_share"
 
-    outliers = kept[kept[c.IS_CAPPED] & kept[c.RULE].isna()].copy()
-    outliers[c.RULE] = "return_outlier"
-    outliers[c.ACTION] = ACTION_CAPPED
-    outliers[c.DETAIL] = _format_rows(
-        outliers,
+    outliers = _quarantined(
+        kept[kept[c.IS_OUTLIER] & kept[c.RULE].isna()], RETURN_OUTLIER, ACTION_FLAGGED,
         lambda row: (
-            f"log_return {round(row['raw_return'], 6)} capped to {round(row[c.LOG_RETURN], 6)} "
-            f"({params.outlier_sigma} x robust sigma {round(row['sigma'], 6)})"
+            f"log_return {round(row[c.LOG_RETURN], 6)} beyond {params.outlier_sigma} x robust sigma "
+            f"{round(row['sigma'], 6)} (kept as it happened)"
+        ),
+    )
+    factor_jumps = _quarantined(
+        kept[kept["factor_jump"] & kept[c.RULE].isna()], ADJ_FACTOR_JUMP, ACTION_FLAGGED,
+        lambda row: (
+            f"adj_factor moved by {round(row['factor_step'], 6)} (log) while the adjusted log_return is "
+            f"{round(row[c.LOG_RETURN], 6)}: not offset by the traded price"
         ),
     )
     # Filled rows were never received, so dropping one loses nothing worth quarantining.
@@ -242,5 +300,9 @@ def _apply_series_rules(series: pd.DataFrame, params: CleaningParams) -> tuple[p
     dropped[c.DETAIL] = _format_rows(
         dropped, lambda row: f"history_days={row['history_days']} missing_share={round(row['missing_share'], 4)}"
     )
-    cleaned = kept[kept[c.RULE].isna()]
-    return outliers, dropped, cleaned
+    cleaned = kept[kept[c.RULE].isna()].copy()
+    cleaned[c.RAW_CLOSE] = cleaned[c.CLOSE]
+    for name in c.PRICE_COLUMNS:
+        cleaned[name] = cleaned[name] * cleaned[c.ADJ_FACTOR]
+    cleaned[c.VOLUME] = cleaned[c.VOLUME] / cleaned[c.ADJ_FACTOR]
+    return outliers, factor_jumps, dropped, cleaned

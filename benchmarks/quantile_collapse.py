@@ -26,8 +26,8 @@ import dagster as dg
 import polars as pl
 
 from harness import git_commit
-from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.torch_runtime.device import choose_device
+from quantlab_assets.compute.torch_runtime.inputs import input_panel
 from quantlab_assets.compute.torch_runtime.quantile import HORIZONS, QuantileConfig
 from quantlab_assets.compute.torch_runtime.quantile_training import (
     HORIZON,
@@ -36,10 +36,7 @@ from quantlab_assets.compute.torch_runtime.quantile_training import (
     fit_oof_quantile,
     quantile_collapse_problems,
     quantile_scorecard,
-    target_column,
 )
-from quantlab_assets.compute.torch_runtime.windows import build_window_panel
-from quantlab_assets.defs.assets.deep import INPUT_SUFFIXES
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "quantile_collapse.json"
 AUX = {"weight_rank_ic": 5.0, "weight_ic": 2.5, "weight_variance": 10.0}
@@ -76,9 +73,7 @@ def measure(data: Path, universe: str) -> dict[str, object]:
     features = pl.read_parquet(data / "features" / universe / "*.parquet")
     labels = pl.read_parquet(data / "labels" / universe / "*.parquet")
     folds = pl.read_parquet(data / "cv_folds" / f"{universe}.parquet")
-    names = [n for n in features.columns if n.endswith(INPUT_SUFFIXES)]
-    frame = features.select(c.DATE, c.TICKER, *names).join(cross_sectional_targets(labels, HORIZONS), on=[c.DATE, c.TICKER])
-    panel = build_window_panel(frame, names, [target_column(h) for h in HORIZONS], 21)
+    panel, names = input_panel(features, cross_sectional_targets(labels, HORIZONS), 21)
     training = QuantileTrainingConfig(max_epochs=3, patience=3, dates_per_batch=16)
     results: dict[str, object] = {"commit": git_commit(), "windows": int(panel.starts.shape[0]), "features": len(names)}
     for name, overrides in CONFIGURATIONS.items():

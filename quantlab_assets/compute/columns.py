@@ -25,7 +25,11 @@ PARSE_ERROR: Final = "parse_error"
 # Cleaned bars.
 LOG_RETURN: Final = "log_return"
 IS_FILLED: Final = "is_filled"
-IS_CAPPED: Final = "is_capped"
+# The close as traded (or as the vendor reports it), and adj_factor = adjusted close / that close:
+# cleaned open/high/low/close are the traded prices times adj_factor, volume is divided by it.
+RAW_CLOSE: Final = "raw_close"
+ADJ_FACTOR: Final = "adj_factor"
+IS_OUTLIER: Final = "is_outlier"
 IS_MEMBER: Final = "is_member"
 
 # Quarantine.

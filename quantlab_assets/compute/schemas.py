@@ -14,7 +14,7 @@ from pandera.api.polars.types import PolarsData
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.quality import OHLC_RELATIVE_TOLERANCE
-from quantlab_assets.compute.data.cleaning import ACTION_CAPPED, ACTION_DROPPED, ACTION_REJECTED, ROW_RULES, SERIES_RULES
+from quantlab_assets.compute.data.cleaning import ACTION_DROPPED, ACTION_FLAGGED, ACTION_REJECTED, ROW_RULES, SERIES_RULES
 from quantlab_assets.compute.data.membership import MEMBERSHIP_RULES
 from quantlab_assets.compute.regimes.labels import REGIME_NAMES
 
@@ -52,21 +52,29 @@ def _ohlc_consistent(data: PolarsData) -> pl.LazyFrame:
 
 
 class CleanedBarsSchema(pa.DataFrameModel):
-    """Validated daily bars on the universe's trading calendar, one row per (date, ticker)."""
+    """Validated daily bars on the universe's trading calendar, one row per (date, ticker).
+
+    Total-return adjusted: open, high, low, close and log_return are split- and dividend-adjusted (every
+    return that means money reads them); raw_close is the close as the source reported it.
+    """
 
     date: pl.Date
     ticker: pl.String
-    open: pl.Float64 = pa.Field(gt=0, nullable=True, description="Null for close-only sources.")
-    high: pl.Float64 = pa.Field(gt=0, nullable=True, description="Null for close-only sources.")
-    low: pl.Float64 = pa.Field(gt=0, nullable=True, description="Null for close-only sources.")
-    close: pl.Float64 = pa.Field(gt=0)
-    adj_close: pl.Float64 = pa.Field(gt=0, nullable=True)
-    volume: pl.Float64 = pa.Field(ge=0, nullable=True, description="0 on forward-filled days; null for close-only sources.")
-    log_return: pl.Float64 = pa.Field(
-        nullable=True, description="ln(close_t / close_prev), capped at 10 robust sigmas; null on an instrument's first row."
+    open: pl.Float64 = pa.Field(gt=0, nullable=True, description="Adjusted open (traded open x adj_factor); null for close-only sources.")
+    high: pl.Float64 = pa.Field(gt=0, nullable=True, description="Adjusted high (traded high x adj_factor); null for close-only sources.")
+    low: pl.Float64 = pa.Field(gt=0, nullable=True, description="Adjusted low (traded low x adj_factor); null for close-only sources.")
+    close: pl.Float64 = pa.Field(gt=0, description="Split- and dividend-adjusted close (raw_close x adj_factor).")
+    volume: pl.Float64 = pa.Field(
+        ge=0, nullable=True,
+        description="Split-continuous share volume (traded volume / adj_factor, so close x volume is the traded dollar volume); 0 on forward-filled days; null for close-only sources.",
     )
+    log_return: pl.Float64 = pa.Field(
+        nullable=True, description="ln(close_t / close_prev) of the adjusted close, never rewritten; null on an instrument's first row."
+    )
+    raw_close: pl.Float64 = pa.Field(gt=0, description="The close as the source reported it (traded, or as adjusted as the source delivers it).")
+    adj_factor: pl.Float64 = pa.Field(gt=0, description="adj_close / close as received; 1 where the universe declares its closes adjusted.")
     is_filled: pl.Boolean = pa.Field(description="Forward-filled from the last close (gap of at most 5 days).")
-    is_capped: pl.Boolean = pa.Field(description="log_return was capped as an outlier.")
+    is_outlier: pl.Boolean = pa.Field(description="log_return lies beyond 10 robust sigmas: flagged for review, kept as it happened.")
     is_member: pl.Boolean = pa.Field(
         description="A member of the universe that day (listed..delisted); earlier bars are history only."
     )
@@ -87,7 +95,7 @@ class CleanedBarsSchema(pa.DataFrameModel):
 
 
 class QuarantinedBarsSchema(pa.DataFrameModel):
-    """Rows the cleaning step rejected, capped or dropped, with the rule that fired and where they came from."""
+    """Rows the cleaning step rejected, flagged or dropped, with the rule that fired and where they came from."""
 
     date: pl.Date
     ticker: pl.String = pa.Field(nullable=True)
@@ -101,7 +109,7 @@ class QuarantinedBarsSchema(pa.DataFrameModel):
     source_file: pl.String = pa.Field(nullable=True)
     source_row: pl.Int64 = pa.Field(nullable=True)
     rule: pl.String = pa.Field(isin=list(ROW_RULES + SERIES_RULES + MEMBERSHIP_RULES))
-    action: pl.String = pa.Field(isin=[ACTION_REJECTED, ACTION_CAPPED, ACTION_DROPPED])
+    action: pl.String = pa.Field(isin=[ACTION_REJECTED, ACTION_FLAGGED, ACTION_DROPPED])
     detail: pl.String
 
     class Config:
@@ -166,7 +174,7 @@ class LabelsSchema(pa.DataFrameModel):
     label_end_21d: pl.Date = pa.Field(nullable=True)
     label_end_63d: pl.Date = pa.Field(nullable=True)
     tb_label: pl.Int8 = pa.Field(nullable=True, isin=[-1, 0, 1])
-    tb_barrier: pl.Enum(["lower", "vertical", "upper"]) = pa.Field(nullable=True)
+    tb_barrier: pl.Enum(["lower", "vertical", "upper", "both"]) = pa.Field(nullable=True)
     tb_touch_date: pl.Date = pa.Field(nullable=True)
     tb_end: pl.Date = pa.Field(nullable=True)
 
@@ -190,7 +198,7 @@ class FeaturesSchema(pa.DataFrameModel):
 
     Raw features keep their registry name; `__wz` marks winsorised [1 %, 99 %] + industry z-scored per
     date, `__rz` a 252-day rolling z-score per instrument; `ffd_log_close` is the fractionally
-    differenced log price at the instrument's training-span d. Nulls only where a window is not full.
+    differenced log price at the lab's fixed d (FfdParams.d). Nulls only where a window is not full.
     """
 
     date: pl.Date
@@ -209,7 +217,7 @@ class FeaturesSchema(pa.DataFrameModel):
 
 
 class FfdOrdersSchema(pa.DataFrameModel):
-    """Per instrument, the fractional-differencing order chosen on the universe's training span."""
+    """Per instrument, the fractional-differencing order its training span would choose (a diagnostic of the fixed d)."""
 
     ticker: pl.String = pa.Field(unique=True)
     d: pl.Float64 = pa.Field(nullable=True, ge=0, le=1, description="Smallest grid d whose FFD log price passes ADF.")

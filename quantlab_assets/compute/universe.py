@@ -9,6 +9,9 @@ their own yfinance lists) in a directory named by QUANTLAB_UNIVERSE_DIR. The YAM
     description: free text
     benchmark: SPY               # the market proxy of the universe (optional)
     holidays: [2024-12-25, ...]  # extra non-trading days besides weekends (optional)
+    close_is_adjusted: true      # for source files without an adjusted close: true if close already is the
+                                 # split- and dividend-adjusted price, false if it is the raw traded price;
+                                 # required when such files exist (see compute/data/cleaning.py)
     splits: {train_end: 2014-12-31, validation_end: 2018-12-31}   # temporal research splits
     instruments:                 # not for `synthetic`, whose instruments are generated
       - {ticker: AAPL, name: Apple Inc., sector: Information Technology, industry: Technology Hardware}
@@ -78,6 +81,8 @@ class UniverseSpec:
     split: TemporalSplit = DEFAULT_SPLIT
     instruments: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=UNIVERSE_COLUMNS | MEMBERSHIP_COLUMNS))
     options: Mapping[str, Any] = field(default_factory=dict)
+    # How to read a close that comes without an adjusted close; None: undeclared (an error if needed).
+    close_is_adjusted: bool | None = None
 
 
 UNIVERSE_COLUMNS = {c.TICKER: pl.String, c.NAME: pl.String, c.SECTOR: pl.String, c.INDUSTRY: pl.String}
@@ -167,6 +172,13 @@ def _instrument_table(path: Path, instruments: list[Mapping[str, Any]], membersh
     return pl.DataFrame(rows, schema=UNIVERSE_COLUMNS | MEMBERSHIP_COLUMNS)
 
 
+def _close_is_adjusted(path: Path, raw: Mapping[str, Any]) -> bool | None:
+    value = raw.get("close_is_adjusted")
+    if value is not None and not isinstance(value, bool):
+        raise UniverseConfigError(f"{path}: close_is_adjusted must be true or false, got {value!r}")
+    return value
+
+
 def load_universe_spec(path: Path) -> UniverseSpec:
     """Parse one universe YAML file."""
     try:
@@ -201,6 +213,7 @@ def load_universe_spec(path: Path) -> UniverseSpec:
         split=_split(path, raw.get("splits")),
         instruments=frame,
         options=raw.get(source, {}) or {},
+        close_is_adjusted=_close_is_adjusted(path, raw),
     )
 
 

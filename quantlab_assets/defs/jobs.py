@@ -74,8 +74,8 @@ hyperparameter_search_job = dg.define_asset_job(
 # --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
 # Three jobs, one per partitions definition: the environments (one run per environment), the policies
 # (one run per 'method_strength_seedN'; erm partitions before irm_head ones, which read them), and the
-# unpartitioned scorecard + figures over every stored policy. Training steps carry the GPU tag, so the
-# policies' job serialises them on one GPU like gpu_training_job.
+# scorecard + figures of one study configuration (partition: the preset) over its stored policies.
+# Training steps carry the GPU tag, so the policies' job serialises them on one GPU like gpu_training_job.
 hedging_environments_job = dg.define_asset_job(
     "hedging_environments_job", selection=dg.AssetSelection.assets("hedging_environments"),
     description="Simulate one hedging environment (partition 'low', ..., 'crisis', 'stress_jumps', 'stress_squeeze').",
@@ -87,7 +87,8 @@ hedging_job = dg.define_asset_job(
 )
 hedging_study_job = dg.define_asset_job(
     "hedging_study_job", selection=dg.AssetSelection.assets("hedging_scorecard", "hedging_figures"),
-    description="Scorecard (files, MLflow runs, success criterion) and figures over every stored hedging policy.",
+    description="Scorecard (files, MLflow runs, success criterion) and figures of one study configuration "
+                "(partition 'study' or 'smoke') over the stored hedging policies of that preset.",
 )
 
 # RL portfolio allocation (issue 9), per universe after model_job's stacked_alpha and regime_job's labels: one

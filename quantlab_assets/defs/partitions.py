@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import math
 import os
 from pathlib import Path
 
 import dagster as dg
 
+from quantlab_assets.compute.features.compute import MAX_LOOKBACK_DAYS
 from quantlab_assets.compute.models.base_models import MODELS
 from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
 from quantlab_assets.compute.universe import UniverseSpec, load_universe_catalog
@@ -22,9 +24,15 @@ MONTH = "month"
 UNIVERSE = "universe"
 # The oldest data the lab ships (skfolio's S&P 500 sample) starts in January 1990.
 FIRST_MONTH = "1990-01-01"
-# 13 months cover the 252 trading days that the history, missing-share and outlier rules, the features'
-# longest windows and the labels' ATR look back.
-LOOKBACK_MONTHS = 13
+# Fewest trading days an exchange holds per calendar month, on average over any run of a year or more.
+# Measured on the NYSE dates of sp500_sample (1990-2022): the leanest 12 consecutive months hold 246
+# trading days (20.5 a month, the run through the four-day closure after 9/11). A single month can
+# hold as few as 15 (September 2001), so the floor holds for runs of months, not for one month.
+TRADING_DAYS_PER_MONTH_FLOOR = 20
+# Months before a partition's first month that it loads: enough for the MAX_LOOKBACK_DAYS - 1 trading
+# days before its first date (the history, missing-share and outlier rules, the features' longest
+# windows and the labels' ATR all look back within MAX_LOOKBACK_DAYS) on the leanest calendar.
+LOOKBACK_MONTHS = math.ceil((MAX_LOOKBACK_DAYS - 1) / TRADING_DAYS_PER_MONTH_FLOOR)
 # 4 months cover the 63 trading days after a month's last day that its longest labels look ahead.
 LOOKAHEAD_MONTHS = 4
 UNIVERSE_DIR_ENV = "QUANTLAB_UNIVERSE_DIR"
@@ -168,6 +176,13 @@ hedge_policy_partitions = dg.StaticPartitionsDefinition(hedging_policy_keys(HEDG
 hedging_training_environments = dg.StaticPartitionMapping(
     {name: hedge_policy_partitions.get_partition_keys() for name in (*HEDGING_TRAIN, HEDGING_VALIDATION)}
 )
+# The scorecard and the figures: one partition per study configuration (a preset, 'smoke' or 'study'), each
+# reading the policies of its preset's seeds and strengths, so a smoke study never overwrites the full one.
+hedging_study_partitions = dg.StaticPartitionsDefinition(sorted(HEDGING_PRESETS))
+hedging_policies_of_study = dg.StaticPartitionMapping({
+    key: [name for name, config in HEDGING_PRESETS.items() if key in hedging_policy_keys(config)]
+    for key in hedge_policy_partitions.get_partition_keys()
+})
 
 
 # RL portfolio allocation (issue 9): one partition per policy variant (algorithm x regime inputs x seed) x

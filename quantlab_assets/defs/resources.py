@@ -63,6 +63,10 @@ class DataQualityResource(dg.ConfigurableResource):
     max_rejected_share: float = 0.05
 
 
+# MLflow's own variable, so the lab, the `mlflow` CLI and a notebook all log to the same place.
+MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+
+
 class MlflowTrackingResource(dg.ConfigurableResource):
     """Where model runs are logged (MLflow). `tracking_uri` empty: a SQLite store and an artifact folder
     under the data dir (`<data dir>/mlflow/`); MLflow 3's plain file store is deprecated and refuses to
@@ -114,7 +118,7 @@ def default_resources() -> dict[str, Any]:
         "data_quality": DataQualityResource(
             max_rejected_share=float(os.environ.get("QUANTLAB_MAX_REJECTED_SHARE", "0.05"))
         ),
-        "mlflow": MlflowTrackingResource(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", "")),
+        "mlflow": MlflowTrackingResource(tracking_uri=os.environ.get(MLFLOW_TRACKING_URI_ENV, "")),
         "torch_device": TorchDeviceResource(allow_cuda=os.environ.get("QUANTLAB_ALLOW_CUDA", "1") != "0"),
     }
 
@@ -133,9 +137,10 @@ class HedgingStudyResource(dg.ConfigurableResource):
     preset: str = "study"
     overrides_json: str = "{}"
 
-    def config(self) -> HedgingConfig:
+    def config(self, preset: str | None = None) -> HedgingConfig:
+        """The configuration of `preset` (default: this resource's) with this resource's overrides."""
         overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(self.overrides_json).items()}
-        return hedging_preset(self.preset, **overrides)
+        return hedging_preset(preset or self.preset, **overrides)
 
 
 def hedging_resources() -> dict[str, Any]:

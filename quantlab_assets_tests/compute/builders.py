@@ -88,13 +88,17 @@ def clean(
     as_of: dt.date | None = None,
     params: CleaningParams = LENIENT,
     holidays: Iterable[dt.date] = (),
+    close_is_adjusted: bool | None = None,
 ) -> CleaningResult:
     """clean_bars with defaults fit for hand-built frames: every known ticker, the whole date span."""
     dates = raw[c.DATE].drop_nulls()
     if tickers is None:
         tickers = raw[c.TICKER].drop_nulls().unique().sort().to_list()
     window = window or (dates.min(), dates.max())
-    return clean_bars(raw, tickers, window=window, as_of=as_of or dates.max(), params=params, holidays=holidays)
+    return clean_bars(
+        raw, tickers, window=window, as_of=as_of or dates.max(), params=params, holidays=holidays,
+        close_is_adjusted=close_is_adjusted, universe="test universe",
+    )
 
 
 def shuffled(frame: pl.DataFrame, seed: int = 0) -> pl.DataFrame:

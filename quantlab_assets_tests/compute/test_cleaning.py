@@ -17,19 +17,23 @@ from polars.testing import assert_frame_equal
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import (
-    ACTION_CAPPED,
+    ACTION_FLAGGED,
     ACTION_DROPPED,
     ACTION_REJECTED,
     CLEANED_COLUMNS,
+    RETURN_OUTLIER,
+    REVERTED_SPIKE,
     QUARANTINE_SCHEMA,
     ROW_RULES,
     SERIES_RULES,
     CleaningParams,
     CleaningResult,
+    UnadjustedSplitError,
     clean_bars,
 )
 from quantlab_assets.compute.data.raw import as_raw_frame
 from quantlab_assets.compute.data.synthetic import SyntheticMarketParams
+from quantlab_assets.compute.universe import UniverseConfigError
 from quantlab_assets_tests.compute.builders import HAND_SOURCE_FILE, bar, clean, raw_frame, series, shuffled, weekdays
 
 START = dt.date(2024, 1, 1)  # a Monday
@@ -166,9 +170,12 @@ def test_the_first_rule_in_order_names_the_fate(bad_row: dict[str, Any], options
 def test_row_rules_are_listed_in_the_documented_order() -> None:
     assert ROW_RULES == (
         "unparseable_value", "missing_key", "unknown_instrument", "non_trading_day", "future_date",
-        "missing_close", "non_positive_price", "ohlc_inconsistent", "negative_volume", "duplicate_key",
+        "missing_close", "non_positive_price", "invalid_adj_close", "ohlc_inconsistent", "negative_volume",
+        "duplicate_key",
     )
-    assert SERIES_RULES == ("return_outlier", "insufficient_history", "high_missing_share")
+    assert SERIES_RULES == (
+        "reverted_spike", "return_outlier", "adj_factor_jump", "insufficient_history", "high_missing_share"
+    )
 
 
 def test_ohlc_rounding_within_tolerance_is_accepted() -> None:
@@ -261,8 +268,9 @@ def test_short_gaps_are_forward_filled_and_long_gaps_stay_gaps(
     last_close = 100.0 + missing.start - 1
     for i in filled:
         row = _cleaned_row(result, days[i], "A")
-        assert row is not None and row[c.IS_FILLED] and not row[c.IS_CAPPED]
-        assert (row[c.OPEN], row[c.HIGH], row[c.LOW], row[c.CLOSE], row[c.ADJ_CLOSE]) == (last_close,) * 5
+        assert row is not None and row[c.IS_FILLED] and not row[c.IS_OUTLIER]
+        assert (row[c.OPEN], row[c.HIGH], row[c.LOW], row[c.CLOSE], row[c.RAW_CLOSE]) == (last_close,) * 5
+        assert row[c.ADJ_FACTOR] == 1.0
         assert row[c.VOLUME] == 0.0
         assert row[c.LOG_RETURN] == 0.0
     # The first bar after the gap returns from the last close (filled or received) before it.
@@ -303,8 +311,8 @@ def test_a_delisted_instrument_is_filled_up_to_the_limit_then_stops() -> None:
 # --- Return outliers ---------------------------------------------------------------------------------------
 
 
-DETAIL_PATTERN = re.compile(
-    r"log_return (?P<raw>-?[\d.]+) capped to (?P<capped>-?[\d.]+) \((?P<k>[\d.]+) x robust sigma (?P<sigma>[\d.]+)\)"
+OUTLIER_DETAIL = re.compile(
+    r"log_return (?P<ret>-?[\d.]+) beyond (?P<k>[\d.]+) x robust sigma (?P<sigma>[\d.]+) \(kept as it happened\)"
 )
 
 
@@ -321,41 +329,62 @@ def _spiky_closes(n: int = 40, spike_at: int = 30, jump: float = 0.5) -> list[fl
     return closes
 
 
-def test_return_outlier_is_capped_with_prices_untouched() -> None:
+def test_a_spike_that_reverts_on_the_next_bar_is_quarantined_and_the_day_filled() -> None:
     closes = _spiky_closes()
     days = weekdays(START, 40)
-    raw = raw_frame(series("A", closes))
-    result = clean(raw)
-    sigma = 1.4826 * 0.01
-    bound = 10 * sigma
+    # B trades every day, so the spike's date stays on the calendar and A's hole there is filled.
+    result = clean(raw_frame(series("A", closes) + series("B", [50.0] * 40)))
 
     spike = _cleaned_row(result, days[30], "A")
-    raw_spike_return = math.log(closes[30] / closes[29])
-    assert raw_spike_return == pytest.approx(0.5 + 0.01)
-    assert spike[c.IS_CAPPED] and not spike[c.IS_FILLED]
-    assert spike[c.LOG_RETURN] == pytest.approx(bound)
-    assert spike[c.CLOSE] == closes[30] and spike[c.HIGH] == closes[30] and spike[c.ADJ_CLOSE] == closes[30]
+    assert spike[c.IS_FILLED] and spike[c.CLOSE] == closes[29] and spike[c.LOG_RETURN] == 0.0
+    after = _cleaned_row(result, days[31], "A")
+    assert not after[c.IS_FILLED] and not after[c.IS_OUTLIER]
+    assert after[c.LOG_RETURN] == pytest.approx(math.log(closes[31] / closes[29]))
+    assert not result.cleaned[c.IS_OUTLIER].any()
+    assert result.cleaned.height == 80
 
-    reversal = _cleaned_row(result, days[31], "A")
-    assert reversal[c.IS_CAPPED] and reversal[c.LOG_RETURN] == pytest.approx(-bound)
-    assert reversal[c.CLOSE] == closes[31]
+    quarantined = result.quarantine
+    assert quarantined[c.RULE].to_list() == [REVERTED_SPIKE]
+    assert quarantined[c.ACTION].to_list() == [ACTION_REJECTED]
+    assert quarantined[c.SOURCE_ROW].to_list() == [30] and quarantined[c.CLOSE].to_list() == [closes[30]]
+    assert quarantined[c.DETAIL][0].startswith("log_return 0.51 beyond 10.0 x robust sigma 0.014826, undone by -0.51")
+    assert result.rejected_share == pytest.approx(1 / 80)
 
-    # Every other day keeps its own return.
-    others = result.cleaned.filter(~pl.col(c.IS_CAPPED)).drop_nulls(c.LOG_RETURN)
-    assert others[c.LOG_RETURN].abs().max() == pytest.approx(0.01)
-    assert result.cleaned.height == 40
 
-    quarantined = result.quarantine.sort(c.DATE)
-    assert quarantined[c.RULE].to_list() == ["return_outlier"] * 2
-    assert quarantined[c.ACTION].to_list() == [ACTION_CAPPED] * 2
-    assert quarantined[c.SOURCE_ROW].to_list() == [30, 31]
-    assert quarantined[c.CLOSE].to_list() == [closes[30], closes[31]]
-    first = DETAIL_PATTERN.fullmatch(quarantined[c.DETAIL][0])
-    assert first is not None, quarantined[c.DETAIL][0]
-    assert float(first["raw"]) == pytest.approx(raw_spike_return, abs=1e-6)
-    assert float(first["capped"]) == pytest.approx(bound, abs=1e-6)
-    assert float(first["k"]) == 10.0
-    assert float(first["sigma"]) == pytest.approx(sigma, abs=1e-6)
+def test_a_40x_spike_that_reverts_is_quarantined() -> None:
+    closes = [100.0 * (1.01 if i % 2 else 1.0) for i in range(40)]
+    closes[30] = closes[30] * 40.0
+    result = clean(raw_frame(series("A", closes)))
+    assert result.quarantine.select(c.SOURCE_ROW, c.RULE).rows() == [(30, REVERTED_SPIKE)]
+    assert result.cleaned[c.CLOSE].max() == pytest.approx(101.0)
+
+
+def test_a_persistent_crash_is_flagged_and_kept_bit_for_bit() -> None:
+    """A -31 % day that stays (the Vioxx withdrawal) is the return labels and P&L must see, unchanged."""
+    closes = [100.0 * (1.01 if i % 2 else 1.0) for i in range(30)]
+    closes += [closes[-1] * 0.69 * (1.01 if i % 2 else 1.0) for i in range(10)]
+    days = weekdays(START, 40)
+    result = clean(raw_frame(series("A", closes)))
+
+    crash = _cleaned_row(result, days[30], "A")
+    assert crash[c.LOG_RETURN] == math.log(closes[30] / closes[29])
+    assert crash[c.IS_OUTLIER] and crash[c.CLOSE] == closes[30]
+    assert result.cleaned[c.LOG_RETURN].sum() == pytest.approx(math.log(closes[-1] / closes[0]))
+
+    flagged = result.quarantine
+    assert flagged.select(c.SOURCE_ROW, c.RULE, c.ACTION).rows() == [(30, RETURN_OUTLIER, ACTION_FLAGGED)]
+    detail = OUTLIER_DETAIL.fullmatch(flagged[c.DETAIL][0])
+    assert detail is not None, flagged[c.DETAIL][0]
+    assert float(detail["ret"]) == pytest.approx(math.log(0.69), abs=1e-6)
+    assert float(detail["k"]) == 10.0
+    assert result.rejected_share == 0.0  # flagged rows are not rejections
+
+
+def test_the_newest_bar_cannot_be_judged_a_reverted_spike_and_stays_flagged() -> None:
+    closes = _spiky_closes()[:31]  # the spike is the last bar: no next bar yet
+    result = clean(raw_frame(series("A", closes)))
+    assert result.quarantine.select(c.RULE, c.ACTION).rows() == [(RETURN_OUTLIER, ACTION_FLAGGED)]
+    assert result.cleaned[c.IS_OUTLIER].to_list() == [False] * 30 + [True]
 
 
 def test_outlier_sigma_is_a_parameter() -> None:
@@ -363,14 +392,14 @@ def test_outlier_sigma_is_a_parameter() -> None:
     raw = raw_frame(series("A", closes))
     assert clean(raw).quarantine.height == 0
     loose = clean(raw, params=CleaningParams(min_history_days=1, max_missing_share=1.0, outlier_sigma=5.0))
-    assert loose.rule_counts["return_outlier"] == 2
+    assert loose.rule_counts[REVERTED_SPIKE] == 1
 
 
 def test_no_return_is_judged_before_enough_history_for_a_sigma() -> None:
     """Fewer than min_sigma_observations prior returns: no yardstick yet, nothing capped."""
     raw = raw_frame(series("A", _spiky_closes(n=12, spike_at=5)))
     result = clean(raw)
-    assert not result.cleaned[c.IS_CAPPED].any()
+    assert not result.cleaned[c.IS_OUTLIER].any()
     assert result.rule_counts["return_outlier"] == 0
 
 
@@ -476,7 +505,8 @@ def test_output_frames_have_the_documented_columns(dirty_small_raw, small_ticker
 def test_every_row_rule_fires_on_the_dirty_panel(dirty_small_raw, small_tickers, small_market_params) -> None:
     result = _clean_panel(dirty_small_raw, small_tickers, small_market_params)
     fired = {rule for rule, count in result.rule_counts.items() if count}
-    assert fired >= set(ROW_RULES) - {"future_date"} | {"return_outlier", "insufficient_history"}
+    # The synthetic market's adj_close is never missing: invalid_adj_close has its own tests.
+    assert fired >= set(ROW_RULES) - {"future_date", "invalid_adj_close"} | {REVERTED_SPIKE, "insufficient_history"}
 
 
 def test_unsorted_input_gives_the_same_result(small_raw, small_tickers, small_market_params) -> None:
@@ -516,7 +546,7 @@ def test_cleaning_loses_no_row(dirty_small_raw, small_tickers, small_market_para
     assert result.raw_rows == raw_in_window.height
 
     removed = result.quarantine.filter(pl.col(c.ACTION).is_in([ACTION_REJECTED, ACTION_DROPPED]))
-    capped = result.quarantine.filter(pl.col(c.ACTION) == ACTION_CAPPED)
+    capped = result.quarantine.filter(pl.col(c.ACTION) == ACTION_FLAGGED)
     received = result.cleaned.filter(~pl.col(c.IS_FILLED))
     assert removed.height + received.height == raw_in_window.height
 
@@ -529,7 +559,7 @@ def test_cleaning_loses_no_row(dirty_small_raw, small_tickers, small_market_para
         check_exact=True,
     )
     # Capped rows are both in cleaned bars (flagged) and in the quarantine.
-    flagged = received.filter(pl.col(c.IS_CAPPED)).select(c.DATE, c.TICKER)
+    flagged = received.filter(pl.col(c.IS_OUTLIER)).select(c.DATE, c.TICKER)
     assert_frame_equal(flagged, capped.select(c.DATE, c.TICKER).sort(c.DATE, c.TICKER))
 
 
@@ -549,7 +579,9 @@ def test_cleaning_cleaned_bars_again_changes_nothing(dirty_small_raw, small_tick
     params = CleaningParams(min_history_days=1, max_missing_share=1.0)
     first = _clean_panel(dirty_small_raw, small_tickers, small_market_params, params=params)
     again_raw = as_raw_frame(
-        first.cleaned.filter(~pl.col(c.IS_FILLED)).select(c.DATE, c.TICKER, *c.BAR_COLUMNS),
+        first.cleaned.filter(~pl.col(c.IS_FILLED)).select(
+            c.DATE, c.TICKER, *c.PRICE_COLUMNS, pl.col(c.CLOSE).alias(c.ADJ_CLOSE), c.VOLUME
+        ),
         source="cleaned", source_file="cleaned",
     )
     second = _clean_panel(again_raw, small_tickers, small_market_params, params=params)
@@ -557,7 +589,7 @@ def test_cleaning_cleaned_bars_again_changes_nothing(dirty_small_raw, small_tick
     assert set(second.quarantine[c.RULE]) == {"return_outlier"}
     assert_frame_equal(
         second.quarantine.select(c.DATE, c.TICKER, c.DETAIL),
-        first.quarantine.filter(pl.col(c.ACTION) == ACTION_CAPPED).select(c.DATE, c.TICKER, c.DETAIL),
+        first.quarantine.filter(pl.col(c.ACTION) == ACTION_FLAGGED).select(c.DATE, c.TICKER, c.DETAIL),
     )
 
 
@@ -640,3 +672,86 @@ def test_a_frame_concatenated_from_many_chunks_cleans_like_a_contiguous_one(smal
     right = clean_bars(small_raw.rechunk(), tickers, window=window, as_of=window[1])
     assert_frame_equal(left.cleaned, right.cleaned)
     assert_frame_equal(left.quarantine, right.quarantine)
+
+
+# --- Total-return adjustment -------------------------------------------------------------------------------
+
+
+def _split_and_dividend_rows() -> tuple[list[dict[str, Any]], list[float]]:
+    """A user's CSV rows with raw traded closes and a vendor's adjusted close.
+
+    Traded closes: 400 for 20 days, a 4:1 split on day 20 (100.5 traded, +0.5 % true move), a 1.0
+    dividend going ex on day 30 (the traded close drops by it); adj_close back-adjusts both.
+    Returns the rows and the true (total-return) closes.
+    """
+    traded = [400.0] * 20 + [100.5] * 10 + [99.5] * 10
+    dividend_factor = 1 - 1.0 / 100.5  # the vendor's multiplier for bars before the ex-date
+    true = [t / 4 * dividend_factor if i < 20 else (t * dividend_factor if i < 30 else t) for i, t in enumerate(traded)]
+    rows = [
+        bar(day, "A", close, adj_close=adjusted, volume=1000.0 if i < 20 else 4000.0)
+        for i, (day, close, adjusted) in enumerate(zip(weekdays(START, 40), traded, true, strict=True))
+    ]
+    return rows, true
+
+
+def test_returns_come_from_the_adjusted_close_across_a_split_and_a_dividend() -> None:
+    rows, true = _split_and_dividend_rows()
+    result = clean(raw_frame(rows))
+    a = result.cleaned.sort(c.DATE)
+    expected = [None] + [math.log(b / a_) for a_, b in zip(true, true[1:])]
+    assert a[c.LOG_RETURN].to_list()[1:] == pytest.approx(expected[1:], abs=1e-12)
+    assert a[c.LOG_RETURN][20] == pytest.approx(math.log(1.005), abs=1e-12)  # not ln(1/4) = -1.386
+    # Ex-dividend day: total return = (price + dividend) / previous price, i.e. price return + dividend yield.
+    assert a[c.LOG_RETURN][30] == pytest.approx(math.log((99.5 + 1.0) / 100.5), abs=1e-12)
+    # Prices are adjusted alike; the traded close and the factor stay; share volume is split-continuous.
+    assert a[c.CLOSE].to_list() == pytest.approx(true, rel=1e-12)
+    assert a[c.OPEN].to_list() == pytest.approx(true, rel=1e-12)
+    assert a[c.RAW_CLOSE].to_list() == [row[c.CLOSE] for row in rows]
+    assert (a[c.CLOSE] * a[c.VOLUME]).to_list() == pytest.approx([row[c.CLOSE] * row[c.VOLUME] for row in rows], rel=1e-12)
+    assert a[c.VOLUME][19] == pytest.approx(4000.0 / (1 - 1.0 / 100.5), rel=1e-12)  # 1000 shares x 4
+    assert result.quarantine.height == 0  # neither the split nor the dividend is an outlier or a factor jump
+
+
+@pytest.mark.parametrize("bad_adj_close", [0.0, None, float("nan"), -5.0], ids=["zero", "missing", "nan", "negative"])
+def test_a_bad_adjusted_close_for_one_day_is_quarantined(bad_adj_close: float | None) -> None:
+    rows, _ = _split_and_dividend_rows()
+    rows[25] = {**rows[25], c.ADJ_CLOSE: bad_adj_close}
+    result = clean(raw_frame(rows + series("B", [50.0] * 40)))  # B keeps the day on the calendar
+    row = _row_of(result.quarantine, 25)
+    assert (row[c.RULE], row[c.ACTION], row[c.SOURCE_FILE]) == ("invalid_adj_close", ACTION_REJECTED, HAND_SOURCE_FILE)
+    assert row[c.DETAIL].startswith(f"adj_close={'null' if bad_adj_close is None or math.isnan(bad_adj_close) else bad_adj_close}")
+    assert _cleaned_row(result, weekdays(START, 40)[25], "A")[c.IS_FILLED]
+
+
+def test_an_adjustment_factor_jump_without_a_price_move_is_flagged() -> None:
+    """The vendor halves adj_close from day 20 on while the traded close does not move: not a split."""
+    rows = [bar(day, "A", 100.0 + 0.1 * (i % 2), adj_close=(100.0 + 0.1 * (i % 2)) * (0.5 if i >= 20 else 1.0))
+            for i, day in enumerate(weekdays(START, 40))]
+    result = clean(raw_frame(rows))
+    jumps = result.quarantine.filter(pl.col(c.RULE) == "adj_factor_jump")
+    assert jumps.select(c.SOURCE_ROW, c.ACTION).rows() == [(20, ACTION_FLAGGED)]
+    assert jumps[c.DETAIL][0].startswith("adj_factor moved by -0.693147 (log)")
+    # A genuine 2:1 split (the traded close halves as the factor doubles) is neither a jump nor an outlier.
+    split = [bar(day, "A", 100.0 / (2 if i >= 20 else 1), adj_close=50.0) for i, day in enumerate(weekdays(START, 40))]
+    assert clean(raw_frame(split)).quarantine.height == 0
+
+
+def test_a_file_without_adjusted_closes_needs_the_universe_to_declare_them() -> None:
+    rows = [{**row, c.ADJ_CLOSE: None} for row in series("A", [100.0 + i for i in range(10)])]
+    with pytest.raises(UniverseConfigError, match=r"test universe: 10 bar\(s\) come without an adjusted close .*close_is_adjusted"):
+        clean(raw_frame(rows))
+    declared = clean(raw_frame(rows), close_is_adjusted=True)
+    assert declared.cleaned[c.ADJ_FACTOR].to_list() == [1.0] * 10
+    assert declared.cleaned[c.CLOSE].to_list() == declared.cleaned[c.RAW_CLOSE].to_list() == [100.0 + i for i in range(10)]
+
+
+def test_a_split_in_raw_closes_declared_unadjusted_stops_the_run_naming_instrument_and_date() -> None:
+    closes = [100.0 * (1.01 if i % 2 else 1.0) for i in range(30)] + [25.3 * (1.01 if i % 2 else 1.0) for i in range(10)]
+    rows = [{**row, c.ADJ_CLOSE: None} for row in series("A", closes)]
+    day = weekdays(START, 40)[30]
+    with pytest.raises(UnadjustedSplitError, match=rf"close_is_adjusted: false .* A {day} \(close x 0\.2505, {HAND_SOURCE_FILE} row 30\)"):
+        clean(raw_frame(rows), close_is_adjusted=False)
+    # A crash that is no split ratio is booked as it happened (price return: dividends are not in it).
+    crash = [{**row, c.ADJ_CLOSE: None} for row in series("A", closes[:30] + [c_ * 0.69 * 4 for c_ in closes[30:]])]
+    booked = clean(raw_frame(crash), close_is_adjusted=False)
+    assert booked.cleaned[c.LOG_RETURN][30] == math.log(closes[30] * 0.69 * 4 / closes[29])

@@ -18,7 +18,9 @@ from quantlab_assets.compute.data.csv_source import (
     read_bar_files,
     resolve_paths,
 )
+from quantlab_assets.compute.data.cleaning import CleaningParams, clean_bars
 from quantlab_assets.compute.data.raw import RAW_SCHEMA
+from quantlab_assets.compute.universe import UniverseConfigError
 
 HEADER = "date,ticker,open,high,low,close,adj_close,volume\n"
 
@@ -256,3 +258,43 @@ def test_read_bar_files_stacks_files_each_row_keeping_its_file_and_line(tmp_path
 def test_read_bar_files_of_no_files_is_an_empty_raw_frame() -> None:
     empty = read_bar_files([])
     assert empty.height == 0 and empty.schema == pl.Schema(RAW_SCHEMA)
+
+
+# --- Adjusted closes through cleaning ------------------------------------------------------------------
+
+
+def _split_file(path: Path, adjusted: bool, blank_adj_line: int | None = None) -> Path:
+    """Twenty weekdays of a stock that splits 4:1 on the eleventh (traded 400 -> 101, a +1 % true move)."""
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(28)]
+    days = [day for day in days if day.weekday() < 5][:20]
+    lines = ["Date,Close" + (",Adj Close" if adjusted else "")]
+    for i, day in enumerate(days):
+        close = 400.0 if i < 10 else 101.0
+        adj = "," if blank_adj_line == i + 2 else f",{close / 4 if i < 10 else close}"
+        lines.append(f"{day},{close}" + (adj if adjusted else ""))
+    return _write(path, "\n".join(lines) + "\n")
+
+
+def test_a_users_raw_close_and_adjusted_close_give_continuous_cleaned_returns(tmp_path: Path) -> None:
+    layout = CsvLayout(columns={c.DATE: "Date", c.CLOSE: "Close", c.ADJ_CLOSE: "Adj Close"}, ticker_from_filename=True)
+    lenient = CleaningParams(min_history_days=1, max_missing_share=1.0)
+    window = (dt.date(2024, 1, 1), dt.date(2024, 1, 31))
+
+    def cleaned(*paths: Path, **options: object):
+        bars = read_bar_files(list(paths), layout)
+        return clean_bars(bars, ["NVX", "RAW"], window=window, as_of=window[1], params=lenient, universe="mine", **options)
+
+    result = cleaned(_split_file(tmp_path / "NVX.csv", adjusted=True))
+    returns = result.cleaned.sort(c.DATE)[c.LOG_RETURN].to_list()
+    assert returns[10] == pytest.approx(0.00995, abs=1e-5)  # ln(101/100), not ln(101/400) = -1.379
+    assert result.cleaned[c.RAW_CLOSE].to_list()[9:11] == [400.0, 101.0]
+
+    # A blank Adj Close on one line: that row is quarantined with its file and line.
+    holes = cleaned(_split_file(tmp_path / "holes" / "NVX.csv", adjusted=True, blank_adj_line=7))
+    row = holes.quarantine.row(0, named=True)
+    assert (row[c.RULE], row[c.SOURCE_FILE].endswith("holes/NVX.csv"), row[c.SOURCE_ROW]) == ("invalid_adj_close", True, 7)
+
+    # A file without the column, in a universe that does not say what its closes are: a configuration error.
+    raw_file = _split_file(tmp_path / "RAW.csv", adjusted=False)
+    with pytest.raises(UniverseConfigError, match=r"mine: 20 bar\(s\) come without an adjusted close .*RAW\.csv"):
+        cleaned(tmp_path / "NVX.csv", raw_file)

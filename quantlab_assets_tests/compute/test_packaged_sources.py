@@ -15,7 +15,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.data.cleaning import ACTION_CAPPED, ROW_RULES, CleaningResult, clean_bars
+from quantlab_assets.compute.data.cleaning import ACTION_FLAGGED, REVERTED_SPIKE, ROW_RULES, CleaningResult, clean_bars
+from quantlab_assets.compute.data.outlier_review import REAL_MOVE, VERDICT, review_capped_bars
 from quantlab_assets.compute.data.packaged_sources import SOURCE, read_sp500_sample
 from quantlab_assets.compute.data.raw import RAW_SCHEMA
 from quantlab_assets.compute.schemas import RawBarsSchema, validate
@@ -45,7 +46,7 @@ def cleaned_sample(sample: pl.DataFrame) -> CleaningResult:
     spec = load_universe_catalog()["sp500_sample"]
     return clean_bars(
         sample, spec.instruments[c.TICKER], window=(dt.date(1990, 1, 1), dt.date(2022, 12, 31)),
-        as_of=dt.date(2023, 1, 3), holidays=spec.holidays,
+        as_of=dt.date(2023, 1, 3), holidays=spec.holidays, close_is_adjusted=spec.close_is_adjusted,
     )
 
 
@@ -71,7 +72,7 @@ def test_stocks_are_close_only_from_1990_to_2022(stocks: pl.DataFrame) -> None:
     assert set(spans["last"]) == {dt.date(2022, 12, 28)}
     assert stocks.select(pl.col(c.OPEN, c.HIGH, c.LOW, c.VOLUME).null_count()).row(0) == (stocks.height,) * 4
     assert stocks[c.CLOSE].null_count() == 0
-    assert (stocks[c.CLOSE] == stocks[c.ADJ_CLOSE]).all()
+    assert stocks[c.ADJ_CLOSE].null_count() == stocks.height  # adjusted closes, declared by the universe
 
 
 def test_stocks_match_skfolios_own_loader(stocks: pl.DataFrame) -> None:
@@ -136,11 +137,11 @@ def test_cleaning_the_sample_rejects_nothing(cleaned_sample: CleaningResult, sam
     """Real data, no row-rule rejection: no weekend, duplicate, non-positive or inconsistent bar.
 
     Series rules do fire: each instrument's first 251 days are dropped (insufficient history, 22 x 251
-    rows) and about a hundred returns are capped (see the next test for what is wrong with most of them).
+    rows) and 31 returns are flagged as outliers (kept; see the next tests). No bar is a reverted spike.
     """
     counts = cleaned_sample.rule_counts
     assert {rule: counts[rule] for rule in ROW_RULES} == {rule: 0 for rule in ROW_RULES}
-    assert cleaned_sample.rejected_share == 0.0
+    assert cleaned_sample.rejected_share == 0.0 and counts[REVERTED_SPIKE] == 0
     assert counts["insufficient_history"] == 22 * 251
     assert counts["high_missing_share"] == 0
     assert cleaned_sample.raw_rows == sample.height
@@ -154,26 +155,44 @@ def test_cleaning_the_sample_rejects_nothing(cleaned_sample: CleaningResult, sam
     assert filled[c.DATE].unique().sort().to_list() == [dt.date(2019, 1, d) for d in (2, 3, 4, 7, 8)]
 
 
-def test_genuine_market_moves_are_capped_but_keep_their_sign(cleaned_sample: CleaningResult) -> None:
-    """Capping is by design (10 robust sigmas), e.g. AAPL -52 % on 2000-09-29 becomes about -44 %.
+def test_genuine_market_moves_are_flagged_and_kept_as_they_happened(cleaned_sample: CleaningResult) -> None:
+    """A 10-sigma day is flagged for review, never rewritten: AAPL -52 % on 2000-09-29 stays -52 %.
 
-    But no capped return may become 0 while the close moved: skfolio's RRC trades in 1/8-dollar ticks
-    around $2 in 1990-1993, most of its daily returns are exactly 0, its robust sigma is 0, and every
-    move it makes (72 of them, up to +/-22 %) comes out of cleaning as a log return of 0.
+    And a stale-priced instrument's moves are not flagged to death: skfolio's RRC trades in 1/8-dollar
+    ticks around $2 in 1990-1993, most of its daily returns are exactly 0 and its robust sigma is 0.
     """
-    capped = cleaned_sample.cleaned.filter(pl.col(c.IS_CAPPED))
-    assert capped.height > 0
-    aapl = capped.filter((pl.col(c.TICKER) == "AAPL") & (pl.col(c.DATE) == dt.date(2000, 9, 29)))
-    assert aapl.height == 1 and -0.73 < aapl[c.LOG_RETURN][0] < -0.3
-    zeroed = capped.filter(pl.col(c.LOG_RETURN) == 0)
-    assert zeroed.height == 0, f"{zeroed.height} real moves capped to a log return of 0:\n{zeroed.select(c.DATE, c.TICKER, c.CLOSE, c.LOG_RETURN, c.IS_CAPPED)}"
+    flagged = cleaned_sample.cleaned.filter(pl.col(c.IS_OUTLIER))
+    assert flagged.height == 31
+    aapl = cleaned_sample.cleaned.filter(pl.col(c.TICKER) == "AAPL").sort(c.DATE)
+    crash = aapl.with_columns((pl.col(c.CLOSE) / pl.col(c.CLOSE).shift(1)).log().alias("received")).filter(
+        pl.col(c.DATE) == dt.date(2000, 9, 29)
+    )
+    assert crash[c.IS_OUTLIER].item() and crash[c.LOG_RETURN].item() == crash["received"].item()
+    assert crash[c.LOG_RETURN].item() == pytest.approx(-0.7308, abs=1e-4)
+    assert flagged.filter(pl.col(c.TICKER) == "RRC").height == 0
 
 
-def test_cleaned_returns_compound_to_the_price_path_where_not_capped(cleaned_sample: CleaningResult) -> None:
+def test_every_bar_beyond_the_outlier_bound_is_a_real_move_kept(sample: pl.DataFrame) -> None:
+    """The 31 bars a capping rule rewrote (docs/real_data.md lists them): none reverts, all are kept."""
+    spec = load_universe_catalog()["sp500_sample"]
+    review = review_capped_bars(
+        sample, spec.instruments[c.TICKER], window=(dt.date(1990, 1, 1), dt.date(2022, 12, 31)),
+        as_of=dt.date(2023, 1, 3), holidays=spec.holidays, close_is_adjusted=spec.close_is_adjusted,
+    )
+    assert review.height == 31
+    assert set(review[VERDICT]) == {REAL_MOVE}
+    assert (review[c.LOG_RETURN] == review["kept_log_return"]).all()
+    famous = {(dt.date(2004, 9, 30), "MRK"): -0.3117, (dt.date(2000, 9, 29), "AAPL"): -0.7308, (dt.date(2011, 8, 8), "BAC"): -0.2271}
+    for (day, ticker), expected in famous.items():
+        row = review.filter((pl.col(c.DATE) == day) & (pl.col(c.TICKER) == ticker))
+        assert row[VERDICT].to_list() == [REAL_MOVE], (day, ticker)
+        assert row[c.LOG_RETURN].item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_cleaned_returns_compound_to_the_price_path(cleaned_sample: CleaningResult) -> None:
     frame = cleaned_sample.cleaned.filter(pl.col(c.TICKER) == "MSFT").sort(c.DATE)
-    implied = frame.with_columns((pl.col(c.CLOSE) / pl.col(c.CLOSE).shift(1)).log().alias("implied"))
-    uncapped = implied.filter(~pl.col(c.IS_CAPPED)).drop_nulls("implied")
-    np.testing.assert_allclose(uncapped[c.LOG_RETURN].to_numpy(), uncapped["implied"].to_numpy(), rtol=0, atol=1e-12)
+    implied = frame.with_columns((pl.col(c.CLOSE) / pl.col(c.CLOSE).shift(1)).log().alias("implied")).drop_nulls("implied")
+    np.testing.assert_allclose(implied[c.LOG_RETURN].to_numpy(), implied["implied"].to_numpy(), rtol=0, atol=0)
     assert not math.isnan(frame[c.LOG_RETURN].drop_nulls().sum())
-    capped_rows = cleaned_sample.quarantine.filter(pl.col(c.ACTION) == ACTION_CAPPED)
-    assert capped_rows.height == cleaned_sample.cleaned[c.IS_CAPPED].sum()
+    flagged_rows = cleaned_sample.quarantine.filter(pl.col(c.ACTION) == ACTION_FLAGGED)
+    assert flagged_rows.height == cleaned_sample.cleaned[c.IS_OUTLIER].sum()

@@ -24,8 +24,9 @@ from quantlab_assets.compute.schemas import (
 
 DAY = dt.date(2024, 1, 2)
 CLEANED_SCHEMA = {
-    c.DATE: pl.Date, c.TICKER: pl.String, **{name: pl.Float64 for name in c.BAR_COLUMNS},
-    c.LOG_RETURN: pl.Float64, c.IS_FILLED: pl.Boolean, c.IS_CAPPED: pl.Boolean, c.IS_MEMBER: pl.Boolean,
+    c.DATE: pl.Date, c.TICKER: pl.String, **{name: pl.Float64 for name in (*c.PRICE_COLUMNS, c.VOLUME)},
+    c.LOG_RETURN: pl.Float64, c.RAW_CLOSE: pl.Float64, c.ADJ_FACTOR: pl.Float64, c.IS_FILLED: pl.Boolean,
+    c.IS_OUTLIER: pl.Boolean, c.IS_MEMBER: pl.Boolean,
 }
 
 
@@ -34,8 +35,8 @@ def _cleaned(*overrides: dict[str, Any]) -> pl.DataFrame:
     for i, override in enumerate(overrides):
         row = {
             c.DATE: DAY + dt.timedelta(days=i), c.TICKER: "AAA", c.OPEN: 10.0, c.HIGH: 11.0, c.LOW: 9.0, c.CLOSE: 10.5,
-            c.ADJ_CLOSE: 10.5, c.VOLUME: 100.0, c.LOG_RETURN: 0.01, c.IS_FILLED: False, c.IS_CAPPED: False,
-            c.IS_MEMBER: True,
+            c.VOLUME: 100.0, c.LOG_RETURN: 0.01, c.RAW_CLOSE: 10.5, c.ADJ_FACTOR: 1.0, c.IS_FILLED: False,
+            c.IS_OUTLIER: False, c.IS_MEMBER: True,
         }
         row.update(override)
         rows.append(row)

@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.data.cleaning import ACTION_CAPPED, ACTION_REJECTED, CleaningParams, clean_bars
+from quantlab_assets.compute.data.cleaning import ACTION_REJECTED, CleaningParams, clean_bars
 from quantlab_assets.compute.data.raw import as_raw_frame
 from quantlab_assets.compute.data.synthetic import (
     DEFECT_KINDS,
@@ -25,7 +25,7 @@ from quantlab_assets.compute.data.synthetic import (
 
 # Defect kind planted by the generator -> the cleaning rule that must catch it.
 DEFECT_RULES = {
-    "price_spike_x10": "return_outlier",
+    "price_spike_x10": "reverted_spike",
     "non_positive_price": "non_positive_price",
     "high_below_low": "ohlc_inconsistent",
     "negative_volume": "negative_volume",
@@ -161,8 +161,8 @@ def test_defects_look_like_their_kind(small_market: SyntheticMarket) -> None:
 
 def test_every_planted_defect_is_quarantined_by_its_rule(small_market: SyntheticMarket, small_market_params) -> None:
     raw = as_raw_frame(small_market.bars, source="synthetic", source_file="synthetic")
-    # A short history requirement, so that spikes in an instrument's first year are judged as outliers
-    # (with the default 252 days they are dropped as insufficient history before any cap applies).
+    # A short history requirement, so that every row is judged by the series rules (with the default 252
+    # days a young instrument's rows are dropped as insufficient history).
     params = CleaningParams(min_history_days=20, max_missing_share=1.0)
     result = clean_bars(
         raw, small_market.universe[c.TICKER], window=(small_market_params.start, small_market_params.end),
@@ -173,14 +173,14 @@ def test_every_planted_defect_is_quarantined_by_its_rule(small_market: Synthetic
     assert judged.height == defects.height  # one quarantine row per defect, no more
     for row in judged.iter_rows(named=True):
         expected_rule = DEFECT_RULES[row[c.PLANTED_DEFECT]]
-        expected_action = ACTION_CAPPED if expected_rule == "return_outlier" else ACTION_REJECTED
-        assert (row[c.RULE], row[c.ACTION]) == (expected_rule, expected_action), row
+        assert (row[c.RULE], row[c.ACTION]) == (expected_rule, ACTION_REJECTED), row
+    # A quarantined spike's day is forward-filled from the last good close: its price never reaches a return.
     spikes = defects.filter(pl.col(c.PLANTED_DEFECT) == "price_spike_x10")
-    capped = spikes.join(result.cleaned, on=[c.DATE, c.TICKER])
-    assert capped.height == spikes.height and capped[c.IS_CAPPED].all()
+    filled = spikes.join(result.cleaned, on=[c.DATE, c.TICKER])
+    assert filled.height == spikes.height and filled[c.IS_FILLED].all()
 
 
-def test_with_default_cleaning_no_spike_reaches_cleaned_bars_uncapped(small_market: SyntheticMarket, small_market_params) -> None:
+def test_with_default_cleaning_no_spike_reaches_cleaned_bars(small_market: SyntheticMarket, small_market_params) -> None:
     raw = as_raw_frame(small_market.bars, source="synthetic", source_file="synthetic")
     result = clean_bars(
         raw, small_market.universe[c.TICKER], window=(small_market_params.start, small_market_params.end),
@@ -188,12 +188,10 @@ def test_with_default_cleaning_no_spike_reaches_cleaned_bars_uncapped(small_mark
     )
     spikes = small_market.oracle.filter(pl.col(c.PLANTED_DEFECT) == "price_spike_x10")
     assert spikes.height > 0
-    in_cleaned = spikes.join(result.cleaned, on=[c.DATE, c.TICKER])
-    assert in_cleaned[c.IS_CAPPED].all()
-    # Those not in cleaned bars were dropped (young instrument), and are in the quarantine as such.
-    dropped = spikes.join(result.cleaned, on=[c.DATE, c.TICKER], how="anti").join(result.quarantine, on=[c.DATE, c.TICKER])
-    assert dropped.height == spikes.height - in_cleaned.height
-    assert set(dropped[c.RULE]) <= {"insufficient_history", "high_missing_share"}
+    judged = spikes.join(result.quarantine, on=[c.DATE, c.TICKER])
+    assert judged.height == spikes.height and set(judged[c.RULE]) == {"reverted_spike"}
+    received = spikes.join(result.cleaned, on=[c.DATE, c.TICKER]).filter(~pl.col(c.IS_FILLED))
+    assert received.height == 0
 
 
 def _design_ic(params: SyntheticMarketParams) -> float:

@@ -226,3 +226,27 @@ def test_malformed_splits_raise_naming_the_file(tmp_path: Path, splits: str) -> 
     path = _yaml(tmp_path, "bad", f"name: bad\nsource: synthetic\nsplits: {splits}\n")
     with pytest.raises(UniverseConfigError, match=str(path)):
         load_universe_spec(path)
+
+
+# --- Adjusted closes -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("line", "expected"), [("close_is_adjusted: true\n", True), ("close_is_adjusted: false\n", False), ("", None)])
+def test_close_is_adjusted_is_read_and_left_undeclared_when_absent(tmp_path: Path, line: str, expected: bool | None) -> None:
+    path = _yaml(tmp_path, "u.yaml", "name: x\nsource: csv\n" + line + "instruments:\n" + INSTRUMENT)
+    assert load_universe_spec(path).close_is_adjusted is expected
+
+
+@pytest.mark.parametrize("value", ["yes please", "1", "[true]"])
+def test_close_is_adjusted_must_be_a_boolean(tmp_path: Path, value: str) -> None:
+    path = _yaml(tmp_path, "u.yaml", f"name: x\nsource: csv\nclose_is_adjusted: {value}\ninstruments:\n" + INSTRUMENT)
+    with pytest.raises(UniverseConfigError, match=rf"^{path}: close_is_adjusted must be true or false"):
+        load_universe_spec(path)
+
+
+def test_packaged_universes_without_adjusted_columns_declare_their_closes() -> None:
+    catalog = load_universe_catalog()
+    # skfolio's closes are adjusted; the synthetic market has no corporate actions.
+    assert (catalog["sp500_sample"].close_is_adjusted, catalog["synthetic"].close_is_adjusted) == (True, True)
+    # Yahoo always sends an Adj Close: nothing to declare.
+    assert catalog["yfinance_us_large_caps"].close_is_adjusted is None

@@ -12,12 +12,16 @@ approximate February 2024 prices. Three defects are deliberate, because raw bars
 sent and invent nothing: AAPL's 2024-02-15 bar has no open, MSFT's 2024-02-12 bar is all zeros, and MSFT
 has no bar on 2024-02-13 (yfinance pads it with an all-NaN row, which must not become a bar).
 `chart_not_found.json` is Yahoo's 404 body for a symbol it does not know.
+`chart_AAPL_2020-08.json` holds AAPL from 2020-08-03 to 2020-09-03, across its 4:1 split of 2020-08-31 and
+its 0.205-a-share (0.82 before the split) dividend that went ex on 2020-08-07; how it was built is in
+the fixtures' README.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from pathlib import Path
@@ -35,6 +39,7 @@ from curl_cffi.requests.models import Response
 from polars.testing import assert_frame_equal
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.data.cleaning import CleaningParams, clean_bars
 from quantlab_assets.compute.data.raw import RAW_SCHEMA
 from quantlab_assets.compute.data.yfinance_source import (
     YFinanceError,
@@ -359,3 +364,53 @@ def test_invalid_arguments_are_rejected_before_any_request(
     with pytest.raises(ValueError):
         download_yfinance_bars(tickers, start, END, YFinanceParams(**params), session=yahoo, sleep=_recording_sleep([]))
     assert yahoo.chart_requests == []
+
+
+# --- A real split and a real dividend, through cleaning ----------------------------------------------------
+
+SPLIT_START, SPLIT_END = dt.date(2020, 8, 3), dt.date(2020, 9, 3)
+SPLIT_DAY, EX_DIVIDEND_DAY, DIVIDEND = dt.date(2020, 8, 31), dt.date(2020, 8, 7), 0.205
+
+
+def _traded_before_the_split(chart: bytes) -> bytes:
+    """The same response with the bars before the 4:1 split as traded (prices x 4, shares / 4).
+
+    Yahoo sends closes already split-adjusted (only Adj Close has the dividends); a vendor, a user's CSV,
+    or Yahoo itself before it applies a fresh split, delivers the traded prices instead.
+    """
+    document = json.loads(chart)
+    result = document["chart"]["result"][0]
+    split_stamp = int(next(iter(result["events"]["splits"])))
+    before = [stamp < split_stamp for stamp in result["timestamp"]]
+    quote = result["indicators"]["quote"][0]
+    for name in ("open", "high", "low", "close"):
+        quote[name] = [value * 4 if early else value for value, early in zip(quote[name], before, strict=True)]
+    quote["volume"] = [volume // 4 if early else volume for volume, early in zip(quote["volume"], before, strict=True)]
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize("traded", [False, True], ids=["as-recorded", "traded-prices-before-the-split"])
+def test_cleaned_returns_are_continuous_across_a_real_split_and_dividend(yahoo: FakeYahoo, traded: bool) -> None:
+    recorded = (FIXTURES / "chart_AAPL_2020-08.json").read_bytes()
+    yahoo.charts["AAPL"] = _traded_before_the_split(recorded) if traded else recorded
+    download = download_yfinance_bars(["AAPL"], SPLIT_START, SPLIT_END, session=yahoo, sleep=_recording_sleep([]))
+    result = clean_bars(
+        download.bars, ["AAPL"], window=(SPLIT_START, SPLIT_END), as_of=SPLIT_END,
+        params=CleaningParams(min_history_days=1, max_missing_share=1.0),
+    )
+    assert result.quarantine.height == 0  # the split is neither an outlier nor an unexplained factor jump
+    bars = result.cleaned.sort(c.DATE)
+    adjusted = bars[c.CLOSE].to_list()
+    close_on = dict(zip(bars[c.DATE].to_list(), bars[c.RAW_CLOSE].to_list(), strict=True))
+    returns = dict(zip(bars[c.DATE].to_list(), bars[c.LOG_RETURN].to_list(), strict=True))
+
+    # The split day returns +3.3 % (124.81 -> 129.04 a share, in post-split shares), not ln(1/4) = -1.386.
+    assert returns[SPLIT_DAY] == pytest.approx(math.log(129.04 / 124.81), abs=1e-6)
+    assert close_on[dt.date(2020, 8, 28)] == pytest.approx(124.81 * (4 if traded else 1), rel=1e-6)
+    # Ex-dividend day: the traded close falls 113.90 -> 111.11, the holder also gets 0.205 a share.
+    price_return = math.log(111.11 / 113.90)
+    assert returns[EX_DIVIDEND_DAY] == pytest.approx(math.log(111.11 / (113.90 - DIVIDEND)), abs=1e-6)
+    assert returns[EX_DIVIDEND_DAY] - price_return == pytest.approx(DIVIDEND / 111.11, abs=1e-4)  # + dividend yield
+    assert sum(value for value in returns.values() if value is not None) == pytest.approx(math.log(adjusted[-1] / adjusted[0]))
+    # Share volume is continuous in post-split shares, whichever way the bars came.
+    assert bars.filter(pl.col(c.DATE) == dt.date(2020, 8, 28))[c.VOLUME].item() == pytest.approx(187_630_000)

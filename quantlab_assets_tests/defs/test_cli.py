@@ -21,8 +21,10 @@ MODULE = ["-m", "quantlab_assets.definitions"]
 MONTH = "2024-03-01|my_csv"
 
 
-def _write_universe(directory: Path, csv_glob: str = "prices/*.csv") -> None:
+def _write_universe(directory: Path, csv_glob: str = "prices/*.csv", close_is_adjusted: str = "true") -> None:
+    """A CSV universe without an adjusted close column; its closes are declared adjusted unless told."""
     directory.mkdir(parents=True, exist_ok=True)
+    declaration = f"close_is_adjusted: {close_is_adjusted}" if close_is_adjusted else ""
     (directory / "my_csv.yaml").write_text(
         textwrap.dedent(
             f"""\
@@ -33,6 +35,7 @@ def _write_universe(directory: Path, csv_glob: str = "prices/*.csv") -> None:
               paths: ["{csv_glob}"]
               ticker_from_filename: true
               columns: {{date: Date, open: Open, high: High, low: Low, close: Close, volume: Volume}}
+            {declaration}
             instruments:
               - {{ticker: AAA, name: Alpha, sector: Tech, industry: Software}}
               - {{ticker: BBB, name: Beta, sector: Energy, industry: Oil}}
@@ -135,3 +138,21 @@ def test_a_partition_range_backfills_in_one_run_from_the_shell(env: dict[str, st
     assert stored == [f"2024-{m:02d}.parquet" for m in range(1, 7)]
     june = pl.read_parquet(Path(env["QUANTLAB_DATA_DIR"]) / "raw_ohlcv" / "synthetic" / "2024-06.parquet")
     assert june["date"].max() == dt.date(2024, 6, 28)  # the as-of date bounds the synthetic market
+
+
+def test_closes_without_an_adjusted_column_in_an_undeclared_universe_fail_the_cleaning_naming_the_key(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    universes = tmp_path / "universes"
+    _write_universe(universes, close_is_adjusted="")
+    _write_prices(universes, "AAA", dt.date(2024, 3, 1), 20)
+    _write_prices(universes, "BBB", dt.date(2024, 3, 1), 20)
+    assert _materialise(env, "universe", "my_csv").returncode == 0
+
+    run = _materialise(env, "raw_ohlcv,cleaned_bars,rejected_bars", MONTH)
+
+    assert run.returncode == 1
+    output = run.stdout + run.stderr
+    assert "UniverseConfigError" in output and "close_is_adjusted" in output
+    assert str(universes / "my_csv.yaml") in output and "AAA.csv" in output
+    assert not (Path(env["QUANTLAB_DATA_DIR"]) / "cleaned_bars" / "my_csv" / "2024-03.parquet").exists()

@@ -130,7 +130,7 @@ def test_the_real_sp500_sample_cleans_without_capping_genuine_crisis_moves(
     cleaned = _read_months(data_dir, "cleaned_bars", "sp500_sample")
     october = cleaned.filter(pl.col(c.DATE).is_between(dt.date(2008, 10, 1), dt.date(2008, 10, 31)))
     assert october[c.TICKER].n_unique() == 22
-    assert not october[c.IS_CAPPED].any()
+    assert not october[c.IS_OUTLIER].any()
     # 2008-10-13: the S&P 500's largest one-day gain since the 1930s, +11.6 %, kept as it happened.
     gspc = october.filter((pl.col(c.TICKER) == "^GSPC") & (pl.col(c.DATE) == dt.date(2008, 10, 13)))
     assert gspc[c.LOG_RETURN].item() == pytest.approx(0.1096, abs=1e-3)

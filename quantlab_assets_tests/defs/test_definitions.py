@@ -61,7 +61,7 @@ def test_partition_schemes_are_month_by_universe_with_a_lookback() -> None:
     )
     months = sorted(key.split("|")[0] for key in upstream.partitions_subset.get_partition_keys())
     assert len(months) == LOOKBACK_MONTHS + 1
-    assert months[0] == "2023-05-01" and months[-1] == "2024-06-01"
+    assert months[0] == "2023-04-01" and months[-1] == "2024-06-01"
 
 
 def test_strategy_assets_are_strategy_by_universe_and_the_report_per_universe() -> None:
@@ -85,12 +85,17 @@ HEDGING_CHECKS = {"hedge_policy_crisis_unseen", "hedging_scorecard_finite", "hed
 
 def test_hedging_assets_partitions_jobs_and_gpu_tags() -> None:
     from quantlab_assets.defs.gpu import DEVICE_TAG, GPU_POOL
-    from quantlab_assets.defs.partitions import hedge_policy_partitions, hedging_environment_partitions
+    from quantlab_assets.defs.partitions import (
+        hedge_policy_partitions,
+        hedging_environment_partitions,
+        hedging_study_partitions,
+    )
 
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey("hedging_environments")).partitions_def == hedging_environment_partitions
     assert graph.get(dg.AssetKey("hedge_policy")).partitions_def == hedge_policy_partitions
-    assert graph.get(dg.AssetKey("hedging_scorecard")).partitions_def is None
+    for study_asset in ("hedging_scorecard", "hedging_figures"):
+        assert graph.get(dg.AssetKey(study_asset)).partitions_def == hedging_study_partitions
     policy = defs.resolve_assets_def("hedge_policy")
     assert policy.op.tags[DEVICE_TAG] == "gpu" and policy.op.pool == GPU_POOL
     for job in ("hedging_environments_job", "hedging_job", "hedging_study_job"):

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import torch
 
-from quantlab_assets.compute.hedging.config import HOLDOUT, SMOKE, policy_keys
+from quantlab_assets.compute.hedging.config import HOLDOUT, PRESETS, SMOKE, policy_keys
 from quantlab_assets.compute.hedging.study_files import STUDY_FOLDER
 from quantlab_assets.compute.hedging.policy import load_policy, state_bytes
 from quantlab_assets.defs.assets.hedging import (
@@ -23,7 +23,7 @@ from quantlab_assets.defs.assets.hedging import (
     stored_erm_policy,
 )
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager
-from quantlab_assets.defs.partitions import hedge_policy_partitions, hedging_environment_partitions
+from quantlab_assets.defs.partitions import hedge_policy_partitions, hedging_environment_partitions, hedging_study_partitions
 from quantlab_assets.defs.resources import HedgingStudyResource, MlflowTrackingResource, TorchDeviceResource
 from quantlab_assets_tests.defs.conftest import RANGE_END, RANGE_START
 
@@ -40,10 +40,10 @@ def resources(data_dir: Path) -> dict[str, object]:
     }
 
 
-def materialize(selection: list[str], partitions: tuple[str, str] | None, data_dir: Path,
+def materialize(selection: list[str], partitions: tuple[str, str], data_dir: Path,
                 instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """One run over the partition range `partitions` (first, last), or of unpartitioned assets."""
-    tags = {RANGE_START: partitions[0], RANGE_END: partitions[1]} if partitions else None
+    """One run over the partition range `partitions` (first, last)."""
+    tags = {RANGE_START: partitions[0], RANGE_END: partitions[1]}
     result = dg.materialize(ASSETS, selection=selection, resources=resources(data_dir), instance=instance, tags=tags)
     assert result.success
     return result
@@ -58,7 +58,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         materialize(["hedging_environments"], (environments[0], environments[-1]), data_dir, instance)
         # One run trains the seed's 7 policies, erm first (irm_head starts from it).
         checks = materialize(["hedge_policy"], (SEED0[0], SEED0[-1]), data_dir, instance).get_asset_check_evaluations()
-        study_result = materialize(["hedging_scorecard", "hedging_figures"], None, data_dir, instance)
+        study_result = materialize(["hedging_scorecard", "hedging_figures"], ("smoke", "smoke"), data_dir, instance)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     return {"data_dir": data_dir, "policy_checks": checks, "study": study_result, "seconds": seconds,
             "cpu_seconds": cpu_seconds}
@@ -77,7 +77,8 @@ def test_every_method_of_seed_0_runs_through_real_materialisations_in_seconds(st
 
 
 def test_the_scorecard_writes_its_files_with_provenance_and_an_honest_verdict(study: dict[str, object]) -> None:
-    folder = Path(study["data_dir"]) / STUDY_FOLDER
+    folder = Path(study["data_dir"]) / STUDY_FOLDER / "smoke"
+    assert not (Path(study["data_dir"]) / STUDY_FOLDER / "study").exists()  # the full study's files are its own
     metadata = json.loads((folder / "metadata.json").read_text())
     assert {"git_sha", "torch_version", "environment_fingerprints", "config_hash"} <= set(metadata)
     assert set(metadata["environment_fingerprints"]) == set(hedging_environment_partitions.get_partition_keys())
@@ -90,6 +91,8 @@ def test_the_scorecard_writes_its_files_with_provenance_and_an_honest_verdict(st
     for name in ("cvar_frontier.png", "lambda_beta_sweeps.png", "qq_crisis_erm_vs_irm.png"):
         assert (folder / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (folder / "study.html").read_text(encoding="utf-8")
+    shown = study["study"].asset_materializations_for_node("hedging_figures")[0].metadata
+    assert shown["study_page"].value == str(folder / "study.html") and "url" not in shown
     assert page.count("data:image/png;base64,") == 3 and page.count("<tr>") == 1 + 6 and "inconclusive" in page
     from mlflow.tracking import MlflowClient
 
@@ -128,6 +131,23 @@ def test_policy_partitions_read_only_the_training_and_validation_environments() 
     assert len(hedge_policy_partitions.get_partition_keys()) == 7 * 5
 
 
+def test_each_study_configuration_scores_the_policies_of_its_preset() -> None:
+    from quantlab_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for asset in ("hedging_scorecard", "hedging_figures"):
+        node = graph.get(dg.AssetKey(asset))
+        assert node.partitions_def == hedging_study_partitions
+        assert sorted(hedging_study_partitions.get_partition_keys()) == sorted(PRESETS)
+        mapping = node.partition_mappings[dg.AssetKey("hedge_policy")]
+        for preset, config in PRESETS.items():
+            upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+                hedging_study_partitions.empty_subset().with_partition_keys([preset]),
+                hedging_study_partitions, hedge_policy_partitions,
+            ).partitions_subset.get_partition_keys()
+            assert sorted(upstream) == sorted(policy_keys(config)), (asset, preset)
+
+
 def test_the_scorecard_checks_catch_a_moved_extractor_and_a_policy_that_saw_the_crisis(study: dict[str, object],
                                                                                       tmp_path: Path) -> None:
     data_dir = Path(study["data_dir"])
@@ -140,7 +160,7 @@ def test_the_scorecard_checks_catch_a_moved_extractor_and_a_policy_that_saw_the_
         pl.lit(state_bytes(moved), dtype=pl.Binary).alias("state"))}
     assert frozen_extractor_problems(tampered, SMOKE) == ["irm_head_1_seed0: extractor differs from the ERM extractor"]
 
-    fingerprints = json.loads((data_dir / STUDY_FOLDER / "metadata.json").read_text())["environment_fingerprints"]
+    fingerprints = json.loads((data_dir / STUDY_FOLDER / "smoke" / "metadata.json").read_text())["environment_fingerprints"]
     assert seen_data_problems(policies, fingerprints) == []
     seen = json.loads(policies["erm_0_seed0"]["seen_environments"][0])
     leaked = {**policies, "erm_0_seed0": policies["erm_0_seed0"].with_columns(pl.lit(json.dumps(

@@ -1,4 +1,4 @@
-"""The labels asset reads 13 months back and 4 months ahead of cleaned bars, and fills in as the future arrives."""
+"""The labels asset reads LOOKBACK_MONTHS months back and 4 months ahead of cleaned bars, and fills in as the future arrives."""
 
 import datetime as dt
 from pathlib import Path

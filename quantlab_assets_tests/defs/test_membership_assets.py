@@ -54,6 +54,7 @@ def test_a_users_membership_file_quarantines_bars_after_a_delisting_through_the_
           paths: ["prices/*.csv"]
           ticker_from_filename: true
           columns: {date: Date, open: Open, high: High, low: Low, close: Close, volume: Volume}
+        close_is_adjusted: true
         membership: members.csv
         benchmark: IDX
         instruments:

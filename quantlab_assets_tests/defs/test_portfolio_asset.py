@@ -129,6 +129,10 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
 
     report = final.asset_materializations_for_node("backtest_report")[0]
     path = Path(report.metadata["path"].value)
+    # The UI shows the path and a markdown preview; no file:// link, which a browser refuses from the UI.
+    assert not any("file://" in str(getattr(value, "value", "")) for value in report.metadata.values())
+    assert isinstance(report.metadata["preview"], dg.MarkdownMetadataValue)
+    assert str(path) in report.metadata["preview"].value and "| Sharpe ratio |" in report.metadata["preview"].value
     parser = _Ids()
     parser.feed(path.read_text(encoding="utf-8"))
     assert set(SECTION_IDS) <= parser.ids and "no-regimes" in parser.ids

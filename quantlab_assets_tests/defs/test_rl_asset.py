@@ -27,8 +27,8 @@ def fake_cleaned_bars(context: dg.AssetExecutionContext) -> UniverseFrames:
     close = returns.select(c.DATE, c.TICKER, (100 * (1 + pl.col("return")).cum_prod().over(c.TICKER)).alias(c.CLOSE),
                            (1 + pl.col("return")).log().alias(c.LOG_RETURN))
     bars = close.select(c.DATE, c.TICKER, *[pl.col(c.CLOSE).alias(col) for col in (c.OPEN, c.HIGH, c.LOW)], c.CLOSE,
-                        pl.col(c.CLOSE).alias(c.ADJ_CLOSE), pl.lit(1e6).alias(c.VOLUME), c.LOG_RETURN,
-                        pl.lit(False).alias(c.IS_FILLED), pl.lit(False).alias(c.IS_CAPPED))
+                        pl.lit(1e6).alias(c.VOLUME), c.LOG_RETURN, pl.col(c.CLOSE).alias(c.RAW_CLOSE),
+                        pl.lit(1.0).alias(c.ADJ_FACTOR), pl.lit(False).alias(c.IS_FILLED), pl.lit(False).alias(c.IS_OUTLIER))
     return {universe: bars for universe in months_by_universe(list(context.partition_keys))}
 
 

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from quantlab_assets.defs.resources import MLFLOW_TRACKING_URI_ENV
+
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
 # PostgreSQL refuses to run as root; Debian's package creates this system user for it.
@@ -222,7 +224,7 @@ def main() -> None:
         postgres.create_database("dagster")
         postgres.create_database("mlflow")
         with running_mlflow(postgres.url("mlflow", "postgresql+psycopg2"), postgres.directory / "mlflow-artifacts") as uri:
-            exports = {**postgres.dagster_env("dagster"), "QUANTLAB_MLFLOW_TRACKING_URI": uri}
+            exports = {**postgres.dagster_env("dagster"), MLFLOW_TRACKING_URI_ENV: uri}
             print("\n".join(f"export {name}={value}" for name, value in exports.items()), flush=True)
             print("# DAGSTER_HOME needs resources/dagster.postgres.yaml as its dagster.yaml; Ctrl-C stops", flush=True)
             with contextlib.suppress(KeyboardInterrupt):

@@ -1,6 +1,6 @@
 """A training asset logs to the team's MLflow server; the client reads params, metrics and artifact back.
 
-The lab's convention (docs/architecture.md): QUANTLAB_MLFLOW_TRACKING_URI names the tracking server;
+The lab's convention (docs/architecture.md): MLFLOW_TRACKING_URI names the tracking server;
 docker-compose.yml sets it to the mlflow service.
 """
 
@@ -14,9 +14,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import Ridge
 
+from quantlab_assets.defs.resources import MLFLOW_TRACKING_URI_ENV as TRACKING_URI_ENV
+
 pytestmark = pytest.mark.services
 
-TRACKING_URI_ENV = "QUANTLAB_MLFLOW_TRACKING_URI"
 ALPHA = 0.5
 
 

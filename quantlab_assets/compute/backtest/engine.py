@@ -177,10 +177,9 @@ class BacktestResult:
 def returns_from_bars(bars: pl.DataFrame) -> pl.DataFrame:
     """Daily simple returns per instrument from the cleaned bars: date, ticker, return = exp(log_return) - 1.
 
-    The cleaned log_return, not the raw price ratio: cleaning caps outlier returns at 10 robust sigmas
-    while keeping prices as received, and a bad tick (a x10 price for a day) in the prices would book a
-    +900 % then -90 % P&L (measured on the synthetic default: 21 capped rows, largest raw ratio +948 %).
-    The first bar of an instrument has no return (null).
+    The cleaned log_return is the split- and dividend-adjusted return, never rewritten; a bad tick (a x10
+    price for a day, reverted the next) is quarantined by cleaning and its day forward-filled, so it books
+    no +900 % then -90 % P&L. The first bar of an instrument has no return (null).
     """
     return bars.select(c.DATE, c.TICKER, (pl.col(c.LOG_RETURN).exp() - 1.0).alias(RETURN))
 

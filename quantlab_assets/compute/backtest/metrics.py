@@ -6,11 +6,18 @@ blocks keep the serial dependence of daily returns), the probabilistic Sharpe ra
 Sharpe ratio (Bailey & Lopez de Prado 2012, 2014) and the minimum track record length, and a
 Clopper-Pearson interval for the trade win rate. A ratio whose denominator is zero is None, never a
 number: "100 % of 3 trades" comes out as a win rate of 1.0 with a 95 % interval of [0.29, 1.0].
+
+Annualised figures (CAGR, volatility, Sharpe, Sortino, turnover, track-record years) scale by the
+periods per calendar year that the series' own dates show (`periods_per_year`), not by a fixed 252: a
+calendar of 261 sessions a year (every weekday) compounds 261 daily returns into one year, and a
+CAGR computed with 252 would credit it a year too short.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +25,10 @@ import polars as pl
 from arch.bootstrap import StationaryBootstrap
 from scipy import stats
 
+# Periods per year where dates cannot measure it (fewer than two distinct dates): the usual count of
+# US equity sessions.
 PERIODS_PER_YEAR = 252
+DAYS_PER_CALENDAR_YEAR = 365.25
 EULER_GAMMA = 0.5772156649015329
 
 
@@ -33,6 +43,23 @@ class MetricParams:
     n_trials: int = 1
     # Variance of the per-period Sharpe ratios across the trials; None: the estimator's own variance.
     trial_sharpe_variance: float | None = None
+    # Periods per year that annualise; None: measured from the series' dates (periods_per_year).
+    periods_per_year: float | None = None
+
+
+def periods_per_year(dates: pl.Series | Sequence[dt.date]) -> float:
+    """Trading periods per calendar year that a series' dates show.
+
+    Estimator: the intervals between its distinct dates (their count minus one) divided by the calendar
+    years from the first date to the last (days / 365.25). Every weekday from 2000-01-03 to 2009-12-31
+    gives 261.0; the NYSE sessions of 1990-2022 give 252.0. With fewer than two distinct dates nothing is
+    measured and PERIODS_PER_YEAR is returned.
+    """
+    unique = pl.Series(dates, dtype=pl.Date).drop_nulls().unique()
+    if unique.len() < 2:
+        return float(PERIODS_PER_YEAR)
+    elapsed_days = (unique.max() - unique.min()).days
+    return (unique.len() - 1) / (elapsed_days / DAYS_PER_CALENDAR_YEAR)
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -103,16 +130,18 @@ def minimum_track_record_length(returns: np.ndarray, benchmark_sharpe: float = 0
     return 1.0 + factor * (stats.norm.ppf(confidence) / (sharpe - benchmark_sharpe)) ** 2
 
 
-def sharpe_bootstrap_interval(returns: np.ndarray, params: MetricParams) -> tuple[float | None, float | None, float]:
-    """Percentile interval of the annualised Sharpe over stationary-bootstrap resamples, and the share of
-    resamples where it is undefined (zero dispersion), which the interval ignores."""
+def sharpe_bootstrap_interval(
+    returns: np.ndarray, params: MetricParams, periods: float = PERIODS_PER_YEAR
+) -> tuple[float | None, float | None, float]:
+    """Percentile interval of the Sharpe annualised with `periods` per year over stationary-bootstrap
+    resamples, and the share of resamples where it is undefined (zero dispersion), which the interval ignores."""
     if returns.size < 2:
         return None, None, 1.0
     bootstrap = StationaryBootstrap(params.block_days, returns, seed=np.random.default_rng(params.seed))
 
     def annualised(sample: np.ndarray) -> np.ndarray:
         sd = sample.std(ddof=1)
-        return np.array([sample.mean() / sd * math.sqrt(PERIODS_PER_YEAR) if sd > 0 else np.nan])
+        return np.array([sample.mean() / sd * math.sqrt(periods) if sd > 0 else np.nan])
 
     draws = bootstrap.apply(annualised, reps=params.bootstrap_reps)[:, 0]
     finite = draws[np.isfinite(draws)]
@@ -134,31 +163,36 @@ def win_rate_interval(wins: int, n: int, confidence: float = 0.95) -> tuple[floa
 def compute_metrics(
     daily: pl.DataFrame, trades: pl.DataFrame | None = None, params: MetricParams = MetricParams()
 ) -> dict[str, float | int | None]:
-    """Every metric of a backtest: daily has net_return and turnover; trades has pnl and closed (round trips)."""
+    """Every metric of a backtest: daily has date, net_return and turnover; trades has pnl and closed (round trips).
+
+    Annualised with params.periods_per_year, or else with the periods per year of daily's dates.
+    """
     returns = daily["net_return"].to_numpy()
     turnover = daily["turnover"].to_numpy() if "turnover" in daily.columns else np.zeros_like(returns)
     n = returns.size
-    years = n / PERIODS_PER_YEAR
+    periods = params.periods_per_year or periods_per_year(daily["date"])
+    years = n / periods
     growth = float(np.prod(1.0 + returns)) if n else 1.0
     cagr = growth ** (1.0 / years) - 1.0 if n and growth > 0 else None
     sharpe = sharpe_ratio(returns)
     downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2))) if n else 0.0
     drawdown = max_drawdown(returns) if n else 0.0
     var_cut = float(np.quantile(returns, 1 - params.confidence)) if n else None
-    low, high, undefined = sharpe_bootstrap_interval(returns, params)
+    low, high, undefined = sharpe_bootstrap_interval(returns, params, periods)
     min_trl = minimum_track_record_length(returns, confidence=params.confidence)
     metrics: dict[str, float | int | None] = {
         "days": n,
+        "periods_per_year": periods,
         "years": years,
         "total_return": growth - 1.0,
         "cagr": cagr,
-        "annual_volatility": float(returns.std(ddof=1) * math.sqrt(PERIODS_PER_YEAR)) if n > 1 else None,
-        "sharpe": None if sharpe is None else sharpe * math.sqrt(PERIODS_PER_YEAR),
-        "sortino": None if (r := _ratio(float(returns.mean()) if n else 0.0, downside)) is None else r * math.sqrt(PERIODS_PER_YEAR),
+        "annual_volatility": float(returns.std(ddof=1) * math.sqrt(periods)) if n > 1 else None,
+        "sharpe": None if sharpe is None else sharpe * math.sqrt(periods),
+        "sortino": None if (r := _ratio(float(returns.mean()) if n else 0.0, downside)) is None else r * math.sqrt(periods),
         "max_drawdown": drawdown,
         "calmar": None if cagr is None else _ratio(cagr, abs(drawdown)),
         "turnover_daily": float(turnover.mean()) if n else 0.0,
-        "turnover_annual": float(turnover.mean() * PERIODS_PER_YEAR) if n else 0.0,
+        "turnover_annual": float(turnover.mean() * periods) if n else 0.0,
         "hit_rate_days": _ratio(float((returns > 0).sum()), float((returns != 0).sum())),
         # 0.0 - x, not -x: a flat series has a VaR of 0.0, not -0.0.
         "var_95": None if var_cut is None else 0.0 - var_cut,
@@ -170,7 +204,7 @@ def compute_metrics(
         "dsr": deflated_sharpe_ratio(returns, params.n_trials, params.trial_sharpe_variance),
         "n_trials": params.n_trials,
         "min_track_record_days": min_trl,
-        "min_track_record_years": None if min_trl is None else min_trl / PERIODS_PER_YEAR,
+        "min_track_record_years": None if min_trl is None else min_trl / periods,
     }
     if trades is not None:
         metrics.update(trade_metrics(trades, params.confidence))
@@ -199,7 +233,9 @@ def regime_breakdown(daily: pl.DataFrame, regimes: pl.DataFrame, regime_column: 
     """Per regime: days, share of days, annualised mean and volatility, Sharpe, hit rate and the worst day.
 
     regimes: date and regime_column, one label per date (dates without a label are 'unlabelled').
+    Annualised with the periods per year of daily's dates (a regime's own days are not contiguous).
     """
+    periods = periods_per_year(daily["date"])
     joined = daily.select("date", "net_return").join(regimes.select("date", regime_column), on="date", how="left")
     r = pl.col("net_return")
     return (
@@ -207,9 +243,9 @@ def regime_breakdown(daily: pl.DataFrame, regimes: pl.DataFrame, regime_column: 
         .group_by(regime_column)
         .agg(
             pl.len().alias("days"),
-            (r.mean() * PERIODS_PER_YEAR).alias("annual_return"),
-            (r.std() * math.sqrt(PERIODS_PER_YEAR)).alias("annual_volatility"),
-            pl.when(r.std() > 0).then(r.mean() / r.std() * math.sqrt(PERIODS_PER_YEAR)).alias("sharpe"),
+            (r.mean() * periods).alias("annual_return"),
+            (r.std() * math.sqrt(periods)).alias("annual_volatility"),
+            pl.when(r.std() > 0).then(r.mean() / r.std() * math.sqrt(periods)).alias("sharpe"),
             pl.when((r != 0).sum() > 0).then((r > 0).sum() / (r != 0).sum()).alias("hit_rate"),
             r.min().alias("worst_day"),
         )

@@ -17,7 +17,9 @@ import plotly.graph_objects as go
 import polars as pl
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.backtest.metrics import PERIODS_PER_YEAR, regime_breakdown
+from quantlab_assets.compute.backtest.metrics import periods_per_year, regime_breakdown
+from quantlab_assets.compute.portfolio.names import AUDITED, BUY_AND_HOLD, EQUAL, QP, RECKLESS, SNIPER, TOP_N
+from quantlab_assets.compute.regimes.labels import REGIME_NAMES
 
 SECTION_IDS = ("executive-summary", "performance", "regime-analysis", "risk-analysis", "portfolio-analysis", "trade-analysis")
 FIGURE_IDS = {
@@ -31,9 +33,44 @@ FIGURE_IDS = {
 ROLLING_SHARPE_DAYS = 252
 ROLLING_VOL_DAYS = 63
 TEMPLATE = "backtest_report.html.j2"
+# Plotly's date axis counts milliseconds: a bar's width on it (its `x` when horizontal) is a duration in ms.
+MILLISECONDS_PER_DAY = 86_400_000
+# The holding-period axis ends at this quantile of the closed trades' holding periods: one position held
+# for years would otherwise stretch the axis to thousands of days and squeeze every other trade into the
+# first bin. The trades beyond are counted in the title.
+HOLDING_AXIS_QUANTILE = 0.99
+HOLDING_BINS = 60
+# A win rate, its interval or a profit factor of fewer closed trades is shown as "n/a (k trades)": at 20
+# trades a 50 % win rate's exact 95 % interval is already 27 % .. 73 %; below that the number says more
+# about the few trades than about the strategy (one losing trade reads as a 0.00 % win rate).
+MIN_TRADES_FOR_STATISTICS = 20
+TRADE_STATISTICS = ("win_rate", "win_rate_ci_low", "win_rate_ci_high", "profit_factor")
+# Regime colours say what the regime means: bull regimes green, Bear orange, Crisis red, Transition grey.
+REGIME_COLOURS = dict(zip(REGIME_NAMES, ("#2ca02c", "#98df8a", "#ff7f0e", "#b2182b", "#9e9e9e"), strict=True))
+OTHER_REGIME_COLOURS = ("#1f77b4", "#9467bd", "#8c564b", "#e377c2")  # labels of another regime model
+# What a reader sees for each metric and strategy key (tables, legends, menus).
+READABLE_LABELS = {
+    "days": "Days", "years": "Years", "periods_per_year": "Trading days per year", "total_return": "Total return", "cagr": "CAGR",
+    "annual_volatility": "Annual volatility", "sharpe": "Sharpe ratio", "sortino": "Sortino ratio",
+    "max_drawdown": "Maximum drawdown", "calmar": "Calmar ratio", "turnover_daily": "Turnover, daily mean",
+    "turnover_annual": "Turnover, annual", "hit_rate_days": "Share of positive days", "var_95": "VaR 95 %",
+    "cvar_95": "CVaR 95 %", "sharpe_ci_low": "Sharpe, 95 % low", "sharpe_ci_high": "Sharpe, 95 % high",
+    "sharpe_ci_undefined_share": "Sharpe, undefined bootstrap share", "psr": "PSR", "dsr": "DSR",
+    "n_trials": "Strategies tried", "min_track_record_days": "Minimum track record (days)",
+    "min_track_record_years": "Minimum track record (years)", "trades": "Trades", "closed_trades": "Closed trades",
+    "win_rate": "Win rate", "win_rate_ci_low": "Win rate, 95 % low", "win_rate_ci_high": "Win rate, 95 % high",
+    "profit_factor": "Profit factor", "avg_holding_days": "Mean holding period (days)",
+    QP: "QP optimal", TOP_N: "Top-n, equal weight", EQUAL: "Equal weight", BUY_AND_HOLD: "Buy and hold (benchmark)",
+    SNIPER: "Sniper", AUDITED: "Audited", RECKLESS: "Reckless",
+}
 KEY_METRICS = ("cagr", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "psr", "dsr", "max_drawdown", "turnover_annual")
 PERCENT_METRICS = {"total_return", "cagr", "annual_volatility", "max_drawdown", "var_95", "cvar_95",
                    "hit_rate_days", "win_rate", "win_rate_ci_low", "win_rate_ci_high"}
+
+
+def readable_label(name: str) -> str:
+    """What a reader sees for a metric or strategy key: its label, or the key in words ('top_2' -> 'Top 2')."""
+    return READABLE_LABELS.get(name) or name.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True)
@@ -56,7 +93,7 @@ def _with_strategy_menu(figure: go.Figure, names: list[str], traces_per_strategy
     for i, trace in enumerate(figure.data):
         trace.visible = i < traces_per_strategy
     buttons = [
-        {"label": name, "method": "update",
+        {"label": readable_label(name), "method": "update",
          "args": [{"visible": [j // traces_per_strategy == k for j in range(len(figure.data))]}]}
         for k, name in enumerate(names)
     ]
@@ -79,21 +116,24 @@ def _drawdown(daily: pl.DataFrame) -> pl.Series:
 def _rolling(daily: pl.DataFrame, days: int, sharpe: bool) -> pl.Series:
     r = daily["net_return"]
     std = r.rolling_std(days)
+    annualise = math.sqrt(periods_per_year(daily["date"]))
     if sharpe:
-        return (r.rolling_mean(days) / std * math.sqrt(PERIODS_PER_YEAR)).fill_nan(None)
-    return std * math.sqrt(PERIODS_PER_YEAR)
+        return (r.rolling_mean(days) / std * annualise).fill_nan(None)
+    return std * annualise
 
 
-def _figures(runs: list[StrategyRun], benchmark: str | None, regimes: pl.DataFrame | None,
-             sectors: dict[str, str] | None) -> dict[str, go.Figure]:
+def report_figures(runs: list[StrategyRun], benchmark: str | None, regimes: pl.DataFrame | None,
+                   sectors: dict[str, str] | None) -> dict[str, go.Figure]:
+    """Every figure of the report by its div id (FIGURE_IDS); the regime figures only when regimes are given."""
     names = [run.name for run in runs]
     figures: dict[str, go.Figure] = {}
 
     equity = go.Figure()
     for run in runs:
         style = {"dash": "dash", "color": "black"} if run.name == benchmark else {}
-        equity.add_scatter(x=run.daily[c.DATE], y=run.daily["equity"], name=run.name, line=style)
-    figures["fig-equity"] = equity.update_layout(title="Equity (net of costs)" + (f" vs {benchmark}" if benchmark else ""))
+        equity.add_scatter(x=run.daily[c.DATE], y=run.daily["equity"], name=readable_label(run.name), line=style)
+    figures["fig-equity"] = equity.update_layout(
+        title="Equity (net of costs)" + (f" vs {readable_label(benchmark)}" if benchmark else ""))
 
     heatmap = go.Figure()
     for run in runs:
@@ -102,7 +142,7 @@ def _figures(runs: list[StrategyRun], benchmark: str | None, regimes: pl.DataFra
         years = monthly["year"].unique().sort().to_list()
         grid[[years.index(y) for y in monthly["year"]], (monthly["month"] - 1).to_list()] = monthly["return"].to_numpy() * 100
         heatmap.add_heatmap(z=grid, x=[f"{m:02d}" for m in range(1, 13)], y=years, colorscale="RdYlGn", zmid=0,
-                            name=run.name, colorbar={"title": "%"})
+                            name=readable_label(run.name), colorbar={"title": "%"})
     figures["fig-monthly-heatmap"] = _with_strategy_menu(heatmap, names, 1).update_layout(title="Monthly returns (%)")
 
     figures["fig-rolling-sharpe"] = _lines(runs, lambda run: _rolling(run.daily, ROLLING_SHARPE_DAYS, sharpe=True),
@@ -112,14 +152,16 @@ def _figures(runs: list[StrategyRun], benchmark: str | None, regimes: pl.DataFra
                                                "Rolling 3-month volatility (annualised, %)")
     distribution = go.Figure()
     for run in runs:
-        distribution.add_histogram(x=run.daily["net_return"] * 100, name=run.name, opacity=0.6, nbinsx=80)
+        distribution.add_histogram(x=run.daily["net_return"] * 100, name=readable_label(run.name), opacity=0.6, nbinsx=80)
     figures["fig-return-distribution"] = distribution.update_layout(barmode="overlay", title="Daily returns (%)")
 
     concentration = go.Figure()
     for run in runs:
-        concentration.add_scatter(x=run.daily[c.DATE], y=run.daily["n_positions"], name=f"{run.name}: positions")
-        concentration.add_scatter(x=run.daily[c.DATE], y=run.daily["max_weight"] * 100, name=f"{run.name}: largest weight %")
-        concentration.add_scatter(x=run.daily[c.DATE], y=1 / run.daily["hhi"].replace(0, None), name=f"{run.name}: effective names (1/HHI)")
+        label = readable_label(run.name)
+        concentration.add_scatter(x=run.daily[c.DATE], y=run.daily["n_positions"], name=f"{label}: positions")
+        concentration.add_scatter(x=run.daily[c.DATE], y=run.daily["max_weight"] * 100, name=f"{label}: largest weight %")
+        concentration.add_scatter(x=run.daily[c.DATE], y=1 / run.daily["hhi"].replace(0, None),
+                                  name=f"{label}: effective names (1/HHI)")
     figures["fig-concentration"] = _with_strategy_menu(concentration, names, 3).update_layout(title="Position concentration")
 
     exposure = go.Figure()
@@ -132,7 +174,8 @@ def _figures(runs: list[StrategyRun], benchmark: str | None, regimes: pl.DataFra
         )
         for sector in sector_names or ["unknown"]:
             values = by_sector[sector] * 100 if sector in by_sector.columns else pl.Series([0.0] * by_sector.height)
-            exposure.add_scatter(x=by_sector[c.DATE], y=values, name=f"{run.name}: {sector}", stackgroup=run.name)
+            exposure.add_scatter(x=by_sector[c.DATE], y=values, name=f"{readable_label(run.name)}: {sector}",
+                                 stackgroup=run.name)
     figures["fig-sector-exposure"] = _with_strategy_menu(exposure, names, max(1, len(sector_names))).update_layout(
         title="Sector exposure (%)" if sectors else "Sector exposure (%): no sectors known")
     figures["fig-turnover"] = _lines(runs, lambda run: run.daily["turnover"].rolling_sum(21) * 100,
@@ -141,12 +184,9 @@ def _figures(runs: list[StrategyRun], benchmark: str | None, regimes: pl.DataFra
     trades = go.Figure()
     for run in runs:
         monthly = run.trades.group_by(pl.col("entry_date").dt.truncate("1mo").alias("month")).len().sort("month")
-        trades.add_bar(x=monthly["month"], y=monthly["len"], name=run.name)
+        trades.add_bar(x=monthly["month"], y=monthly["len"], name=readable_label(run.name))
     figures["fig-trades-per-month"] = trades.update_layout(title="Trades opened per month")
-    holding = go.Figure()
-    for run in runs:
-        holding.add_histogram(x=run.trades["holding_days"], name=run.name, opacity=0.6, nbinsx=60)
-    figures["fig-holding-period"] = holding.update_layout(barmode="overlay", title="Holding period (trading days)")
+    figures["fig-holding-period"] = _holding_periods(runs)
 
     if regimes is not None:
         figures.update(_regime_figures(runs, regimes))
@@ -156,43 +196,77 @@ def _figures(runs: list[StrategyRun], benchmark: str | None, regimes: pl.DataFra
 def _lines(runs: list[StrategyRun], values, title: str) -> go.Figure:
     figure = go.Figure()
     for run in runs:
-        figure.add_scatter(x=run.daily[c.DATE], y=values(run), name=run.name)
+        figure.add_scatter(x=run.daily[c.DATE], y=values(run), name=readable_label(run.name))
     return figure.update_layout(title=title)
 
 
+def _holding_periods(runs: list[StrategyRun]) -> go.Figure:
+    """Histogram of the closed trades' holding periods (like the metrics' mean holding period: a trade open
+    at the end has no holding period yet), the axis ending at HOLDING_AXIS_QUANTILE of them."""
+    closed = {run.name: run.trades.filter(pl.col("closed"))["holding_days"] for run in runs}
+    pooled = pl.concat(list(closed.values())) if closed else pl.Series("holding_days", [], dtype=pl.Int64)
+    figure = go.Figure()
+    if pooled.is_empty():
+        return figure.update_layout(title="Holding period (trading days): no closed trades")
+    cap = int(pooled.quantile(HOLDING_AXIS_QUANTILE, interpolation="higher"))
+    # Bins of whole days, centred on integers (holding periods are counts of trading days).
+    bins = {"start": 0.5, "end": cap + 0.5, "size": max(1, math.ceil(cap / HOLDING_BINS))}
+    for name, days in closed.items():
+        figure.add_histogram(x=days, name=readable_label(name), opacity=0.6, xbins=bins, autobinx=False)
+    beyond = int((pooled > cap).sum())
+    figure.update_xaxes(range=[0, cap + 0.5])
+    title = "Holding period of closed trades (trading days)"
+    if beyond:
+        title += f"; {beyond} trade{'' if beyond == 1 else 's'} longer than {cap} days beyond the axis"
+    return figure.update_layout(barmode="overlay", title=title)
+
+
 def _regime_spans(regimes: pl.DataFrame) -> pl.DataFrame:
-    """Consecutive dates with one label: regime, start, end."""
+    """Consecutive dates with one label: regime, start, until (the next spell's start; the day after the
+    last date for the last spell), so that the spells tile the period, weekends and holidays included."""
     return (
         regimes.sort(c.DATE)
         .with_columns((pl.col("regime") != pl.col("regime").shift(1)).fill_null(True).cum_sum().alias("_span"))
         .group_by("_span", maintain_order=True)
         .agg(pl.col("regime").first(), pl.col(c.DATE).min().alias("start"), pl.col(c.DATE).max().alias("end"))
+        .with_columns(pl.col("start").shift(-1).fill_null(pl.col("end") + pl.duration(days=1)).alias("until"))
     )
 
 
+def regime_colours(labels: list[str]) -> dict[str, str]:
+    """REGIME_COLOURS for the lab's labels; labels of another regime model get the other colours in turn."""
+    others = iter([label for label in labels if label not in REGIME_COLOURS])
+    extra = {label: OTHER_REGIME_COLOURS[i % len(OTHER_REGIME_COLOURS)] for i, label in enumerate(others)}
+    return {label: REGIME_COLOURS.get(label) or extra[label] for label in labels}
+
+
 def _regime_figures(runs: list[StrategyRun], regimes: pl.DataFrame) -> dict[str, go.Figure]:
-    labels = regimes["regime"].unique().sort().to_list()
-    palette = ["#2ca02c", "#98df8a", "#d62728", "#7f0000", "#ff7f0e", "#1f77b4", "#9467bd"]
-    colour = {label: palette[i % len(palette)] for i, label in enumerate(labels)}
-    spans = _regime_spans(regimes)
+    present = set(regimes["regime"].cast(pl.String).unique().to_list())
+    # The lab's labels in their order (bull to crisis), then any others.
+    labels = [name for name in REGIME_NAMES if name in present] + sorted(present - set(REGIME_NAMES))
+    colour = regime_colours(labels)
+    spans = _regime_spans(regimes.with_columns(pl.col("regime").cast(pl.String)))
     overlay = go.Figure()
     for run in runs:
-        overlay.add_scatter(x=run.daily[c.DATE], y=run.daily["equity"], name=run.name)
+        overlay.add_scatter(x=run.daily[c.DATE], y=run.daily["equity"], name=readable_label(run.name))
     for span in spans.iter_rows(named=True):
-        overlay.add_vrect(x0=span["start"], x1=span["end"], fillcolor=colour[span["regime"]], opacity=0.15, line_width=0)
+        overlay.add_vrect(x0=span["start"], x1=span["until"], fillcolor=colour[span["regime"]], opacity=0.15, line_width=0)
     for label in labels:  # legend entries for the bands
         overlay.add_scatter(x=[None], y=[None], mode="markers", marker={"color": colour[label], "size": 12}, name=label)
     timeline = go.Figure()
     for label in labels:
         mine = spans.filter(pl.col("regime") == label)
-        timeline.add_bar(x=[(e - s).days + 1 for s, e in zip(mine["start"], mine["end"])], base=mine["start"].to_list(),
+        widths = ((mine["until"] - mine["start"]).dt.total_days() * MILLISECONDS_PER_DAY).to_list()
+        timeline.add_bar(x=widths, base=mine["start"].to_list(),
                          y=[label] * mine.height, orientation="h", name=label, marker_color=colour[label])
     timeline.update_xaxes(type="date")
     return {"fig-regime-equity": overlay.update_layout(title="Equity with regime bands"),
             "fig-regime-timeline": timeline.update_layout(title="Regime transitions", showlegend=False)}
 
 
-def _format(name: str, value: object) -> str:
+def _format(name: str, value: object, closed_trades: int | None = None) -> str:
+    if name in TRADE_STATISTICS and closed_trades is not None and closed_trades < MIN_TRADES_FOR_STATISTICS:
+        return f"n/a ({closed_trades} trade{'' if closed_trades == 1 else 's'})"
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     if isinstance(value, float):
@@ -200,12 +274,15 @@ def _format(name: str, value: object) -> str:
     return str(value)
 
 
-def _table(frame: pl.DataFrame, first_column: str) -> dict[str, list]:
-    """Rows of (label, formatted values...) for a template table: metrics as rows, strategies as columns."""
-    columns = [col for col in frame.columns if col != first_column]
+def _table(metrics: pl.DataFrame, keys: tuple[str, ...] | None = None) -> dict[str, list]:
+    """Rows of (label, formatted values...) for a template table: metrics as rows, strategies as columns;
+    trade statistics of too few closed trades read "n/a (k trades)"."""
+    columns = [col for col in (keys or metrics.columns) if col in metrics.columns and col != "strategy"]
+    closed = metrics["closed_trades"].to_list() if "closed_trades" in metrics.columns else [None] * metrics.height
     return {
-        "header": [first_column, *frame[first_column].to_list()],
-        "rows": [[col, *(_format(col, v) for v in frame[col].to_list())] for col in columns],
+        "header": ["", *(readable_label(name) for name in metrics["strategy"])],
+        "rows": [[readable_label(col), *(_format(col, v, k) for v, k in zip(metrics[col].to_list(), closed, strict=True))]
+                 for col in columns],
     }
 
 
@@ -220,7 +297,7 @@ def render_report(
     notes: list[str] | None = None,
 ) -> str:
     """The report as one HTML string. metrics: one row per strategy (column `strategy`), compute_metrics' keys."""
-    figures = _figures(runs, benchmark, regimes, sectors)
+    figures = report_figures(runs, benchmark, regimes, sectors)
     html, first = {}, True
     for section in SECTION_IDS:
         for div_id in FIGURE_IDS[section]:
@@ -229,25 +306,45 @@ def render_report(
                 first = False
     regime_tables = None
     if regimes is not None:
-        regime_tables = {run.name: regime_breakdown(run.daily, regimes).to_dicts() for run in runs}
+        regime_tables = {readable_label(run.name): regime_breakdown(run.daily, regimes).to_dicts() for run in runs}
     first_day, last_day = runs[0].daily[c.DATE].min(), runs[0].daily[c.DATE].max()
     environment = jinja2.Environment(loader=jinja2.PackageLoader("quantlab_assets.compute.backtest", "templates"),
                                      autoescape=jinja2.select_autoescape(["html", "j2"]))
     return environment.get_template(TEMPLATE).render(
         title=title,
         period=f"{first_day} .. {last_day}",
-        strategies=[run.name for run in runs],
-        benchmark=benchmark,
-        key_metrics=_table(metrics.select("strategy", *[k for k in KEY_METRICS if k in metrics.columns]), "strategy"),
-        all_metrics=_table(metrics, "strategy"),
+        strategies=[readable_label(run.name) for run in runs],
+        benchmark=readable_label(benchmark) if benchmark else None,
+        key_metrics=_table(metrics, KEY_METRICS),
+        all_metrics=_table(metrics),
         regime_tables=regime_tables,
         figures=html,
         figure_ids=FIGURE_IDS,
         sections=SECTION_IDS,
         notes=notes or [],
-        trade_table=_table(metrics.select("strategy", *[k for k in ("trades", "closed_trades", "avg_holding_days", "win_rate",
-                                                                   "win_rate_ci_low", "win_rate_ci_high", "profit_factor")
-                                                      if k in metrics.columns]), "strategy"),
-        risk_table=_table(metrics.select("strategy", *[k for k in ("var_95", "cvar_95", "annual_volatility", "max_drawdown")
-                                                     if k in metrics.columns]), "strategy"),
+        trade_table=_table(metrics, ("trades", "closed_trades", "avg_holding_days", *TRADE_STATISTICS)),
+        risk_table=_table(metrics, ("var_95", "cvar_95", "annual_volatility", "max_drawdown")),
+        min_trades=MIN_TRADES_FOR_STATISTICS,
     )
+
+
+def run_page_url(tracking_uri: str, run_id: str) -> str | None:
+    """The MLflow UI's page of a run (its artifacts include the report, which the UI shows) when the
+    tracking store is a server; None for a local store (SQLite, files), which no browser page serves."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    return f"{tracking_uri.rstrip('/')}/#/runs/{run_id}"
+
+
+def report_preview_markdown(metrics: pl.DataFrame, path: str, run_url: str | None = None) -> str:
+    """The key metrics as a markdown table (Dagster renders it in the asset's metadata) and how to open
+    the full report: a browser refuses a file:// link from an http page, so the path is to be pasted."""
+    table = _table(metrics, KEY_METRICS)
+    lines = ["| " + " | ".join(table["header"]) + " |", "|" + " --- |" * len(table["header"])]
+    lines += ["| " + " | ".join(row) + " |" for row in table["rows"]]
+    where = [f"Full report: `{path}`. Copy the path (the copy icon beside `path`) into the browser's address bar, "
+             f"or run `python -m webbrowser {path}` on the machine that holds the data."]
+    if run_url:
+        where.append(f"On the MLflow server: [the report's run]({run_url}), artifact `report/`.")
+    return "\n".join([*lines, "", *where])
+

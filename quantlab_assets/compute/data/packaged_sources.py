@@ -1,8 +1,9 @@
 """Real daily prices that ship inside PyPI packages, so the `sp500_sample` universe works offline.
 
 - skfolio's `sp500_dataset.csv.gz`: 20 US large caps, daily *adjusted* close, 1990-01-02 .. 2022-12-28.
-  It is close-only: open/high/low/volume stay null (nothing is invented) and the one price it has is
-  stored as both `close` and `adj_close`.
+  It is close-only: open/high/low/adj_close/volume stay null (nothing is invented) and the one price it
+  has is stored as `close`; the universe declares `close_is_adjusted: true`, so cleaning books it as the
+  total-return price.
 - arch's `sp500.csv.gz` and `nasdaq.csv.gz`: S&P 500 (^GSPC) and NASDAQ Composite (^IXIC) index
   OHLC, adjusted close and volume, 1999-01-04 .. 2018-12-31.
 
@@ -57,7 +58,6 @@ def read_skfolio_sp500() -> pl.DataFrame:
         pl.col("Date").cast(pl.Date).alias(c.DATE),
         c.TICKER,
         pl.col(c.CLOSE).cast(pl.Float64),
-        pl.col(c.CLOSE).cast(pl.Float64).alias(c.ADJ_CLOSE),
         pl.col(c.SOURCE_ROW).cast(pl.Int64),
     )
     return as_raw_frame(bars, source=SOURCE, source_file=_package_label(*SKFOLIO_SP500))

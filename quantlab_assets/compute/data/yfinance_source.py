@@ -236,7 +236,7 @@ def _download_attempt(
             start=start,
             end=end + dt.timedelta(days=1),  # yfinance's end is exclusive
             interval="1d",
-            auto_adjust=False,  # close stays the raw close, adj_close the adjusted one
+            auto_adjust=False,  # Yahoo's close (split-adjusted, no dividends) and its Adj Close, as sent
             actions=False,
             keepna=True,  # yfinance would otherwise drop bars that are all zero, a judgement cleaning makes
             threads=False,

@@ -6,8 +6,8 @@ the instrument already has k earlier rows). None of them survives into the outpu
 
 The *return index* PRICE is `exp(cumulative sum of the cleaned log returns)`, 1 on an instrument's first
 row. Price-path features (moving-average gaps, drawdowns, RSI) read it rather than `close`: it equals
-close / first close wherever no return was capped, and it follows the capped return where cleaning capped
-a data spike, so every price feature agrees with the return features. Ratios to its own history (MA gap,
+the adjusted close / first adjusted close (cleaning never rewrites a return), so every price feature
+agrees with the return features. Ratios to its own history (MA gap,
 drawdown, RSI) are unchanged by the arbitrary starting level.
 """
 

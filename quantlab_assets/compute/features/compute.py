@@ -86,7 +86,9 @@ INDUSTRY_Z_FEATURES = (
 # the 252-row z-score window their lookback stays within 272 rows. Longer windows are normalised
 # cross-sectionally only (`__wz`).
 ROLLING_Z_FEATURES = ("ret_1d", "ret_5d", "ret_21d", "vol_21d", "amihud_21d", "log_dollar_volume_21d")
-# 13 months of trading days: the most history a partition may need to load before its first date.
+# The most history (trading days, t included) that anything computed per month partition may read:
+# the partition lookback in months (defs/partitions.py) is derived from it, and the features' own
+# lookback (FEATURE_LOOKBACK_DAYS) must stay within it.
 MAX_LOOKBACK_DAYS = 273
 
 

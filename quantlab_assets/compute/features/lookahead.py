@@ -17,7 +17,7 @@ import polars as pl
 
 from quantlab_assets.compute import columns as c
 
-PRICE_FIELDS = (c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.ADJ_CLOSE)
+PRICE_FIELDS = (c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.RAW_CLOSE)
 # Factors are drawn from [1 - PERTURBATION, 1 + PERTURBATION]: large enough that any read of the future
 # moves a value, small enough that prices stay positive and OHLC stays consistent (one factor per row).
 PERTURBATION = 0.5

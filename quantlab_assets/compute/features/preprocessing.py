@@ -7,7 +7,7 @@
 - `<name>__rz`: rolling z-score over the instrument's last 252 rows, (x_t - mean) / std of x over rows
   t-251..t (all 252 non-null, ddof 1), null where that std is 0. The z-score adds 251 rows to the
   feature's lookback, so only short-window features get it by default (FEATURE_LOOKBACK_DAYS stays
-  within 13 months).
+  within the partition lookback).
 - `complete_rows`: the seed's "forward fill (limit 5), then dropna" for model inputs: each feature is
   forward-filled per instrument over at most 5 rows, then rows with any null left are dropped.
 

@@ -24,7 +24,7 @@ MIN_VOLATILITY_OBSERVATIONS = 2
 
 @feature(
     "ret_{w}d", windows=RETURN_WINDOWS, family="price", lookback=lambda w: w, warmup=lambda w: w,
-    description="Log return over the last {w} trading days: sum of the daily (capped) log returns of rows t-{w}+1..t.",
+    description="Log return over the last {w} trading days: sum of the daily (total-return) log returns of rows t-{w}+1..t.",
 )
 def log_return(window: int) -> pl.Expr:
     return pl.col(c.LOG_RETURN) if window == 1 else rolling_sum(pl.col(c.LOG_RETURN), window)

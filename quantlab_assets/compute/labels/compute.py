@@ -6,7 +6,8 @@ Columns (k = each horizon of LabelParams):
   direction_{k}d    3-class direction of fwd_return_{k}d (direction.py)
   label_end_{k}d    the date t+k: the last date whose data fwd_return/label/direction at k use
   tb_label          triple-barrier label +1 / -1 / 0 (triple_barrier.py)
-  tb_barrier        which barrier came first: upper / lower / vertical
+  tb_barrier        which barrier came first: upper / lower / vertical, or both (one bar crossed both:
+                    tb_label -1, a loss for a long and for a short alike)
   tb_touch_date     the date of that first touch (the vertical barrier's date when neither was hit)
   tb_end            the vertical barrier's date t+horizon: the last date the triple barrier may use
 
@@ -48,7 +49,7 @@ TB_LABEL: Final = "tb_label"
 TB_BARRIER: Final = "tb_barrier"
 TB_TOUCH_DATE: Final = "tb_touch_date"
 TB_END: Final = "tb_end"
-BARRIERS: Final = pl.Enum(["lower", "vertical", "upper"])
+BARRIERS: Final = pl.Enum(["lower", "vertical", "upper", "both"])
 BARRIER_OF_LABEL: Final = {-1: "lower", 0: "vertical", 1: "upper"}
 REQUIRED_COLUMNS: Final = (c.DATE, c.TICKER, c.HIGH, c.LOW, c.CLOSE, c.LOG_RETURN)
 
@@ -190,7 +191,10 @@ def _barrier_columns(panel: DensePanel, bars: pl.DataFrame, params: LabelParams)
     label = _int8(panel.long(outcome.label), available)
     return {
         TB_LABEL: label,
-        TB_BARRIER: label.replace_strict(BARRIER_OF_LABEL, return_dtype=BARRIERS),
+        TB_BARRIER: pl.DataFrame({"barrier": label.replace_strict(BARRIER_OF_LABEL, return_dtype=BARRIERS),
+                                  "both": panel.long(outcome.both) & available})
+        .select(pl.when("both").then(pl.lit("both", dtype=BARRIERS)).otherwise("barrier"))
+        .to_series(),
         TB_TOUCH_DATE: panel.dates_ahead(panel.long(outcome.offset), available),
         TB_END: panel.dates_ahead(params.barrier_horizon, available),
     }

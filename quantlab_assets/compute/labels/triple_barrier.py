@@ -5,9 +5,10 @@ trading days. The label is +1 if a later bar's high reaches the upper barrier fi
 reaches the lower barrier first, 0 if neither is reached by the vertical barrier.
 
 Rules:
-- A bar whose range crosses *both* barriers counts as a lower touch. Daily bars do not tell which
-  extreme came first; assuming the stop-loss was hit is the conservative choice (it never books a
-  win that may not have happened).
+- A bar whose range crosses *both* barriers first is marked (`both`) and labelled -1. Daily bars do
+  not tell which extreme came first, so neither side may book it as a win: -1 is the long's stop-loss,
+  and a reader that takes a side (meta-labels: a short profits from -1) must score a `both` touch as a
+  loss for the short as well.
 - A bar without high/low (close-only instruments) is seen only at its close: the path's high and low
   on that day are the close.
 - ATR is Wilder's (default period 14): true range TR_t = max(high - low, |high - close_{t-1}|, |low - close_{t-1}|),
@@ -65,11 +66,13 @@ class BarrierOutcome:
     """Per (date, ticker) cell: which barrier came first and when.
 
     label: +1 upper, -1 lower, 0 vertical. offset: trading days from t to the touch (`horizon` for the
-    vertical barrier). available: where the label is defined (label/offset are meaningless elsewhere).
+    vertical barrier). both: the first touching bar crossed both barriers (label -1; a loss for either
+    side). available: where the label is defined (label/offset/both are meaningless elsewhere).
     """
 
     label: np.ndarray
     offset: np.ndarray
+    both: np.ndarray
     available: np.ndarray
 
 
@@ -91,8 +94,9 @@ def first_touch(
         with np.errstate(invalid="ignore"):
             np.copyto(first_upper[:rows], h, where=path_high[h:] >= upper[:rows])
             np.copyto(first_lower[:rows], h, where=path_low[h:] <= lower[:rows])
-    lower_first = (first_lower <= horizon) & (first_lower <= first_upper)  # both in one bar: lower first
+    lower_first = (first_lower <= horizon) & (first_lower <= first_upper)  # both in one bar: labelled lower
     upper_first = (first_upper <= horizon) & (first_upper < first_lower)
+    both = (first_lower <= horizon) & (first_lower == first_upper)
     # A bar on each of the next `horizon` days: a running count of bars, differenced (exact integers).
     bars_so_far = np.vstack([np.zeros((1, close.shape[1]), dtype=np.int32), np.cumsum(~np.isnan(close), axis=0, dtype=np.int32)])
     with_future = max(n_dates - horizon, 0)
@@ -103,5 +107,6 @@ def first_touch(
     return BarrierOutcome(
         label=upper_first.astype(np.int8) - lower_first.astype(np.int8),
         offset=np.minimum(np.minimum(first_upper, first_lower), horizon),
+        both=both,
         available=available,
     )

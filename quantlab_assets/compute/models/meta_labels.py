@@ -2,7 +2,9 @@
 
 The primary signal is the stacked `alpha_combined`: its sign is the trade's side. The meta-label of a
 row is 1 when the triple barrier is first touched on the side's profit barrier (tb_label == side: the
-upper barrier for a long, the lower for a short), else 0 (stop-loss or vertical barrier). An XGBoost
+upper barrier for a long, the lower for a short), else 0 (stop-loss or vertical barrier). A bar that
+crossed both barriers (tb_barrier "both", tb_label -1) is a 0 for either side: daily bars cannot say
+whether a short's profit or its stop came first, so it is never booked as a win. An XGBoost
 classifier (seed 004's tree parameters) learns it from the features plus the alpha, out of fold: per
 21d walk-forward fold, trained on the rows of the fold's training dates that have an alpha (whose
 triple-barrier windows, at most 10 days, end before the test window: the folds purge by 21-day label
@@ -34,11 +36,13 @@ def meta_label_panel(alpha: pl.DataFrame, features: pl.DataFrame, labels: pl.Dat
     The classifier reads the features and the alpha, never the side or the target."""
     frame = (
         features.join(alpha.select(c.DATE, c.TICKER, ALPHA_COMBINED), on=[c.DATE, c.TICKER], how="inner")
-        .join(labels.select(c.DATE, c.TICKER, "tb_label"), on=[c.DATE, c.TICKER], how="inner")
+        .join(labels.select(c.DATE, c.TICKER, "tb_label", "tb_barrier"), on=[c.DATE, c.TICKER], how="inner")
         .filter(pl.col("tb_label").is_not_null() & (pl.col(ALPHA_COMBINED) != 0))
         .with_columns(pl.col(ALPHA_COMBINED).sign().cast(pl.Int8).alias(SIDE))
-        .with_columns((pl.col("tb_label") == pl.col(SIDE)).cast(pl.Int8).alias(META_LABEL))
-        .drop("tb_label")
+        .with_columns(
+            ((pl.col("tb_label") == pl.col(SIDE)) & (pl.col("tb_barrier") != "both")).cast(pl.Int8).alias(META_LABEL)
+        )
+        .drop("tb_label", "tb_barrier")
         .sort(c.DATE, c.TICKER)
     )
     return DesignPanel(frame, (*feature_columns(features), ALPHA_COMBINED))

@@ -21,7 +21,8 @@ STACKED: Final = "stacked"
 MODEL: Final = "model"
 
 
-def _scores(predictions: pl.DataFrame, model: str, horizon: int) -> pl.DataFrame:
+def model_scores(predictions: pl.DataFrame, model: str, horizon: int) -> pl.DataFrame:
+    """A model's scorecard rows at `horizon`: one per fold and the all-folds one (fold_id null)."""
     per_fold = score_predictions(predictions, by=[cv.FOLD_ID])
     overall = score_predictions(predictions).with_columns(pl.lit(None, dtype=pl.Int64).alias(cv.FOLD_ID))
     return pl.concat([per_fold, overall.select(per_fold.columns)]).with_columns(
@@ -34,14 +35,14 @@ def build_scorecard(oof: dict[int, dict[str, pl.DataFrame]], alpha: pl.DataFrame
     frames = []
     for horizon, by_model in sorted(oof.items()):
         for model, predictions in sorted(by_model.items()):
-            frames.append(_scores(predictions, model, horizon))
+            frames.append(model_scores(predictions, model, horizon))
         folds_of_rows = next(iter(by_model.values())).select(c.DATE, c.TICKER, cv.FOLD_ID)
         stacked = (
             alpha.select(c.DATE, c.TICKER, pl.col(alpha_column(horizon)).alias(PREDICTION))
             .join(labels.select(c.DATE, c.TICKER, (pl.col(cv.label_column(horizon)) * BP).alias(LABEL)), on=[c.DATE, c.TICKER])
             .join(folds_of_rows, on=[c.DATE, c.TICKER])
         )
-        frames.append(_scores(stacked, STACKED, horizon))
+        frames.append(model_scores(stacked, STACKED, horizon))
     return pl.concat(frames).select(MODEL, cv.HORIZON_DAYS, cv.FOLD_ID, *SCORE_COLUMNS).sort(
         MODEL, cv.HORIZON_DAYS, cv.FOLD_ID, nulls_last=True
     )

@@ -14,7 +14,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import SIGNAL_DATE, WEIGHT, run_backtest
-from quantlab_assets.compute.backtest.metrics import PERIODS_PER_YEAR, sharpe_ratio
+from quantlab_assets.compute.backtest.metrics import periods_per_year, sharpe_ratio
 from quantlab_assets.compute.rl.environment import EnvParams, PortfolioEnv
 from quantlab_assets.compute.rl.panel import SPANS, ObservationPanel
 
@@ -69,9 +69,10 @@ def policy_episode(model: BaseAlgorithm, env: PortfolioEnv) -> Episode:
         return run_episode(env, lambda observation: model.predict(observation, deterministic=True)[0])
 
 
-def annualised_sharpe(net_return: np.ndarray) -> float | None:
+def annualised_sharpe(net_return: np.ndarray, panel: ObservationPanel) -> float | None:
+    """Sharpe of an episode's net returns, annualised with the periods per year of the panel's dates."""
     sharpe = sharpe_ratio(net_return)
-    return None if sharpe is None else sharpe * math.sqrt(PERIODS_PER_YEAR)
+    return None if sharpe is None else sharpe * math.sqrt(periods_per_year(panel.dates))
 
 
 def episode_weights(episode: Episode, panel: ObservationPanel, span: str) -> pl.DataFrame:
@@ -115,7 +116,7 @@ def walk_spans(model: BaseAlgorithm, panel: ObservationPanel, spans: dict[str, t
         in_span = pl.col(c.DATE).is_between(first, last) & pl.col(c.TICKER).is_in(panel.tickers)
         net = run_backtest(returns.filter(in_span), weights.drop(SPAN), params.backtest).daily["net_return"].to_numpy()
         difference = max(difference, float(np.abs(net[1:] - episode.net_return).max()), abs(float(net[0])))
-        summary[span] = {"sharpe": annualised_sharpe(episode.net_return),
+        summary[span] = {"sharpe": annualised_sharpe(episode.net_return, panel),
                          "total_return": float(np.prod(1.0 + episode.net_return) - 1.0),
                          "mean_turnover": float(episode.turnover.mean()), "total_reward": episode.total_reward}
         frames.append(weights)

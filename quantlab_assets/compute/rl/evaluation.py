@@ -23,7 +23,7 @@ from arch.bootstrap import StationaryBootstrap
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import RETURN, BacktestParams, BacktestResult, run_backtest
-from quantlab_assets.compute.backtest.metrics import PERIODS_PER_YEAR, MetricParams, compute_metrics, sharpe_ratio
+from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics, periods_per_year, sharpe_ratio
 from quantlab_assets.compute.backtest.report import StrategyRun
 from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD, EQUAL, TOP_N
@@ -50,9 +50,11 @@ class Evaluation:
     runs: dict[tuple[str, str], StrategyRun]  # (strategy, span) -> the engine's daily frame, positions, round trips
 
 
-def paired_sharpe_difference(a: np.ndarray, b: np.ndarray, params: MetricParams) -> tuple[float | None, float | None, float | None]:
-    """Annualised Sharpe(a) - Sharpe(b) and its stationary-bootstrap percentile interval, a and b resampled on
-    the same days (their dependence kept). None where either Sharpe is undefined."""
+def paired_sharpe_difference(
+    a: np.ndarray, b: np.ndarray, params: MetricParams, periods: float
+) -> tuple[float | None, float | None, float | None]:
+    """Sharpe(a) - Sharpe(b), annualised with `periods` per year, and its stationary-bootstrap percentile
+    interval, a and b resampled on the same days (their dependence kept). None where either Sharpe is undefined."""
     sa, sb = sharpe_ratio(a), sharpe_ratio(b)
     if sa is None or sb is None:
         return None, None, None
@@ -60,15 +62,15 @@ def paired_sharpe_difference(a: np.ndarray, b: np.ndarray, params: MetricParams)
 
     def difference(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         sx, sy = x.std(ddof=1), y.std(ddof=1)
-        return np.array([(x.mean() / sx - y.mean() / sy) * math.sqrt(PERIODS_PER_YEAR) if sx > 0 and sy > 0 else np.nan])
+        return np.array([(x.mean() / sx - y.mean() / sy) * math.sqrt(periods) if sx > 0 and sy > 0 else np.nan])
 
     draws = bootstrap.apply(difference, reps=params.bootstrap_reps)[:, 0]
     finite = draws[np.isfinite(draws)]
     if finite.size == 0:
-        return (sa - sb) * math.sqrt(PERIODS_PER_YEAR), None, None
+        return (sa - sb) * math.sqrt(periods), None, None
     tail = (1.0 - params.confidence) / 2.0 * 100
     low, high = np.percentile(finite, [tail, 100 - tail])
-    return (sa - sb) * math.sqrt(PERIODS_PER_YEAR), float(low), float(high)
+    return (sa - sb) * math.sqrt(periods), float(low), float(high)
 
 
 def verdict_word(low: float | None, high: float | None) -> str:
@@ -107,24 +109,26 @@ def evaluate_policies(
                     for b in BASELINES}
         runs = {name: _backtest(span_returns, w, params.backtest) for name, w in weights.items()}
         sharpes = [s for r, _ in runs.values() if (s := sharpe_ratio(r.daily["net_return"].to_numpy())) is not None]
+        periods = periods_per_year(dates)
         metric_params = MetricParams(
             confidence=params.metrics.confidence, bootstrap_reps=params.metrics.bootstrap_reps,
             block_days=params.metrics.block_days, seed=params.metrics.seed, n_trials=len(runs),
-            trial_sharpe_variance=float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else None)
+            trial_sharpe_variance=float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else None,
+            periods_per_year=periods)
         equal = runs[EQUAL][0].daily["net_return"].to_numpy()
         for name, (result, trades) in runs.items():
             span_runs[(name, span)] = StrategyRun(name, result.daily, result.weights, trades)
             net = result.daily["net_return"].to_numpy()
             is_rl = name in policy_weights
             algorithm, mode, seed = split_variant(name) if is_rl else (None, None, None)
-            diff, low, high = paired_sharpe_difference(net, equal, metric_params) if name != EQUAL else (None, None, None)
+            diff, low, high = paired_sharpe_difference(net, equal, metric_params, periods) if name != EQUAL else (None, None, None)
             row = {"strategy": name, "span": span, "kind": RL if is_rl else BASELINE, "algorithm": algorithm,
                    "regime_mode": mode, "seed": seed, **compute_metrics(result.daily, trades, metric_params),
                    "sharpe_minus_equal_weight": diff, "sharpe_minus_equal_weight_ci_low": low,
                    "sharpe_minus_equal_weight_ci_high": high, "verdict_vs_equal_weight": verdict_word(low, high)}
             if mode == AWARE and (twin := f"{algorithm}_{BLIND}_seed{seed}") in runs:
                 blind = runs[twin][0].daily["net_return"].to_numpy()
-                diff, low, high = paired_sharpe_difference(net, blind, metric_params)
+                diff, low, high = paired_sharpe_difference(net, blind, metric_params, periods)
                 row |= {"sharpe_minus_blind": diff, "sharpe_minus_blind_ci_low": low, "sharpe_minus_blind_ci_high": high}
             rows.append(row)
     metrics = pl.DataFrame(rows, infer_schema_length=None)

@@ -109,7 +109,7 @@ class _SelectOnValidation(BaseCallback):
 
     def evaluate(self) -> None:
         episode = policy_episode(self.model, self.validation_env)
-        sharpe = annualised_sharpe(episode.net_return)
+        sharpe = annualised_sharpe(episode.net_return, self.validation_env.panel)
         rewards = [info["r"] for info in self.model.ep_info_buffer] if self.model.ep_info_buffer else []
         self.rows.append({"timesteps": self.num_timesteps, "validation_sharpe": sharpe,
                           "validation_total_return": float(np.prod(1.0 + episode.net_return) - 1.0),

@@ -23,7 +23,8 @@ import torch
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedTimeSeriesEncoder
-from quantlab_assets.compute.torch_runtime.windows import WindowPanel, build_window_panel, gather_windows
+from quantlab_assets.compute.torch_runtime.oof_engine import predict_windows, window_keys
+from quantlab_assets.compute.torch_runtime.windows import WindowPanel, build_window_panel
 
 EMBEDDING_PREFIX = "emb_"
 # windows.py indexes windows with a complete target; a constant one leaves completeness to the features.
@@ -45,16 +46,11 @@ def embed_panel(model: MaskedTimeSeriesEncoder, panel: WindowPanel, batch_size: 
                 starts: torch.Tensor | None = None) -> pl.DataFrame:
     """(date, ticker, emb_0..emb_{d-1}) Float32 for the windows `starts` (default: every complete window)."""
     starts = panel.starts if starts is None else starts
-    model = model.to(device).eval()
-    on_device, batches = panel.to(device), starts.to(device)
-    parts = [model.embed(gather_windows(on_device, batches[i : i + batch_size])[0]).float().cpu()
-             for i in range(0, batches.shape[0], batch_size)]
-    values = torch.cat(parts).numpy() if parts else np.empty((0, model.config.d_model), dtype=np.float32)
-    instrument, last_day = panel.last_rows(starts)
-    keys = pl.DataFrame({c.DATE: panel.dates.gather(last_day.numpy()),
-                         c.TICKER: pl.Series(panel.instruments, dtype=pl.String).gather(instrument.numpy())})
+    model = model.to(device)
+    values = (predict_windows(model.embed, model, panel, starts, device, batch_size).astype(np.float32) if starts.shape[0]
+              else np.empty((0, model.config.d_model), dtype=np.float32))
     vectors = pl.DataFrame(values, schema=dict.fromkeys(embedding_columns(model.config.d_model), pl.Float32), orient="row")
-    return pl.concat([keys, vectors], how="horizontal").sort(c.DATE, c.TICKER)
+    return pl.concat([window_keys(panel, starts), vectors], how="horizontal").sort(c.DATE, c.TICKER)
 
 
 def nonfinite_problems(embeddings: pl.DataFrame) -> list[str]:

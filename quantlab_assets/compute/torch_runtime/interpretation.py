@@ -11,7 +11,7 @@ import torch
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
 from quantlab_assets.compute.torch_runtime.tft import TftConfig
-from quantlab_assets.compute.torch_runtime.training import fold_starts, walk_forward_folds
+from quantlab_assets.compute.torch_runtime.oof_engine import fold_starts, walk_forward_folds
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
 
 VARIABLE_SELECTION = "variable_selection"

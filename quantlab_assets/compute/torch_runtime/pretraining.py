@@ -15,8 +15,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-import lightning as L
-import numpy as np
 import polars as pl
 import torch
 
@@ -26,8 +24,14 @@ from quantlab_assets.compute.torch_runtime.masked_encoder import (
     MaskedTimeSeriesEncoder,
     random_patch_mask,
 )
-from quantlab_assets.compute.torch_runtime.training import TrainingConfig, _loader, _split_validation
-from quantlab_assets.compute.torch_runtime.transformer import cosine_warmup
+from quantlab_assets.compute.torch_runtime.oof_engine import (
+    BestEpochModule,
+    TrainingConfig,
+    fit_best_epoch,
+    split_validation,
+    total_steps,
+    window_loader,
+)
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
 
 CURVE_COLUMNS = ("epoch", "train_loss", "val_loss")
@@ -46,60 +50,32 @@ class PretrainResult:
     validation_windows: int
 
 
-class PretrainModule(L.LightningModule):
-    """Lightning wrapper: batches are window starts, gathered from the panel on the module's device."""
+class PretrainModule(BestEpochModule):
+    """The masked loss, with seeded training masks and the same validation masks every epoch (module docstring)."""
 
     def __init__(self, config: MaskedEncoderConfig, training: TrainingConfig, panel: WindowPanel, total_steps: int) -> None:
-        super().__init__()
-        self.model = MaskedTimeSeriesEncoder(config)
-        # Not `self.training`: nn.Module uses that name for its train/eval flag.
-        self.config, self.optimisation, self.panel, self.total_steps = config, training, panel, total_steps
+        super().__init__(MaskedTimeSeriesEncoder(config), panel, training, training.warmup_steps, total_steps)
+        self.config = config
         self._train_masks = torch.Generator().manual_seed(training.seed)
         self._validation_masks = torch.Generator()
-        self._train_losses: list[float] = []
-        self._validation: list[tuple[float, int]] = []
-        self.curve: list[dict[str, float | int]] = []
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.best_val_loss, self.best_epoch = float("inf"), -1
-
-    def on_fit_start(self) -> None:
-        self.panel = self.panel.to(self.device)
 
     def _loss(self, starts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         windows, _ = gather_windows(self.panel, starts)
         mask = random_patch_mask(windows.shape[0], self.config.n_patches, self.config.n_masked, generator)
         return self.model(windows, mask.to(self.device))["loss"]
 
-    def training_step(self, batch: list[torch.Tensor], batch_index: int) -> torch.Tensor:
-        loss = self._loss(batch[0], self._train_masks)
-        self._train_losses.append(float(loss.detach()))
-        return loss
+    def training_loss(self, starts: torch.Tensor) -> torch.Tensor:
+        return self._loss(starts, self._train_masks)
 
     def on_validation_epoch_start(self) -> None:
         self._validation_masks.manual_seed(self.optimisation.seed + 1)
 
-    def validation_step(self, batch: list[torch.Tensor], batch_index: int) -> None:
-        self._validation.append((float(self._loss(batch[0], self._validation_masks)) * batch[0].shape[0], batch[0].shape[0]))
+    def validation_parts(self, starts: torch.Tensor) -> dict[str, float]:
+        # A Python float: the losses of the epochs are summed and compared in double precision.
+        return {"loss": float(self._loss(starts, self._validation_masks))}
 
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or not self._validation:
-            self._validation.clear()
-            return
-        val_loss = sum(loss for loss, _ in self._validation) / sum(rows for _, rows in self._validation)
-        train_loss = float(np.mean(self._train_losses)) if self._train_losses else float("nan")
-        self.curve.append({"epoch": int(self.current_epoch), "train_loss": train_loss, "val_loss": val_loss})
-        if val_loss < self.best_val_loss:
-            self.best_val_loss, self.best_epoch = val_loss, int(self.current_epoch)
-            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        self.log("val_loss", val_loss)
-        self._validation.clear()
-        self._train_losses.clear()
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.optimisation.lr, weight_decay=self.optimisation.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: cosine_warmup(step, self.optimisation.warmup_steps, self.total_steps))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+    def epoch_records(self, parts: list[dict], train_loss: float, val_loss: float) -> list[dict[str, float | int | str]]:
+        return [{"epoch": int(self.current_epoch), "train_loss": train_loss, "val_loss": val_loss}]
 
 
 def training_span_starts(panel: WindowPanel, train_end: dt.date) -> torch.Tensor:
@@ -114,7 +90,7 @@ def pretraining_split(
     or the days are too few for both after the gap."""
     if train.shape[0] < 2 * training.batch_size:
         return None
-    fit, validation = _split_validation(panel, train, training.validation_share, seq_len)
+    fit, validation = split_validation(panel, train, training.validation_share, seq_len)
     return (fit, validation) if fit.shape[0] and validation.shape[0] else None
 
 
@@ -129,19 +105,12 @@ def pretrain_masked_encoder(
                          f"{config.seq_len}-day gap")
     fit, validation = split
     seed_everything(training.seed, deterministic=not device.is_cuda)
-    steps = training.max_epochs * -(-fit.shape[0] // training.batch_size)
-    module = PretrainModule(config, training, panel, steps)
-    trainer = L.Trainer(
-        accelerator=device.lightning_accelerator, devices=1, precision=device.lightning_precision,
-        max_epochs=training.max_epochs, gradient_clip_val=training.grad_clip, deterministic=not device.is_cuda,
-        callbacks=[L.pytorch.callbacks.EarlyStopping("val_loss", patience=training.patience)],
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(module, _loader(fit, training.batch_size, training.seed), _loader(validation, training.batch_size, None))
+    module = PretrainModule(config, training, panel, total_steps(fit, training))
+    fit_best_epoch(module, window_loader(fit, training.batch_size, training.seed),
+                   window_loader(validation, training.batch_size, None), training, device)
     _, last_day = panel.last_rows(train)
     return PretrainResult(
-        state=module.best_state, curve=pl.DataFrame(module.curve).select(CURVE_COLUMNS), best_epoch=module.best_epoch,
+        state=module.best_state, curve=pl.DataFrame(module.records).select(CURVE_COLUMNS), best_epoch=module.best_epoch,
         first_window_end=panel.dates[int(last_day.min())], last_window_end=panel.dates[int(last_day.max())],
         fit_windows=int(fit.shape[0]), validation_windows=int(validation.shape[0]),
     )

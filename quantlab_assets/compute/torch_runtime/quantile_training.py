@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import lightning as L
 import numpy as np
 import polars as pl
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from quantlab_assets.compute import columns as c
@@ -38,7 +38,8 @@ from quantlab_assets.compute.models.metrics import (
     score_predictions,
     undefined_scored_as_numbers,
 )
-from quantlab_assets.compute.torch_runtime.device import DeviceChoice, seed_everything
+from quantlab_assets.compute.torch_runtime import oof_engine as engine
+from quantlab_assets.compute.torch_runtime.device import DeviceChoice
 from quantlab_assets.compute.torch_runtime.quantile import (
     MEDIAN,
     QUANTILE_COLUMNS,
@@ -48,8 +49,6 @@ from quantlab_assets.compute.torch_runtime.quantile import (
     group_ids,
     quantile_loss,
 )
-from quantlab_assets.compute.torch_runtime.training import _split_validation, fold_starts, walk_forward_folds
-from quantlab_assets.compute.torch_runtime.transformer import cosine_warmup
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
 
 HORIZON = "horizon_days"
@@ -58,26 +57,20 @@ DIAGNOSTIC_COLUMNS = ("fold_id", "epoch", HORIZON, "prediction_std", "coverage",
 PREDICTION_COLUMNS = (c.DATE, c.TICKER, cv.FOLD_ID, HORIZON, *QUANTILE_COLUMNS, PREDICTION, LABEL)
 # The folds the forecaster trains on: see the module docstring.
 FOLD_HORIZON = 21
-_PREDICT_BATCH = 4096
 # A fold trains only with at least this many batches of training dates: its validation split takes the
 # latest 20 % and a 20-date gap, and fewer would leave a batch or two to fit on.
 MIN_TRAINING_BATCHES = 4
 
 
 @dataclass(frozen=True)
-class QuantileTrainingConfig:
-    """Seed 001 phase 3's optimisation settings (its environment file), plus early stopping."""
+class QuantileTrainingConfig(engine.OptimisationConfig):
+    """Seed 001 phase 3's optimisation settings (its environment file), plus early stopping; batches of whole dates."""
 
-    lr: float = 1e-4
-    weight_decay: float = 0.01
+    lr: float = engine.described(1e-4, "AdamW learning rate (peak, after the linear warm-up).")
+    grad_clip: float = engine.described(0.5, "Gradient norm clipping threshold.")
     # Four cross-sections of a 500-instrument universe are about the seed's batch of 2048 windows.
-    dates_per_batch: int = 4
-    max_epochs: int = 20
-    patience: int = 3
-    warmup_epochs: int = 5
-    grad_clip: float = 0.5
-    validation_share: float = 0.2
-    seed: int = 42
+    dates_per_batch: int = engine.described(4, "Whole cross-sections (dates) per batch.")
+    warmup_epochs: int = engine.described(5, "Epochs of linear learning-rate warm-up before the cosine decay.")
 
 
 @dataclass(frozen=True)
@@ -111,34 +104,22 @@ def _norm(parameters: list[torch.nn.Parameter]) -> float:
     return float(torch.stack(grads).norm()) if grads else 0.0
 
 
-class QuantileModule(L.LightningModule):
-    """Lightning wrapper: batches are window starts of whole dates, gathered on the module's device."""
+class QuantileModule(engine.BestEpochModule):
+    """Quantile loss over whole cross-sections; diagnostics per epoch and horizon (module docstring)."""
 
     def __init__(self, model_config: QuantileConfig, training: QuantileTrainingConfig, panel: WindowPanel,
                  total_steps: int, warmup_steps: int, fold_id: int) -> None:
-        super().__init__()
-        self.model = QuantileForecaster(model_config)
-        self.model_config, self.training, self.panel = model_config, training, panel
-        self.total_steps, self.warmup_steps, self.fold_id = total_steps, warmup_steps, fold_id
-        self.diagnostics: list[dict[str, float | int]] = []
+        super().__init__(QuantileForecaster(model_config), panel, training, warmup_steps, total_steps)
+        self.model_config, self.fold_id = model_config, fold_id
         self._norms: dict[str, list[float]] = {}
-        self._train_losses: list[float] = []
-        self._validation: list[dict[str, torch.Tensor]] = []
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.best_val_loss, self.best_epoch = float("inf"), -1
-
-    def on_fit_start(self) -> None:
-        self.panel = self.panel.to(self.device)
 
     def _step(self, starts: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         windows, targets = gather_windows(self.panel, starts)
         outputs = self.model(windows)
         return outputs, quantile_loss(outputs, targets, group_ids(self.panel.last_rows(starts)[1]), self.model_config), targets
 
-    def training_step(self, batch: list[torch.Tensor], batch_index: int) -> torch.Tensor:
-        _, losses, _ = self._step(batch[0])
-        self._train_losses.append(float(losses["loss"].detach()))
-        return losses["loss"]
+    def training_loss(self, starts: torch.Tensor) -> torch.Tensor:
+        return self._step(starts)[1]["loss"]
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         norms = {"encoder": _norm(list(self.model.backbone.parameters()))}
@@ -148,72 +129,37 @@ class QuantileModule(L.LightningModule):
         for name, value in norms.items():
             self._norms.setdefault(name, []).append(value)
 
-    def validation_step(self, batch: list[torch.Tensor], batch_index: int) -> None:
-        outputs, losses, targets = self._step(batch[0])
+    def validation_parts(self, starts: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs, losses, targets = self._step(starts)
         quantiles = outputs["quantiles"].detach().float()
-        self._validation.append({
-            "loss": losses["loss"].detach() * batch[0].shape[0], "rows": torch.tensor(batch[0].shape[0]),
-            "median": quantiles[..., MEDIAN], "inside": (targets >= quantiles[..., 0]) & (targets <= quantiles[..., -1]),
-            "representation": outputs["representation"].detach().float(),
-        })
+        return {"loss": losses["loss"].detach(), "median": quantiles[..., MEDIAN],
+                "inside": (targets >= quantiles[..., 0]) & (targets <= quantiles[..., -1]),
+                "representation": outputs["representation"].detach().float()}
 
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or not self._validation:
-            self._validation.clear()
-            return
-        parts = self._validation
-        val_loss = float(sum(p["loss"] for p in parts) / sum(p["rows"] for p in parts))
+    def epoch_records(self, parts: list[dict], train_loss: float, val_loss: float) -> list[dict[str, float | int | str]]:
         median, inside = torch.cat([p["median"] for p in parts]), torch.cat([p["inside"] for p in parts]).float()
         representation_std = float(torch.cat([p["representation"] for p in parts]).std(dim=0).mean())
         mean_norm = {name: float(np.mean(values)) for name, values in self._norms.items()}
-        train_loss = float(np.mean(self._train_losses)) if self._train_losses else float("nan")
-        for k, horizon in enumerate(self.model_config.horizons):
-            self.diagnostics.append({
-                "fold_id": self.fold_id, "epoch": int(self.current_epoch), HORIZON: horizon,
-                "prediction_std": float(median[:, k].std()) if median.shape[0] > 1 else 0.0,
-                "coverage": float(inside[:, k].mean()),
-                "grad_norm": mean_norm.get(f"{horizon}", 0.0), "weight_grad_norm": mean_norm.get(f"{horizon}.weight", 0.0),
-                "encoder_grad_norm": mean_norm.get("encoder", 0.0), "representation_std": representation_std,
-                "train_loss": train_loss, "val_loss": val_loss,
-            })
-        if val_loss < self.best_val_loss:
-            self.best_val_loss, self.best_epoch = val_loss, int(self.current_epoch)
-            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        self.log("val_loss", val_loss)
-        self._validation.clear()
-        self._train_losses.clear()
         self._norms = {}
+        return [{
+            "fold_id": self.fold_id, "epoch": int(self.current_epoch), HORIZON: horizon,
+            "prediction_std": float(median[:, k].std()) if median.shape[0] > 1 else 0.0,
+            "coverage": float(inside[:, k].mean()),
+            "grad_norm": mean_norm.get(f"{horizon}", 0.0), "weight_grad_norm": mean_norm.get(f"{horizon}.weight", 0.0),
+            "encoder_grad_norm": mean_norm.get("encoder", 0.0), "representation_std": representation_std,
+            "train_loss": train_loss, "val_loss": val_loss,
+        } for k, horizon in enumerate(self.model_config.horizons)]
 
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.training.lr, weight_decay=self.training.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: cosine_warmup(step, self.warmup_steps, self.total_steps))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
-
-def _loader(panel: WindowPanel, starts: torch.Tensor, dates_per_batch: int, seed: int | None) -> DataLoader:
+def date_loader(panel: WindowPanel, starts: torch.Tensor, dates_per_batch: int, seed: int | None) -> DataLoader:
+    """Batches of the windows of `dates_per_batch` whole dates (DateBatches; shuffled by `seed`, None: in order)."""
     sampler = DateBatches(panel.last_rows(starts)[1].numpy(), dates_per_batch, seed)
     return DataLoader(TensorDataset(starts.long()), batch_sampler=sampler)
 
 
-@torch.no_grad()
-def predict_quantiles(model: QuantileForecaster, panel: WindowPanel, starts: torch.Tensor) -> np.ndarray:
-    """(N, horizons, 3) float64 quantiles of the windows `starts`."""
-    model.eval()
-    parts = [model(gather_windows(panel, starts[i : i + _PREDICT_BATCH])[0])["quantiles"].float().cpu()
-             for i in range(0, starts.shape[0], _PREDICT_BATCH)]
-    return torch.cat(parts).numpy().astype(np.float64)
-
-
-def _test_frame(panel: WindowPanel, test: torch.Tensor, quantiles: np.ndarray, fold_id: int,
-                horizons: tuple[int, ...]) -> pl.DataFrame:
-    instrument, last_day = panel.last_rows(test)
-    keys = pl.DataFrame({
-        c.DATE: panel.dates.gather(last_day.numpy()),
-        c.TICKER: pl.Series(panel.instruments).gather(instrument.numpy()),
-        cv.FOLD_ID: pl.Series([fold_id] * test.shape[0], dtype=pl.Int64),
-    })
-    labels = panel.flat_targets[test.long() + (panel.seq_len - 1)].double().numpy()
+def _test_frame(panel: WindowPanel, fold: engine.FoldWindows, quantiles: np.ndarray, horizons: tuple[int, ...]) -> pl.DataFrame:
+    keys = engine.prediction_keys(panel, fold)
+    labels = engine.window_targets(panel, fold.test).astype(np.float64)
     return pl.concat([
         keys.with_columns(
             pl.lit(horizon, dtype=pl.Int64).alias(HORIZON),
@@ -235,35 +181,30 @@ def fit_oof_quantile(
     """Out-of-fold quantile forecasts of the panel's targets (one per horizon of `model_config`, in order)."""
     if len(panel.target_names) != len(model_config.horizons):
         raise ValueError(f"{len(panel.target_names)} targets for {len(model_config.horizons)} horizons")
-    predictions, diagnostics, states, best_epochs = [], [], {}, {}
-    for fold_id, fold in walk_forward_folds(folds, FOLD_HORIZON):
-        train, test = fold_starts(panel, fold, cv.TRAIN), fold_starts(panel, fold, cv.TEST)
-        if torch.unique(panel.last_rows(train)[1]).shape[0] < MIN_TRAINING_BATCHES * training.dates_per_batch or test.shape[0] == 0:
-            continue
-        fit, validation = _split_validation(panel, train, training.validation_share, max(model_config.horizons))
-        seed_everything(training.seed + fold_id, deterministic=not device.is_cuda)
-        fit_loader = _loader(panel, fit, training.dates_per_batch, training.seed + fold_id)
+
+    def enough(panel: WindowPanel, train: torch.Tensor) -> bool:
+        return torch.unique(panel.last_rows(train)[1]).shape[0] >= MIN_TRAINING_BATCHES * training.dates_per_batch
+
+    def prepare(fold: engine.FoldWindows):
+        fit_loader = date_loader(panel, fold.fit, training.dates_per_batch, training.seed + fold.fold_id)
         steps_per_epoch = len(fit_loader.batch_sampler)
         module = QuantileModule(model_config, training, panel, training.max_epochs * steps_per_epoch,
-                                training.warmup_epochs * steps_per_epoch, fold_id)
-        trainer = L.Trainer(
-            accelerator=device.lightning_accelerator, devices=1, precision=device.lightning_precision,
-            max_epochs=training.max_epochs, gradient_clip_val=training.grad_clip, deterministic=not device.is_cuda,
-            callbacks=[L.pytorch.callbacks.EarlyStopping("val_loss", patience=training.patience)],
-            logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            num_sanity_val_steps=0, use_distributed_sampler=False,
-        )
-        trainer.fit(module, fit_loader, _loader(panel, validation, training.dates_per_batch, None))
-        module.model.load_state_dict(module.best_state)
-        quantiles = predict_quantiles(module.model.to(device.device), panel.to(device.device), test.to(device.device))
-        predictions.append(_test_frame(panel, test, quantiles, fold_id, model_config.horizons))
-        diagnostics += module.diagnostics
-        states[fold_id], best_epochs[fold_id] = module.best_state, module.best_epoch
-    if not predictions:
-        raise ValueError(f"quantile forecaster: no walk-forward fold has {MIN_TRAINING_BATCHES} x {training.dates_per_batch} "
-                         "training dates and test windows")
-    frame = pl.concat(predictions).sort(HORIZON, c.DATE, c.TICKER).select(PREDICTION_COLUMNS)
-    return QuantileOofResult(frame, pl.DataFrame(diagnostics).select(DIAGNOSTIC_COLUMNS), states, best_epochs)
+                                training.warmup_epochs * steps_per_epoch, fold.fold_id)
+        return module, fit_loader, date_loader(panel, fold.validation, training.dates_per_batch, None)
+
+    def predict(model: nn.Module, fold: engine.FoldWindows) -> pl.DataFrame:
+        quantiles = engine.predict_windows(lambda windows: model(windows)["quantiles"], model, panel, fold.test, device.device)
+        return _test_frame(panel, fold, quantiles, model_config.horizons)
+
+    # The validation gap is the longest horizon: no fit label reaches a validation date.
+    fitted = engine.train_out_of_fold(
+        engine.oof_folds(panel, folds, FOLD_HORIZON, training.validation_share, max(model_config.horizons), enough),
+        training, device, prepare, predict,
+        f"quantile forecaster: no walk-forward fold has {MIN_TRAINING_BATCHES} x {training.dates_per_batch} "
+        "training dates and test windows")
+    frame = fitted.predictions.sort(HORIZON, c.DATE, c.TICKER).select(PREDICTION_COLUMNS)
+    return QuantileOofResult(frame, pl.DataFrame(fitted.records).select(DIAGNOSTIC_COLUMNS), fitted.states,
+                             fitted.best_epochs)
 
 
 def quantile_collapse_problems(diagnostics: pl.DataFrame, min_std: float, min_grad_norm: float) -> list[str]:

@@ -21,10 +21,8 @@ intervals (calibration.py), and the paired per-fold difference (probe - plain) w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import lightning as L
 import numpy as np
 import polars as pl
 import torch
@@ -38,22 +36,11 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.hedging.evaluation import t_interval
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold
-from quantlab_assets.compute.torch_runtime.device import DeviceChoice, seed_everything
-from quantlab_assets.compute.torch_runtime.tbm import (
-    BARRIER_DAYS,
-    FOLD_HORIZON,
-    HITS_UPPER,
-    TbmConfig,
-)
+from quantlab_assets.compute.torch_runtime import oof_engine as engine
+from quantlab_assets.compute.torch_runtime.device import DeviceChoice
+from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, TbmConfig, fold_windows, outcome_frame
 from quantlab_assets.compute.torch_runtime.tbm import PROBABILITY as TBM_PROBABILITY
-from quantlab_assets.compute.torch_runtime.training import (
-    TrainingConfig,
-    _loader,
-    _split_validation,
-    fold_starts,
-    walk_forward_folds,
-)
-from quantlab_assets.compute.torch_runtime.transformer import TransformerForecaster, cosine_warmup
+from quantlab_assets.compute.torch_runtime.transformer import TransformerForecaster
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
 
 PROBABILITY = "supcon_probability"
@@ -62,7 +49,6 @@ CURVE_COLUMNS = ("fold_id", "epoch", "train_loss", "val_loss")
 COMPARED = ("log_loss", "auc")
 # Lower is better for log loss, higher for AUC: the sign of a difference that favours the probe.
 _PROBE_BETTER_WHEN = {"log_loss": -1, "auc": 1}
-_PREDICT_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -107,71 +93,23 @@ class SupConEncoder(nn.Module):
         return self.projection(self.represent(windows))
 
 
-class SupConModule(L.LightningModule):
-    def __init__(self, config: SupConConfig, training: TrainingConfig, panel: WindowPanel, total_steps: int, fold_id: int) -> None:
-        super().__init__()
-        self.model = SupConEncoder(config)
-        self.config, self.training, self.panel, self.total_steps, self.fold_id = config, training, panel, total_steps, fold_id
-        self.epochs: list[dict[str, float | int]] = []
-        self._train_losses: list[float] = []
-        self._validation: list[tuple[torch.Tensor, int]] = []
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.best_val_loss, self.best_epoch = float("inf"), -1
+class SupConModule(engine.BestEpochModule):
+    """SupCon loss of the projections; per epoch the losses."""
 
-    def on_fit_start(self) -> None:
-        self.panel = self.panel.to(self.device)
+    def __init__(self, config: SupConConfig, training: engine.TrainingConfig, panel: WindowPanel, total_steps: int,
+                 fold_id: int) -> None:
+        super().__init__(SupConEncoder(config), panel, training, training.warmup_steps, total_steps)
+        self.config, self.fold_id = config, fold_id
 
-    def _loss(self, starts: torch.Tensor) -> torch.Tensor:
+    def training_loss(self, starts: torch.Tensor) -> torch.Tensor:
         windows, targets = gather_windows(self.panel, starts)
         return supcon_loss(self.model(windows).float(), targets[:, 0], self.config.temperature)
 
-    def training_step(self, batch: list[torch.Tensor], batch_index: int) -> torch.Tensor:
-        loss = self._loss(batch[0])
-        self._train_losses.append(float(loss.detach()))
-        return loss
+    def validation_parts(self, starts: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": self.training_loss(starts).detach()}
 
-    def validation_step(self, batch: list[torch.Tensor], batch_index: int) -> None:
-        self._validation.append((self._loss(batch[0]).detach() * batch[0].shape[0], batch[0].shape[0]))
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or not self._validation:
-            self._validation.clear()
-            return
-        val_loss = float(sum(part[0] for part in self._validation) / sum(part[1] for part in self._validation))
-        self.epochs.append({"fold_id": self.fold_id, "epoch": int(self.current_epoch),
-                            "train_loss": float(np.mean(self._train_losses)) if self._train_losses else float("nan"),
-                            "val_loss": val_loss})
-        if val_loss < self.best_val_loss:
-            self.best_val_loss, self.best_epoch = val_loss, int(self.current_epoch)
-            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        self.log("val_loss", val_loss)
-        self._validation.clear()
-        self._train_losses.clear()
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.training.lr, weight_decay=self.training.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: cosine_warmup(step, self.training.warmup_steps, self.total_steps))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-
-@dataclass(frozen=True)
-class FoldWindows:
-    fold_id: int
-    fit: torch.Tensor
-    validation: torch.Tensor
-    train: torch.Tensor
-    test: torch.Tensor
-
-
-def fold_windows(panel: WindowPanel, folds: pl.DataFrame, training: TrainingConfig) -> Iterator[FoldWindows]:
-    """The 21d walk-forward folds tbm.py trains on, with its skip rule and validation split."""
-    for fold_id, fold in walk_forward_folds(folds, FOLD_HORIZON):
-        train, test = fold_starts(panel, fold, cv.TRAIN), fold_starts(panel, fold, cv.TEST)
-        if train.shape[0] < 2 * training.batch_size or test.shape[0] == 0:
-            continue
-        fit, validation = _split_validation(panel, train, training.validation_share, BARRIER_DAYS)
-        yield FoldWindows(fold_id, fit, validation, train, test)
+    def epoch_records(self, parts: list[dict], train_loss: float, val_loss: float) -> list[dict[str, float | int | str]]:
+        return [{"fold_id": self.fold_id, "epoch": int(self.current_epoch), "train_loss": train_loss, "val_loss": val_loss}]
 
 
 @dataclass(frozen=True)
@@ -183,64 +121,38 @@ class SupConEncoderResult:
     best_epochs: dict[int, int]
 
 
-def pretrain_supcon_encoders(panel: WindowPanel, folds: pl.DataFrame, config: SupConConfig, training: TrainingConfig,
+def pretrain_supcon_encoders(panel: WindowPanel, folds: pl.DataFrame, config: SupConConfig, training: engine.TrainingConfig,
                              device: DeviceChoice) -> SupConEncoderResult:
     """One SupCon-pre-trained encoder per walk-forward fold, from that fold's training windows only."""
-    curves, states, best_epochs = [], {}, {}
-    for fold in fold_windows(panel, folds, training):
-        seed_everything(training.seed + fold.fold_id, deterministic=not device.is_cuda)
-        steps = training.max_epochs * -(-fold.fit.shape[0] // training.batch_size)
-        module = SupConModule(config, training, panel, steps, fold.fold_id)
-        trainer = L.Trainer(
-            accelerator=device.lightning_accelerator, devices=1, precision=device.lightning_precision,
-            max_epochs=training.max_epochs, gradient_clip_val=training.grad_clip, deterministic=not device.is_cuda,
-            callbacks=[L.pytorch.callbacks.EarlyStopping("val_loss", patience=training.patience)],
-            logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            num_sanity_val_steps=0,
-        )
-        trainer.fit(module, _loader(fold.fit, training.batch_size, training.seed + fold.fold_id),
-                    _loader(fold.validation, training.batch_size, None))
-        curves += module.epochs
-        states[fold.fold_id], best_epochs[fold.fold_id] = module.best_state, module.best_epoch
-    if not states:
-        raise ValueError("supcon encoder: no walk-forward fold has enough training windows and test windows")
-    return SupConEncoderResult(pl.DataFrame(curves).select(CURVE_COLUMNS), states, best_epochs)
+    def prepare(fold: engine.FoldWindows):
+        module = SupConModule(config, training, panel, engine.total_steps(fold.fit, training), fold.fold_id)
+        return module, *engine.fold_loaders(fold, training)
+
+    fitted = engine.train_out_of_fold(fold_windows(panel, folds, training), training, device, prepare, None,
+                                      "supcon encoder: no walk-forward fold has enough training windows and test windows")
+    return SupConEncoderResult(pl.DataFrame(fitted.records).select(CURVE_COLUMNS), fitted.states, fitted.best_epochs)
 
 
-@torch.no_grad()
-def representations(model: SupConEncoder, panel: WindowPanel, starts: torch.Tensor) -> np.ndarray:
-    model.eval()
-    parts = [model.represent(gather_windows(panel, starts[i : i + _PREDICT_BATCH])[0]).float().cpu()
-             for i in range(0, starts.shape[0], _PREDICT_BATCH)]
-    return torch.cat(parts).numpy().astype(np.float64)
-
-
-def fit_linear_probes(panel: WindowPanel, folds: pl.DataFrame, config: SupConConfig, training: TrainingConfig,
+def fit_linear_probes(panel: WindowPanel, folds: pl.DataFrame, config: SupConConfig, training: engine.TrainingConfig,
                       states: dict[int, dict[str, torch.Tensor]], device: DeviceChoice) -> pl.DataFrame:
     """PREDICTION_COLUMNS on the test windows of every fold with an encoder; a fold whose training windows
     hold one class only has no probe and no predictions."""
     predictions = []
-    gpu_panel = panel.to(device.device)
     for fold in fold_windows(panel, folds, training):
         if fold.fold_id not in states:
             continue
         model = SupConEncoder(config)
         model.load_state_dict(states[fold.fold_id])
         model = model.to(device.device)
-        outcome = panel.flat_targets[fold.train.long() + (panel.seq_len - 1), 0].numpy()
+        outcome = engine.window_targets(panel, fold.train)[:, 0]
         if len(np.unique(outcome)) < 2:
             continue
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=config.probe_c, max_iter=config.probe_max_iter))
-        probe.fit(representations(model, gpu_panel, fold.train.to(device.device)), outcome.astype(np.int64))
-        probability = probe.predict_proba(representations(model, gpu_panel, fold.test.to(device.device)))[:, 1]
-        instrument, last_day = panel.last_rows(fold.test)
-        predictions.append(pl.DataFrame({
-            c.DATE: panel.dates.gather(last_day.numpy()),
-            c.TICKER: pl.Series(panel.instruments).gather(instrument.numpy()),
-            cv.FOLD_ID: pl.Series([fold.fold_id] * fold.test.shape[0], dtype=pl.Int64),
-            PROBABILITY: probability.astype(np.float64),
-            HITS_UPPER: pl.Series(panel.flat_targets[fold.test.long() + (panel.seq_len - 1), 0].numpy()).cast(pl.Int8),
-        }))
+        train_representations, test_representations = (
+            engine.predict_windows(model.represent, model, panel, starts, device.device) for starts in (fold.train, fold.test))
+        probe.fit(train_representations, outcome.astype(np.int64))
+        probability = probe.predict_proba(test_representations)[:, 1]
+        predictions.append(outcome_frame(panel, fold, PROBABILITY, probability.astype(np.float64)))
     if not predictions:
         raise ValueError("supcon probe: no fold has an encoder and training windows of both classes")
     return pl.concat(predictions).sort(c.DATE, c.TICKER).select(PREDICTION_COLUMNS)

@@ -31,17 +31,12 @@ from torch import nn
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.metrics import SCORE_COLUMNS, per_date_scores
-from quantlab_assets.compute.models.scorecard import MODEL, _scores
+from quantlab_assets.compute.models.scorecard import MODEL, model_scores
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
 from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedEncoderConfig, MaskedTimeSeriesEncoder
 from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder, pretraining_split
-from quantlab_assets.compute.torch_runtime.training import (
-    TrainingConfig,
-    _split_validation,
-    fit_oof_transformer,
-    fold_starts,
-    walk_forward_folds,
-)
+from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig, at_least_windows, oof_folds
+from quantlab_assets.compute.torch_runtime.training import fit_oof_transformer
 from quantlab_assets.compute.torch_runtime.transformer import ForecastHeads, TransformerConfig
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel
 
@@ -95,17 +90,12 @@ def pretrainable_folds(panel: WindowPanel, folds: pl.DataFrame, seq_len: int, pr
                        finetuning: TrainingConfig, horizon: int) -> pl.DataFrame:
     """The walk-forward folds of `horizon` whose fit windows (as fit_oof_transformer takes them) also split for
     pre-training: both variants then train on exactly the same folds."""
-    keep = []
-    for fold_id, fold in walk_forward_folds(folds, horizon):
-        train = fold_starts(panel, fold, cv.TRAIN)
-        if train.shape[0] < 2 * finetuning.batch_size:
-            continue
-        fit, _ = _split_validation(panel, train, finetuning.validation_share, horizon)
-        if pretraining_split(panel, fit, pretraining, seq_len) is not None:
-            keep.append(fold)
+    forecaster_folds = oof_folds(panel, folds, horizon, finetuning.validation_share, horizon,
+                                 at_least_windows(2 * finetuning.batch_size))
+    keep = [fold.fold_id for fold in forecaster_folds if pretraining_split(panel, fold.fit, pretraining, seq_len) is not None]
     if not keep:
         raise ValueError("encoder transfer: no walk-forward fold has enough training windows to pre-train an encoder")
-    return pl.concat(keep)
+    return folds.filter(pl.col(cv.FOLD_ID).is_in(keep))
 
 
 def compare_encoder_transfer(
@@ -136,7 +126,7 @@ def compare_encoder_transfer(
 
     predictions = {init: fit_oof_transformer(panel, folds, forecaster_config, finetuning, device, horizon, build(init)).predictions
                    for init in (RANDOM, PRETRAINED)}
-    scorecard = pl.concat([_scores(frame, init, horizon) for init, frame in predictions.items()]).select(
+    scorecard = pl.concat([model_scores(frame, init, horizon) for init, frame in predictions.items()]).select(
         MODEL, cv.HORIZON_DAYS, cv.FOLD_ID, *SCORE_COLUMNS).sort(MODEL, cv.FOLD_ID, nulls_last=True)
     return TransferResult(
         scorecard=scorecard, predictions=predictions,

@@ -110,7 +110,7 @@ def cleaned_bars(
     market_data: MarketDataResource,
     data_quality: DataQualityResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Clean each universe's raw bars (with 13 months of lookback) into cleaned and quarantined bars.
+    """Clean each universe's raw bars (with LOOKBACK_MONTHS months of lookback) into cleaned and quarantined bars.
 
     A partition whose blocking checks fail is not written (the previous version stays), the run fails,
     and the quarantine is written regardless, so nothing received is lost.
@@ -124,7 +124,7 @@ def cleaned_bars(
         raw, after_delisting = split_after_delisting(conform(raw_ohlcv[name], RawBarsSchema), universe[name], months_window(months))
         result = clean_bars(
             raw, universe[name][c.TICKER], window=months_window(months), as_of=as_of,
-            holidays=spec.holidays,
+            holidays=spec.holidays, close_is_adjusted=spec.close_is_adjusted, universe=f"{name} ({spec.config_path})",
         )
         quarantine = pl.concat([result.quarantine, after_delisting]).sort(c.DATE, c.TICKER, c.SOURCE_ROW, nulls_last=True)
         quarantined[name] = validate(QuarantinedBarsSchema, quarantine, asset="rejected_bars", partition=partition)

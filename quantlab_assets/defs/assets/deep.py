@@ -1,4 +1,4 @@
-"""Deep-learning track (issue 12): the multi-task transformer and the Temporal Fusion Transformer
+"""Deep-learning track: the multi-task transformer and the Temporal Fusion Transformer
 forecasters, trained out of fold on the GPU when one is there (CPU otherwise), with their training
 diagnostics. Plain logic in compute/torch_runtime.
 
@@ -14,93 +14,45 @@ from collections.abc import Callable, Iterator
 import dagster as dg
 import polars as pl
 
-from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.metrics import degeneracy_problems, score_predictions
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas import (
-    FeaturesSchema,
-    LabelsSchema,
     OofPredictionsSchema,
     TftInterpretationSchema,
     TrainingDiagnosticsSchema,
-    conform,
     schema_failures,
 )
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
 from quantlab_assets.compute.torch_runtime.interpretation import tft_interpretation
+from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
 from quantlab_assets.compute.torch_runtime.tft import TftConfig
 from quantlab_assets.compute.torch_runtime.training import (
     ForecasterConfig,
-    TrainingConfig,
     TransformerOofResult,
     collapse_problems,
     fit_oof_transformer,
 )
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig
-from quantlab_assets.compute.torch_runtime.windows import WindowPanel, build_window_panel
-from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.compute.torch_runtime.windows import WindowPanel
+from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, forecast_targets, label_panel, settings
 from quantlab_assets.defs.io_managers import UniverseFrames
-from quantlab_assets.defs.partitions import same_universe, universe_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 
-GROUP = "deep"
-TARGET = "label_21d"
-# Scale-free inputs: the winsorised industry z-scores and the rolling z-scores of the features asset.
-INPUT_SUFFIXES = ("__wz", "__rz")
 
+class TransformerAssetConfig(config_from("TransformerFields", TransformerConfig, TrainingConfig)):
+    """Seed 003 phase 2's architecture and its optimisation (defaults: compute's TransformerConfig and
+    TrainingConfig); tests shrink everything."""
 
-class SequenceTrainingConfig(dg.Config):
-    """Seed 003's optimisation (defaults) and window length; tests shrink everything."""
-
-    dropout: float = 0.1
-    seq_len: int = 63
-    lr: float = 3e-4
-    batch_size: int = 256
-    max_epochs: int = 20
-    patience: int = 3
-    warmup_steps: int = 200
-    seed: int = 42
     # Below this std (log-return units) the mean head predicts a constant (seed 001's collapse).
     min_prediction_std: float = 1e-6
 
-    def training(self) -> TrainingConfig:
-        return TrainingConfig(lr=self.lr, batch_size=self.batch_size, max_epochs=self.max_epochs,
-                              patience=self.patience, warmup_steps=self.warmup_steps, seed=self.seed)
 
+class TftAssetConfig(config_from("TftFields", TftConfig, TrainingConfig)):
+    """Seed 003 phase 4's TFT (defaults: compute's TftConfig, whose sizes say where they come from) and the
+    transformer's optimisation."""
 
-class TransformerAssetConfig(SequenceTrainingConfig):
-    """Seed 003 phase 2's architecture (defaults)."""
-
-    d_model: int = 128
-    n_heads: int = 8
-    n_layers: int = 4
-    dim_ff: int = 512
-
-
-class TftAssetConfig(SequenceTrainingConfig):
-    """Seed 003 phase 4's TFT. The seed gives no sizes: d_model 64 with 4 heads is the original paper's
-    smaller search range; one LSTM layer as in the paper's encoder."""
-
-    d_model: int = 64
-    n_heads: int = 4
-    lstm_layers: int = 1
-
-
-UNIVERSE_INS = {
-    "features": dg.AssetIn(partition_mapping=same_universe),
-    "labels": dg.AssetIn(partition_mapping=same_universe),
-    "cv_folds": dg.AssetIn(),
-}
-
-
-def sequence_panel(features: pl.DataFrame, labels: pl.DataFrame, seq_len: int) -> tuple[WindowPanel, list[str]]:
-    """The windows panel of the scale-free features and the 21d target, and the feature names."""
-    feature_frame = conform(features, FeaturesSchema)
-    names = [n for n in feature_frame.columns if n.endswith(INPUT_SUFFIXES)]
-    frame = feature_frame.select(c.DATE, c.TICKER, *names).join(
-        conform(labels, LabelsSchema).select(c.DATE, c.TICKER, TARGET), on=[c.DATE, c.TICKER])
-    return build_window_panel(frame, names, [TARGET], seq_len), names
+    min_prediction_std: float = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,16 +69,16 @@ class OofRun:
     feature_names: list[str]
 
 
-def train_out_of_fold(context: dg.AssetExecutionContext, name: str, model_config: Callable[[int], ForecasterConfig],
-                      config: SequenceTrainingConfig, features: UniverseFrames, labels: UniverseFrames,
+def train_out_of_fold(context: dg.AssetExecutionContext, name: str, model_config: Callable[..., ForecasterConfig],
+                      config: TransformerAssetConfig | TftAssetConfig, features: UniverseFrames, labels: UniverseFrames,
                       cv_folds: UniverseFrames, torch_device: TorchDeviceResource) -> OofRun:
-    """Train the forecaster `model_config(n_features)` builds per walk-forward fold of the partition's universe."""
+    """Train the forecaster of class `model_config` per walk-forward fold of the partition's universe."""
     universe = context.partition_key
-    panel, names = sequence_panel(features[universe], labels[universe], config.seq_len)
+    panel, names = label_panel(features[universe], labels[universe], forecast_targets, config.seq_len)
     device = torch_device.choice()
     context.log.info(f"{name} on {device.describe()}: {panel.starts.shape[0]} windows, {len(names)} features")
-    training = config.training()
-    built = model_config(len(names))
+    training = settings(config, TrainingConfig)
+    built = settings(config, model_config, n_features=len(names))
     result = fit_oof_transformer(panel, cv_folds[universe], built, training, device)
     return OofRun(name, universe, result, built, training, device, panel, names)
 
@@ -178,11 +130,8 @@ def forecast_outputs(run: OofRun, diagnostics_asset: str, mlflow: MlflowTracking
 
 
 @dg.multi_asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
+    **DEEP_ASSET,
     can_subset=False,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
     outs={
         "forecaster_transformer": dg.AssetOut(is_required=False, description="Out-of-fold 21d forecasts (Gaussian mean)."),
         "training_diagnostics": dg.AssetOut(is_required=False, description="Per fold x epoch x head: pred std, grad norm, activations."),
@@ -205,12 +154,7 @@ def forecaster_transformer(
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Train seed 003's transformer per walk-forward fold; forecast each fold's test dates."""
-    def model_config(n_features: int) -> TransformerConfig:
-        return TransformerConfig(n_features=n_features, d_model=config.d_model, n_heads=config.n_heads,
-                                 n_layers=config.n_layers, dim_ff=config.dim_ff, dropout=config.dropout,
-                                 seq_len=config.seq_len)
-
-    run = train_out_of_fold(context, "forecaster_transformer", model_config, config, features, labels, cv_folds,
+    run = train_out_of_fold(context, "forecaster_transformer", TransformerConfig, config, features, labels, cv_folds,
                             torch_device)
     checks = forecast_checks(run, "training_diagnostics", config.min_prediction_std)
     if all(check.passed for check in checks):
@@ -219,11 +163,8 @@ def forecaster_transformer(
 
 
 @dg.multi_asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
+    **DEEP_ASSET,
     can_subset=False,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
     outs={
         "forecaster_tft": dg.AssetOut(is_required=False, description="Out-of-fold 21d forecasts of the TFT (Gaussian mean)."),
         "tft_diagnostics": dg.AssetOut(is_required=False, description="Per fold x epoch x head: pred std, grad norm, activations."),
@@ -250,11 +191,7 @@ def forecaster_tft(
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Train seed 003's TFT per walk-forward fold; forecast each fold's test dates; store its attention."""
-    def model_config(n_features: int) -> TftConfig:
-        return TftConfig(n_features=n_features, d_model=config.d_model, n_heads=config.n_heads,
-                         lstm_layers=config.lstm_layers, dropout=config.dropout, seq_len=config.seq_len)
-
-    run = train_out_of_fold(context, "forecaster_tft", model_config, config, features, labels, cv_folds, torch_device)
+    run = train_out_of_fold(context, "forecaster_tft", TftConfig, config, features, labels, cv_folds, torch_device)
     interpretation = tft_interpretation(run.panel, cv_folds[run.universe], run.model_config, run.result.states,
                                         run.device, run.training.batch_size)
     problems = schema_failures(TftInterpretationSchema, interpretation, asset="tft_interpretation", partition=run.universe)

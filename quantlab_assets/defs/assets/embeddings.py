@@ -1,4 +1,4 @@
-"""Representation learning (issue 12, seed 003 phase 3): the masked time-series encoder, pre-trained per
+"""Representation learning (seed 003 phase 3): the masked time-series encoder, pre-trained per
 universe on its training span, the market embeddings it gives every (date, ticker) with a complete
 window, and the transfer scorecard (a forecaster from a pre-trained encoder vs from random weights).
 GPU-tagged like deep.py (pool `gpu`, tag `device: gpu`), in gpu_training_job; CPU otherwise.
@@ -37,15 +37,15 @@ from quantlab_assets.compute.torch_runtime.embeddings import (
     lookahead_problems,
     nonfinite_problems,
 )
+from quantlab_assets.compute.torch_runtime.inputs import input_features
 from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedEncoderConfig, MaskedTimeSeriesEncoder
+from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
 from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder, training_span_starts
-from quantlab_assets.compute.torch_runtime.training import TrainingConfig
 from quantlab_assets.compute.torch_runtime.transfer import PRETRAINED, RANDOM, compare_encoder_transfer
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig
-from quantlab_assets.defs.assets.deep import GROUP, INPUT_SUFFIXES, sequence_panel
-from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, forecast_targets, label_panel, settings
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
-from quantlab_assets.defs.partitions import same_universe, universe_partitions
+from quantlab_assets.defs.partitions import same_universe
 from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource, TorchDeviceResource
 
 # Cut dates of the embeddings' look-ahead check (the property does not depend on how many).
@@ -58,37 +58,18 @@ def checkpoint_path(base_dir: str, universe: str) -> Path:
     return Path(base_dir) / "checkpoints" / "masked_encoder" / f"{universe}.pt"
 
 
-def input_features(features: pl.DataFrame) -> list[str]:
-    """The forecaster's scale-free inputs (deep.py): the __wz and __rz columns of the features asset."""
-    return [n for n in features.columns if n.endswith(INPUT_SUFFIXES)]
+class MaskedEncoderAssetConfig(config_from("MaskedEncoderFields", MaskedEncoderConfig, TrainingConfig)):
+    """Seed 003's encoder (compute's MaskedEncoderConfig) and pre-training: 50-100 epochs in the seed, early
+    stopping here; tests shrink it."""
 
-
-class MaskedEncoderAssetConfig(dg.Config):
-    """Seed 003's encoder and pre-training (defaults: 50-100 epochs in the seed; early stopping here); tests shrink it."""
-
-    patch_size: int = 5
-    mask_ratio: float = 0.2
-    d_model: int = 128
-    n_heads: int = 8
-    n_layers: int = 4
-    dim_ff: int = 512
-    dropout: float = 0.1
-    seq_len: int = 63
-    lr: float = 3e-4
-    batch_size: int = 256
     max_epochs: int = 50
     patience: int = 5
-    warmup_steps: int = 200
-    seed: int = 42
     # Empty: the universe's splits.train_end. An ISO date pre-trains on a shorter span (never a longer one).
     train_end: str = ""
 
 
 @dg.asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
+    **DEEP_ASSET,
     ins={"features": dg.AssetIn(partition_mapping=same_universe)},
     check_specs=[dg.AssetCheckSpec("masked_encoder_training_span", asset="masked_encoder", blocking=True,
                                    description="Curve schema; every pre-training window ends by train_end; losses finite.")],
@@ -109,11 +90,8 @@ def masked_encoder(
     train_end = min(split_end, dt.date.fromisoformat(config.train_end)) if config.train_end else split_end
     frame = conform(features[universe], FeaturesSchema)
     names = input_features(frame)
-    model_config = MaskedEncoderConfig(n_features=len(names), patch_size=config.patch_size, d_model=config.d_model,
-                                       n_heads=config.n_heads, n_layers=config.n_layers, dim_ff=config.dim_ff,
-                                       dropout=config.dropout, seq_len=config.seq_len, mask_ratio=config.mask_ratio)
-    training = TrainingConfig(lr=config.lr, batch_size=config.batch_size, max_epochs=config.max_epochs,
-                              patience=config.patience, warmup_steps=config.warmup_steps, seed=config.seed)
+    model_config = settings(config, MaskedEncoderConfig, n_features=len(names))
+    training = settings(config, TrainingConfig)
     device = torch_device.choice()
     panel = build_feature_panel(frame, names, config.seq_len)
     context.log.info(f"pre-training on {device.describe()}: windows ending by {train_end}, {len(names)} features")
@@ -165,10 +143,7 @@ class EmbeddingsAssetConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
+    **DEEP_ASSET,
     ins={"features": dg.AssetIn(partition_mapping=same_universe)},
     deps=["masked_encoder"],  # its checkpoint file, not its stored loss curve
     check_specs=[
@@ -216,33 +191,16 @@ def embeddings(
     yield from results
 
 
-class EncoderTransferConfig(dg.Config):
-    """One architecture for both variants (the encoder's, seed sizes); pre-training and fine-tuning settings."""
+class EncoderTransferConfig(config_from("EncoderTransferFields", MaskedEncoderConfig, TrainingConfig)):
+    """One architecture for both variants (the masked encoder's, seed sizes); the fine-tuning's optimisation,
+    and pre-training with it for `pretrain_epochs`."""
 
-    patch_size: int = 5
-    mask_ratio: float = 0.2
-    d_model: int = 128
-    n_heads: int = 8
-    n_layers: int = 4
-    dim_ff: int = 512
-    dropout: float = 0.1
-    seq_len: int = 63
-    lr: float = 3e-4
-    batch_size: int = 256
     pretrain_epochs: int = 50
-    max_epochs: int = 20
-    patience: int = 3
-    warmup_steps: int = 200
-    seed: int = 42
 
 
 @dg.asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    ins={"features": dg.AssetIn(partition_mapping=same_universe), "labels": dg.AssetIn(partition_mapping=same_universe),
-         "cv_folds": dg.AssetIn()},
+    **DEEP_ASSET,
+    ins=UNIVERSE_INS,
     check_specs=[dg.AssetCheckSpec("encoder_transfer_scorecard_honest", asset="encoder_transfer_scorecard", blocking=True,
                                    description="Schema; both variants forecast the same rows; no number where none is defined.")],
     output_required=False,
@@ -258,16 +216,14 @@ def encoder_transfer_scorecard(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Forecaster from the pre-trained encoder vs from random weights, same folds, the model stack's scores."""
     universe = context.partition_key
-    panel, names = sequence_panel(features[universe], labels[universe], config.seq_len)
-    sizes = {"d_model": config.d_model, "n_heads": config.n_heads, "n_layers": config.n_layers, "dim_ff": config.dim_ff,
-             "dropout": config.dropout, "seq_len": config.seq_len}
-    encoder = MaskedEncoderConfig(n_features=len(names), patch_size=config.patch_size, mask_ratio=config.mask_ratio, **sizes)
-    finetuning = TrainingConfig(lr=config.lr, batch_size=config.batch_size, max_epochs=config.max_epochs,
-                                patience=config.patience, warmup_steps=config.warmup_steps, seed=config.seed)
+    panel, names = label_panel(features[universe], labels[universe], forecast_targets, config.seq_len)
+    encoder = settings(config, MaskedEncoderConfig, n_features=len(names))
+    finetuning = settings(config, TrainingConfig)
     pretraining = dataclasses.replace(finetuning, max_epochs=config.pretrain_epochs)
     device = torch_device.choice()
-    result = compare_encoder_transfer(panel, cv_folds[universe], encoder, TransformerConfig(n_features=len(names), **sizes),
-                                      pretraining, finetuning, device)
+    # The forecaster of the comparison has the encoder's sizes (its patch settings do not apply).
+    forecaster = settings(config, TransformerConfig, n_features=len(names))
+    result = compare_encoder_transfer(panel, cv_folds[universe], encoder, forecaster, pretraining, finetuning, device)
 
     problems = undefined_scored_as_numbers(result.scorecard)
     random, pretrained = result.predictions[RANDOM], result.predictions[PRETRAINED]

@@ -1,4 +1,4 @@
-"""Features: the FFD orders chosen on the training span, and the feature panel with its look-ahead check."""
+"""Features: the feature panel with its look-ahead check, and the FFD orders diagnostic of the training span."""
 
 import zlib
 from collections.abc import Iterator
@@ -10,7 +10,7 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.membership import members_per_date, non_tradable_tickers
 from quantlab_assets.compute.features.compute import compute_features
-from quantlab_assets.compute.features.ffd import FFD_LOG_CLOSE, apply_ffd, select_ffd_order
+from quantlab_assets.compute.features.ffd import FFD_LOG_CLOSE, FfdParams, apply_ffd, select_ffd_order
 from quantlab_assets.compute.features.lookahead import sampled_lookahead_violations
 from quantlab_assets.compute.schemas import (
     CleanedBarsSchema,
@@ -48,8 +48,12 @@ LOOKAHEAD_DAYS = 400
 def ffd_orders(
     context: dg.AssetExecutionContext, cleaned_bars: UniverseFrames, market_data: MarketDataResource
 ) -> UniverseFrames:
-    """Per instrument, the smallest d whose fractionally differenced log price passes ADF on the training span."""
-    frames, summary = {}, {}
+    """Per instrument, the smallest d whose fractionally differenced log price passes ADF on the training span.
+
+    A diagnostic: the features apply the fixed FfdParams.d to every instrument (compute/features/ffd.py
+    says why); `needs_more_than_fixed_d` names the instruments whose training span asks for a larger d.
+    """
+    fixed_d, frames, summary = FfdParams().d, {}, {}
     for name in context.partition_keys:
         split = market_data.universe(name).split
         bars = conform(cleaned_bars[name], CleanedBarsSchema)
@@ -61,7 +65,8 @@ def ffd_orders(
         )
         frames[name] = validate(FfdOrdersSchema, frame, asset="ffd_orders", partition=name)
         summary[name] = {"train_end": str(split.train_end), **dict(frame.group_by("status").len().iter_rows()),
-                         "d_by_ticker": dict(frame.select(c.TICKER, "d").iter_rows())}
+                         "d_by_ticker": dict(frame.select(c.TICKER, "d").iter_rows()), "fixed_d": fixed_d,
+                         "needs_more_than_fixed_d": frame.filter(pl.col("d") > fixed_d)[c.TICKER].to_list()}
     context.add_output_metadata({"by_universe": dg.MetadataValue.json(summary)})
     return frames
 
@@ -74,7 +79,6 @@ def ffd_orders(
     ins={
         "cleaned_bars": dg.AssetIn(partition_mapping=bars_with_lookback),
         "universe": dg.AssetIn(partition_mapping=same_universe),
-        "ffd_orders": dg.AssetIn(partition_mapping=same_universe),
     },
     check_specs=[
         dg.AssetCheckSpec("features_schema", asset="features", blocking=True,
@@ -87,18 +91,17 @@ def features(
     context: dg.AssetExecutionContext,
     cleaned_bars: UniverseFrames,
     universe: UniverseFrames,
-    ffd_orders: UniverseFrames,
     market_data: MarketDataResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Every registered feature (price, technical, microstructure, cross-asset, regime), normalised variants and FFD."""
+    """Every registered feature (price, technical, microstructure, cross-asset, regime), normalised variants and FFD
+    at the fixed order d (no date-dependent input: the split's train_end and validation_end do not reach it)."""
     frames, diagnostics, failures, leaks = {}, {}, [], []
     for name, months in months_by_universe(list(context.partition_keys)).items():
         spec = market_data.universe(name)
         first_day, last_day = months_window(months)
         bars = conform(cleaned_bars[name], CleanedBarsSchema)
         result = compute_features(bars, universe[name], benchmark=spec.benchmark)
-        d_by_ticker = dict(ffd_orders[name].select(c.TICKER, "d").iter_rows())
-        ffd = apply_ffd(bars.select(c.DATE, c.TICKER, c.CLOSE), d_by_ticker).select(c.DATE, c.TICKER, FFD_LOG_CLOSE)
+        ffd = apply_ffd(bars.select(c.DATE, c.TICKER, c.CLOSE)).select(c.DATE, c.TICKER, FFD_LOG_CLOSE)
         window = (
             result.frame.join(ffd, on=[c.DATE, c.TICKER], how="left")
             .filter(pl.col(c.DATE).is_between(first_day, last_day, closed="both"))

@@ -2,7 +2,7 @@
 the scorecard with its files and MLflow runs, and the figures. Plain logic in compute/hedging/.
 
 hedging_environments[e] -> hedge_policy[method_strength_seedN] (low, medium, high only) ->
-hedging_scorecard (every stored policy on every environment) -> hedging_figures.
+hedging_scorecard[preset] (every stored policy of the preset on every environment) -> hedging_figures[preset].
 An irm_head policy starts from the stored erm policy of its seed. That is read from storage, not as an
 input: Dagster allows an asset to depend on its own partitions only along a time dimension
 ("Asset depends on itself" for a static mapping, measured on 1.13.27); materialise erm_0_seedN first.
@@ -47,12 +47,19 @@ from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOMa
 from quantlab_assets.defs.partitions import (
     hedge_policy_partitions,
     hedging_environment_partitions,
+    hedging_policies_of_study,
+    hedging_study_partitions,
     hedging_training_environments,
 )
 from quantlab_assets.defs.resources import HedgingStudyResource, MlflowTrackingResource, TorchDeviceResource
 
 GROUP = "hedging"
 EXPERIMENT = "quantlab_hedging"
+
+
+def study_folder(base_dir: str, preset: str) -> Path:
+    """Where one study configuration's files and figures go: <data dir>/outputs/_phase2_headIRM/<preset>/."""
+    return Path(base_dir) / STUDY_FOLDER / preset
 
 
 def _stored(frames: KeyedFrames) -> KeyedFrames:
@@ -172,8 +179,10 @@ def frozen_extractor_problems(policies: KeyedFrames, config: HedgingConfig) -> l
 
 
 @dg.asset(
+    partitions_def=hedging_study_partitions,
     group_name=GROUP,
-    ins={"hedge_policy": dg.AssetIn(), "hedging_environments": dg.AssetIn()},
+    ins={"hedge_policy": dg.AssetIn(partition_mapping=hedging_policies_of_study),
+         "hedging_environments": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
     check_specs=[
         dg.AssetCheckSpec("hedging_scorecard_finite", asset="hedging_scorecard", blocking=True,
                           description="Schema; CVaR, mean P&L and turnover finite for every policy x environment."),
@@ -192,8 +201,10 @@ def hedging_scorecard(
     mlflow: MlflowTrackingResource,
     io_manager: dg.ResourceParam[PartitionedParquetIOManager],
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Every stored policy on every environment; the success criterion across seeds; study files and MLflow runs."""
-    config = hedging_study.config()
+    """Every stored policy of the preset (the partition) on every environment; the success criterion across
+    seeds; study files and MLflow runs."""
+    preset = context.partition_key
+    config = hedging_study.config(preset)
     stored = _stored(hedge_policy)
     # A policy trained under another configuration (network size, paths, ...) is not comparable: the
     # check below names it, and it is left out of the evaluation.
@@ -206,7 +217,7 @@ def hedging_scorecard(
     metrics = evaluate_policies({k: f["state"][0] for k, f in policies.items()}, environments, config, device.device)
     diagnostic, success = diagnostics(metrics), success_table(metrics, config)
     metadata = run_metadata(config, fingerprints, device.describe())
-    files = write_study_files(Path(io_manager.base_dir) / STUDY_FOLDER, metrics, diagnostic, success, metadata)
+    files = write_study_files(study_folder(io_manager.base_dir, preset), metrics, diagnostic, success, metadata)
     mlflow.ensure_store()
     run_ids = {key: log_model_run(
         mlflow.uri(), EXPERIMENT, f"hedge_policy|{key}",
@@ -216,7 +227,7 @@ def hedging_scorecard(
         frames={"history": pl.DataFrame(json.loads(frame["history"][0]))}, artifact_root=mlflow.artifact_root(),
     ) for key, frame in policies.items()}
 
-    finite = [p for p in [schema_failures(HedgingMetricsSchema, metrics, asset="hedging_scorecard", partition=None)] if p]
+    finite = [p for p in [schema_failures(HedgingMetricsSchema, metrics, asset="hedging_scorecard", partition=preset)] if p]
     bad = metrics.filter(~pl.all_horizontal(pl.col(n).is_finite() for n in ("cvar95", "mean_pnl", "turnover")))
     finite += [f"{r['policy']} on {r['environment']}: not finite" for r in bad.to_dicts()]
     if missing := sorted(set(hedging_environments) - set(environments)):
@@ -229,7 +240,7 @@ def hedging_scorecard(
     ]
     if all(check.passed for check in checks):
         crisis = metrics.filter(pl.col("environment") == "crisis").select("policy", "cvar95", "turnover", "mean_pnl")
-        yield dg.Output(metrics, metadata={
+        yield dg.Output({preset: metrics}, metadata={
             "policies": len(policies), "config_hash": config.hash(),
             "success": dg.MetadataValue.json(success.with_columns(pl.selectors.float().round(4)).to_dicts()),
             "crisis": dg.MetadataValue.json(crisis.with_columns(pl.selectors.float().round(4)).to_dicts()),
@@ -241,13 +252,14 @@ def hedging_scorecard(
 
 
 @dg.asset(
+    partitions_def=hedging_study_partitions,
     group_name=GROUP,
-    ins={"hedging_scorecard": dg.AssetIn(), "hedge_policy": dg.AssetIn(),
+    ins={"hedging_scorecard": dg.AssetIn(), "hedge_policy": dg.AssetIn(partition_mapping=hedging_policies_of_study),
          "hedging_environments": dg.AssetIn(partition_mapping=dg.SpecificPartitionsPartitionMapping(["crisis"]))},
 )
 def hedging_figures(
     context: dg.AssetExecutionContext,
-    hedging_scorecard: pl.DataFrame,
+    hedging_scorecard: KeyedFrames,
     hedge_policy: KeyedFrames,
     hedging_environments: KeyedFrames,
     hedging_study: HedgingStudyResource,
@@ -256,11 +268,12 @@ def hedging_figures(
 ) -> dg.MaterializeResult:
     """PNG figures: CVaR frontier, QQ plot of crisis P&L (ERM vs the IRM selected on high), lambda/beta sweeps;
     and the study page (study.html) with them and the success-criterion table."""
-    config = hedging_study.config()
-    folder = Path(io_manager.base_dir) / STUDY_FOLDER / "figures"
-    written = {"cvar_frontier": figures.frontier(hedging_scorecard, config, folder / "cvar_frontier.png"),
-               "sweeps": figures.sweeps(hedging_scorecard, config, folder / "lambda_beta_sweeps.png")}
-    selection = success_table(hedging_scorecard, config).filter(pl.col("method") == IRM_HEAD, pl.col("selected"))
+    preset = context.partition_key
+    config, scorecard = hedging_study.config(preset), hedging_scorecard[preset]
+    folder = study_folder(io_manager.base_dir, preset)
+    written = {"cvar_frontier": figures.frontier(scorecard, config, folder / "figures" / "cvar_frontier.png"),
+               "sweeps": figures.sweeps(scorecard, config, folder / "figures" / "lambda_beta_sweeps.png")}
+    selection = success_table(scorecard, config).filter(pl.col("method") == IRM_HEAD, pl.col("selected"))
     policies = _stored(hedge_policy)
     seeds = sorted({parse_policy_key(k)[2] for k in policies})
     if selection.height and seeds:
@@ -272,10 +285,10 @@ def hedging_figures(
             pnl = {m: policy_pnl(policies[policy_key(m, s, seed)]["state"][0], crisis, config, torch_device.choice().device)
                    for m, s in ((ERM, 0.0), (IRM_HEAD, strength))}
             written["qq_crisis"] = figures.qq_plot(pnl[ERM], pnl[IRM_HEAD], f"irm_head lambda={strength:g} (seed {seed})",
-                                                   folder / "qq_crisis_erm_vs_irm.png")
-    page = figures.study_page(written, success_table(hedging_scorecard, config), config,
-                              Path(io_manager.base_dir) / STUDY_FOLDER / "study.html")
+                                                   folder / "figures" / "qq_crisis_erm_vs_irm.png")
+    page = figures.study_page(written, success_table(scorecard, config), config, folder / "study.html")
+    # A path, not a file:// url: a browser does not open file:// links from the UI's http page.
     return dg.MaterializeResult(metadata={
         **{name: dg.MetadataValue.path(str(path)) for name, path in written.items()},
-        "study_page": dg.MetadataValue.path(str(page)), "url": dg.MetadataValue.url(page.resolve().as_uri()),
+        "study_page": dg.MetadataValue.path(str(page)),
     })

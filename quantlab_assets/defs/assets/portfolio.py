@@ -15,7 +15,7 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars, run_backtest
 from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics, sharpe_ratio
-from quantlab_assets.compute.backtest.report import StrategyRun, render_report
+from quantlab_assets.compute.backtest.report import StrategyRun, render_report, report_preview_markdown, run_page_url
 from quantlab_assets.compute.backtest.tracking import log_report_run
 from quantlab_assets.compute.data.membership import (
     cross_section_rows,
@@ -264,9 +264,10 @@ def backtest_report(
     runs = [StrategyRun(s, daily[s], positions[s], trades[s]) for s in order if s in daily]
     regimes = stored_regimes(base_dir, name)
     metrics = backtest_metrics[name]
+    ordered = metrics.filter(pl.col("strategy").is_in([r.name for r in runs])).sort(
+        pl.col("strategy").replace_strict({r.name: i for i, r in enumerate(runs)}, return_dtype=pl.Int64))
     html = render_report(
-        runs, metrics.filter(pl.col("strategy").is_in([r.name for r in runs])).sort(
-            pl.col("strategy").replace_strict({r.name: i for i, r in enumerate(runs)}, return_dtype=pl.Int64)),
+        runs, ordered,
         title=f"Backtest report: {name}", benchmark=BENCHMARK if BENCHMARK in daily else None,
         regimes=regimes, sectors=_sectors(universe[name]),
         notes=[f"Costs: commission 10 bp + slippage 5 bp + spread 5 bp on traded notional; 1-bar execution delay. "
@@ -276,8 +277,13 @@ def backtest_report(
     path = write_text_atomic(html, Path(base_dir) / "reports" / "backtest_report" / f"{name}.html")
     mlflow.ensure_store()
     run_id = log_report_run(mlflow.uri(), name, metrics, path, mlflow.artifact_root())
+    run_url = run_page_url(mlflow.uri(), run_id)
+    # No file:// url: a browser does not open one from the UI's http page. The path (copy icon), a preview
+    # of the key metrics ("[Show Markdown]") and, with an MLflow server, the run that holds the report.
     return dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(str(path)), "url": dg.MetadataValue.url(path.resolve().as_uri()),
+        "path": dg.MetadataValue.path(str(path)),
+        "preview": dg.MetadataValue.md(report_preview_markdown(ordered, str(path), run_url)),
+        **({"mlflow_report": dg.MetadataValue.url(run_url)} if run_url else {}),
         "bytes": path.stat().st_size, "strategies": len(runs), "regime_labels": regimes is not None,
         "mlflow_run_id": run_id,
     })

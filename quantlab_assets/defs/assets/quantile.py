@@ -1,4 +1,4 @@
-"""Seed 001's multi-horizon quantile forecaster (issue 10), trained out of fold on the GPU when there is
+"""Seed 001's multi-horizon quantile forecaster, trained out of fold on the GPU when there is
 one, and its training diagnostics; plain logic in compute/torch_runtime/quantile*.py.
 
 forecaster_quantile[u] and quantile_diagnostics[u] come from one step. Horizons 1, 5, 10, 20 days;
@@ -25,18 +25,10 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.metrics import score_predictions
 from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.schemas import (
-    FeaturesSchema,
-    LabelsSchema,
-    QuantileDiagnosticsSchema,
-    QuantilePredictionsSchema,
-    conform,
-    schema_failures,
-)
+from quantlab_assets.compute.schemas import QuantileDiagnosticsSchema, QuantilePredictionsSchema, schema_failures
 from quantlab_assets.compute.torch_runtime.quantile import HORIZONS, QuantileConfig
 from quantlab_assets.compute.torch_runtime.quantile_training import (
     HORIZON,
@@ -46,41 +38,20 @@ from quantlab_assets.compute.torch_runtime.quantile_training import (
     quantile_collapse_problems,
     quantile_forecast_problems,
     quantile_scorecard,
-    target_column,
 )
-from quantlab_assets.compute.torch_runtime.windows import build_window_panel
-from quantlab_assets.defs.assets.deep import INPUT_SUFFIXES
-from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, label_panel, settings
 from quantlab_assets.defs.io_managers import UniverseFrames
-from quantlab_assets.defs.partitions import same_universe, universe_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 
-GROUP = "deep"
 NOT_DEGENERATE = "forecaster_quantile_not_degenerate"
 NO_COLLAPSE = "quantile_diagnostics_no_collapse"
 
 
-class QuantileAssetConfig(dg.Config):
-    """Seed 003's encoder sizes, seed 001 phase 3's heads, loss weights and optimisation; tests shrink them."""
+class QuantileAssetConfig(config_from("QuantileFields", QuantileConfig, QuantileTrainingConfig,
+                                      exclude=frozenset({"horizons"}))):
+    """Seed 003's encoder sizes, seed 001 phase 3's heads, loss weights and optimisation (compute's QuantileConfig
+    and QuantileTrainingConfig; head_init "zero" is seed 001's collapse, kept as a fixture); tests shrink them."""
 
-    d_model: int = 128
-    n_heads: int = 8
-    n_layers: int = 4
-    dim_ff: int = 512
-    dropout: float = 0.1
-    seq_len: int = 63
-    head_hidden: int = 64
-    head_init: str = "default"  # or "zero": seed 001's collapse, kept as a fixture (module docstring)
-    weight_rank_ic: float = 0.5
-    weight_ic: float = 0.25
-    weight_variance: float = 0.1
-    lr: float = 1e-4
-    dates_per_batch: int = 4
-    max_epochs: int = 20
-    patience: int = 3
-    warmup_epochs: int = 5
-    grad_clip: float = 0.5
-    seed: int = 42
     # Targets are z-scores (std 1 per date): a median std below 1e-6 is a constant.
     min_prediction_std: float = 1e-6
     # A head whose weight gradients are below this learns nothing that can make its predictions differ.
@@ -88,20 +59,13 @@ class QuantileAssetConfig(dg.Config):
 
 
 @dg.multi_asset(
-    partitions_def=universe_partitions,
-    group_name=GROUP,
+    **DEEP_ASSET,
     can_subset=False,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
     outs={
         "forecaster_quantile": dg.AssetOut(is_required=False, description="Out-of-fold q10/q50/q90 per horizon (1, 5, 10, 20d)."),
         "quantile_diagnostics": dg.AssetOut(is_required=False, description="Per fold x epoch x horizon: median std, coverage, grad norms, activations."),
     },
-    ins={
-        "features": dg.AssetIn(partition_mapping=same_universe),
-        "labels": dg.AssetIn(partition_mapping=same_universe),
-        "cv_folds": dg.AssetIn(),
-    },
+    ins=UNIVERSE_INS,
     check_specs=[
         dg.AssetCheckSpec(NOT_DEGENERATE, asset="forecaster_quantile", blocking=True,
                           description="Schema; each horizon's median varies; no IC reported over constant predictions."),
@@ -120,19 +84,10 @@ def forecaster_quantile(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Train seed 001's quantile forecaster per walk-forward fold; forecast each fold's test dates."""
     universe = context.partition_key
-    feature_frame = conform(features[universe], FeaturesSchema)
-    names = [n for n in feature_frame.columns if n.endswith(INPUT_SUFFIXES)]
-    targets = cross_sectional_targets(conform(labels[universe], LabelsSchema), HORIZONS)
-    frame = feature_frame.select(c.DATE, c.TICKER, *names).join(targets, on=[c.DATE, c.TICKER])
-    panel = build_window_panel(frame, names, [target_column(h) for h in HORIZONS], config.seq_len)
-    model_config = QuantileConfig(
-        n_features=len(names), d_model=config.d_model, n_heads=config.n_heads, n_layers=config.n_layers,
-        dim_ff=config.dim_ff, dropout=config.dropout, seq_len=config.seq_len, head_hidden=config.head_hidden,
-        head_init=config.head_init, weight_rank_ic=config.weight_rank_ic, weight_ic=config.weight_ic,
-        weight_variance=config.weight_variance)
-    training = QuantileTrainingConfig(
-        lr=config.lr, dates_per_batch=config.dates_per_batch, max_epochs=config.max_epochs, patience=config.patience,
-        warmup_epochs=config.warmup_epochs, grad_clip=config.grad_clip, seed=config.seed)
+    panel, names = label_panel(features[universe], labels[universe],
+                               lambda frame: cross_sectional_targets(frame, HORIZONS), config.seq_len)
+    model_config = settings(config, QuantileConfig, n_features=len(names))
+    training = settings(config, QuantileTrainingConfig)
     device = torch_device.choice()
     context.log.info(f"training on {device.describe()}: {panel.starts.shape[0]} windows, {len(names)} features")
     result = fit_oof_quantile(panel, cv_folds[universe], model_config, training, device)

@@ -1,4 +1,4 @@
-"""Seed 002's phase 28 (issue 10): a SupCon-pre-trained encoder per walk-forward fold, a linear probe on it
+"""Seed 002's phase 28: a SupCon-pre-trained encoder per walk-forward fold, a linear probe on it
 out of fold, and the probe against the plain focal-loss `tbm_classifier` on the same rows and folds.
 Plain logic in compute/torch_runtime/supcon.py. The encoders' weights go to a checkpoint file (what the
 probe reads) and to MLflow; the stored asset is their per-fold training curves."""
@@ -11,13 +11,10 @@ import dagster as dg
 import polars as pl
 import torch
 
-from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas import (
-    FeaturesSchema,
-    LabelsSchema,
     SupconCurveSchema,
     SupconProbabilitiesSchema,
     TbmProbabilitiesSchema,
@@ -31,13 +28,10 @@ from quantlab_assets.compute.torch_runtime.supcon import (
     fit_linear_probes,
     pretrain_supcon_encoders,
 )
-from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, TbmConfig, tbm_targets, tbm_training_config
-from quantlab_assets.compute.torch_runtime.training import TrainingConfig
-from quantlab_assets.compute.torch_runtime.windows import WindowPanel, build_window_panel
-from quantlab_assets.defs.assets.deep import INPUT_SUFFIXES
-from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
+from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, TBM_LEARNING_RATE, TbmConfig, tbm_targets
+from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, label_panel, settings
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
-from quantlab_assets.defs.partitions import same_universe, universe_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 
 ENCODER_CHECK = "supcon_encoder_curves_valid"
@@ -48,45 +42,25 @@ def checkpoint_path(base_dir: str, universe: str) -> Path:
     return Path(base_dir) / "checkpoints" / "supcon_encoder" / f"{universe}.pt"
 
 
-def window_panel(features: pl.DataFrame, labels: pl.DataFrame, names: list[str], seq_len: int) -> WindowPanel:
-    """tbm_classifier's panel: the scale-free features with the resolved triple-barrier target."""
-    frame = conform(features, FeaturesSchema).select(c.DATE, c.TICKER, *names).join(
-        tbm_targets(conform(labels, LabelsSchema)), on=[c.DATE, c.TICKER])
-    return build_window_panel(frame, names, [HITS_UPPER], seq_len)
+class SupconEncoderAssetConfig(config_from("SupconEncoderFields", TbmConfig, SupConConfig, TrainingConfig,
+                                            exclude=frozenset({"focal_gamma", "focal_alpha", "probe_c", "probe_max_iter"}))):
+    """tbm_classifier's network and optimisation (seed 002's golden config, its lr 6.7e-5) plus the SupCon head
+    and temperature (compute's SupConConfig); tests shrink it."""
+
+    lr: float = TBM_LEARNING_RATE
 
 
-class SupconEncoderAssetConfig(dg.Config):
-    """tbm_classifier's defaults (seed 002's golden config) plus the SupCon head and temperature; tests shrink it."""
+class SupconProbeAssetConfig(config_from("SupconProbeFields", SupConConfig,
+                                          exclude=frozenset({"projection_dim", "temperature", "probe_max_iter"}))):
+    """The probe's L2 strength (compute's SupConConfig.probe_c); the encoder's settings come from its checkpoint."""
 
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 2
-    dim_ff: int = 512
-    dropout: float = 0.23
-    seq_len: int = 63
-    projection_dim: int = 64
-    temperature: float = 0.1
-    lr: float = 6.7e-5
-    batch_size: int = 256
-    max_epochs: int = 20
-    patience: int = 3
-    warmup_steps: int = 200
-    seed: int = 42
-
-
-class SupconProbeAssetConfig(dg.Config):
-    probe_c: float = 1.0
     # A probability std below this is a probe that says the same thing about every window.
     min_probability_std: float = 1e-6
 
 
 @dg.asset(
-    partitions_def=universe_partitions,
-    group_name="deep",
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    ins={"features": dg.AssetIn(partition_mapping=same_universe), "labels": dg.AssetIn(partition_mapping=same_universe),
-         "cv_folds": dg.AssetIn()},
+    **DEEP_ASSET,
+    ins=UNIVERSE_INS,
     check_specs=[dg.AssetCheckSpec(ENCODER_CHECK, asset="supcon_encoder", blocking=True,
                                    description="Curve schema; every SupCon loss finite; one encoder per curve fold.")],
 )
@@ -102,14 +76,9 @@ def supcon_encoder(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """One SupCon-pre-trained encoder per 21d walk-forward fold, on that fold's training windows; their curves."""
     universe = context.partition_key
-    names = [n for n in features[universe].columns if n.endswith(INPUT_SUFFIXES)]
-    panel = window_panel(features[universe], labels[universe], names, config.seq_len)
-    model = SupConConfig(
-        encoder=TbmConfig(n_features=len(names), d_model=config.d_model, n_heads=config.n_heads, n_layers=config.n_layers,
-                          dim_ff=config.dim_ff, dropout=config.dropout, seq_len=config.seq_len),
-        projection_dim=config.projection_dim, temperature=config.temperature)
-    training = tbm_training_config(lr=config.lr, batch_size=config.batch_size, max_epochs=config.max_epochs,
-                                   patience=config.patience, warmup_steps=config.warmup_steps, seed=config.seed)
+    panel, names = label_panel(features[universe], labels[universe], tbm_targets, config.seq_len)
+    model = settings(config, SupConConfig, encoder=settings(config, TbmConfig, n_features=len(names)))
+    training = settings(config, TrainingConfig)
     device = torch_device.choice()
     result = pretrain_supcon_encoders(panel, cv_folds[universe], model, training, device)
 
@@ -154,12 +123,8 @@ def _rounded(summary: dict[str, object]) -> dict[str, object]:
 
 
 @dg.asset(
-    partitions_def=universe_partitions,
-    group_name="deep",
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    ins={"features": dg.AssetIn(partition_mapping=same_universe), "labels": dg.AssetIn(partition_mapping=same_universe),
-         "cv_folds": dg.AssetIn(), "supcon_encoder": dg.AssetIn(), "tbm_classifier": dg.AssetIn()},
+    **DEEP_ASSET,
+    ins={**UNIVERSE_INS, "supcon_encoder": dg.AssetIn(), "tbm_classifier": dg.AssetIn()},
     check_specs=[dg.AssetCheckSpec(NOT_DEGENERATE, asset="supcon_probe", blocking=True,
                                    description="Schema; probabilities vary across the test windows of every fold.")],
 )
@@ -184,7 +149,7 @@ def supcon_probe(
     stored = checkpoint["model"]
     model = SupConConfig(**{**stored, "encoder": TbmConfig(**stored["encoder"]), "probe_c": config.probe_c})
     training = TrainingConfig(**checkpoint["training"])
-    panel = window_panel(features[universe], labels[universe], checkpoint["features"], model.encoder.seq_len)
+    panel, _ = label_panel(features[universe], labels[universe], tbm_targets, model.encoder.seq_len, checkpoint["features"])
     device = torch_device.choice()
     predictions = fit_linear_probes(panel, cv_folds[universe], model, training, checkpoint["states"], device)
     plain = conform(tbm_classifier[universe], TbmProbabilitiesSchema)

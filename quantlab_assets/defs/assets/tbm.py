@@ -1,4 +1,4 @@
-"""Seed 002's triple-barrier classifier on sequence windows (issue 10): focal loss, out of fold, scored by
+"""Seed 002's triple-barrier classifier on sequence windows: focal loss, out of fold, scored by
 its calibration (Brier, log loss, ECE, AUC per fold and across folds with 95 % intervals, the reliability
 curve). Plain logic in compute/torch_runtime/tbm.py and compute/models/calibration.py. Its probabilities
 have the columns of `barrier_probabilities` (the tabular XGBoost version) under their own name.
@@ -13,56 +13,38 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold, reliability_curve
 from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.schemas import FeaturesSchema, LabelsSchema, TbmProbabilitiesSchema, conform, schema_failures
+from quantlab_assets.compute.schemas import TbmProbabilitiesSchema, schema_failures
+from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
 from quantlab_assets.compute.torch_runtime.tbm import (
     HITS_UPPER,
     PROBABILITY,
+    TBM_LEARNING_RATE,
     TbmConfig,
     fit_oof_tbm,
     tbm_targets,
-    tbm_training_config,
 )
-from quantlab_assets.compute.torch_runtime.windows import build_window_panel
-from quantlab_assets.defs.assets.deep import INPUT_SUFFIXES
-from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, label_panel, settings
 from quantlab_assets.defs.io_managers import UniverseFrames
-from quantlab_assets.defs.partitions import same_universe, universe_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 
 NOT_DEGENERATE = "tbm_classifier_not_degenerate"
 
 
-class TbmAssetConfig(dg.Config):
-    """Seed 002's golden config (d_model 128, 2 layers, 4 heads, dropout 0.23, lr 6.7e-5); tests shrink it."""
+class TbmAssetConfig(config_from("TbmFields", TbmConfig, TrainingConfig)):
+    """Seed 002's golden config (compute's TbmConfig: d_model 128, 2 layers, 4 heads, dropout 0.23) at its
+    lr 6.7e-5, the transformer's optimisation otherwise; tests shrink it."""
 
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 2
-    dim_ff: int = 512
-    dropout: float = 0.23
-    seq_len: int = 63
-    focal_gamma: float = 2.0
-    lr: float = 6.7e-5
-    batch_size: int = 256
-    max_epochs: int = 20
-    patience: int = 3
-    warmup_steps: int = 200
-    seed: int = 42
+    lr: float = TBM_LEARNING_RATE
     # A probability std below this is a classifier that says the same thing about every window.
     min_probability_std: float = 1e-6
 
 
 @dg.asset(
-    partitions_def=universe_partitions,
-    group_name="deep",
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    ins={"features": dg.AssetIn(partition_mapping=same_universe), "labels": dg.AssetIn(partition_mapping=same_universe),
-         "cv_folds": dg.AssetIn()},
+    **DEEP_ASSET,
+    ins=UNIVERSE_INS,
     check_specs=[dg.AssetCheckSpec(NOT_DEGENERATE, asset="tbm_classifier", blocking=True,
                                    description="Schema; probabilities vary across the test windows of every fold.")],
 )
@@ -77,15 +59,9 @@ def tbm_classifier(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Out-of-fold probability that the upper triple barrier comes first, from a transformer on windows."""
     universe = context.partition_key
-    feature_frame = conform(features[universe], FeaturesSchema)
-    names = [n for n in feature_frame.columns if n.endswith(INPUT_SUFFIXES)]
-    frame = feature_frame.select(c.DATE, c.TICKER, *names).join(
-        tbm_targets(conform(labels[universe], LabelsSchema)), on=[c.DATE, c.TICKER])
-    panel = build_window_panel(frame, names, [HITS_UPPER], config.seq_len)
-    model = TbmConfig(n_features=len(names), d_model=config.d_model, n_heads=config.n_heads, n_layers=config.n_layers,
-                      dim_ff=config.dim_ff, dropout=config.dropout, seq_len=config.seq_len, focal_gamma=config.focal_gamma)
-    training = tbm_training_config(lr=config.lr, batch_size=config.batch_size, max_epochs=config.max_epochs,
-                                   patience=config.patience, warmup_steps=config.warmup_steps, seed=config.seed)
+    panel, names = label_panel(features[universe], labels[universe], tbm_targets, config.seq_len)
+    model = settings(config, TbmConfig, n_features=len(names))
+    training = settings(config, TrainingConfig)
     device = torch_device.choice()
     result = fit_oof_tbm(panel, cv_folds[universe], model, training, device)
 

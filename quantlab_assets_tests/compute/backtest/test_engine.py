@@ -134,9 +134,9 @@ def test_rebalance_every_keeps_every_nth_decision() -> None:
     assert np.flatnonzero(daily["turnover"].to_numpy()).tolist() == list(range(1, 60, 5))
 
 
-def test_returns_come_from_the_cleaned_capped_log_return() -> None:
+def test_returns_come_from_the_cleaned_log_return() -> None:
     bars = pl.DataFrame({c.DATE: [dt.date(2024, 1, d) for d in (1, 2, 3)], c.TICKER: ["A"] * 3,
-                         c.CLOSE: [10.0, 100.0, 10.0], c.LOG_RETURN: [None, 0.2, -0.2]})  # a x10 bad tick, capped
+                         c.CLOSE: [10.0, 100.0, 10.0], c.LOG_RETURN: [None, 0.2, -0.2]})  # not the close ratio
     assert returns_from_bars(bars)[RETURN].to_list() == pytest.approx([None, np.exp(0.2) - 1, np.exp(-0.2) - 1])
 
 

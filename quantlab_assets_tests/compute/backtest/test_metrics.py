@@ -9,10 +9,12 @@ import polars as pl
 import pytest
 
 from quantlab_assets.compute.backtest.metrics import (
+    PERIODS_PER_YEAR,
     MetricParams,
     compute_metrics,
     deflated_sharpe_ratio,
     minimum_track_record_length,
+    periods_per_year,
     probabilistic_sharpe_ratio,
     regime_breakdown,
 )
@@ -22,10 +24,27 @@ N_CDF = statistics.NormalDist().cdf
 N_PPF = statistics.NormalDist().inv_cdf
 
 
-def _daily(returns: np.ndarray, turnover: np.ndarray | None = None) -> pl.DataFrame:
-    dates = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(returns.size)]
+def _daily(returns: np.ndarray, turnover: np.ndarray | None = None, dates: list[dt.date] | None = None) -> pl.DataFrame:
+    """Daily rows on `dates` (default: every calendar day from 2020-01-01, 365.25 periods a year)."""
+    dates = dates or [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(returns.size)]
     return pl.DataFrame({"date": dates, "net_return": returns,
                          "turnover": np.zeros(returns.size) if turnover is None else turnover})
+
+
+def _observed_periods(dates: list[dt.date]) -> float:
+    """Intervals between the dates per calendar year of 365.25 days, restated."""
+    return (len(dates) - 1) / ((dates[-1] - dates[0]).days / 365.25)
+
+
+def _weekdays(first: dt.date, last: dt.date) -> list[dt.date]:
+    days = (first + dt.timedelta(days=i) for i in range((last - first).days + 1))
+    return [day for day in days if day.weekday() < 5]
+
+
+def _sessions_252_a_year(years: int) -> list[dt.date]:
+    """252 * years + 1 distinct dates spread over exactly `years` Julian years (365.25 days each)."""
+    offsets = np.rint(np.linspace(0, 365.25 * years, 252 * years + 1)).astype(int)
+    return [dt.date(2001, 1, 1) + dt.timedelta(days=int(offset)) for offset in offsets]
 
 
 def _moments(x: list[float]) -> tuple[float, float]:
@@ -41,27 +60,64 @@ def returns() -> np.ndarray:
 
 def test_point_metrics_match_textbook_formulas(returns: np.ndarray) -> None:
     turnover = np.random.default_rng(1).random(returns.size)
-    m = compute_metrics(_daily(returns, turnover), params=MetricParams(bootstrap_reps=50))
+    daily = _daily(returns, turnover)
+    m = compute_metrics(daily, params=MetricParams(bootstrap_reps=50))
+    periods = _observed_periods(daily["date"].to_list())
+    assert m["periods_per_year"] == pytest.approx(periods, rel=1e-12)
     x = returns.tolist()
     equity, peak, worst = 1.0, 1.0, 0.0
     for r in x:
         equity *= 1 + r
         peak = max(peak, equity)
         worst = min(worst, equity / peak - 1)
-    cagr = equity ** (252 / len(x)) - 1
+    cagr = equity ** (periods / len(x)) - 1
     assert m["cagr"] == pytest.approx(cagr, rel=1e-12)
-    assert m["sharpe"] == pytest.approx(statistics.mean(x) / statistics.stdev(x) * math.sqrt(252), rel=1e-12)
+    assert m["sharpe"] == pytest.approx(statistics.mean(x) / statistics.stdev(x) * math.sqrt(periods), rel=1e-12)
+    assert m["annual_volatility"] == pytest.approx(statistics.stdev(x) * math.sqrt(periods), rel=1e-12)
     downside = math.sqrt(sum(min(r, 0) ** 2 for r in x) / len(x))
-    assert m["sortino"] == pytest.approx(statistics.mean(x) / downside * math.sqrt(252), rel=1e-12)
+    assert m["sortino"] == pytest.approx(statistics.mean(x) / downside * math.sqrt(periods), rel=1e-12)
     assert m["max_drawdown"] == pytest.approx(worst, rel=1e-12)
     assert m["calmar"] == pytest.approx(cagr / abs(worst), rel=1e-12)
-    assert m["turnover_annual"] == pytest.approx(statistics.mean(turnover.tolist()) * 252, rel=1e-12)
+    assert m["turnover_annual"] == pytest.approx(statistics.mean(turnover.tolist()) * periods, rel=1e-12)
     cut = sorted(x)[int(0.05 * (len(x) - 1))]  # numpy's linear quantile at 5 % of 755 = 37.75 -> between 37 and 38
     q = sorted(x)[37] + 0.75 * (sorted(x)[38] - sorted(x)[37])
     assert cut <= q
     assert m["var_95"] == pytest.approx(-q, rel=1e-12)
     assert m["cvar_95"] == pytest.approx(-statistics.mean([r for r in x if r <= q]), rel=1e-12)
     assert m["hit_rate_days"] == pytest.approx(sum(r > 0 for r in x) / len(x))
+
+
+def test_periods_per_year_counts_the_intervals_per_calendar_year() -> None:
+    weekdays = _weekdays(dt.date(2000, 1, 3), dt.date(2009, 12, 31))
+    assert periods_per_year(weekdays) == pytest.approx(_observed_periods(weekdays), rel=1e-12)
+    assert periods_per_year(weekdays) == pytest.approx(261.0, abs=0.05)
+    assert periods_per_year(_sessions_252_a_year(4)) == pytest.approx(252.0, rel=1e-12)
+    # Order and repeats do not matter; a single date measures nothing.
+    assert periods_per_year(list(reversed(weekdays)) + weekdays[:10]) == periods_per_year(weekdays)
+    assert periods_per_year([dt.date(2020, 1, 1)]) == PERIODS_PER_YEAR
+
+
+def test_cagr_on_a_weekday_calendar_is_the_calendar_year_compounding() -> None:
+    """Every weekday of 2001-2010 (about 261 a year): ten calendar years, whatever the session count."""
+    dates = _weekdays(dt.date(2001, 1, 1), dt.date(2010, 12, 31))
+    returns = np.random.default_rng(4).normal(0.0004, 0.01, len(dates))
+    m = compute_metrics(_daily(returns, dates=dates), params=MetricParams(bootstrap_reps=20))
+    growth = float(np.prod(1.0 + returns))
+    assert m["periods_per_year"] == pytest.approx(261.0, abs=0.05)
+    assert m["cagr"] == pytest.approx(growth ** (1 / 10) - 1, rel=1e-4)
+    # With 252 a year the same returns would span 10.35 years and compound about 3 % less a year.
+    assert growth ** (252 / len(dates)) - 1 < 0.97 * m["cagr"]
+
+
+def test_a_calendar_of_252_sessions_a_year_annualises_as_before(returns: np.ndarray) -> None:
+    dates = _sessions_252_a_year(3)[: returns.size]
+    measured = compute_metrics(_daily(returns, dates=dates), params=MetricParams(bootstrap_reps=50))
+    fixed = compute_metrics(_daily(returns, dates=dates), params=MetricParams(bootstrap_reps=50, periods_per_year=252.0))
+    x = returns.tolist()
+    assert measured["periods_per_year"] == pytest.approx(252.0, rel=1e-3)
+    for key in ("cagr", "sharpe", "sortino", "annual_volatility", "sharpe_ci_low", "min_track_record_years"):
+        assert measured[key] == pytest.approx(fixed[key], rel=1e-3)
+    assert fixed["sharpe"] == pytest.approx(statistics.mean(x) / statistics.stdev(x) * math.sqrt(252), rel=1e-12)
 
 
 def test_psr_dsr_and_min_track_record_match_bailey_lopez_de_prado(returns: np.ndarray) -> None:
@@ -137,5 +193,5 @@ def test_regime_breakdown_groups_days_by_label() -> None:
     assert table["regime"].to_list() == ["bear", "bull", "unlabelled"]
     assert table["days"].to_list() == [2, 2, 1]
     bull = table.filter(pl.col("regime") == "bull").row(0, named=True)
-    assert bull["annual_return"] == pytest.approx(0.02 * 252)
+    assert bull["annual_return"] == pytest.approx(0.02 * 365.25)  # five consecutive calendar days
     assert bull["hit_rate"] == 1.0

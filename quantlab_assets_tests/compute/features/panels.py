@@ -24,8 +24,8 @@ from quantlab_assets_tests.compute.builders import weekdays
 START = dt.date(2024, 1, 1)  # a Monday
 CLEANED_SCHEMA = {
     c.DATE: pl.Date, c.TICKER: pl.String, c.OPEN: pl.Float64, c.HIGH: pl.Float64, c.LOW: pl.Float64,
-    c.CLOSE: pl.Float64, c.ADJ_CLOSE: pl.Float64, c.VOLUME: pl.Float64, c.LOG_RETURN: pl.Float64,
-    c.IS_FILLED: pl.Boolean, c.IS_CAPPED: pl.Boolean,
+    c.CLOSE: pl.Float64, c.VOLUME: pl.Float64, c.LOG_RETURN: pl.Float64, c.RAW_CLOSE: pl.Float64,
+    c.ADJ_FACTOR: pl.Float64, c.IS_FILLED: pl.Boolean, c.IS_OUTLIER: pl.Boolean,
 }
 # No preprocessing variants: tests of raw features ask only for what they check.
 RAW_ONLY = FeatureParams(industry_z_features=(), rolling_z_features=())
@@ -54,9 +54,9 @@ def bars_frame(
             rows.append(
                 {
                     c.DATE: day, c.TICKER: ticker, c.OPEN: open_, c.HIGH: close if open_ is None else max(open_, close),
-                    c.LOW: close if open_ is None else min(open_, close), c.CLOSE: close, c.ADJ_CLOSE: close,
+                    c.LOW: close if open_ is None else min(open_, close), c.CLOSE: close,
                     c.VOLUME: volume, c.LOG_RETURN: math.log(close / series[i - 1]) if i else None,
-                    c.IS_FILLED: False, c.IS_CAPPED: False,
+                    c.RAW_CLOSE: close, c.ADJ_FACTOR: 1.0, c.IS_FILLED: False, c.IS_OUTLIER: False,
                 }
             )
     return pl.DataFrame(rows, schema=CLEANED_SCHEMA).sort(c.DATE, c.TICKER)
@@ -102,7 +102,7 @@ SMALL_MARKET = SyntheticMarketParams(
 @cache
 def synthetic_panel() -> tuple[pl.DataFrame, pl.DataFrame]:
     """(cleaned bars, universe) of an 8-instrument, 2-year synthetic market (late listings, missing days,
-    forward fills, capped outliers), cleaned without the history rules so instruments start on day 1."""
+    forward fills, quarantined spikes), cleaned without the history rules so instruments start on day 1."""
     market = generate_synthetic_market(SMALL_MARKET)
     raw = as_raw_frame(market.bars, source="synthetic", source_file="synthetic(test)")
     result = clean_bars(

@@ -1,5 +1,5 @@
 """Fixed-width fractional differencing: weights against their closed forms, the d = 0 / d = 1 limits, no
-look-ahead, and the choice of d from the training span only."""
+look-ahead, and the diagnostic smallest d, read from the training span only."""
 
 from __future__ import annotations
 
@@ -51,30 +51,34 @@ def test_weights_are_capped_at_the_maximum_width() -> None:
 
 def test_d_one_is_the_first_difference_and_d_zero_the_level() -> None:
     closes = np.exp(np.random.default_rng(0).normal(0, 0.01, 30).cumsum()) * 50
-    frame = apply_ffd(price_frame({"A": closes, "B": closes}), {"A": 1.0, "B": 0.0})
+    frame = price_frame({"A": closes, "B": closes})
+    first_difference, level = apply_ffd(frame, FfdParams(d=1.0)), apply_ffd(frame, FfdParams(d=0.0))
     log_close = np.log(closes)
-    np.testing.assert_allclose(ffd_of(frame, "A")[1:], np.diff(log_close), rtol=0, atol=1e-15)
-    assert np.isnan(ffd_of(frame, "A")[0])
-    np.testing.assert_array_equal(ffd_of(frame, "B"), log_close)
+    for ticker in "AB":
+        np.testing.assert_allclose(ffd_of(first_difference, ticker)[1:], np.diff(log_close), rtol=0, atol=1e-15)
+        assert np.isnan(ffd_of(first_difference, ticker)[0])
+        np.testing.assert_array_equal(ffd_of(level, ticker), log_close)
 
 
 def test_ffd_by_hand_is_null_until_the_window_is_full() -> None:
     """d = 0.5 with threshold 0.1 keeps w = 1, -0.5, -0.125 (the next, -0.0625, is below it)."""
     closes = np.exp([1.0, 2.0, 4.0, 3.0])
-    params = FfdParams(threshold=0.1)
-    frame = apply_ffd(price_frame({"A": closes, "B": closes, "C": closes}), {"A": 0.5, "B": None}, params)
-    np.testing.assert_allclose(ffd_of(frame, "A"), [np.nan, np.nan, 4 - 0.5 * 2 - 0.125 * 1, 3 - 0.5 * 4 - 0.125 * 2])
-    assert frame.filter(pl.col(c.TICKER) != "A")[FFD_LOG_CLOSE].is_null().all()  # d None, or no d given
-    assert frame.filter(pl.col(c.TICKER) == "A")[FFD_LOG_CLOSE].null_count() == 2  # nulls, not NaN
+    params = FfdParams(d=0.5, threshold=0.1)
+    frame = apply_ffd(price_frame({"A": closes, "B": closes[:3], "C": closes}), params)
+    by_hand = [np.nan, np.nan, 4 - 0.5 * 2 - 0.125 * 1, 3 - 0.5 * 4 - 0.125 * 2]
+    # Every ticker at the same d, each from its own rows only (B's window never reaches into A's rows).
+    for ticker, rows in (("A", 4), ("B", 3), ("C", 4)):
+        np.testing.assert_allclose(ffd_of(frame, ticker), by_hand[:rows])
+        assert frame.filter(pl.col(c.TICKER) == ticker)[FFD_LOG_CLOSE].null_count() == 2  # nulls, not NaN
 
 
 def test_apply_ffd_keeps_the_rows_in_their_order() -> None:
     rng = np.random.default_rng(1)
     frame = price_frame({t: np.exp(rng.normal(0, 0.01, 40).cumsum()) for t in "ABC"})
     shuffled = frame.sample(fraction=1.0, shuffle=True, seed=3)
-    result = apply_ffd(shuffled, {"A": 0.4, "B": 0.7, "C": 0.4})
+    result = apply_ffd(shuffled, FfdParams(d=0.7))
     assert result.drop(FFD_LOG_CLOSE).equals(shuffled)
-    assert result.sort(c.DATE, c.TICKER).equals(apply_ffd(frame, {"A": 0.4, "B": 0.7, "C": 0.4}))
+    assert result.sort(c.DATE, c.TICKER).equals(apply_ffd(frame, FfdParams(d=0.7)))
 
 
 def test_apply_ffd_does_not_look_ahead() -> None:
@@ -84,8 +88,7 @@ def test_apply_ffd_does_not_look_ahead() -> None:
     cut = weekdays(dt.date(2020, 1, 1), 300)[-1]
     later = pl.col(c.DATE) > cut
     perturbed = frame.with_columns(pl.when(later).then(pl.col(c.CLOSE) * rng.uniform(0.8, 1.2, frame.height)).otherwise(pl.col(c.CLOSE)))
-    d = {"A": 0.3, "B": 0.6, "C": 1.0}
-    before, after = apply_ffd(frame, d), apply_ffd(perturbed, d)
+    before, after = apply_ffd(frame, FfdParams(d=0.6)), apply_ffd(perturbed, FfdParams(d=0.6))
     assert before.filter(~later).equals(after.filter(~later))
     assert before.filter(~later)[FFD_LOG_CLOSE].drop_nulls().len() > 100
     assert (before.filter(later)[FFD_LOG_CLOSE] != after.filter(later)[FFD_LOG_CLOSE]).all()

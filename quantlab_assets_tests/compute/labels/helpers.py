@@ -45,17 +45,17 @@ def bars_from_grid(
     rows = [
         {
             c.DATE: days[day], c.TICKER: ticker, c.OPEN: float(close[day, i]), c.HIGH: _value(high[day, i]),
-            c.LOW: _value(low[day, i]), c.CLOSE: float(close[day, i]), c.ADJ_CLOSE: float(close[day, i]),
-            c.VOLUME: 1000.0, c.LOG_RETURN: None if log_return is None else _value(log_return[day, i]),
-            c.IS_FILLED: False, c.IS_CAPPED: False,
+            c.LOW: _value(low[day, i]), c.CLOSE: float(close[day, i]), c.RAW_CLOSE: float(close[day, i]),
+            c.ADJ_FACTOR: 1.0, c.VOLUME: 1000.0, c.LOG_RETURN: None if log_return is None else _value(log_return[day, i]),
+            c.IS_FILLED: False, c.IS_OUTLIER: False,
         }
         for day in range(close.shape[0])
         for i, ticker in enumerate(tickers)
         if np.isfinite(close[day, i])
     ]
     schema = {
-        c.DATE: pl.Date, c.TICKER: pl.String, **{name: pl.Float64 for name in (*c.BAR_COLUMNS, c.LOG_RETURN)},
-        c.IS_FILLED: pl.Boolean, c.IS_CAPPED: pl.Boolean,
+        c.DATE: pl.Date, c.TICKER: pl.String, **{name: pl.Float64 for name in (*c.PRICE_COLUMNS, c.VOLUME, c.LOG_RETURN, c.RAW_CLOSE, c.ADJ_FACTOR)},
+        c.IS_FILLED: pl.Boolean, c.IS_OUTLIER: pl.Boolean,
     }
     frame = pl.DataFrame(rows, schema=schema).select(CLEANED_COLUMNS)
     return frame if log_return is not None else with_log_returns(frame)

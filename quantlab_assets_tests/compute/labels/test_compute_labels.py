@@ -29,7 +29,7 @@ TB_COLUMNS = ["tb_label", "tb_barrier", "tb_touch_date", "tb_end"]
 
 @pytest.fixture(scope="module")
 def bars(small_raw: pl.DataFrame, small_tickers: list[str]) -> pl.DataFrame:
-    """The small market's cleaned bars, log returns recomputed from the closes (uncapped), so a
+    """The small market's cleaned bars, log returns recomputed from the closes, so a
     perturbed copy below differs from them only where its closes differ."""
     return with_log_returns(clean(small_raw, small_tickers).cleaned)
 
@@ -47,7 +47,7 @@ def labels(bars: pl.DataFrame, universe: pl.DataFrame) -> pl.DataFrame:
 def perturbed(bars: pl.DataFrame, selected: pl.Expr, seed: int = 0) -> pl.DataFrame:
     """`bars` with every price of the selected rows scaled by a random factor in [0.9, 1.1]."""
     factor = pl.Series(np.random.default_rng(seed).uniform(0.9, 1.1, bars.height))
-    scaled = [pl.when(selected).then(pl.col(name) * factor).otherwise(pl.col(name)).alias(name) for name in (c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.ADJ_CLOSE)]
+    scaled = [pl.when(selected).then(pl.col(name) * factor).otherwise(pl.col(name)).alias(name) for name in (c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.RAW_CLOSE)]
     return with_log_returns(bars.with_columns(scaled))
 
 
@@ -167,7 +167,7 @@ def test_labels_are_keyed_like_the_bars_sorted_and_typed(bars: pl.DataFrame, lab
         *(label_end_column(k) for k in PARAMS.end_horizons),
         *TB_COLUMNS,
     ]
-    assert labels.schema["tb_barrier"] == pl.Enum(["lower", "vertical", "upper"])
+    assert labels.schema["tb_barrier"] == pl.Enum(["lower", "vertical", "upper", "both"])
     assert labels.schema["tb_label"] == pl.Int8 and labels.schema["tb_end"] == pl.Date
     assert labels["tb_label"].drop_nulls().n_unique() == 3
 

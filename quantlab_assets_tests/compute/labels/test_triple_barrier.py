@@ -52,6 +52,7 @@ def test_first_touch_by_hand() -> None:
     assert outcome.available[:, 0].tolist() == [True] * 8 + [False] * 3
     assert outcome.label[:8, 0].tolist() == [1, -1, -1, -1, 1, -1, 0, 0]
     assert outcome.offset[:8, 0].tolist() == [2, 2, 1, 1, 1, 1, 3, 3]
+    assert outcome.both[:8, 0].tolist() == [False] * 5 + [True, False, False]
     # Close-only: t=0: day 2's close 101.0 reaches 101 (equality touches). t=1: upper 101.9, lower 99.9:
     # day 3's close 99.5 -> -1. t=2: lower 100 -> day 3 -> -1 after 1. t=3: lower 98.5, upper 100.5: day 4 98.9,
     # day 5 100 -> none, day 6 100 -> vertical.
@@ -101,16 +102,18 @@ def naive_triple_barrier(bars: pl.DataFrame, params: LabelParams) -> tuple[pl.Da
             if complete and atr[j] is not None and atr[j] > 0:
                 upper = row[c.CLOSE] + params.barrier_width * atr[j]
                 lower = row[c.CLOSE] - params.barrier_width * atr[j]
-                label, touch = 0, future[-1][c.DATE]
+                label, barrier, touch = 0, "vertical", future[-1][c.DATE]
                 for bar in future:
                     high = bar[c.HIGH] if bar[c.HIGH] is not None else bar[c.CLOSE]
                     low = bar[c.LOW] if bar[c.LOW] is not None else bar[c.CLOSE]
                     if low <= lower or high >= upper:
-                        ties += low <= lower and high >= upper
-                        label, touch = (-1 if low <= lower else 1), bar[c.DATE]
+                        tie = low <= lower and high >= upper
+                        ties += tie
+                        label = -1 if low <= lower else 1
+                        barrier, touch = "both" if tie else {-1: "lower", 1: "upper"}[label], bar[c.DATE]
                         break
                 result.update(
-                    tb_label=label, tb_barrier={-1: "lower", 0: "vertical", 1: "upper"}[label], tb_touch_date=touch,
+                    tb_label=label, tb_barrier=barrier, tb_touch_date=touch,
                     tb_end=future[-1][c.DATE],
                 )
             out.append(result)
@@ -147,7 +150,7 @@ def test_triple_barrier_equals_a_naive_per_sample_loop(params: LabelParams) -> N
     expected, ties = naive_triple_barrier(bars, params)
     assert got.with_columns(pl.col("tb_barrier").cast(pl.String)).equals(expected)
     labelled = got.drop_nulls("tb_label")
-    assert ties > 0
+    assert ties > 0 and (labelled["tb_barrier"] == "both").sum() == ties
     assert set(labelled["tb_label"].to_list()) == {-1, 0, 1}
     assert labelled.filter(pl.col(c.TICKER) == "T1").height > 100  # close-only instruments are labelled
     stale = got.filter(pl.col(c.TICKER) == "T4").head(21)["tb_label"]

@@ -12,7 +12,7 @@ from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.schemas import ModelScorecardSchema, OofPredictionsSchema
 from quantlab_assets.compute.torch_runtime.device import choose_device
 from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedEncoderConfig
-from quantlab_assets.compute.torch_runtime.training import TrainingConfig
+from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
 from quantlab_assets.compute.torch_runtime.transfer import (
     PRETRAINED,
     RANDOM,

@@ -11,11 +11,8 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.metrics import PREDICTION, degeneracy_problems, score_predictions
 from quantlab_assets.compute.torch_runtime.device import choose_device
-from quantlab_assets.compute.torch_runtime.training import (
-    TrainingConfig,
-    collapse_problems,
-    fit_oof_transformer,
-)
+from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
+from quantlab_assets.compute.torch_runtime.training import collapse_problems, fit_oof_transformer
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig, direction_class, multitask_loss
 from quantlab_assets.compute.torch_runtime.windows import build_window_panel
 

@@ -48,7 +48,9 @@ def sp500_labels() -> pl.DataFrame:
     first, last = dt.date(1990, 1, 1), dt.date(2022, 12, 31)
     raw = fetch_raw_bars(spec, first, last, as_of=dt.date(2023, 1, 1)).bars
     universe = universe_frame(spec)
-    bars = clean_bars(raw, universe[c.TICKER], window=(first, last), as_of=dt.date(2023, 1, 1)).cleaned
+    bars = clean_bars(
+        raw, universe[c.TICKER], window=(first, last), as_of=dt.date(2023, 1, 1), close_is_adjusted=spec.close_is_adjusted
+    ).cleaned
     state = compute_market_state(compute_features(bars, universe, benchmark=spec.benchmark).frame, universe)
     result = filtered_regimes(state, spec.split.train_end, HmmParams())
     return label_dates(result.probabilities, label_states(state_statistics(parameters_frame(result))))

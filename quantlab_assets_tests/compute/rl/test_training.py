@@ -51,7 +51,9 @@ def test_the_kept_checkpoint_is_the_best_on_validation(trained: dict[str, Traine
     best = curve.sort(pl.col("validation_sharpe").fill_null(-np.inf), descending=True).row(0, named=True)
     assert policy.selected_timesteps == best["timesteps"]
     episode = policy_episode(policy.model, PortfolioEnv(market.panel(), *market.spans["validation"]))
-    sharpe = episode.net_return.mean() / episode.net_return.std(ddof=1) * np.sqrt(252)
+    dates = market.panel().dates
+    periods = (dates.len() - 1) / ((dates.max() - dates.min()).days / 365.25)  # the panel's sessions a year
+    sharpe = episode.net_return.mean() / episode.net_return.std(ddof=1) * np.sqrt(periods)
     assert sharpe == pytest.approx(best["validation_sharpe"], rel=1e-9)
 
 
@@ -83,7 +85,7 @@ def test_the_paired_sharpe_difference_is_zero_for_a_series_against_itself_and_si
     rng = np.random.default_rng(0)
     a = rng.normal(0.001, 0.01, 500)
     params = MetricParams(bootstrap_reps=200)
-    assert paired_sharpe_difference(a, a, params) == (0.0, 0.0, 0.0)
-    diff, low, high = paired_sharpe_difference(a + 0.002, a, params)
+    assert paired_sharpe_difference(a, a, params, 252.0) == (0.0, 0.0, 0.0)
+    diff, low, high = paired_sharpe_difference(a + 0.002, a, params, 252.0)
     assert diff > 0 and 0 < low <= diff <= high
-    assert paired_sharpe_difference(np.zeros(50), a, params) == (None, None, None)
+    assert paired_sharpe_difference(np.zeros(50), a, params, 252.0) == (None, None, None)

@@ -30,8 +30,8 @@ from quantlab_assets.compute.torch_runtime.masked_encoder import (
     patchify,
     random_patch_mask,
 )
+from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
 from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder, training_span_starts
-from quantlab_assets.compute.torch_runtime.training import TrainingConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

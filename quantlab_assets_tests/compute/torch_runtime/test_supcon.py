@@ -17,6 +17,7 @@ from polars.testing import assert_frame_equal
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.torch_runtime.device import choose_device
+from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
 from quantlab_assets.compute.torch_runtime.supcon import (
     PROBABILITY,
     SupConConfig,
@@ -27,7 +28,6 @@ from quantlab_assets.compute.torch_runtime.supcon import (
 )
 from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, TbmConfig
 from quantlab_assets.compute.torch_runtime.tbm import PROBABILITY as TBM_PROBABILITY
-from quantlab_assets.compute.torch_runtime.training import TrainingConfig
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, build_window_panel
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
