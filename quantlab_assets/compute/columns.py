@@ -30,6 +30,7 @@ IS_FILLED: Final = "is_filled"
 RAW_CLOSE: Final = "raw_close"
 ADJ_FACTOR: Final = "adj_factor"
 IS_OUTLIER: Final = "is_outlier"
+IS_MEMBER: Final = "is_member"
 
 # Quarantine.
 RULE: Final = "rule"
@@ -40,6 +41,11 @@ DETAIL: Final = "detail"
 SECTOR: Final = "sector"
 INDUSTRY: Final = "industry"
 NAME: Final = "name"
+# Point-in-time membership and the tradable set (compute/data/membership.py).
+TRADABLE: Final = "tradable"
+LISTED: Final = "listed"
+DELISTED: Final = "delisted"
+DELISTING_RETURN: Final = "delisting_return"
 
 # Synthetic oracle.
 PLANTED_SIGNAL: Final = "planted_signal"

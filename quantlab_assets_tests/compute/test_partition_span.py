@@ -15,7 +15,7 @@ from quantlab_assets.compute.data.partition_span import (
     split_by_span,
 )
 from quantlab_assets.compute.data.raw import as_raw_frame
-from quantlab_assets.compute.schemas import QuarantinedBarsSchema
+from quantlab_assets.compute.schemas.data import QuarantinedBarsSchema
 
 SPAN = (dt.date(1990, 1, 1), dt.date(2026, 12, 31))
 

@@ -88,7 +88,7 @@ def test_bars_are_sorted_unique_on_business_days(small_market: SyntheticMarket, 
 def test_universe_has_one_row_per_instrument_with_nested_industries(small_market: SyntheticMarket) -> None:
     universe = small_market.universe
     assert universe[c.TICKER].to_list() == synthetic_tickers(6)
-    assert universe.columns == [c.TICKER, c.NAME, c.SECTOR, c.INDUSTRY]
+    assert universe.columns == [c.TICKER, c.NAME, c.SECTOR, c.INDUSTRY, c.TRADABLE, c.LISTED, c.DELISTED, c.DELISTING_RETURN]
     # An industry belongs to exactly one sector, and is named after it.
     assert universe.group_by(c.INDUSTRY).agg(pl.col(c.SECTOR).n_unique())[c.SECTOR].max() == 1
     assert all(industry.startswith(sector + ".") for sector, industry in universe.select(c.SECTOR, c.INDUSTRY).iter_rows())

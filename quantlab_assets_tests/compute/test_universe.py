@@ -20,6 +20,7 @@ from quantlab_assets.compute.universe import (
     TemporalSplit,
     PACKAGED_UNIVERSE_DIR,
     SOURCES,
+    MEMBERSHIP_COLUMNS,
     UNIVERSE_COLUMNS,
     UniverseConfigError,
     load_universe_catalog,
@@ -157,7 +158,7 @@ def test_spec_fields_are_parsed(tmp_path: Path) -> None:
     assert (spec.source, spec.description, spec.benchmark) == ("yfinance", "My list", "SPY")
     assert spec.holidays == (dt.date(2024, 12, 25), dt.date(2024, 7, 4))
     assert dict(spec.options) == {"batch_size": 5}
-    assert spec.instruments.schema == pl.Schema(UNIVERSE_COLUMNS)
+    assert spec.instruments.schema == pl.Schema(UNIVERSE_COLUMNS | MEMBERSHIP_COLUMNS)
     assert spec.instruments[c.NAME].to_list() == ["B", "1"]
     assert universe_frame(spec)[c.TICKER].to_list() == ["AAA", "BBB"]
 

@@ -8,6 +8,11 @@ cost_rate x turnover of its value, turnover being sum |target - drifted weights|
 the targets exactly (a weight-scaling model), so turnover never depends on costs and the cost line
 is linear in every cost parameter. Uninvested weight (1 - sum of targets) is cash earning 0.
 
+An instrument's last bar closes its position: after it (a delisting, or the end of its data before the
+calendar's) the holding is cash at its last value, with the delisting return already in the last bar's
+return (compute/data/membership.py); a target for it after that bar stays in cash, and nothing is
+traded or charged to sell it. Nothing of it survives in the weights past its last date.
+
 Vectorisation of the drift: with C[t] = prod_{u<=t} (1 + r[u]) per asset (one cumprod over the panel),
 the value of the holdings set at execution bar e_k, relative to the portfolio value then, is
 H[t] = C[t] * (w_k / C[e_k]) for e_k < t <= e_{k+1}, so every segment between rebalances is one
@@ -98,12 +103,14 @@ def cumulative_product_over_rows(panel: np.ndarray) -> np.ndarray:
 
 
 def simulate(
-    returns: np.ndarray, targets: np.ndarray, execution_bars: np.ndarray, cost_rate: float
+    returns: np.ndarray, targets: np.ndarray, execution_bars: np.ndarray, cost_rate: float,
+    last_bars: np.ndarray | None = None,
 ) -> SimulationArrays:
     """Run the execution model on a wide panel.
 
     returns: (T, N) simple returns of day t (close t-1 -> close t), finite and > -1.
     targets: (K, N) target weights, traded at the close of execution_bars (K,), strictly increasing in [0, T).
+    last_bars: (N,) each asset's last bar (None: every asset trades to the end); a position is cash after it.
     """
     n_days, n_assets = returns.shape
     if targets.shape != (execution_bars.size, n_assets):
@@ -114,6 +121,11 @@ def simulate(
     if not np.isfinite(returns.sum()) or returns.size and returns.min() <= -1.0:
         raise ValueError("returns must be finite and > -100 % (a missing bar is a 0 return)")
 
+    closed = [] if last_bars is None else [(j, int(last_bars[j])) for j in np.flatnonzero(last_bars < n_days - 1)]
+    if closed:  # a target in an asset after its last bar stays in cash
+        targets = targets.copy()
+        for asset, last in closed:
+            targets[execution_bars > last, asset] = 0.0
     growth = cumulative_product_over_rows(np.add(returns, 1.0))  # (T, N)
     # Segment of the holdings during day t: the last execution at or before the close of t-1 (-1: all cash).
     segment = np.searchsorted(execution_bars, np.arange(n_days) - 1, side="right") - 1  # (T,)
@@ -134,6 +146,8 @@ def simulate(
     gross = value / previous_value - 1.0
 
     weights *= (1.0 / value)[:, None]  # drifted end-of-day weights
+    for asset, last in closed:  # its value (constant after the last bar) is cash: not a weight, not traded
+        weights[last + 1:, asset] = 0.0
     trades = weights[execution_bars]  # (K, N) before the trade
     trades -= targets
     traded = np.abs(trades, out=trades).sum(axis=1)  # (K,)
@@ -199,8 +213,9 @@ def run_backtest(returns: pl.DataFrame, weights: pl.DataFrame, params: BacktestP
     """Backtest long frames: returns (date, ticker, return) and target weights (date, ticker, weight[, signal_date]).
 
     A decision date with no weight for an instrument means weight 0 for it. Dates of `returns` are the
-    trading calendar; a missing or null return is a 0 return (the last price carried). Decisions whose
-    trade would fall after the last bar are not traded.
+    trading calendar; a missing or null return is a 0 return (the last price carried) up to the
+    instrument's last return; after it the position is closed (module docstring). Decisions whose trade
+    would fall after the last bar are not traded.
     """
     check_signal_dates(weights)
     dates = returns[c.DATE].unique().sort()
@@ -219,7 +234,7 @@ def run_backtest(returns: pl.DataFrame, weights: pl.DataFrame, params: BacktestP
     segment = np.searchsorted(execution_bar, np.arange(dates.len()) - 1, side="right") - 1
     check_applied_before_returns(decided, dates.to_numpy(), segment)
 
-    arrays = simulate(panel, targets, execution_bar, params.costs.rate)
+    arrays = simulate(panel, targets, execution_bar, params.costs.rate, last_bars(returns, dates, tickers))
     daily = pl.DataFrame(
         {
             c.DATE: dates,
@@ -236,6 +251,15 @@ def run_backtest(returns: pl.DataFrame, weights: pl.DataFrame, params: BacktestP
     )
     return BacktestResult(daily=daily, weights=weights_long(arrays.weights, dates, tickers), tickers=tickers,
                           arrays=arrays, returns=panel)
+
+
+def last_bars(returns: pl.DataFrame, dates: pl.Series, tickers: list[str]) -> np.ndarray:
+    """Per ticker, the index in `dates` of its last non-null return (the last bar for one without any)."""
+    last = returns.filter(pl.col(RETURN).is_not_null()).group_by(c.TICKER).agg(pl.col(c.DATE).max())
+    aligned = pl.DataFrame({c.TICKER: tickers}, schema={c.TICKER: pl.String}).join(
+        last, on=c.TICKER, how="left", maintain_order="left")[c.DATE]
+    # A ticker without a return (NaT) sorts past the calendar: clipped to the last bar.
+    return np.minimum(np.searchsorted(dates.to_numpy(), aligned.to_numpy()), dates.len() - 1).astype(np.int64)
 
 
 def weights_long(weights: np.ndarray, dates: pl.Series, tickers: list[str]) -> pl.DataFrame:

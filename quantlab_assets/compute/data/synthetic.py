@@ -103,7 +103,9 @@ class SyntheticMarket:
 
     bars: long frame (date, ticker, open, high, low, close, adj_close, volume), sorted by date, ticker.
     oracle: long frame (date, ticker, planted_signal, planted_defect) on the same rows as `bars`.
-    universe: one row per instrument (ticker, name, sector, industry).
+    universe: one row per instrument (ticker, name, sector, industry, and the membership columns of
+    compute/universe.py: every instrument tradable, `listed` the first bar of a late listing, `delisted`
+    the last bar of a delisting, no delisting return: a synthetic delisting is a cash exit at the last price).
     """
 
     bars: pl.DataFrame
@@ -262,13 +264,26 @@ def generate_synthetic_market(params: SyntheticMarketParams = SyntheticMarketPar
         },
         schema_overrides={c.DATE: pl.Date},
     )
+    # Membership dates from the static draws alone (the k-th business day from `start`), so they do not
+    # depend on `end`: a delisting drawn past the panel's end is a date no bar reaches yet.
+    first_day = np.datetime64(params.start, "D")
+    delists = delist_draw < params.delisting_share
     universe = pl.DataFrame(
         {
             c.TICKER: tickers,
             c.NAME: [f"Synthetic instrument {i}" for i in range(n)],
             c.SECTOR: [f"sector_{s}" for s in sector],
             c.INDUSTRY: [f"sector_{s}.industry_{i % params.industries_per_sector}" for s, i in zip(sector, industry, strict=True)],
+            c.TRADABLE: np.ones(n, dtype=bool),
+            c.LISTED: pl.Series(np.busday_offset(first_day, listing_delay, roll="forward")).cast(pl.Date),
+            c.DELISTED: pl.Series(
+                np.busday_offset(first_day, listing_delay + delist_after - 1, roll="forward")
+            ).cast(pl.Date),
+            c.DELISTING_RETURN: pl.Series([None] * n, dtype=pl.Float64),
         }
+    ).with_columns(
+        pl.when(pl.Series(listing_delay > 0)).then(pl.col(c.LISTED)),
+        pl.when(pl.Series(delists)).then(pl.col(c.DELISTED)),
     )
     return SyntheticMarket(bars=bars, oracle=oracle, universe=universe)
 

@@ -7,10 +7,16 @@ The query, in order (one `collect` at the end):
    the benchmark's return of the row's date;
 3. per-instrument features: `series` features (windows per instrument, windows.py; the drawdown
    kernels on whole columns), then `row` features combining them, then the rolling z-score variants;
-4. drop what later steps do not read and sort by (date, ticker), the output order;
-5. market features (aggregates over each date, and series over dates broadcast back to rows),
-   cross-sectional features (`.over(date)`), then the winsorised industry z-score variants;
-6. select date, ticker and the output columns.
+4. keep the rows of each date's cross-section only: tradable members (compute/data/membership.py);
+   per-instrument windows above read every bar, including the history before a listing;
+5. drop what later steps do not read and sort by (date, ticker), the output order;
+6. market features (aggregates over each date, and series over dates broadcast back to rows),
+   cross-sectional features (`.over(date)`), then the winsorised industry z-score variants, all over
+   those rows: an index, or a name not yet listed, never enters a rank, a z-score or the breadth;
+7. select date, ticker and the output columns.
+
+The output holds the cross-section's rows only (tradable members): every model, alpha and portfolio
+built on features inherits the membership. The benchmark's own bars feed the benchmark return (step 2).
 
 No look-ahead by construction: every per-instrument window is trailing, every cross-sectional or market
 aggregate reads one date, and market series are trailing over dates. lookahead.py tests it.
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.data.membership import IN_CROSS_SECTION, cross_section_expr
 from quantlab_assets.compute.features import (  # noqa: F401 - importing a family registers its features
     cross_asset,
     microstructure,
@@ -175,7 +182,7 @@ class FeatureDiagnostics:
 
 @dataclass(frozen=True)
 class FeatureResult:
-    """frame: date, ticker and the feature columns, one row per input bar, sorted by (date, ticker)."""
+    """frame: date, ticker and the feature columns, one row per bar of a tradable member, sorted by (date, ticker)."""
 
     frame: pl.DataFrame
     diagnostics: FeatureDiagnostics
@@ -219,11 +226,12 @@ def feature_query(
 ) -> pl.LazyFrame:
     """The lazy query of the module docstring; collect it with engine="in-memory" (see compute_features).
 
-    `tickers`: every ticker of `bars`, sorted and unique. `benchmark` aggregates one date's rows to the
-    benchmark's log return (benchmark.py); `industry_group` numbers the row's (date, industry)
+    `bars` holds INPUT_COLUMNS and IN_CROSS_SECTION. `tickers`: every ticker of `bars`, sorted and unique.
+    `benchmark` aggregates one date's rows to the benchmark's log return (benchmark.py); `industry_group` numbers the row's (date, industry)
     (preprocessing.industry_group_expr).
     """
-    frame = bars.select(INPUT_COLUMNS).with_columns(ticker_id_expr(tickers)).sort(instrument_order_key())
+    frame = bars.select(*INPUT_COLUMNS, IN_CROSS_SECTION).with_columns(ticker_id_expr(tickers))
+    frame = frame.sort(instrument_order_key())
     frame = frame.with_columns(instrument_key_exprs())
     frame = frame.with_columns(price_exprs(benchmark.over(c.DATE)))
     frame = frame.with_columns(index_exprs())
@@ -242,7 +250,7 @@ def feature_query(
         for name in frame.collect_schema().names()
         if name in (c.DATE, c.TICKER, TICKER_ID) or name in plan.columns or name in read_later
     ]
-    frame = frame.select(carried).sort(date_order_key())
+    frame = frame.filter(pl.col(IN_CROSS_SECTION)).select(carried).sort(date_order_key())
     if TICKER_ID not in read_later:
         frame = frame.drop(TICKER_ID)
 
@@ -274,9 +282,10 @@ def compute_features(
 ) -> FeatureResult:
     """Features of cleaned bars (CLEANED_COLUMNS; at least date, ticker, open, close, volume, log_return).
 
-    `universe` maps tickers to industries (ticker, industry). `benchmark` is the universe's benchmark
+    `universe` maps tickers to industries (ticker, industry) and says which are tradable; a bars column
+    `is_member` says which rows are members (membership.py). `benchmark` is the universe's benchmark
     ticker, or None for the equal-weighted market proxy (benchmark.py). The frame has one row per input
-    bar, sorted by (date, ticker): date, ticker, then the raw features in registry order, then the
+    bar of a tradable member, sorted by (date, ticker): date, ticker, then the raw features in registry order, then the
     `__wz` and `__rz` variants. Rows before an instrument has a full window hold nulls.
     """
     started = time.perf_counter()
@@ -286,7 +295,7 @@ def compute_features(
     plan = plan_features(registry, params)
     source = benchmark_source(benchmark)
     query = feature_query(
-        bars.lazy(),
+        bars.lazy().with_columns(cross_section_expr(bars.columns, universe)),
         plan,
         tickers=bars.get_column(c.TICKER).drop_nulls().unique().sort().to_list(),
         benchmark=benchmark_return_expr(source),
@@ -307,7 +316,7 @@ def compute_features(
         instruments=frame[c.TICKER].n_unique(),
         compute_seconds=elapsed,
         benchmark_source=source,
-        benchmark_missing_dates=benchmark_returns(bars, benchmark)[BENCHMARK_RETURN].null_count(),
+        benchmark_missing_dates=benchmark_returns(bars, universe, benchmark)[BENCHMARK_RETURN].null_count(),
         lookback_days=feature_lookback_days(registry, params),
         null_share={name: (null_counts[name] / rows if rows else 0.0) for name in columns},
     )

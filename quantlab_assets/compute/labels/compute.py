@@ -13,8 +13,15 @@ Columns (k = each horizon of LabelParams):
 
 "Day t+k" is the k-th next date of the trading calendar (the distinct dates of the bars). A label is
 null unless the instrument has a bar with a return on each of those k days: that is exactly "fewer
-than k future rows" at the end of the data or before a delisting, and it also nulls a window that
-spans a gap cleaning left unfilled (a k-row window across a gap would cover more than k days).
+than k future rows" at the end of the data, and it also nulls a window that spans a gap cleaning left
+unfilled (a k-row window across a gap would cover more than k days). A delisting is not a gap: after
+an instrument's `delisted` date (universe table) its holder has cash, so the days after it return 0
+and a window through the delisting ends at the last price plus the delisting return (booked on the
+last bar by compute/data/membership.py). A delisted loser keeps its labels and its training rows.
+
+Rows: the tradable members of each date (membership.py's cross-section); bars before a listing and
+index rows are read (ATR history) but get no label. Industry peers of a day are that day's tradable
+members.
 `label_end_*` and `tb_end` are null exactly where their labels' windows are incomplete; cross-validation
 purges a training row whose end date reaches into the test span.
 
@@ -32,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.data.membership import cross_section_expr
 from quantlab_assets.compute.labels.direction import direction
 from quantlab_assets.compute.labels.forward import forward_sums, relative_forward_sums
 from quantlab_assets.compute.labels.panel import DensePanel
@@ -142,10 +150,25 @@ def _floats(values: np.ndarray) -> pl.Series:
     return pl.Series(values, nan_to_null=True)
 
 
+def _after_delisting(panel: DensePanel, universe: pl.DataFrame) -> np.ndarray:
+    """(dates x tickers) True on the calendar days after each instrument's delisting date."""
+    if c.DELISTED not in universe.columns:
+        return np.zeros(panel.shape, dtype=bool)
+    delisted = panel.tickers.to_frame(c.TICKER).join(
+        universe.select(c.TICKER, c.DELISTED), on=c.TICKER, how="left", maintain_order="left"
+    )[c.DELISTED].to_physical().to_numpy(allow_copy=True)
+    last_day = np.where(np.isnan(delisted.astype(np.float64)), np.inf, delisted.astype(np.float64))
+    return panel.calendar[:, None] > last_day[None, :]
+
+
 def _return_columns(
-    panel: DensePanel, returns: np.ndarray, universe: pl.DataFrame, params: LabelParams
+    panel: DensePanel, returns: np.ndarray, peers: np.ndarray, universe: pl.DataFrame, params: LabelParams
 ) -> dict[str, pl.Series]:
-    """Forward returns, their directions and end dates, and the industry-relative labels."""
+    """Forward returns, their directions and end dates, and the industry-relative labels.
+
+    `returns`: each instrument's daily log returns (0 after its delisting); `peers`: the returns that
+    form the industry proxies (NaN outside the day's cross-section).
+    """
     columns: dict[str, pl.Series] = {}
     for horizon, grid in forward_sums(returns, params.end_horizons):
         forward = panel.long(grid)
@@ -155,7 +178,7 @@ def _return_columns(
             columns[forward_return_column(horizon)] = _floats(forward)
             columns[direction_column(horizon)] = _int8(direction(forward, params.flat_threshold), complete)
     levels = _group_levels(panel.tickers, universe)
-    for horizon, grid in relative_forward_sums(returns, levels, params.relative_horizons):
+    for horizon, grid in relative_forward_sums(returns, levels, params.relative_horizons, peers):
         columns[relative_label_column(horizon)] = _floats(panel.long(grid))
     return columns
 
@@ -178,16 +201,20 @@ def _barrier_columns(panel: DensePanel, bars: pl.DataFrame, params: LabelParams)
 
 
 def compute_labels(bars: pl.DataFrame, universe: pl.DataFrame, params: LabelParams = LabelParams()) -> pl.DataFrame:
-    """Labels for every row of `bars` (cleaned bars: CLEANED_COLUMNS), keys date and ticker, sorted by them.
+    """Labels for the cross-section rows of `bars` (cleaned bars), keys date and ticker, sorted by them.
 
-    `universe` gives each ticker's industry and sector (the peer groups of the industry-relative labels);
-    every ticker of `bars` must be in it.
+    `universe` gives each ticker's industry and sector (the peer groups of the industry-relative labels),
+    whether it is tradable and when it delisted; every ticker of `bars` must be in it.
     """
     missing = set(REQUIRED_COLUMNS) - set(bars.columns)
     if missing:
         raise ValueError(f"compute_labels needs bars with columns {sorted(missing)}")
     panel = DensePanel.of(bars)
-    columns = _return_columns(panel, panel.dense(bars[c.LOG_RETURN].to_numpy()), universe, params)
+    in_cross_section = bars.select(cross_section_expr(bars.columns, universe)).to_series().to_numpy()
+    returns = panel.dense(bars[c.LOG_RETURN].to_numpy())
+    peers = panel.dense(np.where(in_cross_section, bars[c.LOG_RETURN].to_numpy(), np.nan))
+    returns[_after_delisting(panel, universe)] = 0.0
+    columns = _return_columns(panel, returns, peers, universe, params)
     columns.update(_barrier_columns(panel, bars, params))
     order = [
         *(forward_return_column(k) for k in params.horizons),
@@ -196,4 +223,5 @@ def compute_labels(bars: pl.DataFrame, universe: pl.DataFrame, params: LabelPara
         *(label_end_column(k) for k in params.end_horizons),
         TB_LABEL, TB_BARRIER, TB_TOUCH_DATE, TB_END,
     ]
-    return panel.keys().with_columns(columns[name].alias(name) for name in order)
+    labelled = panel.long(panel.dense(in_cross_section.astype(np.float64))) == 1.0
+    return panel.keys().with_columns(columns[name].alias(name) for name in order).filter(pl.Series(labelled))

@@ -73,7 +73,11 @@ def peer_proxy(daily: np.ndarray, group_levels: Sequence[np.ndarray]) -> np.ndar
 
 
 def relative_forward_sums(
-    daily: np.ndarray, group_levels: Sequence[np.ndarray], horizons: Iterable[int]
+    daily: np.ndarray, group_levels: Sequence[np.ndarray], horizons: Iterable[int], peers: np.ndarray | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Forward sums of the daily excess return over the peer proxy (see the module docstring)."""
-    return forward_sums(daily - peer_proxy(daily, group_levels), horizons)
+    """Forward sums of the daily excess return over the peer proxy (see the module docstring).
+
+    `peers`: the daily returns the proxy averages (default `daily`); NaN where a cell is not a peer
+    that day (not a tradable member), so only the members of each day form the proxy.
+    """
+    return forward_sums(daily - peer_proxy(daily if peers is None else peers, group_levels), horizons)

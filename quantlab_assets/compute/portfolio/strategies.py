@@ -58,15 +58,27 @@ def build_target_weights(
     barrier: pl.DataFrame | None = None,
     regimes: pl.DataFrame | None = None,
     sectors: dict[str, str] | None = None,
+    members: pl.DataFrame | None = None,
+    benchmark: str | None = None,
     params: StrategyParams = StrategyParams(),
 ) -> StrategyWeights:
     """Target weights of one strategy. alpha: stacked_alpha; returns: date, ticker, return; meta: meta_labels
     (date, ticker, side, meta_probability); barrier: barrier_probabilities (date, ticker, barrier_probability);
-    regimes: date, regime (market-wide)."""
+    regimes: date, regime (market-wide); members: date, ticker of each date's tradable members (None: every
+    instrument with a return); benchmark: the universe's benchmark ticker (see the module docstring)."""
     if alpha.height == 0:
         raise ValueError(f"{strategy}: no stacked alpha, nothing to evaluate")
-    present = returns.filter(pl.col(c.DATE).is_between(alpha[c.DATE].min(), alpha[c.DATE].max())
-                             & pl.col(RETURN).is_not_null()).select(c.DATE, c.TICKER)
+    in_span = pl.col(c.DATE).is_between(alpha[c.DATE].min(), alpha[c.DATE].max()) & pl.col(RETURN).is_not_null()
+    if strategy == BUY_AND_HOLD and benchmark is not None:
+        held = returns.filter(in_span & (pl.col(c.TICKER) == benchmark)).select(c.DATE, c.TICKER)
+        if held.height:
+            return StrategyWeights(buy_and_hold(held), None, [f"{strategy}: holds the benchmark {benchmark}"])
+    present = returns.filter(in_span).select(c.DATE, c.TICKER)
+    if members is not None:
+        keys = members.select(c.DATE, c.TICKER)
+        present = present.join(keys, on=[c.DATE, c.TICKER], how="semi")
+        alpha = alpha.join(keys, on=[c.DATE, c.TICKER], how="semi")
+        barrier = None if barrier is None else barrier.join(keys, on=[c.DATE, c.TICKER], how="semi")
     if strategy == QP:
         expected = alpha.select(c.DATE, c.TICKER, alpha_to_daily_return(pl.col(ALPHA), ALPHA_HORIZON_DAYS).alias("expected"))
         weights, diagnostics = qp_weights(expected, returns, params.qp, sectors)
@@ -76,7 +88,8 @@ def build_target_weights(
     if strategy == EQUAL:
         return StrategyWeights(equal_weight(present, params.equal_weight_every), None, [])
     if strategy == BUY_AND_HOLD:
-        return StrategyWeights(buy_and_hold(present), None, [])
+        note = f"{strategy}: benchmark {benchmark} has no return in the span; " if benchmark else f"{strategy}: "
+        return StrategyWeights(buy_and_hold(present), None, [note + "equal-weighted members of the first date, held"])
     if strategy in PROFILES:
         profile = PROFILES[strategy]
         if barrier is None:

@@ -1,10 +1,11 @@
 """Market state: one row per date, the aggregate features the regime models read (seed 003, Phase 6).
 
 Built from the `features` panel (one row per date and instrument). The market is the equal-weighted
-portfolio of the universe's constituents: every instrument whose sector is not `Index` (index and index
-ETF rows, such as sp500_sample's ^GSPC and ^IXIC or SPY, are not members of the market they measure).
-The proxy is the same over a universe's whole history, where a benchmark ticker may cover only part of
-it (arch's ^GSPC: 1999-2018).
+portfolio of the universe's constituents: its tradable members at each date (compute/data/membership.py;
+index and index ETF rows, such as sp500_sample's ^GSPC and ^IXIC or SPY, are marked `tradable: false` and
+are not members of the market they measure; the features panel holds member rows only). The proxy is
+the same over a universe's whole history, where a benchmark ticker may cover only part of it (arch's
+^GSPC: 1999-2018).
 
 Columns (each at date t from features at t and market returns of the last 21 dates up to t):
 
@@ -16,9 +17,9 @@ Columns (each at date t from features at t and market returns of the last 21 dat
   (s_p^2 - sum(s_i^2)/N^2) / ((sum(s_i)/N)^2 - sum(s_i^2)/N^2), s_i the constituents' vol_21d and s_p
   market_vol_21d, clipped to [-1, 1] (null with fewer than 2 constituents);
 - vol_ratio_21d_126d: median of the constituents' vol_ratio_21d_126d;
-- breadth_ma_21d, breadth_above_ma50: the features' market breadth (all instruments of the date);
-- volume_shock_21d: median of every instrument's volume_shock_21d (null where no instrument has volume,
-  e.g. sp500_sample's close-only stocks outside the index years);
+- breadth_ma_21d, breadth_above_ma50: the features' market breadth (the tradable members of the date);
+- volume_shock_21d: median of every instrument's volume_shock_21d (null where no member has volume,
+  e.g. sp500_sample's close-only stocks: its indices carry volume but are not members);
 - constituents: how many constituents have a ret_1d that date.
 
 No look-ahead: per-date aggregates read date t only, rolling ones the last 21 dates up to t.
@@ -32,8 +33,7 @@ import math
 import polars as pl
 
 from quantlab_assets.compute import columns as c
-
-INDEX_SECTOR = "Index"
+from quantlab_assets.compute.data.membership import tradable_tickers
 MARKET_WINDOW = 21
 TRADING_DAYS_PER_YEAR = 252
 
@@ -58,11 +58,6 @@ FEATURE_INPUTS = ("ret_1d", "vol_21d", VOL_RATIO, BREADTH_MA_21D, BREADTH_ABOVE_
 MARKET_STATE_LOOKBACK_DAYS = MARKET_WINDOW - 1
 
 
-def constituent_tickers(universe: pl.DataFrame) -> pl.Series:
-    """Tickers of the universe that make up the equal-weighted market (sector other than Index)."""
-    return universe.filter(pl.col(c.SECTOR) != INDEX_SECTOR).get_column(c.TICKER)
-
-
 def _implied_average_correlation() -> pl.Expr:
     n = pl.col(CONSTITUENTS).cast(pl.Float64)
     mean_vol_sq = pl.col("_mean_vol") ** 2
@@ -76,15 +71,16 @@ def compute_market_state(features: pl.DataFrame, universe: pl.DataFrame) -> pl.D
     """(date, constituents, MARKET_STATE_COLUMNS...) for every date of `features`, sorted by date.
 
     `features` holds date, ticker and FEATURE_INPUTS (more columns are ignored); `universe` ticker and
-    sector. Rows of the first 20 dates of `features` have null rolling columns: load that much lookback.
-    An empty `features` (no rows, perhaps no columns: nothing stored) gives an empty state.
+    tradable (an instrument with `tradable` false is never a constituent). Rows of the first 20 dates of
+    `features` have null rolling columns: load that much lookback. An empty `features` (no rows, perhaps
+    no columns: nothing stored) gives an empty state.
     """
     if features.height == 0:
         return pl.DataFrame(schema={c.DATE: pl.Date, CONSTITUENTS: pl.Int64} | {name: pl.Float64 for name in MARKET_STATE_COLUMNS})
     missing = [name for name in (c.DATE, c.TICKER, *FEATURE_INPUTS) if name not in features.columns]
     if missing:
         raise ValueError(f"compute_market_state needs features columns {missing}")
-    member = pl.col(c.TICKER).is_in(constituent_tickers(universe).implode())
+    member = pl.col(c.TICKER).is_in(tradable_tickers(universe).implode())
     ret = pl.when(member).then(pl.col("ret_1d"))
     vol = pl.when(member & pl.col("ret_1d").is_not_null()).then(pl.col("vol_21d"))
     daily = (

@@ -8,6 +8,7 @@ from pandera.api.polars.types import PolarsData
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import ACTION_DROPPED, ACTION_FLAGGED, ACTION_REJECTED, ROW_RULES, SERIES_RULES
+from quantlab_assets.compute.data.membership import MEMBERSHIP_RULES
 from quantlab_assets.compute.data.partition_span import OUTSIDE_PARTITIONS
 from quantlab_assets.compute.data.quality import OHLC_RELATIVE_TOLERANCE
 
@@ -66,6 +67,9 @@ class CleanedBarsSchema(pa.DataFrameModel):
     adj_factor: pl.Float64 = pa.Field(gt=0, description="adj_close / close as received; 1 where the universe declares its closes adjusted.")
     is_filled: pl.Boolean = pa.Field(description="Forward-filled from the last close (gap of at most 5 days).")
     is_outlier: pl.Boolean = pa.Field(description="log_return lies beyond 10 robust sigmas: flagged for review, kept as it happened.")
+    is_member: pl.Boolean = pa.Field(
+        description="A member of the universe that day (listed..delisted); earlier bars are history only."
+    )
 
     class Config:
         strict = True
@@ -96,7 +100,7 @@ class QuarantinedBarsSchema(pa.DataFrameModel):
     source: pl.String = pa.Field(nullable=True, description="Null only for a forward-filled row (never received).")
     source_file: pl.String = pa.Field(nullable=True)
     source_row: pl.Int64 = pa.Field(nullable=True)
-    rule: pl.String = pa.Field(isin=[*ROW_RULES, *SERIES_RULES, OUTSIDE_PARTITIONS])
+    rule: pl.String = pa.Field(isin=[*ROW_RULES, *SERIES_RULES, *MEMBERSHIP_RULES, OUTSIDE_PARTITIONS])
     action: pl.String = pa.Field(isin=[ACTION_REJECTED, ACTION_FLAGGED, ACTION_DROPPED])
     detail: pl.String
 
@@ -111,6 +115,10 @@ class UniverseSchema(pa.DataFrameModel):
     name: pl.String
     sector: pl.String
     industry: pl.String
+    tradable: pl.Boolean = pa.Field(description="False for indices and benchmark ETFs: never a holding, training row or alpha.")
+    listed: pl.Date = pa.Field(nullable=True, description="First day of membership; null: from the first bar.")
+    delisted: pl.Date = pa.Field(nullable=True, description="Last trading day as a member; null: still listed.")
+    delisting_return: pl.Float64 = pa.Field(nullable=True, gt=-1, description="Proceeds of the delisting vs the last close.")
 
     class Config:
         strict = True

@@ -15,7 +15,7 @@ class MarketStateSchema(pa.DataFrameModel):
     """One row per date: the market-level aggregates the regime models read (compute/regimes/market_state.py)."""
 
     date: pl.Date = pa.Field(unique=True)
-    constituents: pl.Int64 = pa.Field(ge=0, description="Constituents (sector other than Index) with a ret_1d that date.")
+    constituents: pl.Int64 = pa.Field(ge=0, description="Constituents (tradable members) with a ret_1d that date.")
     market_return_1d: pl.Float64 = pa.Field(nullable=True, description="Equal-weighted mean of the constituents' ret_1d.")
     market_return_21d: pl.Float64 = pa.Field(nullable=True, description="Sum of market_return_1d over the last 21 dates.")
     market_vol_21d: pl.Float64 = pa.Field(nullable=True, ge=0, description="Annualised std of market_return_1d, 21 dates.")

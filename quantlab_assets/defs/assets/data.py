@@ -10,6 +10,13 @@ from pydantic import Field
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import ACTION_REJECTED, CleaningResult, clean_bars
+from quantlab_assets.compute.data.membership import (
+    mark_members,
+    members_per_date,
+    non_tradable_tickers,
+    spells_without_bars,
+    split_after_delisting,
+)
 from quantlab_assets.compute.data.partition_span import (
     OUTSIDE_PARTITIONS,
     outside_examples,
@@ -153,18 +160,26 @@ def cleaned_bars(
         spec = market_data.universe(name)
         partition = f"{months[0]}..{months[-1]}|{name}"
         raw, outside = split_by_span(conform(raw_ohlcv[name], RawBarsSchema), span)
+        # Membership (compute/data/membership.py): rows after a delisting are quarantined before cleaning.
+        raw, after_delisting = split_after_delisting(raw, universe[name], months_window(months))
         result = clean_bars(
             raw, universe[name][c.TICKER], window=months_window(months), as_of=as_of, holidays=spec.holidays,
             close_is_adjusted=spec.close_is_adjusted, universe=f"{name} ({spec.config_path})",
         )
-        quarantine = pl.concat([result.quarantine, quarantine_outside(outside, span)])
+        quarantine = pl.concat([result.quarantine, after_delisting, quarantine_outside(outside, span)]).sort(
+            c.DATE, c.TICKER, c.SOURCE_ROW, nulls_last=True
+        )
         quarantined[name] = validate(QuarantinedBarsSchema, quarantine, asset="rejected_bars", partition=partition)
-        cleaned[name] = result.cleaned
+        cleaned[name] = mark_members(result.cleaned, universe[name], months_window(months)[1])
+        spells_without_bars(raw, universe[name], months_window(months), spec.config_path)
         results[name] = result
         run_months[name] = months
-        counts[name] = {"raw_rows": result.raw_rows, "cleaned_rows": result.cleaned.height,
+        counts[name] = {"raw_rows": result.raw_rows, "cleaned_rows": cleaned[name].height,
                         "filled_rows": result.filled_rows, "rejected_share": round(result.rejected_share, 6),
-                        **result.rule_counts, OUTSIDE_PARTITIONS: quarantine.height - result.quarantine.height}
+                        **result.rule_counts, "after_delisting": after_delisting.height,
+                        OUTSIDE_PARTITIONS: quarantine.height - result.quarantine.height - after_delisting.height,
+                        "members_per_date": members_per_date(cleaned[name], universe[name]),
+                        "non_tradable": non_tradable_tickers(universe[name])}
 
     checks, failed_months = _quality_checks(cleaned, results, as_of, data_quality.max_rejected_share, run_months)
     yield dg.Output(quarantined, output_name="rejected_bars", metadata={"by_universe": dg.MetadataValue.json(counts)})

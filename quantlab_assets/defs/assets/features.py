@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.data.membership import members_per_date, non_tradable_tickers
 from quantlab_assets.compute.features.compute import compute_features
 from quantlab_assets.compute.features.ffd import FFD_LOG_CLOSE, FfdParams, apply_ffd, select_ffd_order
 from quantlab_assets.compute.features.lookahead import sampled_lookahead_violations
@@ -110,6 +111,8 @@ def features(
             "compute_seconds": round(result.diagnostics.compute_seconds, 3),
             "benchmark_source": result.diagnostics.benchmark_source,
             "benchmark_missing_dates": result.diagnostics.benchmark_missing_dates,
+            "members_per_date": members_per_date(window, universe[name]),
+            "non_tradable_excluded": non_tradable_tickers(universe[name]),
             "null_share": {k: round(v, 4) for k, v in result.diagnostics.null_share.items()},
         }
     checks = [

@@ -17,6 +17,12 @@ from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from
 from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics, sharpe_ratio
 from quantlab_assets.compute.backtest.report import StrategyRun, render_report, report_preview_markdown, run_page_url
 from quantlab_assets.compute.backtest.tracking import log_report_run
+from quantlab_assets.compute.data.membership import (
+    cross_section_rows,
+    members_per_date,
+    membership_note,
+    non_tradable_tickers,
+)
 from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.portfolio.names import BENCHMARK, QP
 from quantlab_assets.compute.portfolio.qp import WARM_UP
@@ -35,7 +41,7 @@ from quantlab_assets.defs.partitions import (
     strategy_partitions,
     universe_partitions,
 )
-from quantlab_assets.defs.resources import MlflowTrackingResource
+from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource
 
 GROUP = "portfolio"
 REGIME_ASSET = "regime_labels"
@@ -111,8 +117,12 @@ def target_weights(
     cleaned_bars: UniverseFrames,
     universe: UniverseFrames,
     io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+    market_data: MarketDataResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """One strategy's target weights per decision date: QP, top-n, equal weight, buy-and-hold, or a threshold profile."""
+    """One strategy's target weights per decision date: QP, top-n, equal weight, buy-and-hold, or a threshold profile.
+
+    Every strategy picks from each date's tradable members; the benchmark strategy holds the universe's
+    benchmark instrument (compute/portfolio/strategies.py)."""
     strategy, name = split_strategy_key(context.partition_key)
     regimes = stored_regimes(io_manager.base_dir, name)
     if config.primary_model not in ("barrier_probabilities", SEQUENCE_CLASSIFIER):
@@ -120,16 +130,20 @@ def target_weights(
                          f"not {config.primary_model!r}")
     barrier = (sequence_classifier_probabilities(io_manager.base_dir, name) if config.primary_model == SEQUENCE_CLASSIFIER
                else barrier_probabilities[name])
+    bars = conform(cleaned_bars[name], CleanedBarsSchema)
     built = build_target_weights(
-        strategy, stacked_alpha[name], returns_from_bars(conform(cleaned_bars[name], CleanedBarsSchema)),
+        strategy, stacked_alpha[name], returns_from_bars(bars),
         meta=meta_labels[name], barrier=barrier, regimes=regimes, sectors=_sectors(universe[name]),
+        members=cross_section_rows(bars, universe[name]), benchmark=market_data.universe(name).benchmark,
     )
     failure = schema_failures(TargetWeightsSchema, built.weights, asset="target_weights", partition=context.partition_key)
     infeasible = [] if built.diagnostics is None else list(
         built.diagnostics.filter(~pl.col("status").is_in(["optimal", WARM_UP])).select(c.DATE, "status").iter_rows())
     metadata = {"decision_dates": built.weights[c.DATE].n_unique(), "rows": built.weights.height,
                 "notes": "\n".join(built.notes) or "none", "regime_labels": "read" if regimes is not None else "not materialised",
-                "primary_model": config.primary_model}
+                "primary_model": config.primary_model,
+                "members_per_date": dg.MetadataValue.json(members_per_date(bars, universe[name])),
+                "non_tradable_excluded": ", ".join(non_tradable_tickers(universe[name])) or "none"}
     if built.diagnostics is not None:
         metadata["qp_median_solve_seconds"] = float(built.diagnostics["seconds"].median() or 0.0)
         metadata["qp_status_counts"] = dg.MetadataValue.json(dict(built.diagnostics.group_by("status").len().iter_rows()))
@@ -257,7 +271,8 @@ def backtest_report(
         title=f"Backtest report: {name}", benchmark=BENCHMARK if BENCHMARK in daily else None,
         regimes=regimes, sectors=_sectors(universe[name]),
         notes=[f"Costs: commission 10 bp + slippage 5 bp + spread 5 bp on traded notional; 1-bar execution delay. "
-               f"Regime labels: {'read' if regimes is not None else 'not materialised'}."],
+               f"Regime labels: {'read' if regimes is not None else 'not materialised'}.",
+               membership_note(universe[name])],
     )
     path = write_text_atomic(html, Path(base_dir) / "reports" / "backtest_report" / f"{name}.html")
     mlflow.ensure_store()

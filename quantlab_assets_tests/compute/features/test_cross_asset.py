@@ -12,7 +12,7 @@ import pytest
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.features.benchmark import BENCHMARK_RETURN, benchmark_returns
 from quantlab_assets.compute.features.cross_asset import BETA_WINDOWS, CORRELATION_WINDOWS, RELATIVE_STRENGTH_WINDOWS
-from quantlab_assets_tests.compute.features.panels import bars_frame, column, features, random_walks
+from quantlab_assets_tests.compute.features.panels import bars_frame, column, features, random_walks, universe_frame
 
 MOMENTS = [f"corr_{w}d" for w in CORRELATION_WINDOWS] + [f"beta_{w}d" for w in BETA_WINDOWS]
 RELATIVE = [f"rel_strength_{w}d" for w in RELATIVE_STRENGTH_WINDOWS]
@@ -65,7 +65,7 @@ def test_beta_and_correlation_against_numpy_with_the_equal_weighted_benchmark() 
     closes = random_walks(tickers, 300, seed=7)
     bars = bars_frame(closes, offsets={"D": 40})
     frame = features(bars, MOMENTS)
-    market = benchmark_returns(bars, None)
+    market = benchmark_returns(bars, universe_frame(list(closes)), None)
     for ticker in tickers:
         own = bars.filter(pl.col(c.TICKER) == ticker).join(market, on=c.DATE, how="left").sort(c.DATE)
         x, y = own[c.LOG_RETURN].fill_null(np.nan).to_numpy(), own[BENCHMARK_RETURN].fill_null(np.nan).to_numpy()
@@ -80,14 +80,14 @@ def test_beta_and_correlation_against_numpy_with_the_equal_weighted_benchmark() 
 def test_benchmark_returns_ticker_or_equal_weight() -> None:
     closes = {"A": [100.0, 110.0, 99.0], "B": [50.0, 50.0, 55.0], "IDX": [10.0, 10.5, 10.0]}
     bars = bars_frame(closes)
-    ticker = benchmark_returns(bars, "IDX")
+    ticker = benchmark_returns(bars, universe_frame(list(closes)), "IDX")
     np.testing.assert_allclose(ticker[BENCHMARK_RETURN].to_numpy()[1:], np.diff(np.log(closes["IDX"])))
     assert ticker[BENCHMARK_RETURN][0] is None
-    equal = benchmark_returns(bars, None)
+    equal = benchmark_returns(bars, universe_frame(list(closes)), None)
     expected = np.mean([np.diff(np.log(closes[t])) for t in closes], axis=0)
     np.testing.assert_allclose(equal[BENCHMARK_RETURN].to_numpy()[1:], expected, rtol=1e-14)
     # A named benchmark without bars is missing, not replaced by the equal-weighted mean.
-    assert benchmark_returns(bars, "NOT_LOADED")[BENCHMARK_RETURN].null_count() == 3
+    assert benchmark_returns(bars, universe_frame(list(closes)), "NOT_LOADED")[BENCHMARK_RETURN].null_count() == 3
 
 
 def test_cross_sectional_percentile_ranks() -> None:

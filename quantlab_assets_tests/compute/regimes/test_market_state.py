@@ -13,6 +13,7 @@ from quantlab_assets.compute.regimes.market_state import compute_market_state, t
 
 UNIVERSE = pl.DataFrame({
     c.TICKER: ["AAA", "BBB", "CCC", "IDX"], c.SECTOR: ["Tech", "Energy", "Tech", "Index"],
+    c.TRADABLE: [True, True, True, False],  # the index measures the market and is not part of it
 })
 
 

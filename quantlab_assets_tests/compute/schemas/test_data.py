@@ -11,6 +11,7 @@ import pytest
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.cleaning import CLEANED_COLUMNS, clean_bars
+from quantlab_assets.compute.data.membership import mark_members
 from quantlab_assets.compute.data.raw import as_raw_frame, empty_raw_frame
 from quantlab_assets.compute.schemas.base import SchemaViolation, schema_failures, validate
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema, QuarantinedBarsSchema, RawBarsSchema, UniverseSchema
@@ -19,7 +20,7 @@ DAY = dt.date(2024, 1, 2)
 CLEANED_SCHEMA = {
     c.DATE: pl.Date, c.TICKER: pl.String, **{name: pl.Float64 for name in (*c.PRICE_COLUMNS, c.VOLUME)},
     c.LOG_RETURN: pl.Float64, c.RAW_CLOSE: pl.Float64, c.ADJ_FACTOR: pl.Float64, c.IS_FILLED: pl.Boolean,
-    c.IS_OUTLIER: pl.Boolean,
+    c.IS_OUTLIER: pl.Boolean, c.IS_MEMBER: pl.Boolean,
 }
 
 
@@ -29,7 +30,7 @@ def _cleaned(*overrides: dict[str, Any]) -> pl.DataFrame:
         row = {
             c.DATE: DAY + dt.timedelta(days=i), c.TICKER: "AAA", c.OPEN: 10.0, c.HIGH: 11.0, c.LOW: 9.0, c.CLOSE: 10.5,
             c.VOLUME: 100.0, c.LOG_RETURN: 0.01, c.RAW_CLOSE: 10.5, c.ADJ_FACTOR: 1.0, c.IS_FILLED: False,
-            c.IS_OUTLIER: False,
+            c.IS_OUTLIER: False, c.IS_MEMBER: True,
         }
         row.update(override)
         rows.append(row)
@@ -135,10 +136,11 @@ def dirty_result(dirty_small_raw, small_tickers, small_market_params):
     )
 
 
-def test_cleaned_output_of_clean_bars_conforms(dirty_result) -> None:
+def test_cleaned_output_of_clean_bars_conforms(dirty_result, small_market) -> None:
     """What clean_bars writes must pass the schemas the IO layer validates it with."""
     assert tuple(dirty_result.cleaned.columns) == CLEANED_COLUMNS
-    validate(CleanedBarsSchema, dirty_result.cleaned, asset="cleaned_bars", partition="all|synthetic")
+    members = mark_members(dirty_result.cleaned, small_market.universe, dirty_result.cleaned[c.DATE].max())
+    validate(CleanedBarsSchema, members, asset="cleaned_bars", partition="all|synthetic")
 
 
 def test_quarantine_output_of_clean_bars_conforms(dirty_result) -> None:
@@ -166,7 +168,9 @@ def test_quarantine_schema_rejects_an_unknown_rule_or_action(dirty_small_raw, sm
 
 
 def test_universe_schema_requires_unique_tickers_and_all_fields() -> None:
-    good = pl.DataFrame({c.TICKER: ["A", "B"], c.NAME: ["a", "b"], c.SECTOR: ["s", "s"], c.INDUSTRY: ["i", "i"]})
+    good = pl.DataFrame({c.TICKER: ["A", "B"], c.NAME: ["a", "b"], c.SECTOR: ["s", "s"], c.INDUSTRY: ["i", "i"],
+                         c.TRADABLE: [True, False], c.LISTED: [dt.date(2020, 1, 2), None], c.DELISTED: [None, None],
+                         c.DELISTING_RETURN: [None, None]}, schema_overrides={c.DELISTED: pl.Date, c.DELISTING_RETURN: pl.Float64})
     validate(UniverseSchema, good, asset="universe", partition="u")
     with pytest.raises(SchemaViolation, match="column 'ticker' rule 'field_uniqueness'"):
         validate(UniverseSchema, good.with_columns(pl.lit("A").alias(c.TICKER)), asset="universe", partition="u")
