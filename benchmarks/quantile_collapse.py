@@ -1,6 +1,6 @@
 """Measurement: seed 001's collapse reproduced (zero-initialised heads) against the healthy forecaster.
 
-    .venv/bin/python benchmarks/quantile_collapse.py --build /tmp/quantile_inputs   # the figures in docs/architecture.md
+    .venv/bin/python benchmarks/quantile_collapse.py --build /tmp/quantile_inputs   # the figures in docs/studies.md
 
 `--build DIR` first stores, through Dagster, the inputs the test fixture `model_inputs` builds (universe
 `synthetic`, 2005-01 .. 2008-06 as of 2008-06-30: features, labels, cv_folds) under DIR/data; without

@@ -2,12 +2,13 @@
 # Sets up the lab and runs the main pipeline end to end on the embedded default universe (synthetic,
 # offline), one `dagster asset materialize` per step, each step's log under $DAGSTER_HOME:
 #   universe table -> raw -> cleaned bars (+ quarantine) -> labels, every month from 2005-01 to the current
-#   month as one single-run backfill -> FFD orders fitted on the training span -> features and market state
+#   month as one single-run backfill -> the FFD diagnostic (the smallest stationary d per instrument on the
+#   training span; the features apply the lab's fixed d) -> features and market state
 #   -> regime models (filtered HMM, clusters, labels) -> purged CV folds -> out-of-fold base models
 #   -> stacked alpha, scorecard, meta-labels -> the seven strategies' weights and backtests
 #   -> backtest metrics and the HTML report. Then prints what was stored.
-# (main_job, which the daily schedule runs, is the monthly assets; on a fresh instance the FFD orders must
-# exist before the features, and every per-universe step reads all stored months.)
+# (main_job, which the daily schedule runs, is the monthly assets; every per-universe step reads all
+# stored months.)
 # Usage: bash scripts/run_main.sh [UNIVERSE] [FIRST_MONTH] [LAST_MONTH]   (months as YYYY-MM-01)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,7 @@ echo "== universe [$universe]"
 materialize universe --select universe --partition "$universe"
 echo "== bars and labels [$range] (logs in $DAGSTER_HOME/*.log)"
 materialize bars --select raw_ohlcv,cleaned_bars,rejected_bars,labels --partition-range "$range"
-echo "== FFD orders fitted on the training span [$universe]"
+echo "== FFD diagnostic on the training span [$universe]"
 materialize ffd_orders --select ffd_orders --partition "$universe"
 echo "== features and market state [$range]"
 materialize features --select features,market_state --partition-range "$range"

@@ -25,7 +25,7 @@ on >= 75 % of its days for 4 seeds, March 2020 for 6, both for 2; with random_st
 at 60-90 % volatility became High-Vol Bull), and leaving out AAPL, XOM or GE, or moving the training
 end by a year or half a year, gave 33-35 of 48. From volatility bins, March 2020 is Crisis on 42-44
 of 48 days in 9 of those 10 variations and autumn 2008 on 76 of 76 in all (robustness.py; the figures
-and the one failure are in docs/architecture.md).
+and the one failure are in docs/studies.md).
 
 State numbering: hmmlearn numbers states arbitrarily per fit. The first model's states are ordered by
 their mean market volatility (state 0 the calmest); every later model's states are matched to the

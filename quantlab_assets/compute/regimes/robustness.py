@@ -11,7 +11,7 @@ the known episodes (validation.py) exactly as the `regime_labels_known_crises` c
 the crisis share. The HMM draws no random number (hmm.py), so there is no model seed to vary; the
 jitter's noise is seeded, so every run is reproducible.
 
-The figures in docs/architecture.md come from this module's command, on the README's range:
+The figures in docs/studies.md ("Regime labels on real crises") come from this module's command, on the README's range:
 
     python -m quantlab_assets.compute.regimes.robustness sp500_sample 1991-01-01 2022-12-31
 """

@@ -62,7 +62,7 @@ class SacParams:
 class TrainingParams:
     algorithm: str = PPO_NAME
     seed: int = 0
-    # About 100 PPO updates of 2048 steps (about 800 one-year episodes); measured in docs/architecture.md.
+    # About 100 PPO updates of 2048 steps (about 800 one-year episodes); measured in docs/measurements.md.
     total_timesteps: int = 200_000
     eval_every: int = 20_000
     # Intra-op threads of torch while training. The networks are small (a 256 x 256 MLP, batches of 64-256):

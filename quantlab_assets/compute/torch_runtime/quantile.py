@@ -22,7 +22,7 @@ Loss (seed 001, phase 3) per batch, a batch being whole cross-sections (`DateBat
   which pushes a median whose cross-sectional dispersion falls under a floor back out.
 Dates with fewer than 3 windows in a batch have no correlation and are left out of the aux terms.
 
-The collapse (seed 001, reproduced; docs/architecture.md "Quantile forecaster"): with `head_init="zero"`
+The collapse (seed 001, reproduced; docs/studies.md, "The quantile forecaster's collapse, reproduced"): with `head_init="zero"`
 every head's weights and biases start at 0. The hidden activations are GELU(0) = 0 for every window, so
 the gradient of the output weights (hidden activations x output error) is 0, the gradient reaching the
 hidden layer and the encoder passes through the zero output weights and is 0, and only the output bias

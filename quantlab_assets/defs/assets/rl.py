@@ -66,7 +66,7 @@ ENGINE_TOLERANCE = 1e-10
 
 
 class RlPolicyConfig(dg.Config):
-    """Seed 003's hyper-parameters by default; the timesteps are the measured default run's (docs/architecture.md).
+    """Seed 003's hyper-parameters by default; the timesteps are the measured default run's (docs/measurements.md).
     Tests shrink everything."""
 
     ppo_total_timesteps: int = 200_000

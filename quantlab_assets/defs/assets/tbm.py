@@ -5,7 +5,7 @@ have the columns of `barrier_probabilities` (the tabular XGBoost version) under 
 
 Measured on the synthetic fixture inputs (2005-01..2008-06; golden config at seq_len 21, 3 epochs, CPU):
 AUC 0.503 [0.496, 0.510] over 2 folds, Brier 0.259, ECE 0.088: no skill on this market, and
-over-confident (docs/architecture.md, "Seed 002's triple-barrier classifier")."""
+over-confident (docs/studies.md, "The triple-barrier classifier on sequence windows")."""
 
 import dataclasses
 from collections.abc import Iterator
