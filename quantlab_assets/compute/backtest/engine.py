@@ -23,8 +23,9 @@ gather of the scaled targets by segment index and one multiply; no loop over day
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import polars as pl
@@ -80,6 +81,11 @@ class BacktestParams:
     def __post_init__(self) -> None:
         if self.rebalance not in REBALANCE_PERIODS:
             raise ValueError(f"rebalance must be one of {sorted(REBALANCE_PERIODS)}, not {self.rebalance!r}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> BacktestParams:
+        """The parameters `dataclasses.asdict` wrote (an asset's metadata records the ones it used)."""
+        return cls(**{**values, "costs": CostParams(**values["costs"])})
 
     def describe(self) -> str:
         """The execution model in words, with the values used (the report's note)."""
