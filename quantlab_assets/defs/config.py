@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, TypeVar
 
 import dagster as dg
@@ -70,11 +70,16 @@ def run_config_fields(source: type, prefix: str = "", defaults: object | None = 
             yield prefix + field.name, kind, default, field.metadata.get("description")
 
 
-def config_from(name: str, *sources: type, exclude: frozenset[str] = frozenset(), doc: str = "") -> type[dg.Config]:
+def config_from(name: str, *sources: type, exclude: frozenset[str] = frozenset(),
+                defaults: Mapping[str, Any] | None = None, doc: str = "") -> type[dg.Config]:
     """A dg.Config class with every run-config field of the dataclasses `sources` but `exclude` (the later
-    source wins a name both have), each with the dataclass's type, default and `description` metadata."""
+    source wins a name both have), each with the dataclass's type, default and `description` metadata;
+    `defaults` replaces the default of a field where an asset's differs from compute's (its description stays)."""
+    unknown = set(defaults or {}) - {f[0] for source in sources for f in run_config_fields(source)}
+    if unknown:
+        raise ValueError(f"{name}: defaults for fields the sources do not have: {sorted(unknown)}")
     fields = {
-        field_name: (kind, pydantic.Field(default=default, description=description))
+        field_name: (kind, pydantic.Field(default=(defaults or {}).get(field_name, default), description=description))
         for source in sources
         for field_name, kind, default, description in run_config_fields(source)
         if field_name not in exclude

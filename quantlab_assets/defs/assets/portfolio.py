@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import polars as pl
+from pydantic import Field
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars, run_backtest
@@ -33,8 +34,8 @@ from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.deep import TbmProbabilitiesSchema
 from quantlab_assets.compute.schemas.portfolio import BacktestDailySchema, TargetWeightsSchema
 from quantlab_assets.compute.storage import write_text_atomic
-from quantlab_assets.defs.config import config_from, settings
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
+from quantlab_assets.defs.config import config_from, settings
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import (
     all_months_of_universe,
@@ -75,7 +76,9 @@ class TargetWeightsConfig(dg.Config):
     this asset), or seed 002's sequence classifier `tbm_classifier`, read from storage when it is
     materialised (a GPU-trained asset the default backtest does not wait for)."""
 
-    primary_model: str = "barrier_probabilities"
+    primary_model: str = Field(
+        default="barrier_probabilities",
+        description="The threshold profiles' primary model: barrier_probabilities or tbm_classifier (read from storage).")
 
 
 def sequence_classifier_probabilities(base_dir: str, universe: str) -> pl.DataFrame:
