@@ -25,24 +25,18 @@ import torch
 from torch import nn
 
 from quantlab_assets.compute.params import described
-from quantlab_assets.compute.torch_runtime.transformer import SinusoidalPositions
+from quantlab_assets.compute.torch_runtime.transformer import EncoderSizes, SinusoidalPositions
 
 MIN_MASK_RATIO = 0.15
 MAX_MASK_RATIO = 0.30
 
 
 @dataclass(frozen=True)
-class MaskedEncoderConfig:
+class MaskedEncoderConfig(EncoderSizes):
     """Seed 003's encoder (the forecaster's d_model 128, 8 heads, 4 layers, dim_ff 512; patch 5, seq_len 63)."""
 
     n_features: int
     patch_size: int = described(5, "Days per patch (one token of the encoder).")
-    d_model: int = described(128, "Width of the encoder (the model dimension).")
-    n_heads: int = described(8, "Attention heads per layer.")
-    n_layers: int = described(4, "Encoder layers.")
-    dim_ff: int = described(512, "Width of each layer's feed-forward block.")
-    dropout: float = described(0.1, "Dropout rate of the encoder.")
-    seq_len: int = described(63, "Trading days in each input window.")
     mask_ratio: float = described(
         0.2, "Share of the patches masked in pre-training (seed 003: 15-30 %; 0.2 of 12 patches masks 2).")
 

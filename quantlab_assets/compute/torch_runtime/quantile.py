@@ -47,7 +47,7 @@ from torch.nn import functional
 from torch.utils.data import Sampler
 
 from quantlab_assets.compute.params import described
-from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig, TransformerForecaster
+from quantlab_assets.compute.torch_runtime.transformer import EncoderSizes, TransformerConfig, TransformerForecaster
 
 HORIZONS: tuple[int, ...] = (1, 5, 10, 20)
 QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
@@ -61,17 +61,11 @@ _EPS = 1e-8
 
 
 @dataclass(frozen=True)
-class QuantileConfig:
+class QuantileConfig(EncoderSizes):
     """Encoder sizes as seed 003's transformer; heads, horizons and loss weights from seed 001's phase 3."""
 
     n_features: int
     horizons: tuple[int, ...] = HORIZONS
-    d_model: int = described(128, "Width of the encoder (the model dimension).")
-    n_heads: int = described(8, "Attention heads per layer.")
-    n_layers: int = described(4, "Encoder layers.")
-    dim_ff: int = described(512, "Width of each layer's feed-forward block.")
-    dropout: float = described(0.1, "Dropout rate of the encoder.")
-    seq_len: int = described(63, "Trading days in each input window.")
     head_hidden: int = described(64, "Hidden width of each quantile head.")
     head_init: HeadInit = described(
         "default", "Heads' initialisation: \"default\" (torch's) or \"zero\" (reproduces seed 001's collapse).")

@@ -29,11 +29,11 @@ from torch import nn
 from torch.nn import functional
 
 from quantlab_assets.compute.params import described
-from quantlab_assets.compute.torch_runtime.transformer import ForecastHeads
+from quantlab_assets.compute.torch_runtime.transformer import ForecastHeads, ForecastLoss
 
 
 @dataclass(frozen=True)
-class TftConfig:
+class TftConfig(ForecastLoss):
     """The TFT's sizes; the loss weights and flat threshold mean what they mean in TransformerConfig."""
 
     n_features: int
@@ -42,11 +42,6 @@ class TftConfig:
     lstm_layers: int = described(1, "LSTM layers of the TFT's local encoder.")
     dropout: float = described(0.1, "Dropout rate of the encoder.")
     seq_len: int = described(63, "Trading days in each input window.")
-    flat_threshold: float = described(
-        0.01, "Returns within +-flat_threshold (log return over the horizon) are the \"flat\" direction class.")
-    weight_nll: float = described(1.0, "Weight of the Gaussian negative log-likelihood (mean head) in the loss.")
-    weight_direction: float = described(0.5, "Weight of the direction classification (up / flat / down) in the loss.")
-    weight_volatility: float = described(0.5, "Weight of the volatility head in the loss.")
 
     def build(self) -> TemporalFusionForecaster:
         return TemporalFusionForecaster(self)
