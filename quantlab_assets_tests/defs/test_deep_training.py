@@ -3,8 +3,6 @@ and the dataclasses built back from a run config hold its values."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import dagster as dg
 import pytest
 
@@ -17,16 +15,7 @@ from quantlab_assets.defs.assets.deep import TransformerAssetConfig, forecaster_
 from quantlab_assets.defs.assets.embeddings import MaskedEncoderAssetConfig
 from quantlab_assets.defs.assets.quantile import QuantileAssetConfig, forecaster_quantile
 from quantlab_assets.defs.assets.tbm import TbmAssetConfig
-from quantlab_assets.defs.deep_training import config_from, settings
-
-
-def test_a_derived_config_has_the_dataclass_fields_defaults_and_descriptions() -> None:
-    config_class = config_from("Optimisation", TrainingConfig)
-    defaults = config_class()
-    for field in dataclasses.fields(TrainingConfig):
-        assert getattr(defaults, field.name) == field.default
-        assert config_class.model_fields[field.name].description == field.metadata["description"]
-    assert settings(defaults, TrainingConfig) == TrainingConfig()
+from quantlab_assets.defs.deep_training import settings
 
 
 def test_fields_without_a_default_or_excluded_are_left_to_the_caller() -> None:

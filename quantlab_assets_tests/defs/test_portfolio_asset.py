@@ -13,7 +13,7 @@ import pytest
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.report import FIGURE_IDS, SECTION_IDS
-from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
+from quantlab_assets.compute.portfolio.names import EQUAL, QP, STRATEGY_NAMES
 from quantlab_assets.compute.regimes.labels import REGIME_NAMES
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets.defs.assets.portfolio import (
@@ -106,6 +106,27 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
     assert weights.group_by(c.DATE).agg(pl.col("weight").sum())["weight"].is_between(1 - 1e-9, 1 + 1e-9).all()
     assert weights["weight"].max() <= 0.2 + 1e-12 and weights["weight"].min() >= 0.02 - 1e-6
 
+    # The execution model is run config: equal weight again with twice the costs, a 2-bar delay, monthly rebalancing.
+    equal_path = data_dir / "backtest" / "synthetic" / f"{EQUAL}.parquet"
+    default_equal = pl.read_parquet(equal_path)
+    execution = {"costs_commission_bps": 20.0, "costs_slippage_bps": 10.0, "costs_spread_bps": 10.0, "delay": 2,
+                 "rebalance": "monthly"}
+    run = dg.materialize(ASSETS, selection=["backtest", "backtest_positions", "backtest_trades"],
+                         partition_key=f"{EQUAL}|synthetic", instance=instance, resources=resources,
+                         run_config={"ops": {"backtest": {"config": execution}}})
+    assert all(e.passed for e in run.get_asset_check_evaluations())
+    monthly = pl.read_parquet(equal_path)
+    traded = monthly.filter(pl.col("turnover") > 0)
+    # One trade a month, two bars after the month's first decision date, charged 40 bp of the traded notional.
+    decisions = pl.read_parquet(data_dir / "target_weights" / "synthetic" / f"{EQUAL}.parquet")[c.DATE].unique().sort()
+    firsts = decisions.filter(decisions.dt.truncate("1mo").is_first_distinct())
+    bars = monthly[c.DATE]
+    expected = [bars[i + 2] for i in bars.search_sorted(firsts).to_list() if i + 2 < bars.len()]
+    assert 0 < traded.height < default_equal.filter(pl.col("turnover") > 0).height
+    assert set(traded[c.DATE].to_list()) <= set(expected)
+    assert ((traded["cost"] - traded["turnover"] * 40e-4).abs() < 1e-15).all()
+    assert not monthly["net_return"].equals(default_equal["net_return"])
+
     # The threshold profiles on seed 002's sequence classifier instead, read from storage once stored.
     barrier = pl.read_parquet(data_dir / "barrier_probabilities" / "synthetic.parquet")
     (data_dir / "tbm_classifier").mkdir()
@@ -145,6 +166,13 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
     run = client.get_run(report.metadata["mlflow_run_id"].value)
     assert run.data.metrics["qp_optimal.days"] == daily.height
     assert [a.path for a in client.list_artifacts(run.info.run_id, "report")] == ["report/synthetic.html"]
+    # The execution model each strategy used, in the report's text and the run's parameters.
+    html = path.read_text(encoding="utf-8")
+    assert ("Equal weight: commission 20 bp + slippage 10 bp + spread 10 bp on traded notional; 2-bar execution delay; "
+            "monthly rebalancing") in html
+    assert "commission 10 bp + slippage 5 bp + spread 5 bp on traded notional; 1-bar execution delay; daily" in html
+    assert run.data.params[f"{EQUAL}.costs.commission_bps"] == "20.0" and run.data.params[f"{EQUAL}.rebalance"] == "monthly"
+    assert run.data.params[f"{QP}.costs.commission_bps"] == "10.0" and run.data.params[f"{QP}.delay"] == "1"
 
 
 def test_stored_regime_labels_are_read_when_materialised(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def test_every_variant_trains_and_the_evaluation_compares_them_with_the_baseline
 
     final = dg.materialize(ASSETS, selection=["rl_evaluation"], partition_key="synthetic", instance=instance,
                            resources=resources, run_config={"ops": {"rl_evaluation": {"config": {
-                               "validation_days": VALIDATION_DAYS, "bootstrap_reps": 100}}}})
+                               "validation_days": VALIDATION_DAYS, "bootstrap_reps": 100, "costs_commission_bps": 15.0}}}})
     assert [e.passed for e in final.get_asset_check_evaluations()] == [True]
     metrics = pl.read_parquet(data_dir / "rl_evaluation" / "synthetic.parquet")
     assert metrics.height == (len(VARIANT_NAMES) + 3) * 3
@@ -95,6 +95,7 @@ def test_every_variant_trains_and_the_evaluation_compares_them_with_the_baseline
     report = Path(final.asset_materializations_for_node("rl_evaluation")[0].metadata["report"].value)
     html = report.read_text(encoding="utf-8")
     assert all(name in html for name in VARIANT_NAMES) and "buy_and_hold_benchmark" in html
+    assert "Execution: commission 15 bp + slippage 5 bp + spread 5 bp on traded notional; 1-bar execution delay" in html
 
     from mlflow.tracking import MlflowClient
 
@@ -104,3 +105,5 @@ def test_every_variant_trains_and_the_evaluation_compares_them_with_the_baseline
     equal = metrics.filter((pl.col("strategy") == "equal_weight") & (pl.col("span") == "test"))["sharpe"][0]
     assert np.isclose(logged["equal_weight.test.sharpe"], equal)
     assert [a.path for a in client.list_artifacts(run_id, "report")] == ["report/synthetic.html"]
+    params = client.get_run(run_id).data.params
+    assert params["backtest.costs.commission_bps"] == "15.0" and params["metrics.bootstrap_reps"] == "100"

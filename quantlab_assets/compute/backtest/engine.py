@@ -2,8 +2,10 @@
 
 Execution model (seed 003): a target decided at the close of bar d (from information up to d) is
 traded at the close of bar d + delay (default 1: one bar to act on it). Between two executions the
-holdings drift with their prices and are not rebalanced. Costs (commission 10 bp + slippage 5 bp +
-spread 5 bp) are linear in the traded notional: at an execution the portfolio loses
+holdings drift with their prices and are not rebalanced; at a weekly or monthly rebalancing frequency
+only the first decision date of each calendar week or month is traded, so the previous targets are
+held (drifting) in between. Costs (by default commission 10 bp + slippage 5 bp + spread 5 bp) are
+linear in the traded notional: at an execution the portfolio loses
 cost_rate x turnover of its value, turnover being sum |target - drifted weights|. Weights are then
 the targets exactly (a weight-scaling model), so turnover never depends on costs and the cost line
 is linear in every cost parameter. Uninvested weight (1 - sum of targets) is cash earning 0.
@@ -21,12 +23,15 @@ gather of the scaled targets by segment index and one multiply; no loop over day
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Final, Literal
 
 import numpy as np
 import polars as pl
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.params import described
 
 BPS = 1e-4
 RETURN = "return"
@@ -42,9 +47,9 @@ class LookAheadError(ValueError):
 class CostParams:
     """Per unit of traded notional, in basis points (seed 003's ExecutionModel)."""
 
-    commission_bps: float = 10.0
-    slippage_bps: float = 5.0
-    spread_bps: float = 5.0
+    commission_bps: float = described(10.0, "Commission, in basis points of the traded notional.")
+    slippage_bps: float = described(5.0, "Slippage, in basis points of the traded notional.")
+    spread_bps: float = described(5.0, "Half the bid-ask spread paid, in basis points of the traded notional.")
 
     @property
     def rate(self) -> float:
@@ -53,15 +58,48 @@ class CostParams:
     def scaled(self, factor: float) -> CostParams:
         return CostParams(self.commission_bps * factor, self.slippage_bps * factor, self.spread_bps * factor)
 
+    def describe(self) -> str:
+        """The cost model in words, with the values used."""
+        return (f"commission {self.commission_bps:g} bp + slippage {self.slippage_bps:g} bp + spread "
+                f"{self.spread_bps:g} bp on traded notional")
+
+
+Rebalance = Literal["daily", "weekly", "monthly"]
+# The calendar period whose first decision date is traded (daily: every decision date).
+REBALANCE_PERIODS: Final[dict[str, str | None]] = {"daily": None, "weekly": "1w", "monthly": "1mo"}
+
 
 @dataclass(frozen=True)
 class BacktestParams:
     costs: CostParams = field(default_factory=CostParams)
-    # Bars between the decision (close of its date) and the trade (close of the bar `delay` later).
-    delay: int = 1
-    # Keep every n-th decision date (1: act on every date that has targets).
-    rebalance_every: int = 1
-    initial_capital: float = 1.0
+    delay: int = described(1, "Bars between a decision (close of its date) and its trade (close of the bar `delay` later).")
+    rebalance: Rebalance = described(
+        "daily", "Rebalancing frequency: daily (every decision date), weekly or monthly (the first decision date "
+                 "of each calendar week or month; the previous targets are held, drifting, in between).")
+    initial_capital: float = described(1.0, "Equity at the start; the returns do not depend on it.")
+
+    def __post_init__(self) -> None:
+        if self.rebalance not in REBALANCE_PERIODS:
+            raise ValueError(f"rebalance must be one of {sorted(REBALANCE_PERIODS)}, not {self.rebalance!r}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> BacktestParams:
+        """The parameters `dataclasses.asdict` wrote (an asset's metadata records the ones it used)."""
+        return cls(**{**values, "costs": CostParams(**values["costs"])})
+
+    def describe(self) -> str:
+        """The execution model in words, with the values used (the report's note)."""
+        return f"{self.costs.describe()}; {self.delay}-bar execution delay; {self.rebalance} rebalancing"
+
+
+def rebalance_dates(decision_dates: pl.Series, rebalance: Rebalance) -> pl.Series:
+    """The sorted decision dates that are traded: every one (daily), or the first of each calendar week
+    (weeks start on Monday) or month. The first is the first decision date whatever the frequency, so the
+    portfolio is invested from the same day as under daily rebalancing."""
+    period = REBALANCE_PERIODS[rebalance]
+    if period is None:
+        return decision_dates
+    return decision_dates.filter(decision_dates.dt.truncate(period).is_first_distinct())
 
 
 @dataclass(frozen=True)
@@ -222,7 +260,7 @@ def run_backtest(returns: pl.DataFrame, weights: pl.DataFrame, params: BacktestP
     tickers = sorted(set(returns[c.TICKER].unique().to_list()) | set(weights[c.TICKER].unique().to_list()))
     panel = wide_panel(returns, dates, tickers, RETURN)
 
-    decision_dates = weights[c.DATE].unique().sort().gather_every(params.rebalance_every)
+    decision_dates = rebalance_dates(weights[c.DATE].unique().sort(), params.rebalance)
     unknown = decision_dates.filter(~decision_dates.is_in(dates.implode()))
     if unknown.len():
         raise ValueError(f"{unknown.len()} decision dates are not trading days of the returns, e.g. {unknown[0]}")

@@ -25,6 +25,8 @@ import polars as pl
 from arch.bootstrap import StationaryBootstrap
 from scipy import stats
 
+from quantlab_assets.compute.params import described
+
 # Periods per year where dates cannot measure it (fewer than two distinct dates): the usual count of
 # US equity sessions.
 PERIODS_PER_YEAR = 252
@@ -34,11 +36,11 @@ EULER_GAMMA = 0.5772156649015329
 
 @dataclass(frozen=True)
 class MetricParams:
-    confidence: float = 0.95
-    bootstrap_reps: int = 1000
-    # Expected block length of the stationary bootstrap: about a trading week of serial dependence.
-    block_days: int = 5
-    seed: int = 42
+    confidence: float = described(0.95, "Confidence level of the Sharpe ratio's bootstrap interval.")
+    bootstrap_reps: int = described(1000, "Stationary-bootstrap resamples of the Sharpe ratio's interval.")
+    block_days: int = described(
+        5, "Expected block length of the stationary bootstrap (about a trading week of serial dependence).")
+    seed: int = described(42, "Seed of the bootstrap.")
     # Number of strategies tried (the deflated Sharpe ratio's N); the lab's strategy set by default.
     n_trials: int = 1
     # Variance of the per-period Sharpe ratios across the trials; None: the estimator's own variance.

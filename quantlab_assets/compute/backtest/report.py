@@ -9,6 +9,7 @@ then says that they were not materialised.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import jinja2
@@ -17,6 +18,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.backtest.engine import BacktestParams
 from quantlab_assets.compute.backtest.metrics import periods_per_year, regime_breakdown
 from quantlab_assets.compute.portfolio.names import AUDITED, BUY_AND_HOLD, EQUAL, QP, RECKLESS, SNIPER, TOP_N
 from quantlab_assets.compute.regimes.labels import REGIME_NAMES
@@ -286,6 +288,18 @@ def _table(metrics: pl.DataFrame, keys: tuple[str, ...] | None = None) -> dict[s
     }
 
 
+def execution_note(used: Mapping[str, BacktestParams | None]) -> str:
+    """The execution model each strategy was backtested with, from the parameters it used (None: not
+    recorded): one sentence when every strategy used the same, else one clause per set of strategies."""
+    strategies_by_model: dict[str, list[str]] = {}
+    for strategy, params in used.items():
+        model = params.describe() if params is not None else "parameters not recorded"
+        strategies_by_model.setdefault(model, []).append(readable_label(strategy))
+    if len(strategies_by_model) == 1:
+        return f"Execution: {next(iter(strategies_by_model))}."
+    return "Execution: " + " | ".join(f"{', '.join(names)}: {model}" for model, names in strategies_by_model.items()) + "."
+
+
 def render_report(
     runs: list[StrategyRun],
     metrics: pl.DataFrame,
@@ -294,9 +308,11 @@ def render_report(
     benchmark: str | None = None,
     regimes: pl.DataFrame | None = None,
     sectors: dict[str, str] | None = None,
+    execution: Mapping[str, BacktestParams | None] | None = None,
     notes: list[str] | None = None,
 ) -> str:
-    """The report as one HTML string. metrics: one row per strategy (column `strategy`), compute_metrics' keys."""
+    """The report as one HTML string. metrics: one row per strategy (column `strategy`), compute_metrics' keys.
+    execution: the backtest parameters each strategy used, stated first among the notes."""
     figures = report_figures(runs, benchmark, regimes, sectors)
     html, first = {}, True
     for section in SECTION_IDS:
@@ -321,7 +337,7 @@ def render_report(
         figures=html,
         figure_ids=FIGURE_IDS,
         sections=SECTION_IDS,
-        notes=notes or [],
+        notes=([execution_note(execution)] if execution else []) + (notes or []),
         trade_table=_table(metrics, ("trades", "closed_trades", "avg_holding_days", *TRADE_STATISTICS)),
         risk_table=_table(metrics, ("var_95", "cvar_95", "annual_volatility", "max_drawdown")),
         min_trades=MIN_TRADES_FOR_STATISTICS,

@@ -36,6 +36,7 @@ from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import MODELS, SEED
 from quantlab_assets.compute.models.metrics import LABEL, PREDICTION
 from quantlab_assets.compute.models.oof import role_mask
+from quantlab_assets.compute.params import described
 
 BP: Final = 1e4
 ALPHA_BOUND_BP: Final = 1000.0
@@ -55,8 +56,8 @@ def var_column(horizon: int) -> str:
 class StackParams:
     """Seed 004: Ridge(alpha=3.0) meta-learner; style neutralisation off unless configured."""
 
-    meta_alpha: float = 3.0
-    style_neutral: bool = False
+    meta_alpha: float = described(3.0, "Ridge penalty of the meta-learner (seed 004: 3.0).")
+    style_neutral: bool = described(False, "Neutralise the alpha to the style exposures (beta, size, momentum).")
     # Seed 004's styles: beta, size, momentum, as the feature columns that measure them.
     style_exposures: tuple[str, ...] = ("beta_63d", "log_dollar_volume_21d", "mom_12_1")
 

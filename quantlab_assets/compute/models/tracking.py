@@ -2,6 +2,10 @@
 library versions). Uses an explicit `MlflowClient` for the given tracking URI, so no global MLflow state
 leaks between runs or tests.
 
+Parameters are the values a run used (its dataclasses, not their defaults); a nested parameter set
+(`dataclasses.asdict` of BacktestParams) is logged one MLflow parameter per leaf, named by its path
+("costs.commission_bps"), so runs can be compared on each.
+
 MLflow cannot store a null metric; an undefined metric (an IC over constant predictions) is therefore
 not logged as a number: its name goes into the tag `undefined_metrics`.
 """
@@ -29,6 +33,17 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[3]
 def config_hash(config: Mapping[str, Any]) -> str:
     """First 16 hex digits of the SHA-256 of the config as canonical JSON."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def flat_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`config` with every nested mapping replaced by its leaves, named '<key>.<leaf key>'."""
+    flat: dict[str, Any] = {}
+    for name, value in config.items():
+        if isinstance(value, Mapping):
+            flat.update(flat_params(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
 
 
 def git_sha() -> str:
@@ -102,7 +117,7 @@ def log_model_run(
     }
     run = client.create_run(experiment_id, run_name=run_name, tags=tags)
     run_id = run.info.run_id
-    for name, value in config.items():
+    for name, value in flat_params(config).items():
         client.log_param(run_id, name, str(value)[:500])
     for name, value in metrics.items():
         if name not in undefined:

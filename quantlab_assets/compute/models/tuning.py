@@ -38,6 +38,7 @@ from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.barrier import HITS_UPPER
 from quantlab_assets.compute.models.base_models import XGBoostParams
 from quantlab_assets.compute.models.oof import DesignPanel, design_matrix, role_mask
+from quantlab_assets.compute.params import described
 from quantlab_assets.compute.stats import t_critical, t_statistic
 
 HORIZON: Final = 21
@@ -53,13 +54,13 @@ class TuningParams:
     """Search budget and shape. 20 trials x 3 folds: the synthetic universe's span in about the time of
     one out-of-fold fit per trial; a larger budget is a run-config change."""
 
-    n_trials: int = 20
-    n_folds: int = 3
-    embargo_days: int = 63
-    seed: int = 42
-    # The pruner lets the first trials run every fold, so the median it compares against is informed.
-    pruner_startup_trials: int = 5
-    max_estimators: int = 400
+    n_trials: int = described(20, "Optuna trials of the search.")
+    n_folds: int = described(3, "Purged walk-forward folds each trial is scored on.")
+    embargo_days: int = described(63, "Trading days purged between a tuning fold's training and test dates.")
+    seed: int = described(42, "Seed of the TPE sampler.")
+    pruner_startup_trials: int = described(
+        5, "Trials that run every fold before the median pruner compares against them.")
+    max_estimators: int = described(400, "Upper bound of the searched XGBoost tree count.")
 
 
 def suggest_params(trial: optuna.Trial, max_estimators: int) -> XGBoostParams:

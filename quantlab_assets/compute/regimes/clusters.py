@@ -33,6 +33,7 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.params import described
 from quantlab_assets.compute.regimes.hmm import DEFAULT_FEATURES, FIT_END, VOL_FEATURE
 
 KMEANS = "kmeans_cluster"
@@ -48,11 +49,11 @@ class ClusterParams:
 
     features: tuple[str, ...] = DEFAULT_FEATURES
     log_features: tuple[str, ...] = (VOL_FEATURE,)
-    n_clusters: int = 5
-    min_cluster_size: int = 50
-    min_samples: int = 5
-    max_dims: int = 20
-    seed: int = 7
+    n_clusters: int = described(5, "Clusters of KMeans and the Gaussian mixture (seed 003: 5).")
+    min_cluster_size: int = described(50, "HDBSCAN's minimum cluster size (seed 003: 50).")
+    min_samples: int = described(5, "HDBSCAN's min_samples: the neighbours that make a point a core point.")
+    max_dims: int = described(20, "PCA keeps at most this many dimensions before clustering.")
+    seed: int = described(7, "Random seed of KMeans and the Gaussian mixture.")
 
     def __post_init__(self) -> None:
         if VOL_FEATURE not in self.features:

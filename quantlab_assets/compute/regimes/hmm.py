@@ -47,6 +47,7 @@ from scipy.stats import multivariate_normal
 from threadpoolctl import threadpool_limits
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.params import described
 from quantlab_assets.compute.regimes.forward_filter import forward_filter
 from quantlab_assets.compute.regimes.market_state import (
     AVERAGE_CORRELATION_21D,
@@ -78,15 +79,15 @@ def state_probability_column(state: int) -> str:
 class HmmParams:
     """The regime HMM: seed 003's GaussianHMM (full covariance, n_iter 100) on market-state features."""
 
-    n_states: int = 4
+    n_states: int = described(4, "Hidden states of the Gaussian HMM (seed 003: 3-5).")
     features: tuple[str, ...] = DEFAULT_FEATURES
     # Positive, right-skewed features modelled on a log scale.
     log_features: tuple[str, ...] = (MARKET_VOL_21D,)
-    n_iter: int = 100
-    # Months between refits on the expanding window; 0 fits once, on the training span.
-    refit_months: int = 12
-    # A model needs this many complete rows (a year) in its fit span; boundaries with fewer are skipped.
-    min_fit_rows: int = 252
+    n_iter: int = described(100, "EM iterations of each fit.")
+    refit_months: int = described(
+        12, "Months between refits on the expanding window; 0 fits once, on the training span.")
+    min_fit_rows: int = described(
+        252, "Complete rows a fit span needs (a year); refit boundaries with fewer are skipped.")
 
     def __post_init__(self) -> None:
         if not 3 <= self.n_states <= 5:

@@ -24,26 +24,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from quantlab_assets.compute.torch_runtime.transformer import SinusoidalPositions
+from quantlab_assets.compute.params import described
+from quantlab_assets.compute.torch_runtime.transformer import EncoderSizes, SinusoidalPositions
 
 MIN_MASK_RATIO = 0.15
 MAX_MASK_RATIO = 0.30
 
 
 @dataclass(frozen=True)
-class MaskedEncoderConfig:
+class MaskedEncoderConfig(EncoderSizes):
     """Seed 003's encoder (the forecaster's d_model 128, 8 heads, 4 layers, dim_ff 512; patch 5, seq_len 63)."""
 
     n_features: int
-    patch_size: int = 5
-    d_model: int = 128
-    n_heads: int = 8
-    n_layers: int = 4
-    dim_ff: int = 512
-    dropout: float = 0.1
-    seq_len: int = 63
-    # Seed 003: 15-30 % of the patches masked; 0.2 of 12 patches masks 2 (17 %).
-    mask_ratio: float = 0.2
+    patch_size: int = described(5, "Days per patch (one token of the encoder).")
+    mask_ratio: float = described(
+        0.2, "Share of the patches masked in pre-training (seed 003: 15-30 %; 0.2 of 12 patches masks 2).")
 
     @property
     def n_patches(self) -> int:

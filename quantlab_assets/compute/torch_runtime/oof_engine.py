@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import lightning as L
 import numpy as np
@@ -31,16 +30,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
+from quantlab_assets.compute.params import described
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice, seed_everything
 from quantlab_assets.compute.torch_runtime.transformer import cosine_warmup
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
 
 PREDICT_BATCH = 4096
-
-
-def described(default: object, description: str) -> Any:
-    """A dataclass field's default with the description the run config shows (defs/deep_training.py)."""
-    return field(default=default, metadata={"description": description})
 
 
 @dataclass(frozen=True)

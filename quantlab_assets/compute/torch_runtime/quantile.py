@@ -46,7 +46,8 @@ from torch import nn
 from torch.nn import functional
 from torch.utils.data import Sampler
 
-from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig, TransformerForecaster
+from quantlab_assets.compute.params import described
+from quantlab_assets.compute.torch_runtime.transformer import EncoderSizes, TransformerConfig, TransformerForecaster
 
 HORIZONS: tuple[int, ...] = (1, 5, 10, 20)
 QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
@@ -60,26 +61,20 @@ _EPS = 1e-8
 
 
 @dataclass(frozen=True)
-class QuantileConfig:
+class QuantileConfig(EncoderSizes):
     """Encoder sizes as seed 003's transformer; heads, horizons and loss weights from seed 001's phase 3."""
 
     n_features: int
     horizons: tuple[int, ...] = HORIZONS
-    d_model: int = 128
-    n_heads: int = 8
-    n_layers: int = 4
-    dim_ff: int = 512
-    dropout: float = 0.1
-    seq_len: int = 63
-    head_hidden: int = 64
-    # "zero" reproduces seed 001's collapse (module docstring); "default" is torch's initialisation.
-    head_init: HeadInit = "default"
-    weight_rank_ic: float = 0.5
-    weight_ic: float = 0.25
-    weight_variance: float = 0.1
-    # The median's per-date std as a share of the target's under which the variance penalty acts: an IC
-    # of 0.05 makes the least-squares forecast's dispersion 0.05 of the target's, so the floor sits there.
-    min_dispersion_ratio: float = 0.05
+    head_hidden: int = described(64, "Hidden width of each quantile head.")
+    head_init: HeadInit = described(
+        "default", "Heads' initialisation: \"default\" (torch's) or \"zero\" (reproduces seed 001's collapse).")
+    weight_rank_ic: float = described(0.5, "Weight of the rank-IC term in the loss.")
+    weight_ic: float = described(0.25, "Weight of the IC term in the loss.")
+    weight_variance: float = described(0.1, "Weight of the dispersion penalty in the loss.")
+    # An IC of 0.05 makes the least-squares forecast's dispersion 0.05 of the target's, so the floor sits there.
+    min_dispersion_ratio: float = described(
+        0.05, "The median's per-date std, as a share of the target's, under which the variance penalty acts.")
 
     def __post_init__(self) -> None:
         if self.head_init not in HEAD_INITS:

@@ -35,6 +35,7 @@ from torch.nn import functional
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold
+from quantlab_assets.compute.params import described
 from quantlab_assets.compute.stats import UNDEFINED, difference_verdict, paired_difference
 from quantlab_assets.compute.torch_runtime import oof_engine as engine
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
@@ -54,11 +55,10 @@ _PROBE_BETTER_WHEN = {"log_loss": -1, "auc": 1}
 @dataclass(frozen=True)
 class SupConConfig:
     encoder: TbmConfig
-    projection_dim: int = 64
-    temperature: float = 0.1
-    # Inverse L2 strength of the probe (sklearn's default).
-    probe_c: float = 1.0
-    probe_max_iter: int = 1000
+    projection_dim: int = described(64, "Width of the contrastive projection head.")
+    temperature: float = described(0.1, "Temperature of the supervised contrastive loss.")
+    probe_c: float = described(1.0, "Inverse L2 strength of the logistic probe (sklearn's default 1.0).")
+    probe_max_iter: int = described(1000, "Iterations of the probe's solver.")
 
 
 def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:

@@ -25,6 +25,7 @@ from torch.nn import functional
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
+from quantlab_assets.compute.params import described
 from quantlab_assets.compute.torch_runtime import oof_engine as engine
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
 from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig, TransformerForecaster
@@ -44,15 +45,14 @@ class TbmConfig:
     """Seed 002's golden config (its tuner's trial 31); dim_ff and seq_len are seed 003's."""
 
     n_features: int
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 2
-    dim_ff: int = 512
-    dropout: float = 0.23
-    seq_len: int = 63
-    focal_gamma: float = 2.0
-    # Weight of the positive class in the focal loss; None: unweighted.
-    focal_alpha: float | None = None
+    d_model: int = described(128, "Width of the encoder (the model dimension).")
+    n_heads: int = described(4, "Attention heads per layer.")
+    n_layers: int = described(2, "Encoder layers.")
+    dim_ff: int = described(512, "Width of each layer's feed-forward block.")
+    dropout: float = described(0.23, "Dropout rate of the encoder.")
+    seq_len: int = described(63, "Trading days in each input window.")
+    focal_gamma: float = described(2.0, "Focusing parameter of the focal loss.")
+    focal_alpha: float | None = described(None, "Weight of the positive class in the focal loss; None: unweighted.")
 
     def encoder_config(self) -> TransformerConfig:
         return TransformerConfig(n_features=self.n_features, d_model=self.d_model, n_heads=self.n_heads,

@@ -28,23 +28,20 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from quantlab_assets.compute.torch_runtime.transformer import ForecastHeads
+from quantlab_assets.compute.params import described
+from quantlab_assets.compute.torch_runtime.transformer import ForecastHeads, ForecastLoss
 
 
 @dataclass(frozen=True)
-class TftConfig:
+class TftConfig(ForecastLoss):
     """The TFT's sizes; the loss weights and flat threshold mean what they mean in TransformerConfig."""
 
     n_features: int
-    d_model: int = 64
-    n_heads: int = 4
-    lstm_layers: int = 1
-    dropout: float = 0.1
-    seq_len: int = 63
-    flat_threshold: float = 0.01
-    weight_nll: float = 1.0
-    weight_direction: float = 0.5
-    weight_volatility: float = 0.5
+    d_model: int = described(64, "Width of the encoder (the model dimension).")
+    n_heads: int = described(4, "Attention heads per layer.")
+    lstm_layers: int = described(1, "LSTM layers of the TFT's local encoder.")
+    dropout: float = described(0.1, "Dropout rate of the encoder.")
+    seq_len: int = described(63, "Trading days in each input window.")
 
     def build(self) -> TemporalFusionForecaster:
         return TemporalFusionForecaster(self)

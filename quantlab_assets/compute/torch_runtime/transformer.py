@@ -20,25 +20,40 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from quantlab_assets.compute.params import described
+
 HEADS = ("mean", "direction", "volatility")
 
 
+@dataclass(frozen=True, kw_only=True)
+class EncoderSizes:
+    """Seed 003's encoder sizes (d_model 128, 8 heads, 4 layers, dim_ff 512, seq_len 63), shared by the
+    transformer forecaster, the quantile forecaster and the masked encoder; tests shrink them."""
+
+    d_model: int = described(128, "Width of the encoder (the model dimension).")
+    n_heads: int = described(8, "Attention heads per layer.")
+    n_layers: int = described(4, "Encoder layers.")
+    dim_ff: int = described(512, "Width of each layer's feed-forward block.")
+    dropout: float = described(0.1, "Dropout rate of the encoder.")
+    seq_len: int = described(63, "Trading days in each input window.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForecastLoss:
+    """The forecasting heads' loss weights and flat-direction threshold (the transformer's and the TFT's)."""
+
+    flat_threshold: float = described(
+        0.01, "Returns within +-flat_threshold (log return over the horizon) are the \"flat\" direction class.")
+    weight_nll: float = described(1.0, "Weight of the Gaussian negative log-likelihood (mean head) in the loss.")
+    weight_direction: float = described(0.5, "Weight of the direction classification (up / flat / down) in the loss.")
+    weight_volatility: float = described(0.5, "Weight of the volatility head in the loss.")
+
+
 @dataclass(frozen=True)
-class TransformerConfig:
-    """Seed 003's defaults (d_model 128, 8 heads, 4 layers, dim_ff 512, seq_len 63); tests shrink them."""
+class TransformerConfig(ForecastLoss, EncoderSizes):
+    """Seed 003's transformer forecaster: its encoder sizes and its heads' loss."""
 
     n_features: int
-    d_model: int = 128
-    n_heads: int = 8
-    n_layers: int = 4
-    dim_ff: int = 512
-    dropout: float = 0.1
-    seq_len: int = 63
-    # Returns within +-flat_threshold (log return over the horizon) are the "flat" direction class.
-    flat_threshold: float = 0.01
-    weight_nll: float = 1.0
-    weight_direction: float = 0.5
-    weight_volatility: float = 0.5
 
     def build(self) -> TransformerForecaster:
         return TransformerForecaster(self)

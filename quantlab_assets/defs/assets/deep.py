@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.metrics import degeneracy_problems, score_predictions
@@ -42,15 +43,16 @@ class TransformerAssetConfig(config_from("TransformerFields", TransformerConfig,
     """Seed 003 phase 2's architecture and its optimisation (defaults: compute's TransformerConfig and
     TrainingConfig); tests shrink everything."""
 
-    # Below this std (log-return units) the mean head predicts a constant (seed 001's collapse).
-    min_prediction_std: float = 1e-6
+    min_prediction_std: float = Field(
+        default=1e-6, description="Below this std (log-return units) the mean head predicts a constant (seed 001's collapse).")
 
 
 class TftAssetConfig(config_from("TftFields", TftConfig, TrainingConfig)):
     """Seed 003 phase 4's TFT (defaults: compute's TftConfig, whose sizes say where they come from) and the
     transformer's optimisation."""
 
-    min_prediction_std: float = 1e-6
+    min_prediction_std: float = Field(
+        default=1e-6, description="Below this std (log-return units) the mean head predicts a constant (seed 001's collapse).")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import torch
+from pydantic import Field
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
@@ -56,14 +57,14 @@ def checkpoint_path(base_dir: str, universe: str) -> Path:
     return Path(base_dir) / "checkpoints" / "masked_encoder" / f"{universe}.pt"
 
 
-class MaskedEncoderAssetConfig(config_from("MaskedEncoderFields", MaskedEncoderConfig, TrainingConfig)):
+class MaskedEncoderAssetConfig(config_from("MaskedEncoderFields", MaskedEncoderConfig, TrainingConfig,
+                                            defaults={"max_epochs": 50, "patience": 5})):
     """Seed 003's encoder (compute's MaskedEncoderConfig) and pre-training: 50-100 epochs in the seed, early
     stopping here; tests shrink it."""
 
-    max_epochs: int = 50
-    patience: int = 5
-    # Empty: the universe's splits.train_end. An ISO date pre-trains on a shorter span (never a longer one).
-    train_end: str = ""
+    train_end: str = Field(
+        default="", description="Empty: the universe's splits.train_end. An ISO date pre-trains on a shorter span "
+                                "(never a longer one).")
 
 
 @dg.asset(
@@ -134,9 +135,10 @@ def masked_encoder(
 
 
 class EmbeddingsAssetConfig(dg.Config):
-    batch_size: int = 1024
-    # At or below this std over all rows a dimension carries nothing (collapsed representation).
-    min_std: float = 1e-6
+    batch_size: int = Field(default=1024, description="Windows encoded per forward pass.")
+    min_std: float = Field(
+        default=1e-6, description="At or below this std over all rows a dimension carries nothing (a collapsed "
+                                  "representation: the check fails).")
 
 
 @dg.asset(
@@ -193,7 +195,7 @@ class EncoderTransferConfig(config_from("EncoderTransferFields", MaskedEncoderCo
     """One architecture for both variants (the masked encoder's, seed sizes); the fine-tuning's optimisation,
     and pre-training with it for `pretrain_epochs`."""
 
-    pretrain_epochs: int = 50
+    pretrain_epochs: int = Field(default=50, description="Epochs of the masked pre-training of the transfer variant.")
 
 
 @dg.asset(

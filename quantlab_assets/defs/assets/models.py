@@ -11,10 +11,11 @@ from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
-from quantlab_assets.compute.models.base_models import MODELS, BaseModelParams, LightGBMParams, XGBoostParams
+from quantlab_assets.compute.models.base_models import MODELS, BaseModelParams, XGBoostParams
 from quantlab_assets.compute.models.barrier import PROBABILITY as BARRIER_PROBABILITY
 from quantlab_assets.compute.models.barrier import barrier_panel, fit_barrier_classifier
 from quantlab_assets.compute.models.classifier import ClassifierResult
@@ -42,6 +43,7 @@ from quantlab_assets.compute.schemas.models import (
     StackedAlphaSchema,
 )
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
+from quantlab_assets.defs.config import config_from, settings
 from quantlab_assets.defs.io_managers import KeyedFrames, UniverseFrames
 from quantlab_assets.defs.partitions import (
     MODEL_HORIZONS,
@@ -89,22 +91,18 @@ def cv_folds(context: dg.AssetExecutionContext, labels: UniverseFrames) -> Itera
     yield from outputs_then_checks(outputs, check)
 
 
-class OofConfig(dg.Config):
-    """Production defaults are seed 004's; tests lower the tree counts. The degeneracy thresholds are seed 001's lesson."""
+class OofConfig(config_from("OofFields", BaseModelParams)):
+    """The base models' parameters (compute/models/base_models.py: ridge_*, xgboost_*, lightgbm_*); production
+    defaults are seed 004's, tests lower the tree counts. The degeneracy thresholds are seed 001's lesson."""
 
-    xgboost_n_estimators: int = 400
-    xgboost_max_depth: int = 6
-    lightgbm_n_estimators: int = 400
     # Labels are log returns with a std of a few percent: a prediction std below 1e-6 is a constant.
-    min_prediction_std: float = 1e-6
-    # On the median date at least half the predicted instruments must get distinct predictions.
-    min_distinct_share: float = 0.5
+    min_prediction_std: float = Field(
+        default=1e-6, description="Predictions whose std is at or below this are a constant (a failed check).")
+    min_distinct_share: float = Field(
+        default=0.5, description="Share of a date's instruments that must get distinct predictions (median date).")
 
     def model_params(self) -> BaseModelParams:
-        return BaseModelParams(
-            xgboost=XGBoostParams(n_estimators=self.xgboost_n_estimators, max_depth=self.xgboost_max_depth),
-            lightgbm=LightGBMParams(n_estimators=self.lightgbm_n_estimators),
-        )
+        return settings(self, BaseModelParams)
 
 
 @dg.asset(
@@ -162,10 +160,8 @@ def oof_predictions(
     yield from outputs_then_checks(outputs, check)
 
 
-class StackConfig(dg.Config):
+class StackConfig(config_from("StackFields", StackParams)):
     """Seed 004: style neutralisation (beta, size, momentum) only when the configuration asks for it."""
-
-    style_neutral: bool = False
 
 
 @dg.asset(
@@ -191,7 +187,7 @@ def stacked_alpha(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Nested Ridge stack of the base models per horizon, isotonic bp calibration, inverse-variance combination."""
     universe = context.partition_key
-    params = StackParams(style_neutral=config.style_neutral)
+    params = settings(config, StackParams)
     result = stack_and_combine(_by_horizon(oof_predictions), cv_folds[universe], features[universe], params)
     problems = [f] if (f := schema_failures(StackedAlphaSchema, result.alpha, asset="stacked_alpha", partition=universe)) else []
     scores = {h: score_predictions(frame).row(0, named=True) for h, frame in result.per_horizon.items()}
@@ -244,10 +240,8 @@ def model_scorecard(
     yield from outputs_then_checks(outputs, check)
 
 
-class LiveAlphaConfig(OofConfig):
-    """The base models' parameters of oof_predictions (tests lower the tree counts) and the stack's style option."""
-
-    style_neutral: bool = False
+class LiveAlphaConfig(OofConfig, StackConfig):
+    """The base models' parameters of oof_predictions (tests lower the tree counts) and the stack's."""
 
 
 @dg.asset(
@@ -274,9 +268,9 @@ def live_alpha(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The stacked alpha of the newest date, every model refitted on the labels known at its close."""
     universe = context.partition_key
+    stack_params = settings(config, StackParams)
     result = fit_live_alpha(conform(features[universe], FeaturesSchema), conform(labels[universe], LabelsSchema),
-                            _by_horizon(oof_predictions), model_params=config.model_params(),
-                            stack_params=StackParams(style_neutral=config.style_neutral))
+                            _by_horizon(oof_predictions), model_params=config.model_params(), stack_params=stack_params)
     problems = [f] if (f := schema_failures(StackedAlphaSchema, result.alpha, asset="live_alpha", partition=universe)) else []
     # Not the OOF distinct-share rule: isotonic calibration is a step function, so instruments tie by design.
     spread = result.alpha[ALPHA_COMBINED].std(ddof=0)
@@ -288,7 +282,7 @@ def live_alpha(
     mlflow.ensure_store()
     run_id = log_model_run(
         mlflow.uri(), mlflow.experiment, f"live_alpha|{universe}",
-        config={"universe": universe, "as_of": str(result.as_of), "style_neutral": config.style_neutral,
+        config={"universe": universe, "as_of": str(result.as_of), **vars(stack_params),
                 **{f"{m}.{k}": v for m in MODELS for k, v in config.model_params().as_dict(m).items()}},
         metrics={f"{h}.{k}": v for h, fit in fits.items() for k, v in fit.items() if isinstance(v, int | float)},
         models=result.estimators, artifact_root=mlflow.artifact_root(),
@@ -305,21 +299,19 @@ def live_alpha(
     yield from outputs_then_checks(outputs, check)
 
 
-class MetaLabelConfig(dg.Config):
+class MetaLabelConfig(config_from("ClassifierFields", XGBoostParams)):
     """Seed 004's XGBoost parameters for the classifiers too (auditor, barrier); tests lower the tree count."""
 
-    n_estimators: int = 400
-    max_depth: int = 6
-
     def params(self) -> XGBoostParams:
-        return XGBoostParams(n_estimators=self.n_estimators, max_depth=self.max_depth)
+        return settings(self, XGBoostParams)
 
 
 class BarrierClassifierConfig(MetaLabelConfig):
     """As MetaLabelConfig, or every parameter from a hyper-parameter search's file (hyperparameter_search's
     `tuned_params_file` metadata), which then overrides n_estimators and max_depth."""
 
-    tuned_params_file: str = ""
+    tuned_params_file: str = Field(
+        default="", description="A hyperparameter_search's tuned parameters file; empty: the fields above.")
 
     def params(self) -> XGBoostParams:
         return read_tuned_params(self.tuned_params_file) if self.tuned_params_file else super().params()

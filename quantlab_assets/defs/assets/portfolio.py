@@ -5,12 +5,14 @@ universe, so one strategy re-runs alone; backtest_metrics[u] and backtest_report
 of the universe (the deflated Sharpe ratio needs the whole set tried).
 """
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import polars as pl
+from pydantic import Field
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars, run_backtest
@@ -33,6 +35,7 @@ from quantlab_assets.compute.schemas.deep import TbmProbabilitiesSchema
 from quantlab_assets.compute.schemas.portfolio import BacktestDailySchema, TargetWeightsSchema
 from quantlab_assets.compute.storage import write_text_atomic
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
+from quantlab_assets.defs.config import config_from, settings
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import (
     all_months_of_universe,
@@ -73,7 +76,9 @@ class TargetWeightsConfig(dg.Config):
     this asset), or seed 002's sequence classifier `tbm_classifier`, read from storage when it is
     materialised (a GPU-trained asset the default backtest does not wait for)."""
 
-    primary_model: str = "barrier_probabilities"
+    primary_model: str = Field(
+        default="barrier_probabilities",
+        description="The threshold profiles' primary model: barrier_probabilities or tbm_classifier (read from storage).")
 
 
 def sequence_classifier_probabilities(base_dir: str, universe: str) -> pl.DataFrame:
@@ -84,6 +89,27 @@ def sequence_classifier_probabilities(base_dir: str, universe: str) -> pl.DataFr
                          f"materialise tbm_classifier[{universe}] first")
     frame = conform(pl.read_parquet(path), TbmProbabilitiesSchema)
     return frame.select(c.DATE, c.TICKER, pl.col("tbm_probability").alias("barrier_probability"))
+
+
+class BacktestConfig(config_from("BacktestFields", BacktestParams)):
+    """The execution model (compute/backtest/engine.py: BacktestParams): costs in basis points of the traded
+    notional, the execution delay in bars, the rebalancing frequency. The values used are recorded in the
+    backtest's metadata (`backtest_params`), and the report and its MLflow run state them."""
+
+
+# The backtest's metadata entry that records the BacktestParams it used (read back by backtest_report).
+BACKTEST_PARAMS = "backtest_params"
+
+
+def used_backtest_params(instance: dg.DagsterInstance, strategy_keys: list[str]) -> dict[str, BacktestParams | None]:
+    """Per strategy, the BacktestParams its latest backtest materialisation recorded (None: not recorded)."""
+    used: dict[str, BacktestParams | None] = {}
+    for key in strategy_keys:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("backtest"), asset_partitions=[key]), limit=1).records
+        recorded = records[0].asset_materialization.metadata.get(BACKTEST_PARAMS) if records else None
+        used[split_strategy_key(key)[0]] = BacktestParams.from_dict(recorded.value) if recorded is not None else None
+    return used
 
 
 def _sectors(universe_frame: pl.DataFrame) -> dict[str, str]:
@@ -176,16 +202,19 @@ def target_weights(
                                    description="Schema; equity compounds the net returns; net = (1 + gross)(1 - cost) - 1.")],
 )
 def backtest(
-    context: dg.AssetExecutionContext, target_weights: KeyedFrames, stacked_alpha: UniverseFrames, cleaned_bars: UniverseFrames
+    context: dg.AssetExecutionContext, config: BacktestConfig, target_weights: KeyedFrames, stacked_alpha: UniverseFrames,
+    cleaned_bars: UniverseFrames,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """The execution model (1-bar delay, drift, 10+5+5 bp costs) over the span of the stacked alpha (first to last date)."""
+    """The execution model (delay, drift, costs, rebalancing: BacktestConfig) over the span of the stacked alpha
+    (first to last date)."""
     key = str(context.partition_key)
     _, name = split_strategy_key(key)
     # The evaluation span is the alpha's: after its last date every strategy would only drift.
     span = stacked_alpha[name][c.DATE]
     returns = returns_from_bars(conform(cleaned_bars[name], CleanedBarsSchema)).filter(
         pl.col(c.DATE).is_between(span.min(), span.max()))
-    result = run_backtest(returns, target_weights[key], BacktestParams())
+    params = settings(config, BacktestParams)
+    result = run_backtest(returns, target_weights[key], params)
     trades = round_trips(result.arrays.weights, result.returns, result.daily[c.DATE], result.tickers)
     daily = result.daily
     failure = schema_failures(BacktestDailySchema, daily, asset="backtest", partition=key)
@@ -196,7 +225,8 @@ def backtest(
     def outputs() -> Outputs:
         yield dg.Output({key: daily}, output_name="backtest", metadata={
             "final_equity": float(daily["equity"][-1]), "total_cost": float(daily["cost"].sum()),
-            "mean_daily_turnover": float(daily["turnover"].mean()), "days": daily.height})
+            "mean_daily_turnover": float(daily["turnover"].mean()), "days": daily.height,
+            BACKTEST_PARAMS: dg.MetadataValue.json(dataclasses.asdict(params))})
         yield dg.Output({key: result.weights}, output_name="backtest_positions", metadata={"rows": result.weights.height})
         yield dg.Output({key: trades}, output_name="backtest_trades", metadata={"trades": trades.height})
     check = dg.AssetCheckResult(check_name="backtest_accounting", asset_key="backtest", passed=passed, metadata={
@@ -266,17 +296,17 @@ def backtest_report(
     metrics = backtest_metrics[name]
     ordered = metrics.filter(pl.col("strategy").is_in([r.name for r in runs])).sort(
         pl.col("strategy").replace_strict({r.name: i for i, r in enumerate(runs)}, return_dtype=pl.Int64))
+    used = used_backtest_params(context.instance, sorted(backtest))
     html = render_report(
         runs, ordered,
         title=f"Backtest report: {name}", benchmark=BENCHMARK if BENCHMARK in daily else None,
-        regimes=regimes, sectors=_sectors(universe[name]),
-        notes=[f"Costs: commission 10 bp + slippage 5 bp + spread 5 bp on traded notional; 1-bar execution delay. "
-               f"Regime labels: {'read' if regimes is not None else 'not materialised'}.",
+        regimes=regimes, sectors=_sectors(universe[name]), execution=used,
+        notes=[f"Regime labels: {'read' if regimes is not None else 'not materialised'}.",
                membership_note(universe[name])],
     )
     path = write_text_atomic(html, Path(base_dir) / "reports" / "backtest_report" / f"{name}.html")
     mlflow.ensure_store()
-    run_id = log_report_run(mlflow.uri(), name, metrics, path, mlflow.artifact_root())
+    run_id = log_report_run(mlflow.uri(), name, metrics, path, mlflow.artifact_root(), used)
     run_url = run_page_url(mlflow.uri(), run_id)
     # No file:// url: a browser does not open one from the UI's http page. The path (copy icon), a preview
     # of the key metrics ("[Show Markdown]") and, with an MLflow server, the run that holds the report.

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.metrics import score_predictions
@@ -54,10 +55,11 @@ class QuantileAssetConfig(config_from("QuantileFields", QuantileConfig, Quantile
     """Seed 003's encoder sizes, seed 001 phase 3's heads, loss weights and optimisation (compute's QuantileConfig
     and QuantileTrainingConfig; head_init "zero" is seed 001's collapse, kept as a fixture); tests shrink them."""
 
-    # Targets are z-scores (std 1 per date): a median std below 1e-6 is a constant.
-    min_prediction_std: float = 1e-6
-    # A head whose weight gradients are below this learns nothing that can make its predictions differ.
-    min_grad_norm: float = 1e-10
+    min_prediction_std: float = Field(
+        default=1e-6, description="Targets are z-scores (std 1 per date): a median std below this is a constant.")
+    min_grad_norm: float = Field(
+        default=1e-10, description="A head whose weight gradients are below this learns nothing that can make its "
+                                   "predictions differ.")
 
 
 @dg.multi_asset(

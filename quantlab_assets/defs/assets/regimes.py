@@ -33,6 +33,7 @@ from quantlab_assets.compute.schemas.regimes import (
     RegimeLabelsSchema,
 )
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
+from quantlab_assets.defs.config import config_from, settings
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (
     bars_partitions,
@@ -51,24 +52,15 @@ LOOKAHEAD_CUTS = 2
 REFILTER_TOLERANCE = 1e-9
 
 
-class RegimeHmmConfig(dg.Config):
+class RegimeHmmConfig(config_from("RegimeHmmFields", HmmParams)):
     """Seed 003's GaussianHMM (full covariance): 3-5 states, n_iter 100, refitted every refit_months (0: once).
 
     No seed: EM starts from volatility bins of the fit span and draws no random number (compute/regimes/hmm.py).
     """
 
-    n_states: int = HmmParams.n_states
-    refit_months: int = HmmParams.refit_months
-    n_iter: int = HmmParams.n_iter
 
-
-class RegimeClustersConfig(dg.Config):
+class RegimeClustersConfig(config_from("RegimeClustersFields", ClusterParams)):
     """Seed 003: KMeans / Gaussian mixture clusters and HDBSCAN's minimum cluster size."""
-
-    n_clusters: int = ClusterParams.n_clusters
-    min_cluster_size: int = ClusterParams.min_cluster_size
-    min_samples: int = ClusterParams.min_samples
-    seed: int = ClusterParams.seed
 
 
 def _cut_dates(dates: pl.Series, seed: str) -> list:
@@ -158,7 +150,7 @@ def regime_hmm(
     market_data: MarketDataResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Gaussian HMM on the market state, refitted on an expanding window, applied as a forward filter."""
-    params = HmmParams(n_states=config.n_states, refit_months=config.refit_months, n_iter=config.n_iter)
+    params = settings(config, HmmParams)
     probabilities, parameters, failures, leaks, summary = {}, {}, [], [], {}
     for name in context.partition_keys:
         train_end = market_data.universe(name).split.train_end
@@ -222,8 +214,7 @@ def regime_clusters(
     market_data: MarketDataResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """KMeans, Gaussian-mixture and HDBSCAN clusters of the market state, fitted on the training span, applied after."""
-    params = ClusterParams(n_clusters=config.n_clusters, min_cluster_size=config.min_cluster_size,
-                           min_samples=config.min_samples, seed=config.seed)
+    params = settings(config, ClusterParams)
     frames, failures, summary = {}, [], {}
     for name in context.partition_keys:
         train_end = market_data.universe(name).split.train_end

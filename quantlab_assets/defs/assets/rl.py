@@ -18,9 +18,10 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import polars as pl
+from pydantic import Field
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.backtest.engine import returns_from_bars
+from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars
 from quantlab_assets.compute.backtest.metrics import MetricParams
 from quantlab_assets.compute.rl.environment import EnvParams
 from quantlab_assets.compute.backtest.report import render_report
@@ -42,12 +43,13 @@ from quantlab_assets.compute.rl.panel import (
 )
 from quantlab_assets.compute.rl.episodes import SPAN, walk_spans
 from quantlab_assets.compute.rl.tracking import log_evaluation_run, log_policy_run
-from quantlab_assets.compute.rl.training import PpoParams, SacParams, TrainingParams, train_policy
+from quantlab_assets.compute.rl.training import TrainingParams, train_policy
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.portfolio import TargetWeightsSchema
 from quantlab_assets.compute.storage import write_atomic, write_text_atomic
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
+from quantlab_assets.defs.config import config_from, settings
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import (
@@ -65,35 +67,27 @@ MODEL_DIR = "rl_models"
 ENGINE_TOLERANCE = 1e-10
 
 
-class RlPolicyConfig(dg.Config):
-    """Seed 003's hyper-parameters by default; the timesteps are the measured default run's (docs/measurements.md).
-    Tests shrink everything."""
+class RlPolicyConfig(config_from("RlPolicyFields", TrainingParams,
+                                  exclude=frozenset({"algorithm", "seed", "total_timesteps", "eval_every"}))):
+    """Seed 003's hyper-parameters by default (compute/rl/training.py: ppo_*, sac_*, torch_threads); the
+    timesteps are the measured default run's (docs/measurements.md). Tests shrink everything. The algorithm
+    and seed come from the partition."""
 
-    ppo_total_timesteps: int = 200_000
+    ppo_total_timesteps: int = Field(default=200_000, description="Environment steps of a PPO run.")
     # SAC updates on every step (about 10x PPO's cost per step on a CPU) and needs fewer samples.
-    sac_total_timesteps: int = 50_000
-    # Validation checkpoints per run (the best one is kept).
-    evaluations: int = 10
-    # Dates before the universe's validation_end that select the checkpoint (the rest of its span trains).
-    validation_days: int = 252
-    # Training episodes: a year from a random start in the training span.
-    episode_days: int = 252
-    ppo_n_steps: int = 2048
-    ppo_batch_size: int = 64
-    ppo_n_epochs: int = 10
-    sac_batch_size: int = 256
-    sac_buffer_size: int = 100_000
-    sac_learning_starts: int = 1_000
-    lookahead_cuts: int = 2
+    sac_total_timesteps: int = Field(default=50_000, description="Environment steps of a SAC run.")
+    evaluations: int = Field(default=10, description="Validation checkpoints per run (the best one is kept).")
+    validation_days: int = Field(
+        default=252, description="Dates before the universe's validation_end that select the checkpoint "
+                                 "(the rest of its span trains).")
+    episode_days: int = Field(
+        default=252, description="Training episode length: this many days from a random start in the training span.")
+    lookahead_cuts: int = Field(default=2, description="Sampled dates of the no-look-ahead check.")
 
     def training(self, algorithm: str, seed: int) -> TrainingParams:
         total = self.sac_total_timesteps if algorithm == SAC else self.ppo_total_timesteps
-        return TrainingParams(
-            algorithm=algorithm, seed=seed, total_timesteps=total, eval_every=max(1, math.ceil(total / self.evaluations)),
-            ppo=PpoParams(n_steps=self.ppo_n_steps, batch_size=self.ppo_batch_size, n_epochs=self.ppo_n_epochs),
-            sac=SacParams(batch_size=self.sac_batch_size, buffer_size=self.sac_buffer_size,
-                          learning_starts=self.sac_learning_starts),
-        )
+        return settings(self, TrainingParams, algorithm=algorithm, seed=seed, total_timesteps=total,
+                        eval_every=max(1, math.ceil(total / self.evaluations)))
 
 
 def _inputs(universe: str, stacked_alpha: UniverseFrames, regime_labels: UniverseFrames, cleaned_bars: UniverseFrames,
@@ -197,9 +191,13 @@ def rl_policy(
     yield from outputs_then_checks(outputs, checks)
 
 
-class RlEvaluationConfig(dg.Config):
-    validation_days: int = 252
-    bootstrap_reps: int = 1000
+class RlEvaluationConfig(config_from("RlEvaluationFields", MetricParams, BacktestParams,
+                                      exclude=frozenset({"n_trials", "trial_sharpe_variance", "periods_per_year"}))):
+    """The metrics' bootstrap (compute/backtest/metrics.py) and the execution model every policy and baseline is
+    backtested with (compute/backtest/engine.py: costs_*, delay, rebalance)."""
+
+    validation_days: int = Field(
+        default=252, description="Dates before the universe's validation_end that form the validation span.")
 
 
 @dg.asset(
@@ -232,7 +230,7 @@ def rl_evaluation(
     universe = context.partition_key
     returns, alpha, regimes, dates, spans = _inputs(universe, stacked_alpha, regime_labels, cleaned_bars, market_data,
                                                     config.validation_days)
-    params = EvaluationParams(metrics=MetricParams(bootstrap_reps=config.bootstrap_reps))
+    params = EvaluationParams(metrics=settings(config, MetricParams), backtest=settings(config, BacktestParams))
     policies = {split_rl_key(key)[0]: frame for key, frame in rl_policy.items()}
     result = evaluate_policies(policies, alpha, returns, span_dates(dates, spans), forecast_tickers(alpha, dates), params)
     metrics = result.metrics
@@ -244,11 +242,11 @@ def rl_evaluation(
     expected = (len(policies) + metrics.filter(pl.col("kind") == BASELINE)["strategy"].n_unique()) * len(SPANS)
     if metrics.height != expected:
         problems.append(f"{metrics.height} rows, expected {expected}")
-    report = _write_report(result, metrics, universe, io_manager.base_dir, regimes)
+    report = _write_report(result, metrics, universe, io_manager.base_dir, regimes, params.backtest)
     mlflow.ensure_store()
     run_id = log_evaluation_run(
         mlflow.uri(), universe, config={"universe": universe, "spans": str(spans), "variants": ",".join(sorted(policies)),
-                                        "bootstrap_reps": config.bootstrap_reps},
+                                        **dataclasses.asdict(params)},
         metrics=metrics, report=report, artifact_root=mlflow.artifact_root())
     check = dg.AssetCheckResult(check_name="rl_evaluation_finite_with_intervals", passed=not problems,
                                 metadata={"problems": "\n".join(problems[:20]) or "none"})
@@ -264,7 +262,8 @@ def rl_evaluation(
     yield from outputs_then_checks(outputs, check)
 
 
-def _write_report(result: Evaluation, metrics: pl.DataFrame, universe: str, base_dir: str, regimes: pl.DataFrame) -> Path:
+def _write_report(result: Evaluation, metrics: pl.DataFrame, universe: str, base_dir: str, regimes: pl.DataFrame,
+                  backtest: BacktestParams) -> Path:
     """The backtest report's HTML for the test span: every policy and baseline as a strategy, buy-and-hold the benchmark."""
     order = sorted({name for name, span in result.runs if span == TEST}, key=lambda n: (n in BASELINES, n))
     runs = [result.runs[(name, TEST)] for name in order]
@@ -272,8 +271,9 @@ def _write_report(result: Evaluation, metrics: pl.DataFrame, universe: str, base
     test = test.sort(pl.col("strategy").replace_strict({n: i for i, n in enumerate(order)}, return_dtype=pl.Int64))
     labels = regimes.select(c.DATE, pl.col(REGIME).cast(pl.String)) if REGIME in regimes.columns else None
     html = render_report(runs, test, title=f"RL policies on the test span: {universe}", benchmark=BUY_AND_HOLD, regimes=labels,
-                         notes=["Policies selected on the validation span; this span was walked once. Costs 10 + 5 + 5 bp, "
-                                "1-bar delay, as every backtest. 'selected' marks the seed kept per algorithm x regime mode."])
+                         execution=dict.fromkeys(order, backtest),
+                         notes=["Policies selected on the validation span; this span was walked once. "
+                                "'selected' marks the seed kept per algorithm x regime mode."])
     return write_text_atomic(html, Path(base_dir) / "reports" / "rl_evaluation" / f"{universe}.html")
 
 

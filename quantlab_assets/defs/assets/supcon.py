@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import torch
+from pydantic import Field
 
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold
@@ -40,19 +41,19 @@ def checkpoint_path(base_dir: str, universe: str) -> Path:
 
 
 class SupconEncoderAssetConfig(config_from("SupconEncoderFields", TbmConfig, SupConConfig, TrainingConfig,
-                                            exclude=frozenset({"focal_gamma", "focal_alpha", "probe_c", "probe_max_iter"}))):
+                                            exclude=frozenset({"focal_gamma", "focal_alpha", "probe_c", "probe_max_iter"}),
+                                            defaults={"lr": TBM_LEARNING_RATE})):
     """tbm_classifier's network and optimisation (seed 002's golden config, its lr 6.7e-5) plus the SupCon head
     and temperature (compute's SupConConfig); tests shrink it."""
 
-    lr: float = TBM_LEARNING_RATE
 
 
 class SupconProbeAssetConfig(config_from("SupconProbeFields", SupConConfig,
                                           exclude=frozenset({"projection_dim", "temperature", "probe_max_iter"}))):
     """The probe's L2 strength (compute's SupConConfig.probe_c); the encoder's settings come from its checkpoint."""
 
-    # A probability std below this is a probe that says the same thing about every window.
-    min_probability_std: float = 1e-6
+    min_probability_std: float = Field(
+        default=1e-6, description="A probability std below this is a probe that says the same thing about every window.")
 
 
 @dg.asset(

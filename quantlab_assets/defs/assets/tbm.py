@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold, reliability_curve
@@ -35,13 +36,12 @@ from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceRe
 NOT_DEGENERATE = "tbm_classifier_not_degenerate"
 
 
-class TbmAssetConfig(config_from("TbmFields", TbmConfig, TrainingConfig)):
+class TbmAssetConfig(config_from("TbmFields", TbmConfig, TrainingConfig, defaults={"lr": TBM_LEARNING_RATE})):
     """Seed 002's golden config (compute's TbmConfig: d_model 128, 2 layers, 4 heads, dropout 0.23) at its
     lr 6.7e-5, the transformer's optimisation otherwise; tests shrink it."""
 
-    lr: float = TBM_LEARNING_RATE
-    # A probability std below this is a classifier that says the same thing about every window.
-    min_probability_std: float = 1e-6
+    min_probability_std: float = Field(
+        default=1e-6, description="A probability std below this is a classifier that says the same thing about every window.")
 
 
 @dg.asset(

@@ -20,6 +20,7 @@ from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchem
 from quantlab_assets.compute.schemas.models import HyperparameterTrialsSchema
 from quantlab_assets.compute.storage import write_text_atomic
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
+from quantlab_assets.defs.config import config_from, settings
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
 from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource
@@ -27,11 +28,8 @@ from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingRes
 GROUP = "model_stack"
 
 
-class HyperparameterSearchConfig(dg.Config):
-    n_trials: int = 20
-    n_folds: int = 3
-    seed: int = 42
-    max_estimators: int = 400
+class HyperparameterSearchConfig(config_from("HyperparameterSearchFields", TuningParams)):
+    """The search's budget and shape (compute/models/tuning.py: TuningParams)."""
 
 
 @dg.asset(
@@ -61,8 +59,7 @@ def hyperparameter_search(
     validation_end = market_data.universe(universe).split.validation_end
     label_frame = conform(labels[universe], LabelsSchema)
     design = barrier_panel(conform(features[universe], FeaturesSchema), label_frame)
-    params = TuningParams(n_trials=config.n_trials, n_folds=config.n_folds, seed=config.seed,
-                          max_estimators=config.max_estimators)
+    params = settings(config, TuningParams)
     result = search_barrier_classifier(design, label_frame, validation_end, params)
     problems = [f] if (f := schema_failures(HyperparameterTrialsSchema, result.trials, asset="hyperparameter_search",
                                             partition=universe)) else []

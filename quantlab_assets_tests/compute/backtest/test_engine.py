@@ -15,6 +15,7 @@ from quantlab_assets.compute.backtest.engine import (
     CostParams,
     LookAheadError,
     cumulative_product_over_rows,
+    rebalance_dates,
     returns_from_bars,
     run_backtest,
     simulate,
@@ -128,10 +129,53 @@ def test_one_bar_delay_earns_from_the_second_day_after_the_decision() -> None:
     assert daily["gross_return"][2] != 0.0
 
 
-def test_rebalance_every_keeps_every_nth_decision() -> None:
+def test_rebalance_dates_are_the_first_decision_of_each_week_or_month() -> None:
+    # Thu 2024-01-04 ... Wed 2024-02-07, trading days only (no weekends).
+    dates = pl.Series([dt.date(2024, 1, 4) + dt.timedelta(days=i) for i in range(35)]).filter(
+        pl.Series([dt.date(2024, 1, 4) + dt.timedelta(days=i) for i in range(35)]).dt.weekday() <= 5)
+    assert rebalance_dates(dates, "daily").to_list() == dates.to_list()
+    assert rebalance_dates(dates, "weekly").to_list() == [dt.date(2024, 1, 4), dt.date(2024, 1, 8), dt.date(2024, 1, 15),
+                                                          dt.date(2024, 1, 22), dt.date(2024, 1, 29), dt.date(2024, 2, 5)]
+    assert rebalance_dates(dates, "monthly").to_list() == [dt.date(2024, 1, 4), dt.date(2024, 2, 1)]
+    with pytest.raises(ValueError, match="rebalance must be one of"):
+        BacktestParams(rebalance="yearly")  # type: ignore[arg-type]
+
+
+def _alternating_decisions() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Thu 4 Jan to Wed 10 Jan 2024; all in A on Thu, Tue, Wed and all in B on Fri, Mon."""
+    dates = [dt.date(2024, 1, d) for d in (4, 5, 8, 9, 10)]
+    returns = pl.DataFrame({c.DATE: dates * 2, c.TICKER: ["A"] * 5 + ["B"] * 5,
+                            RETURN: [0.0, 0.10, 0.02, -0.05, 0.03] + [0.0, 0.01, -0.04, 0.06, 0.02]})
+    in_a = [1.0, 0.0, 0.0, 1.0, 1.0]
+    weights = pl.DataFrame({c.DATE: dates * 2, c.TICKER: ["A"] * 5 + ["B"] * 5,
+                            WEIGHT: in_a + [1.0 - w for w in in_a]})
+    return returns, weights
+
+
+@pytest.mark.parametrize(("rebalance", "gross", "turnover"), [
+    # Trades at the close after each decision: A on Fri, B on Mon (A's +2 % missed), B on Tue (no trade), A on Wed.
+    ("daily", [0.0, 0.0, 0.02, 0.06, 0.02], [0.0, 1.0, 2.0, 0.0, 2.0]),
+    # Thursday's A traded Fri, Monday's B (the week's first decision) traded Tue; Fri/Tue/Wed decisions ignored.
+    ("weekly", [0.0, 0.0, 0.02, -0.05, 0.02], [0.0, 1.0, 0.0, 2.0, 0.0]),
+    # Only Thursday's A (January's first decision) is traded; A is held to the end.
+    ("monthly", [0.0, 0.0, 0.02, -0.05, 0.03], [0.0, 1.0, 0.0, 0.0, 0.0]),
+])
+def test_rebalancing_frequency_holds_the_previous_weights_hand_computed(
+        rebalance: str, gross: list[float], turnover: list[float]) -> None:
+    returns, weights = _alternating_decisions()
+    params = BacktestParams(costs=CostParams(10, 0, 0), rebalance=rebalance)  # type: ignore[arg-type]
+    daily = run_backtest(returns, weights, params).daily
+    np.testing.assert_allclose(daily["gross_return"].to_numpy(), gross, atol=1e-15)
+    np.testing.assert_allclose(daily["turnover"].to_numpy(), turnover, atol=1e-15)
+    np.testing.assert_allclose(daily["net_return"].to_numpy(),
+                               [(1 + g) * (1 - 0.001 * t) - 1 for g, t in zip(gross, turnover)], atol=1e-15)
+
+
+def test_daily_rebalancing_is_the_default() -> None:
     returns, alpha = _panel()
-    daily = run_backtest(returns, _top2(alpha), BacktestParams(rebalance_every=5)).daily
-    assert np.flatnonzero(daily["turnover"].to_numpy()).tolist() == list(range(1, 60, 5))
+    default = run_backtest(returns, _top2(alpha)).daily
+    assert default.equals(run_backtest(returns, _top2(alpha), BacktestParams(rebalance="daily")).daily)
+    assert np.flatnonzero(default["turnover"].to_numpy()).size > 50
 
 
 def test_returns_come_from_the_cleaned_log_return() -> None:

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.backtest.engine import RETURN, SIGNAL_DATE, WEIGHT, run_backtest
+from quantlab_assets.compute.backtest.engine import RETURN, SIGNAL_DATE, WEIGHT, BacktestParams, CostParams, run_backtest
 from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics
 from quantlab_assets.compute.backtest.report import (
     FIGURE_IDS,
@@ -19,6 +19,7 @@ from quantlab_assets.compute.backtest.report import (
     REGIME_COLOURS,
     SECTION_IDS,
     StrategyRun,
+    execution_note,
     readable_label,
     regime_colours,
     render_report,
@@ -94,6 +95,19 @@ def test_without_regimes_the_report_says_so(runs) -> None:
     parser.feed(html)
     assert "no-regimes" in parser.ids and "fig-regime-equity" not in parser.ids
     assert all(section in parser.ids for section in SECTION_IDS)
+
+
+def test_the_report_states_the_execution_model_each_strategy_used(runs) -> None:
+    strategy_runs, metrics, _ = runs
+    cheap = BacktestParams(costs=CostParams(2.5, 0, 1), delay=0, rebalance="weekly")
+    same = render_report(strategy_runs, metrics, title="test", execution={"top_2": cheap, "buy_and_hold": cheap})
+    assert ("Execution: commission 2.5 bp + slippage 0 bp + spread 1 bp on traded notional; 0-bar execution delay; "
+            "weekly rebalancing.") in same
+    assert "10 bp" not in same
+    mixed = execution_note({"top_2": cheap, "buy_and_hold": BacktestParams(), "equal_weight": None})
+    assert mixed == ("Execution: Top 2: commission 2.5 bp + slippage 0 bp + spread 1 bp on traded notional; 0-bar "
+                     "execution delay; weekly rebalancing | Buy and hold: commission 10 bp + slippage 5 bp + spread 5 bp "
+                     "on traded notional; 1-bar execution delay; daily rebalancing | Equal weight: parameters not recorded.")
 
 
 class _Cells(HTMLParser):
