@@ -36,6 +36,7 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.partition_span import outside_span
 from quantlab_assets.compute.storage import (
+    StorageLayout,
     UnreadableParquetError,
     parquet_row_count,
     read_parquet_file,
@@ -77,7 +78,26 @@ class ShrinkingHistoryError(RuntimeError):
 
 
 class MissingUpstreamPartitionError(RuntimeError):
-    """Months inside the span a run reads are not stored: names the asset, universe and months to materialise."""
+    """An input's partitions are not stored: names the asset and the partitions to materialise first."""
+
+
+# AssetIn metadata key: the input may be absent (an asset the default pipeline does not build, such as a
+# GPU-trained classifier, or one built later, such as the regime labels); the IO manager then hands over
+# an empty dict (partitioned) or None (unpartitioned), and the asset says in its metadata what it did.
+OPTIONAL_INPUT = "quantlab/optional_input"
+
+
+def optional_input(partition_mapping: dg.PartitionMapping | None = None) -> dg.AssetIn:
+    """An input that is an edge of the graph (lineage, staleness, backfill order) but may not be stored yet."""
+    return dg.AssetIn(partition_mapping=partition_mapping, metadata={OPTIONAL_INPUT: True})
+
+
+def _missing(asset_key: dg.AssetKey, partitions: list[str], why: str = "") -> MissingUpstreamPartitionError:
+    named = f" [{', '.join(partitions)}]" if partitions else ""
+    return MissingUpstreamPartitionError(
+        f"input {asset_key.to_user_string()}{named} is not materialised{why}: "
+        f"materialise {asset_key.to_user_string()}{named} first"
+    )
 
 
 class UnreadablePartitionError(RuntimeError):
@@ -87,23 +107,27 @@ class UnreadablePartitionError(RuntimeError):
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
     base_dir: str
 
+    @property
+    def layout(self) -> StorageLayout:
+        """Where every artifact lives; assets ask it for the side files (checkpoints, reports) they write."""
+        return StorageLayout(self.base_dir)
+
     def _asset_dir(self, asset_key: dg.AssetKey) -> Path:
-        return Path(self.base_dir).joinpath(*asset_key.path)
+        return self.layout.asset_dir(asset_key.path)
 
     def _paths(self, asset_key: dg.AssetKey, partition_keys: list[str], multi: bool) -> dict[str, list[tuple[str, Path]]]:
         """universe -> [(month key or '', path)] for the given partition keys."""
-        root = self._asset_dir(asset_key)
         if multi:
             return {
-                universe: [(month, root / universe / f"{month[:7]}.parquet") for month in months]
+                universe: [(month, self.layout.month_file(asset_key.path, universe, month)) for month in months]
                 for universe, months in months_by_universe(partition_keys).items()
             }
-        return {key: [("", root / f"{key}.parquet")] for key in partition_keys}
+        return {key: [("", self.layout.partition_file(asset_key.path, key))] for key in partition_keys}
 
     def _keyed_path(self, asset_key: dg.AssetKey, partitions_def: dg.MultiPartitionsDefinition, key: str) -> Path:
         by_dimension = partitions_def.get_partition_key_from_str(str(key)).keys_by_dimension
         other = "_".join(v for d, v in sorted(by_dimension.items()) if d != UNIVERSE)
-        return self._asset_dir(asset_key) / by_dimension[UNIVERSE] / f"{other}.parquet"
+        return self.layout.keyed_file(asset_key.path, by_dimension[UNIVERSE], other)
 
     def handle_output(self, context: dg.OutputContext, obj: UniverseFrames | pl.DataFrame | None) -> None:
         if obj is None:
@@ -114,7 +138,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata({"rows": sum(obj[k].height for k in context.asset_partition_keys)})
             return
         if not context.has_asset_partitions:
-            path = self._asset_dir(context.asset_key).with_suffix(".parquet")
+            path = self.layout.unpartitioned_file(context.asset_key.path)
             write_parquet_atomic(obj, path)
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "rows": obj.height})
             return
@@ -149,31 +173,47 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
              "path": dg.MetadataValue.path(str(self._asset_dir(context.asset_key)))}
         )
 
-    def load_input(self, context: dg.InputContext) -> UniverseFrames | pl.DataFrame:
+    def load_input(self, context: dg.InputContext) -> UniverseFrames | pl.DataFrame | None:
+        """The stored frames of the input's partitions. A partition that is not stored raises
+        MissingUpstreamPartitionError naming the asset and partition to materialise, except for an optional
+        input (None or an empty dict) and for months a lookback or look-ahead reads beyond a universe's
+        stored span (read as empty)."""
+        optional = bool(context.definition_metadata.get(OPTIONAL_INPUT))
         if not context.has_asset_partitions:
-            path = self._asset_dir(context.asset_key).with_suffix(".parquet")
+            path = self.layout.unpartitioned_file(context.asset_key.path)
+            if not path.exists():
+                if optional:
+                    return None
+                raise _missing(context.asset_key, [])
             with _naming_the_partition(context, {path: "(unpartitioned)"}):
                 return read_parquet_file(path)
         if _is_keyed(context.asset_partitions_def):
             paths = {key: self._keyed_path(context.asset_key, context.asset_partitions_def, key) for key in context.asset_partition_keys}
-            absent = [key for key, path in paths.items() if not path.exists()]
-            if absent:
-                raise FileNotFoundError(f"{context.asset_key.to_user_string()}: partitions {absent} not materialised")
+            absent = [str(key) for key, path in paths.items() if not path.exists()]
+            if absent and not optional:
+                raise _missing(context.asset_key, absent)
             with _naming_the_partition(context, {path: str(key) for key, path in paths.items()}):
-                return {str(key): read_parquet_file(path) for key, path in paths.items()}
+                return {str(key): read_parquet_file(path) for key, path in paths.items() if path.exists()}
         multi = isinstance(context.asset_partitions_def, dg.MultiPartitionsDefinition)
         targets = self._paths(context.asset_key, list(context.asset_partition_keys), multi)
+        if not multi:
+            absent = [universe for universe, [(_, path)] in targets.items() if not path.exists()]
+            if absent and not optional:
+                raise _missing(context.asset_key, absent)
+            with _naming_the_partition(context, {path: universe for universe, [(_, path)] in targets.items()}):
+                return {universe: read_parquet_file(path) for universe, [(_, path)] in targets.items() if path.exists()}
         frames: UniverseFrames = {}
         for universe, month_paths in targets.items():
             present = [path for _, path in month_paths if path.exists()]
             missing = [month for month, path in month_paths if not path.exists()]
+            if not present and not optional:
+                raise _missing(context.asset_key, [_month_range(universe, missing)],
+                               " (no month of the span this run reads is stored)")
             gaps = _months_between_materialised(month_paths)
             if gaps:
-                raise MissingUpstreamPartitionError(
-                    f"{context.asset_key.to_user_string()}[{universe}]: months {', '.join(m[:7] for m in gaps)} lie "
-                    f"between materialised months but are not materialised (another run may still be writing them); "
-                    f"materialise them first: read as empty they would change this run's result"
-                )
+                raise _missing(context.asset_key, [bars_key(m, universe) for m in gaps],
+                               " although months before and after it are (another run may still be writing them; "
+                               "read as empty they would change this run's result)")
             if missing:
                 # Lookback months before a universe's first materialised month, and look-ahead months after
                 # its newest one, are expected to be absent.
@@ -185,6 +225,11 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             with _naming_the_partition(context, keys):
                 frames[universe] = read_parquet_files(present)
         return frames
+
+
+def _month_range(universe: str, months: list[str]) -> str:
+    """'2024-01..2024-03|synthetic': the months to materialise for one universe, as the CLI's range reads them."""
+    return f"{months[0][:7]}..{months[-1][:7]}|{universe}" if len(months) > 1 else str(bars_key(months[0], universe))
 
 
 def months_span(partitions_def: dg.MultiPartitionsDefinition) -> tuple[dt.date, dt.date]:

@@ -11,7 +11,6 @@ checkpoint the same run or an earlier one wrote.
 import dataclasses
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -50,10 +49,6 @@ from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingRes
 LOOKAHEAD_CUTS = 2
 # Recomputed and stored embeddings agree to float32 rounding of a different batch composition.
 LOOKAHEAD_TOLERANCE = 1e-4
-
-
-def checkpoint_path(base_dir: str, universe: str) -> Path:
-    return Path(base_dir) / "checkpoints" / "masked_encoder" / f"{universe}.pt"
 
 
 class MaskedEncoderAssetConfig(config_from("MaskedEncoderFields", MaskedEncoderConfig, TrainingConfig)):
@@ -106,7 +101,7 @@ def masked_encoder(
 
     def outputs() -> Outputs:
         # Written only when the check passes: embeddings read this file, so a failed encoder never replaces a good one.
-        path = checkpoint_path(io_manager.base_dir, universe)
+        path = io_manager.layout.checkpoint("masked_encoder", universe)
         checkpoint = {"config": dataclasses.asdict(model_config), "features": names, "state": result.state,
                       "train_end": train_end.isoformat(), "last_window_end": result.last_window_end.isoformat()}
         write_atomic(path, lambda temporary: torch.save(checkpoint, temporary))
@@ -161,7 +156,7 @@ def embeddings(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The pre-trained encoder's pooled output of the window ending at each (date, ticker)."""
     universe = context.partition_key
-    checkpoint = torch.load(checkpoint_path(io_manager.base_dir, universe), map_location="cpu", weights_only=True)
+    checkpoint = torch.load(io_manager.layout.checkpoint("masked_encoder", universe), map_location="cpu", weights_only=True)
     model = MaskedTimeSeriesEncoder(MaskedEncoderConfig(**checkpoint["config"]))
     model.load_state_dict(checkpoint["state"])
     frame, names = conform(features[universe], FeaturesSchema), checkpoint["features"]

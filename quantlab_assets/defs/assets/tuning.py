@@ -8,7 +8,6 @@ when its `tuned_params_file` config names it, and to MLflow.
 """
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 
@@ -75,7 +74,7 @@ def hyperparameter_search(
 
     def outputs() -> Outputs:
         path = write_text_atomic(tuned_params_json(result, universe, validation_end),
-                                 Path(io_manager.base_dir) / "artifacts" / "hyperparameter_search" / f"{universe}.json")
+                                 io_manager.layout.artifact("hyperparameter_search", f"{universe}.json"))
         mlflow.ensure_store()
         run_id = log_model_run(
             mlflow.uri(), mlflow.experiment, f"hyperparameter_search|{universe}",
