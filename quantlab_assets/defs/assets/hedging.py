@@ -37,7 +37,12 @@ from quantlab_assets.compute.schemas.hedging import HedgePolicySchema, HedgingMe
 from quantlab_assets.compute.storage import StorageLayout, read_parquet_file
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
-from quantlab_assets.defs.io_managers import KeyedFrames, MissingUpstreamPartitionError, PartitionedParquetIOManager
+from quantlab_assets.defs.io_managers import (
+    KeyedFrames,
+    MissingUpstreamPartitionError,
+    PartitionedParquetIOManager,
+    optional_input,
+)
 from quantlab_assets.defs.partitions import (
     hedge_policy_partitions,
     hedging_environment_partitions,
@@ -51,12 +56,8 @@ GROUP = "hedging"
 EXPERIMENT = "quantlab_hedging"
 
 
-def _stored(frames: KeyedFrames) -> KeyedFrames:
-    """The partitions that are stored (the IO manager reads an absent one as a frame without columns)."""
-    return {key: frame for key, frame in frames.items() if frame.width}
-
-
-@dg.asset(partitions_def=hedging_environment_partitions, group_name=GROUP, backfill_policy=dg.BackfillPolicy.single_run())
+@dg.asset(partitions_def=hedging_environment_partitions, group_name=GROUP, backfill_policy=dg.BackfillPolicy.single_run(),
+          kinds={"numpy"})
 def hedging_environments(context: dg.AssetExecutionContext, hedging_study: HedgingStudyResource) -> KeyedFrames:
     """Seeded spot paths and cost rates of each environment of the run (low / medium / high vol, crisis, stress)."""
     config, frames, summary = hedging_study.config(), {}, {}
@@ -90,6 +91,7 @@ def stored_erm_policy(layout: StorageLayout, seed: int) -> bytes:
 
 
 @dg.asset(
+    kinds={"torch"},
     partitions_def=hedge_policy_partitions,
     group_name=GROUP,
     pool=GPU_POOL,
@@ -170,10 +172,13 @@ def frozen_extractor_problems(policies: KeyedFrames, config: HedgingConfig) -> l
 
 
 @dg.asset(
+    kinds={"torch"},
     partitions_def=hedging_study_partitions,
     group_name=GROUP,
-    ins={"hedge_policy": dg.AssetIn(partition_mapping=hedging_policies_of_study),
-         "hedging_environments": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    # Optional inputs: the policies and environments of the preset that are stored (a study evaluates what
+    # was trained; its checks name a policy trained under another configuration).
+    ins={"hedge_policy": optional_input(partition_mapping=hedging_policies_of_study),
+         "hedging_environments": optional_input(partition_mapping=dg.AllPartitionMapping())},
     check_specs=[
         dg.AssetCheckSpec("hedging_scorecard_finite", asset="hedging_scorecard", blocking=True,
                           description="Schema; CVaR, mean P&L and turnover finite for every policy x environment."),
@@ -196,13 +201,12 @@ def hedging_scorecard(
     seeds; study files and MLflow runs."""
     preset = context.partition_key
     config = hedging_study.config(preset)
-    stored = _stored(hedge_policy)
     # A policy trained under another configuration (network size, paths, ...) is not comparable: the
     # check below names it, and it is left out of the evaluation.
-    policies = {k: f for k, f in stored.items() if f["config_hash"][0] == config.hash()}
+    policies = {k: f for k, f in hedge_policy.items() if f["config_hash"][0] == config.hash()}
     other_config = [f"{k} was trained under config {f['config_hash'][0]}, not {config.hash()}: re-materialise it"
-                    for k, f in stored.items() if k not in policies]
-    environments = {k: paths_from_frame(f) for k, f in _stored(hedging_environments).items()}
+                    for k, f in hedge_policy.items() if k not in policies]
+    environments = {k: paths_from_frame(f) for k, f in hedging_environments.items()}
     fingerprints = {name: paths.fingerprint() for name, paths in environments.items()}
     device = torch_device.choice()
     metrics = evaluate_policies({k: f["state"][0] for k, f in policies.items()}, environments, config, device.device)
@@ -244,9 +248,10 @@ def hedging_scorecard(
 
 
 @dg.asset(
+    kinds={"matplotlib"},
     partitions_def=hedging_study_partitions,
     group_name=GROUP,
-    ins={"hedging_scorecard": dg.AssetIn(), "hedge_policy": dg.AssetIn(partition_mapping=hedging_policies_of_study),
+    ins={"hedging_scorecard": dg.AssetIn(), "hedge_policy": optional_input(partition_mapping=hedging_policies_of_study),
          "hedging_environments": dg.AssetIn(partition_mapping=dg.SpecificPartitionsPartitionMapping(["crisis"]))},
 )
 def hedging_figures(
@@ -266,7 +271,7 @@ def hedging_figures(
     written = {"cvar_frontier": figures.frontier(scorecard, config, folder / "figures" / "cvar_frontier.png"),
                "sweeps": figures.sweeps(scorecard, config, folder / "figures" / "lambda_beta_sweeps.png")}
     selection = success_table(scorecard, config).filter(pl.col("method") == IRM_HEAD, pl.col("selected"))
-    policies = _stored(hedge_policy)
+    policies = hedge_policy
     seeds = sorted({parse_policy_key(k)[2] for k in policies})
     if selection.height and seeds:
         strength = selection["strength"][0]

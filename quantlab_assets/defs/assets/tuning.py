@@ -2,9 +2,10 @@
 purged, embargoed walk-forward folds of the research span (dates up to the universe's validation_end),
 never its test span. Plain logic in compute/models/tuning.py.
 
-The trials are the asset (one row per configuration tried, pruned ones included); the best parameters
-and the honesty summary go to a JSON file (path in the metadata) that `barrier_probabilities` reads
-when its `tuned_params_file` config names it, and to MLflow.
+The trials are the asset (one row per configuration tried, pruned ones included): `barrier_probabilities`
+reads them as an optional input and trains with the best trial's parameters when its `use_tuned_params`
+config is on. The best parameters and the honesty summary also go to a JSON file (path in the metadata)
+for people, and to MLflow.
 """
 
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ class HyperparameterSearchConfig(dg.Config):
 
 
 @dg.asset(
+    kinds={"optuna", "xgboost"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     output_required=False,
