@@ -18,8 +18,13 @@ Rows dated outside every month of the partitions definition (before its first mo
 have no month of their own: they are stored with the newest month of the run, so a source row dated
 2099 or 1985 stays in raw storage and in the quarantine with its file and row instead of vanishing.
 
-Layout under `base_dir`: <asset>/<universe>/<YYYY-MM>.parquet, <asset>/<universe>.parquet, <asset>.parquet,
-<asset>/<universe>/<other key>.parquet.
+Reads: a partition an input needs that is not stored raises MissingUpstreamPartitionError, which names
+the asset and partitions to materialise first; months a lookback or look-ahead reads beyond a universe's
+stored months are read as empty. An input declared with `optional_input()` (an edge of the graph that
+may not be built yet) comes back without the partitions that are not stored.
+
+Every materialisation carries `dagster/row_count` per partition and `dagster/column_schema` from the
+asset's pandera model (defs/metadata.py). Where each file lives: compute/storage.py's StorageLayout.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from quantlab_assets.compute.storage import (
     shrinking_counts,
     write_parquet_atomic,
 )
+from quantlab_assets.defs.metadata import COLUMN_SCHEMA, ROW_COUNT, column_schema
 from quantlab_assets.defs.partitions import MONTH, UNIVERSE, bars_key, month_bounds, months_by_universe
 
 UniverseFrames = dict[str, pl.DataFrame]
@@ -135,12 +141,13 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions and _is_keyed(context.asset_partitions_def):
             for key in context.asset_partition_keys:
                 write_parquet_atomic(obj[key], self._keyed_path(context.asset_key, context.asset_partitions_def, key))
-            context.add_output_metadata({"rows": sum(obj[k].height for k in context.asset_partition_keys)})
+            _record_rows(context, {str(k): obj[k].height for k in context.asset_partition_keys}, next(iter(obj.values())))
             return
         if not context.has_asset_partitions:
             path = self.layout.unpartitioned_file(context.asset_key.path)
             write_parquet_atomic(obj, path)
-            context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "rows": obj.height})
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), ROW_COUNT: obj.height,
+                                         COLUMN_SCHEMA: column_schema(context.asset_key, obj)})
             return
         history = obj if isinstance(obj, StoredHistory) else StoredHistory(obj, allow_shrinking=True)
         multi = isinstance(context.asset_partitions_def, dg.MultiPartitionsDefinition)
@@ -150,10 +157,12 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             raise ValueError(f"{context.asset_key.to_user_string()}: output for universes {sorted(unexpected)} outside this run")
         span = months_span(context.asset_partitions_def) if multi else None
         writes: list[tuple[str, Path, pl.DataFrame]] = []  # (universe, path, rows), withheld months left out
+        rows_by_key: dict[str, int] = {}
         for universe, month_paths in targets.items():
             frame = history.frames[universe]
             if not multi:
                 writes.append((universe, month_paths[0][1], frame))
+                rows_by_key[universe] = frame.height
                 continue
             withheld = history.withheld.get(universe, frozenset())
             parts = _split_by_month(frame, [month for month, _ in month_paths], span)
@@ -163,15 +172,19 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                     f"rows fall outside the run's months {month_paths[0][0]}..{month_paths[-1][0]}"
                 )
             writes.extend((universe, path, parts[month]) for month, path in month_paths if month not in withheld)
+            rows_by_key.update({str(bars_key(month, universe)): parts[month].height for month, _ in month_paths
+                                if month not in withheld})
         if not history.allow_shrinking:
             _refuse_shrinking(context.asset_key, writes)
         for _, path, part in writes:
             write_parquet_atomic(part, path)
         context.add_output_metadata(
-            {"rows": sum(part.height for _, _, part in writes), "partitions_written": len(writes),
+            {"partitions_written": len(writes),
              "partitions_withheld": sum(len(months) for months in history.withheld.values()),
              "path": dg.MetadataValue.path(str(self._asset_dir(context.asset_key)))}
         )
+        if writes:
+            _record_rows(context, rows_by_key, writes[0][2])
 
     def load_input(self, context: dg.InputContext) -> UniverseFrames | pl.DataFrame | None:
         """The stored frames of the input's partitions. A partition that is not stored raises
@@ -206,7 +219,9 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         for universe, month_paths in targets.items():
             present = [path for _, path in month_paths if path.exists()]
             missing = [month for month, path in month_paths if not path.exists()]
-            if not present and not optional:
+            if not present:
+                if optional:
+                    continue
                 raise _missing(context.asset_key, [_month_range(universe, missing)],
                                " (no month of the span this run reads is stored)")
             gaps = _months_between_materialised(month_paths)
@@ -221,10 +236,20 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                     f"{context.asset_key.to_user_string()}[{universe}]: {len(missing)} partition(s) not "
                     f"materialised, read as empty: {missing[:3]}{'...' if len(missing) > 3 else ''}"
                 )
-            keys = {path: bars_key(month, universe) if multi else universe for month, path in month_paths}
+            keys = {path: bars_key(month, universe) for month, path in month_paths}
             with _naming_the_partition(context, keys):
                 frames[universe] = read_parquet_files(present)
         return frames
+
+
+def _record_rows(context: dg.OutputContext, rows_by_key: dict[str, int], sample: pl.DataFrame) -> None:
+    """`dagster/row_count` on each partition written (its own rows, not the run's total: a single-run
+    backfill of 264 months records 264 materialisations) and the column schema on all of them."""
+    context.add_output_metadata({COLUMN_SCHEMA: column_schema(context.asset_key, sample)})
+    for key, rows in rows_by_key.items():
+        # OutputContext has no per-partition metadata; the step's accumulator (what
+        # AssetExecutionContext.add_asset_metadata writes to) attaches it to that partition's materialisation.
+        context.step_context.add_asset_metadata({ROW_COUNT: rows}, asset_key=context.asset_key, partition_key=key)
 
 
 def _month_range(universe: str, months: list[str]) -> str:

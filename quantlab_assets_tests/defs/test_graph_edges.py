@@ -11,7 +11,7 @@ from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets.defs.assets.features import features, ffd_orders
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames, optional_input
 from quantlab_assets.defs.partitions import bars_key, universe_partitions
-from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
+from quantlab_assets_tests.defs.conftest import backfill_bars, lab_resources, range_tags
 
 
 def _error_of_failed_step(result: dg.ExecuteInProcessResult) -> str:
@@ -95,3 +95,16 @@ def test_features_of_months_whose_bars_are_not_stored_name_the_months_to_materia
     assert "is not materialised" in error and "first" in error
     assert "ColumnNotFoundError" not in error
 
+
+
+def test_cleaning_months_without_their_stored_history_fails_a_check_that_names_the_months_to_materialise(
+    instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    # A backfill of 2006-01..03 on a fresh instance: the raw months before it were never stored, so every
+    # row lacks the history the cleaning rules need. That month must not be stored empty behind passing checks.
+    result = backfill_bars(instance, data_dir, "2006-12-29", "2006-01-01", "2006-03-01")
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "cleaned_bars_not_emptied")
+    assert not check.passed
+    why = check.metadata["why"].value
+    assert "every raw row of 2006-01" in why and "materialise raw_ohlcv [2004-11..2005-12|synthetic] first" in why
+    assert not (data_dir / "cleaned_bars" / "synthetic" / "2006-01.parquet").exists()

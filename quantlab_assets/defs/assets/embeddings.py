@@ -62,6 +62,7 @@ class MaskedEncoderAssetConfig(config_from("MaskedEncoderFields", MaskedEncoderC
 
 
 @dg.asset(
+    kinds={"torch"},
     **DEEP_ASSET,
     ins={"features": dg.AssetIn(partition_mapping=same_universe)},
     check_specs=[dg.AssetCheckSpec("masked_encoder_training_span", asset="masked_encoder", blocking=True,
@@ -135,6 +136,7 @@ class EmbeddingsAssetConfig(dg.Config):
 
 
 @dg.asset(
+    kinds={"torch"},
     **DEEP_ASSET,
     ins={"features": dg.AssetIn(partition_mapping=same_universe)},
     deps=["masked_encoder"],  # its checkpoint file, not its stored loss curve
@@ -192,6 +194,7 @@ class EncoderTransferConfig(config_from("EncoderTransferFields", MaskedEncoderCo
 
 
 @dg.asset(
+    kinds={"sklearn"},
     **DEEP_ASSET,
     ins=UNIVERSE_INS,
     check_specs=[dg.AssetCheckSpec("encoder_transfer_scorecard_honest", asset="encoder_transfer_scorecard", blocking=True,

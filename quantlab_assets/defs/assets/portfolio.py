@@ -94,6 +94,7 @@ def _sectors(universe_frame: pl.DataFrame) -> dict[str, str]:
 
 
 @dg.asset(
+    kinds={"cvxpy"},
     partitions_def=strategy_partitions,
     group_name=GROUP,
     output_required=False,
@@ -168,9 +169,9 @@ def target_weights(
     group_name=GROUP,
     can_subset=False,
     outs={
-        "backtest": dg.AssetOut(description="Daily returns, costs, equity, turnover and concentration of one strategy."),
-        "backtest_positions": dg.AssetOut(description="End-of-day weights (non-zero) of one strategy."),
-        "backtest_trades": dg.AssetOut(description="Round trips: entry, exit, holding days, P&L, closed."),
+        "backtest": dg.AssetOut(kinds={"polars"}, description="Daily returns, costs, equity, turnover and concentration of one strategy."),
+        "backtest_positions": dg.AssetOut(kinds={"polars"}, description="End-of-day weights (non-zero) of one strategy."),
+        "backtest_trades": dg.AssetOut(kinds={"polars"}, description="Round trips: entry, exit, holding days, P&L, closed."),
     },
     ins={
         "target_weights": dg.AssetIn(),
@@ -214,6 +215,7 @@ def _by_strategy(frames: KeyedFrames) -> dict[str, pl.DataFrame]:
 
 
 @dg.asset(
+    kinds={"polars"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     ins={
@@ -241,6 +243,7 @@ def backtest_metrics(
 
 
 @dg.asset(
+    kinds={"html", "mlflow"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     ins={

@@ -105,6 +105,7 @@ def _inputs(universe: str, stacked_alpha: UniverseFrames, regime_labels: Univers
 
 
 @dg.asset(
+    kinds={"torch", "stable_baselines3"},
     partitions_def=rl_partitions,
     group_name=GROUP,
     output_required=False,
@@ -202,6 +203,7 @@ class RlEvaluationConfig(dg.Config):
 
 
 @dg.asset(
+    kinds={"polars", "html"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     output_required=False,

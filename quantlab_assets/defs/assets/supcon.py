@@ -51,6 +51,7 @@ class SupconProbeAssetConfig(config_from("SupconProbeFields", SupConConfig,
 
 
 @dg.asset(
+    kinds={"torch"},
     **DEEP_ASSET,
     ins=UNIVERSE_INS,
     check_specs=[dg.AssetCheckSpec(ENCODER_CHECK, asset="supcon_encoder", blocking=True,
@@ -114,6 +115,7 @@ def _rounded(summary: dict[str, object]) -> dict[str, object]:
 
 
 @dg.asset(
+    kinds={"torch", "sklearn"},
     **DEEP_ASSET,
     ins={**UNIVERSE_INS, "supcon_encoder": dg.AssetIn(), "tbm_classifier": dg.AssetIn()},
     check_specs=[dg.AssetCheckSpec(NOT_DEGENERATE, asset="supcon_probe", blocking=True,
