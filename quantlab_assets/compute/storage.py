@@ -1,5 +1,6 @@
 """The lab's one way to write a file, atomically: a reader sees the old file or the new one, never half of one;
-and the row counts that keep a refresh from shrinking what is stored.
+the row counts that keep a refresh from shrinking what is stored; and `StorageLayout`, the one place that
+knows where each stored artifact lives.
 
 Every stored file (Parquet partitions, JSON and text, torch checkpoints, saved RL models, figures, HTML
 reports) goes through `write_atomic`.
@@ -101,3 +102,57 @@ def shrinking_counts(stored_rows: Mapping[str, int], delivered_rows: Mapping[str
         for key, stored in stored_rows.items()
         if delivered_rows.get(key, 0) < stored
     }
+
+
+# Seed 000 stores its results in outputs/_phase2_headIRM/; here that folder lives under the data dir.
+HEDGING_STUDY_FOLDER = Path("outputs") / "_phase2_headIRM"
+
+
+class StorageLayout:
+    """Where every stored artifact lives under the data directory; the one place that knows the layout.
+
+    Asset frames (the IO manager's files): <asset>.parquet, <asset>/<universe>.parquet,
+    <asset>/<universe>/<YYYY-MM>.parquet, <asset>/<universe>/<other key>.parquet. Files an asset writes
+    beside its frame (checkpoints, models, reports, JSON, study folders) live under a folder named by kind
+    and asset, so an asset that reads one declares that asset as its input or dependency and asks here.
+    """
+
+    def __init__(self, base_dir: str | Path) -> None:
+        self.base_dir = Path(base_dir)
+
+    def asset_dir(self, asset_path: tuple[str, ...] | list[str] | str) -> Path:
+        parts = [asset_path] if isinstance(asset_path, str) else list(asset_path)
+        return self.base_dir.joinpath(*parts)
+
+    def unpartitioned_file(self, asset_path: tuple[str, ...] | list[str] | str) -> Path:
+        return self.asset_dir(asset_path).with_suffix(".parquet")
+
+    def partition_file(self, asset_path: tuple[str, ...] | list[str] | str, key: str) -> Path:
+        """One file per partition key (a universe, a strategy|universe key flattened by the caller, a policy)."""
+        return self.asset_dir(asset_path) / f"{key}.parquet"
+
+    def month_file(self, asset_path: tuple[str, ...] | list[str] | str, universe: str, month_key: str) -> Path:
+        return self.asset_dir(asset_path) / universe / f"{month_key[:7]}.parquet"
+
+    def keyed_file(self, asset_path: tuple[str, ...] | list[str] | str, universe: str, other_key: str) -> Path:
+        return self.asset_dir(asset_path) / universe / f"{other_key}.parquet"
+
+    def checkpoint(self, asset: str, universe: str) -> Path:
+        """A torch checkpoint `asset` writes for `universe` (masked_encoder, supcon_encoder)."""
+        return self.base_dir / "checkpoints" / asset / f"{universe}.pt"
+
+    def artifact(self, asset: str, file_name: str) -> Path:
+        """A side file of `asset` (hyperparameter_search's tuned parameters as JSON)."""
+        return self.base_dir / "artifacts" / asset / file_name
+
+    def report(self, asset: str, key: str) -> Path:
+        """The HTML report `asset` writes for partition `key`."""
+        return self.base_dir / "reports" / asset / f"{key}.html"
+
+    def rl_model(self, universe: str, variant: str) -> Path:
+        """The saved agent rl_policy writes for one variant of `universe` (a Stable-Baselines3 zip)."""
+        return self.base_dir / "rl_models" / universe / f"{variant}.zip"
+
+    def hedging_study_folder(self, preset: str) -> Path:
+        """The folder of the hedging study's files for `preset` (scorecard, metrics, metadata)."""
+        return self.base_dir / HEDGING_STUDY_FOLDER / preset

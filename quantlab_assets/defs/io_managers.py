@@ -18,8 +18,13 @@ Rows dated outside every month of the partitions definition (before its first mo
 have no month of their own: they are stored with the newest month of the run, so a source row dated
 2099 or 1985 stays in raw storage and in the quarantine with its file and row instead of vanishing.
 
-Layout under `base_dir`: <asset>/<universe>/<YYYY-MM>.parquet, <asset>/<universe>.parquet, <asset>.parquet,
-<asset>/<universe>/<other key>.parquet.
+Reads: a partition an input needs that is not stored raises MissingUpstreamPartitionError, which names
+the asset and partitions to materialise first; months a lookback or look-ahead reads beyond a universe's
+stored months are read as empty. An input declared with `optional_input()` (an edge of the graph that
+may not be built yet) comes back without the partitions that are not stored.
+
+Every materialisation carries `dagster/row_count` per partition and `dagster/column_schema` from the
+asset's pandera model (defs/metadata.py). Where each file lives: compute/storage.py's StorageLayout.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.partition_span import outside_span
 from quantlab_assets.compute.storage import (
+    StorageLayout,
     UnreadableParquetError,
     parquet_row_count,
     read_parquet_file,
@@ -43,6 +49,7 @@ from quantlab_assets.compute.storage import (
     shrinking_counts,
     write_parquet_atomic,
 )
+from quantlab_assets.defs.metadata import COLUMN_SCHEMA, ROW_COUNT, column_schema
 from quantlab_assets.defs.partitions import MONTH, UNIVERSE, bars_key, month_bounds, months_by_universe
 
 UniverseFrames = dict[str, pl.DataFrame]
@@ -77,7 +84,26 @@ class ShrinkingHistoryError(RuntimeError):
 
 
 class MissingUpstreamPartitionError(RuntimeError):
-    """Months inside the span a run reads are not stored: names the asset, universe and months to materialise."""
+    """An input's partitions are not stored: names the asset and the partitions to materialise first."""
+
+
+# AssetIn metadata key: the input may be absent (an asset the default pipeline does not build, such as a
+# GPU-trained classifier, or one built later, such as the regime labels); the IO manager then hands over
+# an empty dict (partitioned) or None (unpartitioned), and the asset says in its metadata what it did.
+OPTIONAL_INPUT = "quantlab/optional_input"
+
+
+def optional_input(partition_mapping: dg.PartitionMapping | None = None) -> dg.AssetIn:
+    """An input that is an edge of the graph (lineage, staleness, backfill order) but may not be stored yet."""
+    return dg.AssetIn(partition_mapping=partition_mapping, metadata={OPTIONAL_INPUT: True})
+
+
+def _missing(asset_key: dg.AssetKey, partitions: list[str], why: str = "") -> MissingUpstreamPartitionError:
+    named = f" [{', '.join(partitions)}]" if partitions else ""
+    return MissingUpstreamPartitionError(
+        f"input {asset_key.to_user_string()}{named} is not materialised{why}: "
+        f"materialise {asset_key.to_user_string()}{named} first"
+    )
 
 
 class UnreadablePartitionError(RuntimeError):
@@ -87,23 +113,27 @@ class UnreadablePartitionError(RuntimeError):
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
     base_dir: str
 
+    @property
+    def layout(self) -> StorageLayout:
+        """Where every artifact lives; assets ask it for the side files (checkpoints, reports) they write."""
+        return StorageLayout(self.base_dir)
+
     def _asset_dir(self, asset_key: dg.AssetKey) -> Path:
-        return Path(self.base_dir).joinpath(*asset_key.path)
+        return self.layout.asset_dir(asset_key.path)
 
     def _paths(self, asset_key: dg.AssetKey, partition_keys: list[str], multi: bool) -> dict[str, list[tuple[str, Path]]]:
         """universe -> [(month key or '', path)] for the given partition keys."""
-        root = self._asset_dir(asset_key)
         if multi:
             return {
-                universe: [(month, root / universe / f"{month[:7]}.parquet") for month in months]
+                universe: [(month, self.layout.month_file(asset_key.path, universe, month)) for month in months]
                 for universe, months in months_by_universe(partition_keys).items()
             }
-        return {key: [("", root / f"{key}.parquet")] for key in partition_keys}
+        return {key: [("", self.layout.partition_file(asset_key.path, key))] for key in partition_keys}
 
     def _keyed_path(self, asset_key: dg.AssetKey, partitions_def: dg.MultiPartitionsDefinition, key: str) -> Path:
         by_dimension = partitions_def.get_partition_key_from_str(str(key)).keys_by_dimension
         other = "_".join(v for d, v in sorted(by_dimension.items()) if d != UNIVERSE)
-        return self._asset_dir(asset_key) / by_dimension[UNIVERSE] / f"{other}.parquet"
+        return self.layout.keyed_file(asset_key.path, by_dimension[UNIVERSE], other)
 
     def handle_output(self, context: dg.OutputContext, obj: UniverseFrames | pl.DataFrame | None) -> None:
         if obj is None:
@@ -111,12 +141,13 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions and _is_keyed(context.asset_partitions_def):
             for key in context.asset_partition_keys:
                 write_parquet_atomic(obj[key], self._keyed_path(context.asset_key, context.asset_partitions_def, key))
-            context.add_output_metadata({"rows": sum(obj[k].height for k in context.asset_partition_keys)})
+            _record_rows(context, {str(k): obj[k].height for k in context.asset_partition_keys}, next(iter(obj.values())))
             return
         if not context.has_asset_partitions:
-            path = self._asset_dir(context.asset_key).with_suffix(".parquet")
+            path = self.layout.unpartitioned_file(context.asset_key.path)
             write_parquet_atomic(obj, path)
-            context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "rows": obj.height})
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), ROW_COUNT: obj.height,
+                                         COLUMN_SCHEMA: column_schema(context.asset_key, obj)})
             return
         history = obj if isinstance(obj, StoredHistory) else StoredHistory(obj, allow_shrinking=True)
         multi = isinstance(context.asset_partitions_def, dg.MultiPartitionsDefinition)
@@ -126,10 +157,12 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             raise ValueError(f"{context.asset_key.to_user_string()}: output for universes {sorted(unexpected)} outside this run")
         span = months_span(context.asset_partitions_def) if multi else None
         writes: list[tuple[str, Path, pl.DataFrame]] = []  # (universe, path, rows), withheld months left out
+        rows_by_key: dict[str, int] = {}
         for universe, month_paths in targets.items():
             frame = history.frames[universe]
             if not multi:
                 writes.append((universe, month_paths[0][1], frame))
+                rows_by_key[universe] = frame.height
                 continue
             withheld = history.withheld.get(universe, frozenset())
             parts = _split_by_month(frame, [month for month, _ in month_paths], span)
@@ -139,41 +172,63 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                     f"rows fall outside the run's months {month_paths[0][0]}..{month_paths[-1][0]}"
                 )
             writes.extend((universe, path, parts[month]) for month, path in month_paths if month not in withheld)
+            rows_by_key.update({str(bars_key(month, universe)): parts[month].height for month, _ in month_paths
+                                if month not in withheld})
         if not history.allow_shrinking:
             _refuse_shrinking(context.asset_key, writes)
         for _, path, part in writes:
             write_parquet_atomic(part, path)
         context.add_output_metadata(
-            {"rows": sum(part.height for _, _, part in writes), "partitions_written": len(writes),
+            {"partitions_written": len(writes),
              "partitions_withheld": sum(len(months) for months in history.withheld.values()),
              "path": dg.MetadataValue.path(str(self._asset_dir(context.asset_key)))}
         )
+        if writes:
+            _record_rows(context, rows_by_key, writes[0][2])
 
-    def load_input(self, context: dg.InputContext) -> UniverseFrames | pl.DataFrame:
+    def load_input(self, context: dg.InputContext) -> UniverseFrames | pl.DataFrame | None:
+        """The stored frames of the input's partitions. A partition that is not stored raises
+        MissingUpstreamPartitionError naming the asset and partition to materialise, except for an optional
+        input (None or an empty dict) and for months a lookback or look-ahead reads beyond a universe's
+        stored span (read as empty)."""
+        optional = bool(context.definition_metadata.get(OPTIONAL_INPUT))
         if not context.has_asset_partitions:
-            path = self._asset_dir(context.asset_key).with_suffix(".parquet")
+            path = self.layout.unpartitioned_file(context.asset_key.path)
+            if not path.exists():
+                if optional:
+                    return None
+                raise _missing(context.asset_key, [])
             with _naming_the_partition(context, {path: "(unpartitioned)"}):
                 return read_parquet_file(path)
         if _is_keyed(context.asset_partitions_def):
             paths = {key: self._keyed_path(context.asset_key, context.asset_partitions_def, key) for key in context.asset_partition_keys}
-            absent = [key for key, path in paths.items() if not path.exists()]
-            if absent:
-                raise FileNotFoundError(f"{context.asset_key.to_user_string()}: partitions {absent} not materialised")
+            absent = [str(key) for key, path in paths.items() if not path.exists()]
+            if absent and not optional:
+                raise _missing(context.asset_key, absent)
             with _naming_the_partition(context, {path: str(key) for key, path in paths.items()}):
-                return {str(key): read_parquet_file(path) for key, path in paths.items()}
+                return {str(key): read_parquet_file(path) for key, path in paths.items() if path.exists()}
         multi = isinstance(context.asset_partitions_def, dg.MultiPartitionsDefinition)
         targets = self._paths(context.asset_key, list(context.asset_partition_keys), multi)
+        if not multi:
+            absent = [universe for universe, [(_, path)] in targets.items() if not path.exists()]
+            if absent and not optional:
+                raise _missing(context.asset_key, absent)
+            with _naming_the_partition(context, {path: universe for universe, [(_, path)] in targets.items()}):
+                return {universe: read_parquet_file(path) for universe, [(_, path)] in targets.items() if path.exists()}
         frames: UniverseFrames = {}
         for universe, month_paths in targets.items():
             present = [path for _, path in month_paths if path.exists()]
             missing = [month for month, path in month_paths if not path.exists()]
+            if not present:
+                if optional:
+                    continue
+                raise _missing(context.asset_key, [_month_range(universe, missing)],
+                               " (no month of the span this run reads is stored)")
             gaps = _months_between_materialised(month_paths)
             if gaps:
-                raise MissingUpstreamPartitionError(
-                    f"{context.asset_key.to_user_string()}[{universe}]: months {', '.join(m[:7] for m in gaps)} lie "
-                    f"between materialised months but are not materialised (another run may still be writing them); "
-                    f"materialise them first: read as empty they would change this run's result"
-                )
+                raise _missing(context.asset_key, [bars_key(m, universe) for m in gaps],
+                               " although months before and after it are (another run may still be writing them; "
+                               "read as empty they would change this run's result)")
             if missing:
                 # Lookback months before a universe's first materialised month, and look-ahead months after
                 # its newest one, are expected to be absent.
@@ -181,10 +236,25 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                     f"{context.asset_key.to_user_string()}[{universe}]: {len(missing)} partition(s) not "
                     f"materialised, read as empty: {missing[:3]}{'...' if len(missing) > 3 else ''}"
                 )
-            keys = {path: bars_key(month, universe) if multi else universe for month, path in month_paths}
+            keys = {path: bars_key(month, universe) for month, path in month_paths}
             with _naming_the_partition(context, keys):
                 frames[universe] = read_parquet_files(present)
         return frames
+
+
+def _record_rows(context: dg.OutputContext, rows_by_key: dict[str, int], sample: pl.DataFrame) -> None:
+    """`dagster/row_count` on each partition written (its own rows, not the run's total: a single-run
+    backfill of 264 months records 264 materialisations) and the column schema on all of them."""
+    context.add_output_metadata({COLUMN_SCHEMA: column_schema(context.asset_key, sample)})
+    for key, rows in rows_by_key.items():
+        # OutputContext has no per-partition metadata; the step's accumulator (what
+        # AssetExecutionContext.add_asset_metadata writes to) attaches it to that partition's materialisation.
+        context.step_context.add_asset_metadata({ROW_COUNT: rows}, asset_key=context.asset_key, partition_key=key)
+
+
+def _month_range(universe: str, months: list[str]) -> str:
+    """'2024-01..2024-03|synthetic': the months to materialise for one universe, as the CLI's range reads them."""
+    return f"{months[0][:7]}..{months[-1][:7]}|{universe}" if len(months) > 1 else str(bars_key(months[0], universe))
 
 
 def months_span(partitions_def: dg.MultiPartitionsDefinition) -> tuple[dt.date, dt.date]:

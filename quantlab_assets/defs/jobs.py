@@ -65,7 +65,7 @@ gpu_training_job = dg.define_asset_job(
 )
 
 # Hyper-parameter search (issue 10), per universe after the main job: Optuna on purged folds of the research
-# span; its best parameters reach barrier_probabilities through that asset's `tuned_params_file` config.
+# span; its best parameters reach barrier_probabilities as its optional input, used with its `use_tuned_params` config.
 hyperparameter_search_job = dg.define_asset_job(
     "hyperparameter_search_job", selection=dg.AssetSelection.assets("hyperparameter_search"),
     description="Optuna search of the triple-barrier classifier's parameters on purged folds up to validation_end.",

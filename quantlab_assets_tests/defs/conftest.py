@@ -78,3 +78,17 @@ def model_inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dg.
                               resources=resources).success
         assert dg.materialize(assets, selection=["features"], instance=shared, resources=resources, tags=months).success
         yield shared, data
+
+
+def backfill_bars(instance: dg.DagsterInstance, data_dir: Path, as_of: str, first_month: str, last_month: str,
+                  universe_name: str = "synthetic") -> dg.ExecuteInProcessResult:
+    """On `instance`: the universe, then raw, cleaned and rejected bars of first_month..last_month in one run
+    (returned, failed or not, for its checks)."""
+    from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
+
+    resources, assets = lab_resources(data_dir, as_of), [universe, raw_ohlcv, cleaned_bars]
+    assert dg.materialize(assets, selection=["universe"], partition_key=universe_name, instance=instance,
+                          resources=resources).success
+    return dg.materialize(assets, selection=["raw_ohlcv", "cleaned_bars", "rejected_bars"], instance=instance,
+                          resources=resources, tags=range_tags(first_month, last_month, universe_name),
+                          raise_on_error=False)

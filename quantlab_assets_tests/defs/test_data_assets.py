@@ -112,8 +112,8 @@ def test_a_hole_in_the_lookback_fails_the_cleaning_and_names_the_months_instead_
 
     assert not result.success
     failure = next(event for event in result.all_events if event.is_step_failure)
-    assert "raw_ohlcv[synthetic]: months 2006-01, 2006-02, 2006-03 lie between materialised months" in str(
-        failure.step_failure_data.error)
+    assert ("materialise raw_ohlcv [2006-01-01|synthetic, 2006-02-01|synthetic, 2006-03-01|synthetic] first"
+            in str(failure.step_failure_data.error))
     assert not (data_dir / "cleaned_bars" / "synthetic" / "2006-06.parquet").exists()
 
 

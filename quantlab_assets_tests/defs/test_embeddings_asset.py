@@ -15,8 +15,9 @@ import torch
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.schemas.deep import EmbeddingsSchema
+from quantlab_assets.compute.storage import StorageLayout
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
-from quantlab_assets.defs.assets.embeddings import checkpoint_path, embeddings, encoder_transfer_scorecard, masked_encoder
+from quantlab_assets.defs.assets.embeddings import embeddings, encoder_transfer_scorecard, masked_encoder
 from quantlab_assets.defs.assets.features import features, ffd_orders
 from quantlab_assets.defs.assets.labels import labels
 from quantlab_assets.defs.assets.models import cv_folds
@@ -55,7 +56,7 @@ def test_masked_encoder_and_embeddings_materialise(model_inputs: tuple[dg.Dagste
     assert span["train_end"] == TRAIN_END and span["last_window_end"] <= TRAIN_END
     assert encoder["realised_mask_ratio"].value == pytest.approx(2 / 12) and encoder["patches"].value == 12
     assert [row["epoch"] for row in encoder["loss_curve"].value] == [0, 1]
-    checkpoint = torch.load(checkpoint_path(str(data_dir), "synthetic"), weights_only=True)
+    checkpoint = torch.load(StorageLayout(data_dir).checkpoint("masked_encoder", "synthetic"), weights_only=True)
     assert checkpoint["config"]["d_model"] == 16 and checkpoint["train_end"] == TRAIN_END
     curve = pl.read_parquet(data_dir / "masked_encoder" / "synthetic.parquet")
     assert curve.columns == ["epoch", "train_loss", "val_loss"] and curve.height == 2

@@ -12,6 +12,7 @@ import torch
 
 from quantlab_assets.compute.hedging.config import HOLDOUT, PRESETS, SMOKE, policy_keys
 from quantlab_assets.compute.hedging.study_files import STUDY_FOLDER
+from quantlab_assets.compute.storage import StorageLayout
 from quantlab_assets.compute.hedging.policy import load_policy, state_bytes
 from quantlab_assets.defs.assets.hedging import (
     frozen_extractor_problems,
@@ -22,7 +23,7 @@ from quantlab_assets.defs.assets.hedging import (
     hedging_scorecard,
     stored_erm_policy,
 )
-from quantlab_assets.defs.io_managers import PartitionedParquetIOManager
+from quantlab_assets.defs.io_managers import MissingUpstreamPartitionError, PartitionedParquetIOManager
 from quantlab_assets.defs.partitions import hedge_policy_partitions, hedging_environment_partitions, hedging_study_partitions
 from quantlab_assets.defs.resources import HedgingStudyResource, MlflowTrackingResource, TorchDeviceResource
 from quantlab_assets_tests.defs.conftest import RANGE_END, RANGE_START
@@ -166,5 +167,5 @@ def test_the_scorecard_checks_catch_a_moved_extractor_and_a_policy_that_saw_the_
     leaked = {**policies, "erm_0_seed0": policies["erm_0_seed0"].with_columns(pl.lit(json.dumps(
         {**seen, "high": fingerprints["crisis"]})).alias("seen_environments"))}
     assert any("erm_0_seed0" in p for p in seen_data_problems(leaked, fingerprints))
-    with pytest.raises(FileNotFoundError, match=r"materialise hedge_policy\[erm_0_seed3\] first"):
-        stored_erm_policy(str(tmp_path), 3)
+    with pytest.raises(MissingUpstreamPartitionError, match=r"materialise hedge_policy \[erm_0_seed3\] first"):
+        stored_erm_policy(StorageLayout(tmp_path), 3)

@@ -31,7 +31,7 @@ from quantlab_assets.defs.resources import MlflowTrackingResource
 from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
 
 ASSETS = [universe, raw_ohlcv, cleaned_bars, labels, ffd_orders, features, cv_folds, oof_predictions, stacked_alpha,
-          model_scorecard, meta_labels, live_alpha, barrier_probabilities]
+          model_scorecard, meta_labels, live_alpha, barrier_probabilities, hyperparameter_search]
 FAST_TREES = {"ops": {"oof_predictions": {"config": {"xgboost_n_estimators": 20, "xgboost_max_depth": 3,
                                                       "lightgbm_n_estimators": 20}}}}
 
@@ -134,7 +134,7 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
     assert ridge_path.stat().st_mtime_ns == ridge_mtime
 
     # The hyper-parameter search, then the barrier classifier with its best parameters.
-    search = dg.materialize([*ASSETS, hyperparameter_search], selection=["hyperparameter_search"], partition_key="synthetic",
+    search = dg.materialize(ASSETS, selection=["hyperparameter_search"], partition_key="synthetic",
                             instance=instance, resources=resources,
                             run_config={"ops": {"hyperparameter_search": {"config": {"n_trials": 3, "n_folds": 2,
                                                                                      "max_estimators": 50}}}})
@@ -144,9 +144,9 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
     metadata = search.asset_materializations_for_node("hyperparameter_search")[0].metadata
     assert metadata["configurations_tried"].value == 3
     tuned = metadata["tuned_params_file"].value
-    retrained = dg.materialize(ASSETS, selection=["barrier_probabilities"], partition_key="synthetic", instance=instance,
-                               resources=resources,
-                               run_config={"ops": {"barrier_probabilities": {"config": {"tuned_params_file": tuned}}}})
+    retrained = dg.materialize(ASSETS, selection=["barrier_probabilities"], partition_key="synthetic",
+                               instance=instance, resources=resources,
+                               run_config={"ops": {"barrier_probabilities": {"config": {"use_tuned_params": True}}}})
     assert retrained.success
     barrier_run = client.search_runs([client.get_experiment_by_name("quantlab_model2").experiment_id],
                                      filter_string="attributes.run_name = 'barrier_probabilities|synthetic'",

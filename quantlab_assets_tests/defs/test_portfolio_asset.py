@@ -20,11 +20,11 @@ from quantlab_assets.defs.assets.portfolio import (
     backtest,
     backtest_metrics,
     backtest_report,
+    market_regimes,
     sequence_classifier_probabilities,
-    stored_regimes,
     target_weights,
 )
-from quantlab_assets.defs.io_managers import UniverseFrames
+from quantlab_assets.defs.io_managers import MissingUpstreamPartitionError, UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource
 from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
@@ -67,8 +67,10 @@ def fake_barrier_probabilities(context: dg.AssetExecutionContext, cleaned_bars: 
         pl.Series("barrier_probability", np.random.default_rng(3).beta(2, 2, rows.height)))}
 
 
+# Optional inputs of the portfolio assets, never materialised here except by writing their files.
+OPTIONAL_UPSTREAM = [dg.AssetSpec(name, partitions_def=universe_partitions) for name in ("regime_labels", "tbm_classifier")]
 ASSETS = [universe, raw_ohlcv, cleaned_bars, fake_stacked_alpha, fake_meta_labels, fake_barrier_probabilities,
-          target_weights, backtest, backtest_metrics, backtest_report]
+          target_weights, backtest, backtest_metrics, backtest_report, *OPTIONAL_UPSTREAM]
 
 
 class _Ids(HTMLParser):
@@ -127,7 +129,7 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
     assert ((traded["cost"] - traded["turnover"] * 40e-4).abs() < 1e-15).all()
     assert not monthly["net_return"].equals(default_equal["net_return"])
 
-    # The threshold profiles on seed 002's sequence classifier instead, read from storage once stored.
+    # The threshold profiles on seed 002's sequence classifier instead, an optional input read once stored.
     barrier = pl.read_parquet(data_dir / "barrier_probabilities" / "synthetic.parquet")
     (data_dir / "tbm_classifier").mkdir()
     barrier.select(c.DATE, c.TICKER, pl.lit(0, dtype=pl.Int64).alias("fold_id"),
@@ -175,16 +177,14 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
     assert run.data.params[f"{QP}.costs.commission_bps"] == "10.0" and run.data.params[f"{QP}.delay"] == "1"
 
 
-def test_stored_regime_labels_are_read_when_materialised(tmp_path: Path) -> None:
-    assert stored_regimes(str(tmp_path), "synthetic") is None
-    (tmp_path / "regime_labels").mkdir()
+def test_regime_labels_are_read_when_the_optional_input_holds_the_universe() -> None:
+    assert market_regimes({}, "synthetic") is None
     labels = pl.DataFrame({c.DATE: [dt.date(2020, 1, 2), dt.date(2020, 1, 3)], "regime_id": [0, 3],
                            "regime": pl.Series(["Low-Vol Bull", "Crisis"], dtype=pl.Enum(list(REGIME_NAMES)))})
-    labels.write_parquet(tmp_path / "regime_labels" / "synthetic.parquet")
-    assert stored_regimes(str(tmp_path), "synthetic").to_dicts() == [
+    assert market_regimes({"synthetic": labels}, "synthetic").to_dicts() == [
         {c.DATE: dt.date(2020, 1, 2), "regime": "Low-Vol Bull"}, {c.DATE: dt.date(2020, 1, 3), "regime": "Crisis"}]
 
 
-def test_the_sequence_classifier_as_primary_model_must_be_stored_first(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="tbm_classifier.*not stored"):
-        sequence_classifier_probabilities(str(tmp_path), "synthetic")
+def test_the_sequence_classifier_as_primary_model_must_be_stored_first() -> None:
+    with pytest.raises(MissingUpstreamPartitionError, match=r"materialise tbm_classifier \[synthetic\] first"):
+        sequence_classifier_probabilities({}, "synthetic")

@@ -10,11 +10,12 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from quantlab_assets.compute.storage import StorageLayout
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets.defs.assets.features import features, ffd_orders
 from quantlab_assets.defs.assets.labels import labels
 from quantlab_assets.defs.assets.models import cv_folds
-from quantlab_assets.defs.assets.supcon import ENCODER_CHECK, NOT_DEGENERATE, checkpoint_path, supcon_encoder, supcon_probe
+from quantlab_assets.defs.assets.supcon import ENCODER_CHECK, NOT_DEGENERATE, supcon_encoder, supcon_probe
 from quantlab_assets.defs.assets.tbm import tbm_classifier
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
 from quantlab_assets_tests.defs.conftest import MODEL_INPUTS_AS_OF, lab_resources
@@ -44,7 +45,7 @@ def test_supcon_probe_is_scored_against_tbm_classifier_on_the_same_folds(
 
     curves = pl.read_parquet(data_dir / "supcon_encoder" / "synthetic.parquet")
     assert curves.columns == ["fold_id", "epoch", "train_loss", "val_loss"] and (curves["val_loss"] > 0).all()
-    assert checkpoint_path(str(data_dir), "synthetic").exists()
+    assert StorageLayout(data_dir).checkpoint("supcon_encoder", "synthetic").exists()
     probe = pl.read_parquet(data_dir / "supcon_probe" / "synthetic.parquet")
     plain = pl.read_parquet(data_dir / "tbm_classifier" / "synthetic.parquet")
     assert probe.columns == ["date", "ticker", "fold_id", "supcon_probability", "hits_upper"]

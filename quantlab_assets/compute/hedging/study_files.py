@@ -12,10 +12,8 @@ import torch
 
 from quantlab_assets.compute.hedging.config import HedgingConfig
 from quantlab_assets.compute.models.tracking import git_sha, library_versions
+from quantlab_assets.compute.storage import HEDGING_STUDY_FOLDER as STUDY_FOLDER
 from quantlab_assets.compute.storage import write_text_atomic
-
-# Seed 000 stores its results in outputs/_phase2_headIRM/; here that folder lives under the data dir.
-STUDY_FOLDER = Path("outputs") / "_phase2_headIRM"
 
 
 def _finite(value: Any) -> Any:

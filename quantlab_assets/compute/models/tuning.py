@@ -23,7 +23,6 @@ import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -149,7 +148,7 @@ def search_barrier_classifier(
                          ("max_depth", "n_estimators", "learning_rate", "subsample", "colsample_bytree")})
     study.optimize(objective, n_trials=params.n_trials)
     trials = _trials_frame(study)
-    best = dataclasses.replace(default, **study.best_trial.params)
+    best = best_params(trials)
     base_rate = [float(log_loss(y[test], np.full(test.size, y[train].mean()), labels=[0, 1])) for train, test in masks]
     return SearchResult(trials, folds, best, _summary(trials, study.best_trial.number, base_rate))
 
@@ -199,13 +198,14 @@ def _summary(trials: pl.DataFrame, best_trial: int, base_rate: list[float]) -> d
     }
 
 
-def read_tuned_params(path: str) -> XGBoostParams:
-    """The best parameters a search stored (`tuned_params_json`), as XGBoostParams; raises naming the file."""
-    try:
-        stored = json.loads(Path(path).read_text(encoding="utf-8"))
-        return XGBoostParams(**stored["best_params"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path}: not a stored hyper-parameter search result ({error})") from error
+def best_params(trials: pl.DataFrame) -> XGBoostParams:
+    """The parameters of a search's best trial (`SearchResult.trials`): the complete trial of lowest mean log
+    loss, the earlier one on a tie, as Optuna chose it; the fields it did not search keep their defaults."""
+    complete = trials.filter(pl.col("state") == COMPLETE)
+    if complete.is_empty():
+        raise ValueError("hyper-parameter search: no complete trial to take parameters from")
+    best = complete.sort("mean_log_loss", "trial").row(0, named=True)
+    return XGBoostParams(**json.loads(best["params"]))
 
 
 def tuned_params_json(result: SearchResult, universe: str, validation_end: object) -> str:

@@ -29,6 +29,7 @@ from quantlab_assets.compute.schemas.data import CleanedBarsSchema, QuarantinedB
 from quantlab_assets.compute.universe import universe_frame
 from quantlab_assets.defs.io_managers import StoredHistory, UniverseFrames, months_span
 from quantlab_assets.defs.partitions import (
+    LOOKBACK_MONTHS,
     bars_key,
     bars_partitions,
     bars_with_lookback,
@@ -42,7 +43,7 @@ from quantlab_assets.defs.resources import DataQualityResource, MarketDataResour
 GROUP = "data"
 
 
-@dg.asset(partitions_def=universe_partitions, group_name=GROUP)
+@dg.asset(partitions_def=universe_partitions, group_name=GROUP, kinds={"polars"})
 def universe(context: dg.AssetExecutionContext, market_data: MarketDataResource) -> UniverseFrames:
     """Instruments of the universe with their sector and industry."""
     frames = {}
@@ -70,7 +71,7 @@ class BarsRefreshConfig(dg.Config):
     )
 
 
-@dg.asset(partitions_def=bars_partitions, backfill_policy=dg.BackfillPolicy.single_run(), group_name=GROUP)
+@dg.asset(partitions_def=bars_partitions, backfill_policy=dg.BackfillPolicy.single_run(), group_name=GROUP, kinds={"polars"})
 def raw_ohlcv(
     context: dg.AssetExecutionContext, config: BarsRefreshConfig, market_data: MarketDataResource
 ) -> StoredHistory:
@@ -113,6 +114,12 @@ CHECKS = {
         "In every month, the share of raw rows rejected stays below DataQualityResource.max_rejected_share. "
         "A month that fails any check keeps its stored version; the run's other months are written."
     ),
+    "not_emptied": (
+        "A universe whose raw rows of the run all get dropped (e.g. for insufficient history when the raw "
+        "months before the run are not stored) stores nothing; the check names the rules and the months to "
+        "materialise first. The first months of a source, before any instrument has a year of history, may "
+        "come out empty inside a run that keeps later months."
+    ),
 }
 
 
@@ -126,10 +133,12 @@ CHECKS = {
     },
     outs={
         "cleaned_bars": dg.AssetOut(
+            kinds={"polars"},
             is_required=False,
             description="Validated daily bars on the universe's trading calendar (see compute/data/cleaning.py).",
         ),
         "rejected_bars": dg.AssetOut(
+            kinds={"polars"},
             description="Quarantine: every raw row rejected, capped or dropped, with its rule and source file/row.",
         ),
     },
@@ -155,7 +164,7 @@ def cleaned_bars(
     """
     as_of = market_data.as_of_date()
     span = months_span(bars_partitions)
-    cleaned, quarantined, results, counts, run_months = {}, {}, {}, {}, {}
+    cleaned, quarantined, results, counts, run_months, history_rows = {}, {}, {}, {}, {}, {}
     for name, months in months_by_universe(list(context.partition_keys)).items():
         spec = market_data.universe(name)
         partition = f"{months[0]}..{months[-1]}|{name}"
@@ -174,6 +183,7 @@ def cleaned_bars(
         spells_without_bars(raw, universe[name], months_window(months), spec.config_path)
         results[name] = result
         run_months[name] = months
+        history_rows[name] = raw.filter(pl.col(c.DATE) < months_window(months)[0]).height
         counts[name] = {"raw_rows": result.raw_rows, "cleaned_rows": cleaned[name].height,
                         "filled_rows": result.filled_rows, "rejected_share": round(result.rejected_share, 6),
                         **result.rule_counts, "after_delisting": after_delisting.height,
@@ -181,7 +191,8 @@ def cleaned_bars(
                         "members_per_date": members_per_date(cleaned[name], universe[name]),
                         "non_tradable": non_tradable_tickers(universe[name])}
 
-    checks, failed_months = _quality_checks(cleaned, results, as_of, data_quality.max_rejected_share, run_months)
+    checks, failed_months = _quality_checks(cleaned, results, as_of, data_quality.max_rejected_share, run_months,
+                                            history_rows)
     yield dg.Output(quarantined, output_name="rejected_bars", metadata={"by_universe": dg.MetadataValue.json(counts)})
     withheld = {name: frozenset(failed) for name, failed in failed_months.items() if failed}
     for name, failed in withheld.items():
@@ -197,7 +208,6 @@ def cleaned_bars(
             output_name="cleaned_bars",
             metadata={
                 "by_universe": dg.MetadataValue.json(counts),
-                "rows": sum(f.height for f in cleaned.values()),
                 "rejected_rows": sum(int((q[c.ACTION] == ACTION_REJECTED).sum()) for q in quarantined.values()),
                 "withheld_months": dg.MetadataValue.json({name: sorted(m[:7] for m in failed) for name, failed in withheld.items()}),
             },
@@ -211,8 +221,11 @@ def _quality_checks(
     as_of: dt.date,
     max_rejected_share: float,
     run_months: dict[str, list[str]],
+    history_rows: dict[str, int],
 ) -> tuple[list[dg.AssetCheckResult], dict[str, dict[str, list[str]]]]:
-    """The blocking checks' results, and universe -> month key -> names of the checks that failed there."""
+    """The blocking checks' results, and universe -> month key -> names of the checks that failed there.
+
+    history_rows: universe -> raw rows the run read before its first month (its lookback)."""
     failed: dict[str, dict[str, list[str]]] = {name: {} for name in cleaned}
 
     def fail(name: str, months: Sequence[str], check_name: str) -> None:
@@ -250,6 +263,17 @@ def _quality_checks(
         fail(name, [f"{month}-01" for month, share in shares.items() if share > max_rejected_share],
              "cleaned_bars_rejected_share")
     worst = max((share for shares in monthly.values() for share in shares.values()), default=0.0)
+    # A run that keeps no row of a universe it read rows for: its months would be stored empty as if cleaned.
+    emptied = {name: sorted(month for month, rows in result.raw_rows_by_month.items() if rows)
+               for name, result in results.items() if result.raw_rows and not cleaned[name].height}
+    for name in emptied:
+        fail(name, run_months[name], "cleaned_bars_not_emptied")
+    checks.append(dg.AssetCheckResult(
+        check_name="cleaned_bars_not_emptied", asset_key="cleaned_bars", passed=not emptied,
+        metadata={"emptied_months": dg.MetadataValue.json({name: months for name, months in emptied.items() if months}),
+                  "why": "\n".join(_why_emptied(name, months, results[name], run_months[name], history_rows[name])
+                                   for name, months in emptied.items() if months) or "none"},
+    ))
     checks.append(dg.AssetCheckResult(
         check_name="cleaned_bars_rejected_share", asset_key="cleaned_bars", passed=not over,
         metadata={"worst_month_share": round(worst, 6), "threshold": max_rejected_share,
@@ -259,6 +283,20 @@ def _quality_checks(
                       {name: sorted(m[:7] for m in months) for name, months in failed.items() if months})},
     ))
     return checks, failed
+
+
+def _why_emptied(name: str, months: list[str], result: CleaningResult, run_months: list[str], history_rows: int) -> str:
+    """Which rules dropped the rows, and the raw months to materialise when the run read no history before it."""
+    rules = ", ".join(f"{rule} {count:,}" for rule, count in sorted(result.rule_counts.items()) if count) or "none"
+    why = f"{name}: every raw row of {', '.join(months)} was dropped (rows per rule: {rules})."
+    if history_rows:
+        return why
+    first = dt.date.fromisoformat(run_months[0])
+    start, end = (first.year * 12 + first.month - 1 - back for back in (LOOKBACK_MONTHS, 1))
+    history = f"{start // 12}-{start % 12 + 1:02d}..{end // 12}-{end % 12 + 1:02d}|{name}"
+    return (f"{why} The run read no raw row before {first:%Y-%m}: the {LOOKBACK_MONTHS} months of history the rules "
+            f"need are not stored; materialise raw_ohlcv [{history}] first (the months the source holds), "
+            f"then clean these months again.")
 
 
 def _month_keys(rows: pl.DataFrame) -> list[str]:

@@ -133,8 +133,8 @@ def forecast_outputs(run: OofRun, diagnostics_asset: str, mlflow: MlflowTracking
     **DEEP_ASSET,
     can_subset=False,
     outs={
-        "forecaster_transformer": dg.AssetOut(is_required=False, description="Out-of-fold 21d forecasts (Gaussian mean)."),
-        "training_diagnostics": dg.AssetOut(is_required=False, description="Per fold x epoch x head: pred std, grad norm, activations."),
+        "forecaster_transformer": dg.AssetOut(is_required=False, kinds={"torch"}, description="Out-of-fold 21d forecasts (Gaussian mean)."),
+        "training_diagnostics": dg.AssetOut(is_required=False, kinds={"torch"}, description="Per fold x epoch x head: pred std, grad norm, activations."),
     },
     ins=UNIVERSE_INS,
     check_specs=[
@@ -167,9 +167,9 @@ def forecaster_transformer(
     **DEEP_ASSET,
     can_subset=False,
     outs={
-        "forecaster_tft": dg.AssetOut(is_required=False, description="Out-of-fold 21d forecasts of the TFT (Gaussian mean)."),
-        "tft_diagnostics": dg.AssetOut(is_required=False, description="Per fold x epoch x head: pred std, grad norm, activations."),
-        "tft_interpretation": dg.AssetOut(is_required=False,
+        "forecaster_tft": dg.AssetOut(is_required=False, kinds={"torch"}, description="Out-of-fold 21d forecasts of the TFT (Gaussian mean)."),
+        "tft_diagnostics": dg.AssetOut(is_required=False, kinds={"torch"}, description="Per fold x epoch x head: pred std, grad norm, activations."),
+        "tft_interpretation": dg.AssetOut(is_required=False, kinds={"torch"},
                                           description="Per fold: mean variable-selection weight per feature, attention per lag."),
     },
     ins=UNIVERSE_INS,

@@ -11,7 +11,6 @@ checkpoint the same run or an earlier one wrote.
 import dataclasses
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -53,10 +52,6 @@ LOOKAHEAD_CUTS = 2
 LOOKAHEAD_TOLERANCE = 1e-4
 
 
-def checkpoint_path(base_dir: str, universe: str) -> Path:
-    return Path(base_dir) / "checkpoints" / "masked_encoder" / f"{universe}.pt"
-
-
 class MaskedEncoderAssetConfig(config_from("MaskedEncoderFields", MaskedEncoderConfig, TrainingConfig,
                                             defaults={"max_epochs": 50, "patience": 5})):
     """Seed 003's encoder (compute's MaskedEncoderConfig) and pre-training: 50-100 epochs in the seed, early
@@ -68,6 +63,7 @@ class MaskedEncoderAssetConfig(config_from("MaskedEncoderFields", MaskedEncoderC
 
 
 @dg.asset(
+    kinds={"torch"},
     **DEEP_ASSET,
     ins={"features": dg.AssetIn(partition_mapping=same_universe)},
     check_specs=[dg.AssetCheckSpec("masked_encoder_training_span", asset="masked_encoder", blocking=True,
@@ -107,7 +103,7 @@ def masked_encoder(
 
     def outputs() -> Outputs:
         # Written only when the check passes: embeddings read this file, so a failed encoder never replaces a good one.
-        path = checkpoint_path(io_manager.base_dir, universe)
+        path = io_manager.layout.checkpoint("masked_encoder", universe)
         checkpoint = {"config": dataclasses.asdict(model_config), "features": names, "state": result.state,
                       "train_end": train_end.isoformat(), "last_window_end": result.last_window_end.isoformat()}
         write_atomic(path, lambda temporary: torch.save(checkpoint, temporary))
@@ -142,6 +138,7 @@ class EmbeddingsAssetConfig(dg.Config):
 
 
 @dg.asset(
+    kinds={"torch"},
     **DEEP_ASSET,
     ins={"features": dg.AssetIn(partition_mapping=same_universe)},
     deps=["masked_encoder"],  # its checkpoint file, not its stored loss curve
@@ -163,7 +160,7 @@ def embeddings(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The pre-trained encoder's pooled output of the window ending at each (date, ticker)."""
     universe = context.partition_key
-    checkpoint = torch.load(checkpoint_path(io_manager.base_dir, universe), map_location="cpu", weights_only=True)
+    checkpoint = torch.load(io_manager.layout.checkpoint("masked_encoder", universe), map_location="cpu", weights_only=True)
     model = MaskedTimeSeriesEncoder(MaskedEncoderConfig(**checkpoint["config"]))
     model.load_state_dict(checkpoint["state"])
     frame, names = conform(features[universe], FeaturesSchema), checkpoint["features"]
@@ -199,6 +196,7 @@ class EncoderTransferConfig(config_from("EncoderTransferFields", MaskedEncoderCo
 
 
 @dg.asset(
+    kinds={"sklearn"},
     **DEEP_ASSET,
     ins=UNIVERSE_INS,
     check_specs=[dg.AssetCheckSpec("encoder_transfer_scorecard_honest", asset="encoder_transfer_scorecard", blocking=True,

@@ -36,6 +36,7 @@ LOOKAHEAD_DAYS = 400
 
 
 @dg.asset(
+    kinds={"polars"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     ins={"cleaned_bars": dg.AssetIn(partition_mapping=same_universe)},
@@ -67,6 +68,7 @@ def ffd_orders(
 
 
 @dg.asset(
+    kinds={"polars"},
     partitions_def=bars_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,

@@ -10,7 +10,6 @@ input: Dagster allows an asset to depend on its own partitions only along a time
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -30,15 +29,20 @@ from quantlab_assets.compute.hedging.config import (
 from quantlab_assets.compute.hedging.environments import environment_frame, paths_from_frame, simulate_environment
 from quantlab_assets.compute.hedging.evaluation import diagnostics, evaluate_policies, policy_pnl, success_table
 from quantlab_assets.compute.hedging.policy import load_policy
-from quantlab_assets.compute.hedging.study_files import STUDY_FOLDER, run_metadata, write_study_files
+from quantlab_assets.compute.hedging.study_files import run_metadata, write_study_files
 from quantlab_assets.compute.hedging.training import TrainedPolicy, sha, train_policy
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas.base import empty_frame, schema_failures, validate
 from quantlab_assets.compute.schemas.hedging import HedgePolicySchema, HedgingMetricsSchema, HedgingPathsSchema
-from quantlab_assets.compute.storage import read_parquet_file
+from quantlab_assets.compute.storage import StorageLayout, read_parquet_file
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
-from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager
+from quantlab_assets.defs.io_managers import (
+    KeyedFrames,
+    MissingUpstreamPartitionError,
+    PartitionedParquetIOManager,
+    optional_input,
+)
 from quantlab_assets.defs.partitions import (
     hedge_policy_partitions,
     hedging_environment_partitions,
@@ -52,17 +56,8 @@ GROUP = "hedging"
 EXPERIMENT = "quantlab_hedging"
 
 
-def study_folder(base_dir: str, preset: str) -> Path:
-    """Where one study configuration's files and figures go: <data dir>/outputs/_phase2_headIRM/<preset>/."""
-    return Path(base_dir) / STUDY_FOLDER / preset
-
-
-def _stored(frames: KeyedFrames) -> KeyedFrames:
-    """The partitions that are stored (the IO manager reads an absent one as a frame without columns)."""
-    return {key: frame for key, frame in frames.items() if frame.width}
-
-
-@dg.asset(partitions_def=hedging_environment_partitions, group_name=GROUP, backfill_policy=dg.BackfillPolicy.single_run())
+@dg.asset(partitions_def=hedging_environment_partitions, group_name=GROUP, backfill_policy=dg.BackfillPolicy.single_run(),
+          kinds={"numpy"})
 def hedging_environments(context: dg.AssetExecutionContext, hedging_study: HedgingStudyResource) -> KeyedFrames:
     """Seeded spot paths and cost rates of each environment of the run (low / medium / high vol, crisis, stress)."""
     config, frames, summary = hedging_study.config(), {}, {}
@@ -85,16 +80,18 @@ def _policy_row(key: str, trained: TrainedPolicy, config_hash: str) -> pl.DataFr
     }], schema=empty_frame(HedgePolicySchema).schema)
 
 
-def stored_erm_policy(base_dir: str, seed: int) -> bytes:
-    """The state of hedge_policy[erm_0_seedN] as stored by the IO manager (<base>/hedge_policy/<key>.parquet)."""
+def stored_erm_policy(layout: StorageLayout, seed: int) -> bytes:
+    """The state of hedge_policy[erm_0_seedN] as the IO manager stored it (an earlier partition of hedge_policy)."""
     key = policy_key(ERM, 0.0, seed)
-    path = Path(base_dir) / "hedge_policy" / f"{key}.parquet"
+    path = layout.partition_file("hedge_policy", key)
     if not path.exists():
-        raise FileNotFoundError(f"irm_head trains the head of the ERM policy of seed {seed}: materialise hedge_policy[{key}] first")
+        raise MissingUpstreamPartitionError(f"irm_head trains the head of the ERM policy of seed {seed}: input "
+                                            f"hedge_policy [{key}] is not materialised: materialise hedge_policy [{key}] first")
     return read_parquet_file(path)["state"][0]
 
 
 @dg.asset(
+    kinds={"torch"},
     partitions_def=hedge_policy_partitions,
     group_name=GROUP,
     pool=GPU_POOL,
@@ -123,7 +120,7 @@ def hedge_policy(
         erm_key = policy_key(ERM, 0.0, seed)
         erm_state = None
         if method == IRM_HEAD:
-            erm_state = rows[erm_key]["state"][0] if erm_key in rows else stored_erm_policy(io_manager.base_dir, seed)
+            erm_state = rows[erm_key]["state"][0] if erm_key in rows else stored_erm_policy(io_manager.layout, seed)
         context.log.info(f"training {key} on {device.describe()} with {sorted(paths)}")
         trained = train_policy(config, method, strength, seed, {n: paths[n] for n in TRAIN}, paths[VALIDATION],
                                device.device, erm_state)
@@ -175,10 +172,13 @@ def frozen_extractor_problems(policies: KeyedFrames, config: HedgingConfig) -> l
 
 
 @dg.asset(
+    kinds={"torch"},
     partitions_def=hedging_study_partitions,
     group_name=GROUP,
-    ins={"hedge_policy": dg.AssetIn(partition_mapping=hedging_policies_of_study),
-         "hedging_environments": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    # Optional inputs: the policies and environments of the preset that are stored (a study evaluates what
+    # was trained; its checks name a policy trained under another configuration).
+    ins={"hedge_policy": optional_input(partition_mapping=hedging_policies_of_study),
+         "hedging_environments": optional_input(partition_mapping=dg.AllPartitionMapping())},
     check_specs=[
         dg.AssetCheckSpec("hedging_scorecard_finite", asset="hedging_scorecard", blocking=True,
                           description="Schema; CVaR, mean P&L and turnover finite for every policy x environment."),
@@ -201,19 +201,18 @@ def hedging_scorecard(
     seeds; study files and MLflow runs."""
     preset = context.partition_key
     config = hedging_study.config(preset)
-    stored = _stored(hedge_policy)
     # A policy trained under another configuration (network size, paths, ...) is not comparable: the
     # check below names it, and it is left out of the evaluation.
-    policies = {k: f for k, f in stored.items() if f["config_hash"][0] == config.hash()}
+    policies = {k: f for k, f in hedge_policy.items() if f["config_hash"][0] == config.hash()}
     other_config = [f"{k} was trained under config {f['config_hash'][0]}, not {config.hash()}: re-materialise it"
-                    for k, f in stored.items() if k not in policies]
-    environments = {k: paths_from_frame(f) for k, f in _stored(hedging_environments).items()}
+                    for k, f in hedge_policy.items() if k not in policies]
+    environments = {k: paths_from_frame(f) for k, f in hedging_environments.items()}
     fingerprints = {name: paths.fingerprint() for name, paths in environments.items()}
     device = torch_device.choice()
     metrics = evaluate_policies({k: f["state"][0] for k, f in policies.items()}, environments, config, device.device)
     diagnostic, success = diagnostics(metrics), success_table(metrics, config)
     metadata = run_metadata(config, fingerprints, device.describe())
-    files = write_study_files(study_folder(io_manager.base_dir, preset), metrics, diagnostic, success, metadata)
+    files = write_study_files(io_manager.layout.hedging_study_folder(preset), metrics, diagnostic, success, metadata)
     mlflow.ensure_store()
     run_ids = {key: log_model_run(
         mlflow.uri(), EXPERIMENT, f"hedge_policy|{key}",
@@ -249,9 +248,10 @@ def hedging_scorecard(
 
 
 @dg.asset(
+    kinds={"matplotlib"},
     partitions_def=hedging_study_partitions,
     group_name=GROUP,
-    ins={"hedging_scorecard": dg.AssetIn(), "hedge_policy": dg.AssetIn(partition_mapping=hedging_policies_of_study),
+    ins={"hedging_scorecard": dg.AssetIn(), "hedge_policy": optional_input(partition_mapping=hedging_policies_of_study),
          "hedging_environments": dg.AssetIn(partition_mapping=dg.SpecificPartitionsPartitionMapping(["crisis"]))},
 )
 def hedging_figures(
@@ -267,11 +267,11 @@ def hedging_figures(
     and the study page (study.html) with them and the success-criterion table."""
     preset = context.partition_key
     config, scorecard = hedging_study.config(preset), hedging_scorecard[preset]
-    folder = study_folder(io_manager.base_dir, preset)
+    folder = io_manager.layout.hedging_study_folder(preset)
     written = {"cvar_frontier": figures.frontier(scorecard, config, folder / "figures" / "cvar_frontier.png"),
                "sweeps": figures.sweeps(scorecard, config, folder / "figures" / "lambda_beta_sweeps.png")}
     selection = success_table(scorecard, config).filter(pl.col("method") == IRM_HEAD, pl.col("selected"))
-    policies = _stored(hedge_policy)
+    policies = hedge_policy
     seeds = sorted({parse_policy_key(k)[2] for k in policies})
     if selection.height and seeds:
         strength = selection["strength"][0]

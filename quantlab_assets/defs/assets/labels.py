@@ -25,6 +25,7 @@ GROUP = "research"
 
 
 @dg.asset(
+    kinds={"polars"},
     partitions_def=bars_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,

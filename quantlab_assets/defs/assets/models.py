@@ -31,7 +31,7 @@ from quantlab_assets.compute.models.oof import design_panel, fit_oof
 from quantlab_assets.compute.models.scorecard import build_scorecard
 from quantlab_assets.compute.models.stacking import ALPHA_COMBINED, StackParams, stack_and_combine
 from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.models.tuning import read_tuned_params
+from quantlab_assets.compute.models.tuning import best_params
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchema
 from quantlab_assets.compute.schemas.models import (
@@ -44,7 +44,7 @@ from quantlab_assets.compute.schemas.models import (
 )
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.config import config_from, settings
-from quantlab_assets.defs.io_managers import KeyedFrames, UniverseFrames
+from quantlab_assets.defs.io_managers import KeyedFrames, MissingUpstreamPartitionError, UniverseFrames, optional_input
 from quantlab_assets.defs.partitions import (
     MODEL_HORIZONS,
     all_months_of_universe,
@@ -63,6 +63,7 @@ def _check(name: str, problems: list[str]) -> dg.AssetCheckResult:
 
 
 @dg.asset(
+    kinds={"polars"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     output_required=False,
@@ -106,6 +107,7 @@ class OofConfig(config_from("OofFields", BaseModelParams)):
 
 
 @dg.asset(
+    kinds={"xgboost", "lightgbm", "sklearn"},
     partitions_def=oof_partitions,
     group_name=GROUP,
     output_required=False,
@@ -165,6 +167,7 @@ class StackConfig(config_from("StackFields", StackParams)):
 
 
 @dg.asset(
+    kinds={"sklearn"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     ins={
@@ -212,6 +215,7 @@ def stacked_alpha(
 
 
 @dg.asset(
+    kinds={"polars"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     output_required=False,
@@ -245,6 +249,7 @@ class LiveAlphaConfig(OofConfig, StackConfig):
 
 
 @dg.asset(
+    kinds={"xgboost", "lightgbm", "sklearn"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     output_required=False,
@@ -307,14 +312,23 @@ class MetaLabelConfig(config_from("ClassifierFields", XGBoostParams)):
 
 
 class BarrierClassifierConfig(MetaLabelConfig):
-    """As MetaLabelConfig, or every parameter from a hyper-parameter search's file (hyperparameter_search's
-    `tuned_params_file` metadata), which then overrides n_estimators and max_depth."""
+    """As MetaLabelConfig, or (use_tuned_params) every parameter of the best trial of the universe's stored
+    hyperparameter_search (an optional input), which then overrides n_estimators and max_depth."""
 
-    tuned_params_file: str = Field(
-        default="", description="A hyperparameter_search's tuned parameters file; empty: the fields above.")
+    use_tuned_params: bool = Field(
+        default=False,
+        description="Train with the best trial of this universe's stored hyperparameter_search (an optional input); "
+                    "false: the fields above.")
 
-    def params(self) -> XGBoostParams:
-        return read_tuned_params(self.tuned_params_file) if self.tuned_params_file else super().params()
+
+def _barrier_params(config: BarrierClassifierConfig, hyperparameter_search: UniverseFrames, universe: str) -> XGBoostParams:
+    if not config.use_tuned_params:
+        return config.params()
+    if universe not in hyperparameter_search:
+        raise MissingUpstreamPartitionError(
+            f"barrier_probabilities: use_tuned_params but input hyperparameter_search [{universe}] is not "
+            f"materialised: materialise hyperparameter_search [{universe}] first")
+    return best_params(hyperparameter_search[universe])
 
 
 def _classifier_output(
@@ -344,6 +358,7 @@ def _classifier_output(
 
 
 @dg.asset(
+    kinds={"xgboost"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     output_required=False,
@@ -374,12 +389,15 @@ def meta_labels(
 
 
 @dg.asset(
+    kinds={"xgboost"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     output_required=False,
     ins={
         "features": dg.AssetIn(partition_mapping=same_universe),
         "labels": dg.AssetIn(partition_mapping=same_universe),
+        # Read only with use_tuned_params; an edge either way, so a new search marks the classifier stale.
+        "hyperparameter_search": optional_input(),
     },
     check_specs=[dg.AssetCheckSpec(
         "barrier_probabilities_not_degenerate", asset="barrier_probabilities", blocking=True,
@@ -392,14 +410,16 @@ def barrier_probabilities(
     features: UniverseFrames,
     labels: UniverseFrames,
     cv_folds: UniverseFrames,
+    hyperparameter_search: UniverseFrames,
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Out-of-fold XGBoost probability that the upper triple barrier is touched first (seed 002's primary model)."""
     universe = context.partition_key
+    params = _barrier_params(config, hyperparameter_search, universe)
     design = barrier_panel(conform(features[universe], FeaturesSchema), conform(labels[universe], LabelsSchema))
-    result = fit_barrier_classifier(design, cv_folds[universe], config.params())
+    result = fit_barrier_classifier(design, cv_folds[universe], params)
     yield from _classifier_output("barrier_probabilities", universe, result, BARRIER_PROBABILITY,
-                                  BarrierProbabilitiesSchema, mlflow, config.params())
+                                  BarrierProbabilitiesSchema, mlflow, params)
 
 
 def _by_horizon(oof: KeyedFrames) -> dict[int, dict[str, pl.DataFrame]]:

@@ -7,7 +7,6 @@ of the universe (the deflated Sharpe ratio needs the whole set tried).
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -36,7 +35,13 @@ from quantlab_assets.compute.schemas.portfolio import BacktestDailySchema, Targe
 from quantlab_assets.compute.storage import write_text_atomic
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.config import config_from, settings
-from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
+from quantlab_assets.defs.io_managers import (
+    KeyedFrames,
+    MissingUpstreamPartitionError,
+    PartitionedParquetIOManager,
+    UniverseFrames,
+    optional_input,
+)
 from quantlab_assets.defs.partitions import (
     all_months_of_universe,
     same_universe,
@@ -47,25 +52,23 @@ from quantlab_assets.defs.partitions import (
 from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource
 
 GROUP = "portfolio"
-REGIME_ASSET = "regime_labels"
 REGIME_COLUMNS = ("regime_label", "regime")
 SEQUENCE_CLASSIFIER = "tbm_classifier"
+# Optional inputs (edges of the graph, read when stored): the backtest runs, and its report says so, before
+# any regime model exists; tbm_classifier is GPU-trained and the default backtest must not wait for it.
+OPTIONAL_UPSTREAM = {
+    "regime_labels": optional_input(partition_mapping=same_universe),
+    SEQUENCE_CLASSIFIER: optional_input(partition_mapping=same_universe),
+}
 
 
-def stored_regimes(base_dir: str, universe: str) -> pl.DataFrame | None:
-    """Market regime per date (date, regime) from `regime_labels` if it is materialised for the universe, else None.
+def market_regimes(regime_labels: UniverseFrames, universe: str) -> pl.DataFrame | None:
+    """Market regime per date (date, regime) from the universe's stored `regime_labels`, or None when not stored.
 
-    Assumes the layout of a universe-partitioned asset (<base>/regime_labels/<universe>.parquet) with a
-    date and a `regime_label` (or `regime`) column; the first label of a date is the market's.
-
-    Read from storage rather than as an input: the backtest runs (and its report says so) before any
-    regime model exists.
+    Takes a `regime_label` (or `regime`) column; the first label of a date is the market's.
     """
-    path = Path(base_dir) / REGIME_ASSET / f"{universe}.parquet"
-    if not path.exists():
-        return None
-    frame = pl.read_parquet(path)
-    label = next((col for col in REGIME_COLUMNS if col in frame.columns), None)
+    frame = regime_labels.get(universe)
+    label = next((col for col in REGIME_COLUMNS if col in frame.columns), None) if frame is not None else None
     if label is None or c.DATE not in frame.columns:
         return None
     return frame.group_by(c.DATE).agg(pl.col(label).first().cast(pl.String).alias("regime")).sort(c.DATE)
@@ -73,21 +76,21 @@ def stored_regimes(base_dir: str, universe: str) -> pl.DataFrame | None:
 
 class TargetWeightsConfig(dg.Config):
     """Which primary model the threshold profiles read: the tabular `barrier_probabilities` (an input of
-    this asset), or seed 002's sequence classifier `tbm_classifier`, read from storage when it is
-    materialised (a GPU-trained asset the default backtest does not wait for)."""
+    this asset), or seed 002's sequence classifier `tbm_classifier` (an optional input of this asset: a
+    GPU-trained asset the default backtest does not wait for)."""
 
     primary_model: str = Field(
         default="barrier_probabilities",
         description="The threshold profiles' primary model: barrier_probabilities or tbm_classifier (read from storage).")
 
 
-def sequence_classifier_probabilities(base_dir: str, universe: str) -> pl.DataFrame:
+def sequence_classifier_probabilities(tbm_classifier: UniverseFrames, universe: str) -> pl.DataFrame:
     """tbm_classifier's out-of-fold probabilities as the profiles' (date, ticker, barrier_probability)."""
-    path = Path(base_dir) / SEQUENCE_CLASSIFIER / f"{universe}.parquet"
-    if not path.exists():
-        raise ValueError(f"target_weights: primary_model {SEQUENCE_CLASSIFIER!r} but {path} is not stored; "
-                         f"materialise tbm_classifier[{universe}] first")
-    frame = conform(pl.read_parquet(path), TbmProbabilitiesSchema)
+    if universe not in tbm_classifier:
+        raise MissingUpstreamPartitionError(f"target_weights: primary_model {SEQUENCE_CLASSIFIER!r} but input "
+                                            f"{SEQUENCE_CLASSIFIER} [{universe}] is not materialised: "
+                                            f"materialise {SEQUENCE_CLASSIFIER} [{universe}] first")
+    frame = conform(tbm_classifier[universe], TbmProbabilitiesSchema)
     return frame.select(c.DATE, c.TICKER, pl.col("tbm_probability").alias("barrier_probability"))
 
 
@@ -117,6 +120,7 @@ def _sectors(universe_frame: pl.DataFrame) -> dict[str, str]:
 
 
 @dg.asset(
+    kinds={"cvxpy"},
     partitions_def=strategy_partitions,
     group_name=GROUP,
     output_required=False,
@@ -126,6 +130,7 @@ def _sectors(universe_frame: pl.DataFrame) -> dict[str, str]:
         "barrier_probabilities": dg.AssetIn(partition_mapping=same_universe),
         "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
         "universe": dg.AssetIn(partition_mapping=same_universe),
+        **OPTIONAL_UPSTREAM,
     },
     check_specs=[
         dg.AssetCheckSpec("target_weights_valid", asset="target_weights", blocking=True,
@@ -142,7 +147,8 @@ def target_weights(
     barrier_probabilities: UniverseFrames,
     cleaned_bars: UniverseFrames,
     universe: UniverseFrames,
-    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+    regime_labels: UniverseFrames,
+    tbm_classifier: UniverseFrames,
     market_data: MarketDataResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """One strategy's target weights per decision date: QP, top-n, equal weight, buy-and-hold, or a threshold profile.
@@ -150,11 +156,11 @@ def target_weights(
     Every strategy picks from each date's tradable members; the benchmark strategy holds the universe's
     benchmark instrument (compute/portfolio/strategies.py)."""
     strategy, name = split_strategy_key(context.partition_key)
-    regimes = stored_regimes(io_manager.base_dir, name)
+    regimes = market_regimes(regime_labels, name)
     if config.primary_model not in ("barrier_probabilities", SEQUENCE_CLASSIFIER):
         raise ValueError(f"target_weights: primary_model must be barrier_probabilities or {SEQUENCE_CLASSIFIER}, "
                          f"not {config.primary_model!r}")
-    barrier = (sequence_classifier_probabilities(io_manager.base_dir, name) if config.primary_model == SEQUENCE_CLASSIFIER
+    barrier = (sequence_classifier_probabilities(tbm_classifier, name) if config.primary_model == SEQUENCE_CLASSIFIER
                else barrier_probabilities[name])
     bars = conform(cleaned_bars[name], CleanedBarsSchema)
     built = build_target_weights(
@@ -189,9 +195,9 @@ def target_weights(
     group_name=GROUP,
     can_subset=False,
     outs={
-        "backtest": dg.AssetOut(description="Daily returns, costs, equity, turnover and concentration of one strategy."),
-        "backtest_positions": dg.AssetOut(description="End-of-day weights (non-zero) of one strategy."),
-        "backtest_trades": dg.AssetOut(description="Round trips: entry, exit, holding days, P&L, closed."),
+        "backtest": dg.AssetOut(kinds={"polars"}, description="Daily returns, costs, equity, turnover and concentration of one strategy."),
+        "backtest_positions": dg.AssetOut(kinds={"polars"}, description="End-of-day weights (non-zero) of one strategy."),
+        "backtest_trades": dg.AssetOut(kinds={"polars"}, description="Round trips: entry, exit, holding days, P&L, closed."),
     },
     ins={
         "target_weights": dg.AssetIn(),
@@ -239,6 +245,7 @@ def _by_strategy(frames: KeyedFrames) -> dict[str, pl.DataFrame]:
 
 
 @dg.asset(
+    kinds={"polars"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     ins={
@@ -266,6 +273,7 @@ def backtest_metrics(
 
 
 @dg.asset(
+    kinds={"html", "mlflow"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     ins={
@@ -274,6 +282,7 @@ def backtest_metrics(
         "backtest_trades": dg.AssetIn(partition_mapping=same_universe),
         "backtest_metrics": dg.AssetIn(),
         "universe": dg.AssetIn(),
+        "regime_labels": optional_input(),
     },
 )
 def backtest_report(
@@ -283,16 +292,16 @@ def backtest_report(
     backtest_trades: KeyedFrames,
     backtest_metrics: UniverseFrames,
     universe: UniverseFrames,
+    regime_labels: UniverseFrames,
     io_manager: dg.ResourceParam[PartitionedParquetIOManager],
     mlflow: MlflowTrackingResource,
 ) -> dg.MaterializeResult:
     """One self-contained HTML report of the universe's strategy set (seed 003's six sections)."""
     name = context.partition_key
-    base_dir = io_manager.base_dir
     daily, positions, trades = _by_strategy(backtest), _by_strategy(backtest_positions), _by_strategy(backtest_trades)
     order = [QP, *sorted(set(daily) - {QP, BENCHMARK}), BENCHMARK]
     runs = [StrategyRun(s, daily[s], positions[s], trades[s]) for s in order if s in daily]
-    regimes = stored_regimes(base_dir, name)
+    regimes = market_regimes(regime_labels, name)
     metrics = backtest_metrics[name]
     ordered = metrics.filter(pl.col("strategy").is_in([r.name for r in runs])).sort(
         pl.col("strategy").replace_strict({r.name: i for i, r in enumerate(runs)}, return_dtype=pl.Int64))
@@ -304,7 +313,7 @@ def backtest_report(
         notes=[f"Regime labels: {'read' if regimes is not None else 'not materialised'}.",
                membership_note(universe[name])],
     )
-    path = write_text_atomic(html, Path(base_dir) / "reports" / "backtest_report" / f"{name}.html")
+    path = write_text_atomic(html, io_manager.layout.report("backtest_report", name))
     mlflow.ensure_store()
     run_id = log_report_run(mlflow.uri(), name, metrics, path, mlflow.artifact_root(), used)
     run_url = run_page_url(mlflow.uri(), run_id)

@@ -66,8 +66,8 @@ class QuantileAssetConfig(config_from("QuantileFields", QuantileConfig, Quantile
     **DEEP_ASSET,
     can_subset=False,
     outs={
-        "forecaster_quantile": dg.AssetOut(is_required=False, description="Out-of-fold q10/q50/q90 per horizon (1, 5, 10, 20d)."),
-        "quantile_diagnostics": dg.AssetOut(is_required=False, description="Per fold x epoch x horizon: median std, coverage, grad norms, activations."),
+        "forecaster_quantile": dg.AssetOut(is_required=False, kinds={"torch"}, description="Out-of-fold q10/q50/q90 per horizon (1, 5, 10, 20d)."),
+        "quantile_diagnostics": dg.AssetOut(is_required=False, kinds={"torch"}, description="Per fold x epoch x horizon: median std, coverage, grad norms, activations."),
     },
     ins=UNIVERSE_INS,
     check_specs=[

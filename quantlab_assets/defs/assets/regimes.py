@@ -72,6 +72,7 @@ def _cut_dates(dates: pl.Series, seed: str) -> list:
 
 
 @dg.asset(
+    kinds={"polars"},
     partitions_def=bars_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
@@ -131,9 +132,11 @@ def _transition_markdown(parameters: pl.DataFrame) -> str:
     ins={"market_state": dg.AssetIn(partition_mapping=same_universe)},
     outs={
         "regime_hmm": dg.AssetOut(
+            kinds={"hmmlearn"},
             description="Filtered HMM state probabilities per date after train_end (models fitted before each date).",
         ),
         "regime_hmm_params": dg.AssetOut(
+            kinds={"hmmlearn"},
             description="Every refit of the regime HMM: spans, convergence, start, transition, means, covariances.",
         ),
     },
@@ -201,6 +204,7 @@ def _refilter_differences(state: pl.DataFrame, probabilities: pl.DataFrame, para
 
 
 @dg.asset(
+    kinds={"sklearn"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     ins={"market_state": dg.AssetIn(partition_mapping=same_universe)},
@@ -234,6 +238,7 @@ def regime_clusters(
 
 
 @dg.asset(
+    kinds={"polars"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     ins={"regime_hmm": dg.AssetIn(), "regime_hmm_params": dg.AssetIn()},

@@ -62,7 +62,6 @@ from quantlab_assets.defs.partitions import (
 from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource, TorchDeviceResource
 
 GROUP = "rl"
-MODEL_DIR = "rl_models"
 # The env's accounting restates the engine's; they may differ by rounding only.
 ENGINE_TOLERANCE = 1e-10
 
@@ -100,6 +99,7 @@ def _inputs(universe: str, stacked_alpha: UniverseFrames, regime_labels: Univers
 
 
 @dg.asset(
+    kinds={"torch", "stable_baselines3"},
     partitions_def=rl_partitions,
     group_name=GROUP,
     output_required=False,
@@ -157,7 +157,7 @@ def rl_policy(
     cuts = [d for d in dates.gather(np.linspace(spans[TRAIN][1] + 1, dates.len() - 1, config.lookahead_cuts).astype(int))]
     leaks = lookahead_problems(returns, alpha, regimes, dates, fit_end, panel_params, cuts, embedded)
 
-    path = Path(io_manager.base_dir) / MODEL_DIR / universe / f"{variant}.zip"
+    path = io_manager.layout.rl_model(universe, variant)
     write_atomic(path, trained.model.save)  # SB3 writes its zip to the temporary path
     mlflow.ensure_store()
     run_id = log_policy_run(
@@ -201,6 +201,7 @@ class RlEvaluationConfig(config_from("RlEvaluationFields", MetricParams, Backtes
 
 
 @dg.asset(
+    kinds={"polars", "html"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     output_required=False,
@@ -242,7 +243,8 @@ def rl_evaluation(
     expected = (len(policies) + metrics.filter(pl.col("kind") == BASELINE)["strategy"].n_unique()) * len(SPANS)
     if metrics.height != expected:
         problems.append(f"{metrics.height} rows, expected {expected}")
-    report = _write_report(result, metrics, universe, io_manager.base_dir, regimes, params.backtest)
+    report = _write_report(result, metrics, universe, io_manager.layout.report("rl_evaluation", universe), regimes,
+                           params.backtest)
     mlflow.ensure_store()
     run_id = log_evaluation_run(
         mlflow.uri(), universe, config={"universe": universe, "spans": str(spans), "variants": ",".join(sorted(policies)),
@@ -262,7 +264,7 @@ def rl_evaluation(
     yield from outputs_then_checks(outputs, check)
 
 
-def _write_report(result: Evaluation, metrics: pl.DataFrame, universe: str, base_dir: str, regimes: pl.DataFrame,
+def _write_report(result: Evaluation, metrics: pl.DataFrame, universe: str, path: Path, regimes: pl.DataFrame,
                   backtest: BacktestParams) -> Path:
     """The backtest report's HTML for the test span: every policy and baseline as a strategy, buy-and-hold the benchmark."""
     order = sorted({name for name, span in result.runs if span == TEST}, key=lambda n: (n in BASELINES, n))
@@ -274,7 +276,7 @@ def _write_report(result: Evaluation, metrics: pl.DataFrame, universe: str, base
                          execution=dict.fromkeys(order, backtest),
                          notes=["Policies selected on the validation span; this span was walked once. "
                                 "'selected' marks the seed kept per algorithm x regime mode."])
-    return write_text_atomic(html, Path(base_dir) / "reports" / "rl_evaluation" / f"{universe}.html")
+    return write_text_atomic(html, path)
 
 
 def _rounded(rows: list[dict[str, object]]) -> list[dict[str, object]]:

@@ -5,7 +5,6 @@ probe reads) and to MLflow; the stored asset is their per-fold training curves."
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -36,10 +35,6 @@ ENCODER_CHECK = "supcon_encoder_curves_valid"
 NOT_DEGENERATE = "supcon_probe_not_degenerate"
 
 
-def checkpoint_path(base_dir: str, universe: str) -> Path:
-    return Path(base_dir) / "checkpoints" / "supcon_encoder" / f"{universe}.pt"
-
-
 class SupconEncoderAssetConfig(config_from("SupconEncoderFields", TbmConfig, SupConConfig, TrainingConfig,
                                             exclude=frozenset({"focal_gamma", "focal_alpha", "probe_c", "probe_max_iter"}),
                                             defaults={"lr": TBM_LEARNING_RATE})):
@@ -57,6 +52,7 @@ class SupconProbeAssetConfig(config_from("SupconProbeFields", SupConConfig,
 
 
 @dg.asset(
+    kinds={"torch"},
     **DEEP_ASSET,
     ins=UNIVERSE_INS,
     check_specs=[dg.AssetCheckSpec(ENCODER_CHECK, asset="supcon_encoder", blocking=True,
@@ -92,7 +88,7 @@ def supcon_encoder(
 
     def outputs() -> Outputs:
         # Written only when the check passes: the probe reads this file, so a failed run never replaces a good one.
-        path = checkpoint_path(io_manager.base_dir, universe)
+        path = io_manager.layout.checkpoint("supcon_encoder", universe)
         checkpoint = {"model": dataclasses.asdict(model), "training": dataclasses.asdict(training), "features": names,
                       "states": result.states}
         write_atomic(path, lambda temporary: torch.save(checkpoint, temporary))
@@ -120,6 +116,7 @@ def _rounded(summary: dict[str, object]) -> dict[str, object]:
 
 
 @dg.asset(
+    kinds={"torch", "sklearn"},
     **DEEP_ASSET,
     ins={**UNIVERSE_INS, "supcon_encoder": dg.AssetIn(), "tbm_classifier": dg.AssetIn()},
     check_specs=[dg.AssetCheckSpec(NOT_DEGENERATE, asset="supcon_probe", blocking=True,
@@ -140,7 +137,7 @@ def supcon_probe(
     """Out-of-fold probabilities of a linear probe on each fold's frozen SupCon encoder, scored and compared
     with the stored tbm_classifier on the rows and folds both hold."""
     universe = context.partition_key
-    checkpoint = torch.load(checkpoint_path(io_manager.base_dir, universe), map_location="cpu", weights_only=True)
+    checkpoint = torch.load(io_manager.layout.checkpoint("supcon_encoder", universe), map_location="cpu", weights_only=True)
     if set(supcon_encoder[universe]["fold_id"]) != set(checkpoint["states"]):
         raise ValueError(f"supcon_encoder checkpoint of {universe} does not hold the stored curves' folds: re-materialise it")
     stored = checkpoint["model"]

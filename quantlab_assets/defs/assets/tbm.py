@@ -45,6 +45,7 @@ class TbmAssetConfig(config_from("TbmFields", TbmConfig, TrainingConfig, default
 
 
 @dg.asset(
+    kinds={"torch"},
     **DEEP_ASSET,
     ins=UNIVERSE_INS,
     check_specs=[dg.AssetCheckSpec(NOT_DEGENERATE, asset="tbm_classifier", blocking=True,

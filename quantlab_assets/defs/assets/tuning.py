@@ -2,13 +2,13 @@
 purged, embargoed walk-forward folds of the research span (dates up to the universe's validation_end),
 never its test span. Plain logic in compute/models/tuning.py.
 
-The trials are the asset (one row per configuration tried, pruned ones included); the best parameters
-and the honesty summary go to a JSON file (path in the metadata) that `barrier_probabilities` reads
-when its `tuned_params_file` config names it, and to MLflow.
+The trials are the asset (one row per configuration tried, pruned ones included): `barrier_probabilities`
+reads them as an optional input and trains with the best trial's parameters when its `use_tuned_params`
+config is on. The best parameters and the honesty summary also go to a JSON file (path in the metadata)
+for people, and to MLflow.
 """
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 
@@ -33,6 +33,7 @@ class HyperparameterSearchConfig(config_from("HyperparameterSearchFields", Tunin
 
 
 @dg.asset(
+    kinds={"optuna", "xgboost"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     output_required=False,
@@ -72,7 +73,7 @@ def hyperparameter_search(
 
     def outputs() -> Outputs:
         path = write_text_atomic(tuned_params_json(result, universe, validation_end),
-                                 Path(io_manager.base_dir) / "artifacts" / "hyperparameter_search" / f"{universe}.json")
+                                 io_manager.layout.artifact("hyperparameter_search", f"{universe}.json"))
         mlflow.ensure_store()
         run_id = log_model_run(
             mlflow.uri(), mlflow.experiment, f"hyperparameter_search|{universe}",

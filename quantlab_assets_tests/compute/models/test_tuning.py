@@ -3,9 +3,9 @@ of its test rows, trials are data (the default first, pruned ones kept), and the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -17,9 +17,8 @@ from quantlab_assets.compute.models.base_models import XGBoostParams
 from quantlab_assets.compute.models.oof import DesignPanel
 from quantlab_assets.compute.models.tuning import (
     TuningParams,
-    read_tuned_params,
+    best_params,
     search_barrier_classifier,
-    tuned_params_json,
     xgboost_log_loss,
 )
 
@@ -77,7 +76,7 @@ def test_no_trial_sees_the_test_span_and_training_rows_stay_an_embargo_before_te
     assert result.folds["end"].max() <= VALIDATION_END
 
 
-def test_trials_are_data_the_default_comes_first_and_the_search_is_deterministic(panel, tmp_path: Path) -> None:
+def test_trials_are_data_the_default_comes_first_and_the_search_is_deterministic(panel) -> None:
     design, labels = panel
     params = TuningParams(n_trials=7, n_folds=3, max_estimators=50, pruner_startup_trials=2)
     first = search_barrier_classifier(design, labels, VALIDATION_END, params)
@@ -99,9 +98,8 @@ def test_trials_are_data_the_default_comes_first_and_the_search_is_deterministic
     assert first.summary["base_rate_mean_log_loss"] > first.summary["best_mean_log_loss"]
     assert first.summary["skill"] == "beats the base rate" and first.summary["base_rate_minus_best_se"] > 4.30
 
-    path = tmp_path / "tuned.json"
-    path.write_text(tuned_params_json(first, "toy", VALIDATION_END))
-    assert read_tuned_params(str(path)) == first.best
-    path.write_text("{}")
-    with pytest.raises(ValueError, match="tuned.json"):
-        read_tuned_params(str(path))
+    # What barrier_probabilities takes from the stored trials is the search's best.
+    assert best_params(first.trials) == first.best == dataclasses.replace(
+        XGBoostParams(), **json.loads(best_row["params"]))
+    with pytest.raises(ValueError, match="no complete trial"):
+        best_params(first.trials.filter(pl.col("state") != "complete"))
