@@ -62,7 +62,7 @@ RELATIVE_TOLERANCE = 1e-9
 # Pairs where one side is exactly 0 and the other within ZERO_RESIDUE of it count as equal (reported per
 # column as `zero_vs_residue`): sqrt of a running variance's ~1e-18 residue, annualised, is ~3e-8.
 ZERO_RESIDUE = 1e-7
-# Targets of issue 4.
+# The feature pipeline's speed and memory targets.
 TARGET_SPEEDUP = 15.0
 TARGET_RSS_OVER_OUTPUT = 2.0
 

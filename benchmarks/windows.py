@@ -1,6 +1,6 @@
 """Benchmark: the windows data path (compute/torch_runtime/windows.py) against materialised windows.
 
-    .venv/bin/python benchmarks/windows.py                      # 500 x 5,000 x 40, seq_len 63 (issue 12)
+    .venv/bin/python benchmarks/windows.py                      # 500 x 5,000 x 40, seq_len 63
     .venv/bin/python benchmarks/windows.py --instruments 50 --days 1000 --output /tmp/smoke.json
 
 1. Build: a long frame (date, ticker, 40 float features, 1 target; instruments listed late) is made,

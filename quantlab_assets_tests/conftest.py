@@ -61,7 +61,7 @@ def dirty_small_raw(small_raw: pl.DataFrame, small_tickers: list[str]) -> pl.Dat
     return pl.concat([with_nan, appended])
 
 
-# --- Tiny torch models (issue 12): one intra-op thread ---------------------------------------------------
+# --- Tiny torch models: one intra-op thread ---------------------------------------------------
 
 
 @pytest.fixture(scope="module")

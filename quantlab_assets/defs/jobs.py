@@ -25,7 +25,7 @@ training_span_job = dg.define_asset_job(
     description="Estimators fitted once per universe on its training span (FFD orders).",
 )
 
-# Model 2 (issue 5), per universe after the main job: cv_folds and, once every oof_predictions
+# Model 2, per universe after the main job: cv_folds and, once every oof_predictions
 # partition of the universe is stored, stacked_alpha and model_scorecard; oof_predictions in its own
 # job (partitions model_horizon x universe, one model of one horizon per run).
 model_job = dg.define_asset_job(
@@ -37,7 +37,7 @@ oof_job = dg.define_asset_job(
     description="Out-of-fold predictions of one base model x horizon of one universe (partition 'xgboost_21d|synthetic').",
 )
 
-# Portfolio and backtest (issue 6), per universe after the model job: one run per strategy partition
+# Portfolio and backtest, per universe after the model job: one run per strategy partition
 # ('qp_optimal|synthetic'), then the metrics and the report over all strategies of the universe.
 backtest_job = dg.define_asset_job(
     "backtest_job", selection=dg.AssetSelection.assets("target_weights", "backtest", "backtest_positions", "backtest_trades"),
@@ -53,7 +53,7 @@ regime_job = dg.define_asset_job(
     description="Regime HMM (filtered), clusters and labels per universe, from every stored month of market_state.",
 )
 
-# GPU training (issue 12): its own job, whose multiprocess executor runs at most one `device: gpu` step at
+# GPU training: its own job, whose multiprocess executor runs at most one `device: gpu` step at
 # a time (defs/gpu.py's tag), besides the instance-wide `gpu` pool. On a cluster QUANTLAB_EXECUTOR=k8s
 # replaces the executor and the same tag's dagster-k8s/config asks for a GPU node (docs/architecture.md).
 gpu_training_job = dg.define_asset_job(
@@ -64,14 +64,14 @@ gpu_training_job = dg.define_asset_job(
     executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
 )
 
-# Hyper-parameter search (issue 10), per universe after the main job: Optuna on purged folds of the research
+# Hyper-parameter search, per universe after the main job: Optuna on purged folds of the research
 # span; its best parameters reach barrier_probabilities as its optional input, used with its `use_tuned_params` config.
 hyperparameter_search_job = dg.define_asset_job(
     "hyperparameter_search_job", selection=dg.AssetSelection.assets("hyperparameter_search"),
     description="Optuna search of the triple-barrier classifier's parameters on purged folds up to validation_end.",
 )
 
-# --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
+# --- invariant deep-hedging study (seed 000) ---------------------------------------------------
 # Three jobs, one per partitions definition: the environments (one run per environment), the policies
 # (one run per 'method_strength_seedN'; erm partitions before irm_head ones, which read them), and the
 # scorecard + figures of one study configuration (partition: the preset) over its stored policies.
@@ -91,7 +91,7 @@ hedging_study_job = dg.define_asset_job(
                 "(partition 'study' or 'smoke') over the stored hedging policies of that preset.",
 )
 
-# RL portfolio allocation (issue 9), per universe after model_job's stacked_alpha and regime_job's labels: one
+# RL portfolio allocation, per universe after model_job's stacked_alpha and regime_job's labels: one
 # run per policy variant ('ppo_aware_seed0|synthetic'; GPU-tagged steps, one at a time), then the evaluation.
 rl_training_job = dg.define_asset_job(
     "rl_training_job", selection=dg.AssetSelection.assets("rl_policy"),
@@ -103,7 +103,7 @@ rl_evaluation_job = dg.define_asset_job(
     description="Backtest every RL policy of a universe beside the baselines on train / validation / test, after rl_training_job.",
 )
 
-# --- issue 10: seed 001's quantile forecaster and seed 002's sequence classifier, each its own GPU job
+# --- seed 001's quantile forecaster and seed 002's sequence classifier, each its own GPU job
 # (the same executor as gpu_training_job) ---------------------------------------------------------------
 quantile_training_job = dg.define_asset_job(
     "quantile_training_job", selection=dg.AssetSelection.assets("forecaster_quantile", "quantile_diagnostics"),
@@ -116,7 +116,7 @@ tbm_training_job = dg.define_asset_job(
     executor_def=lab_executor() or dg.multiprocess_executor.configured(GPU_EXECUTOR_CONFIG),
 )
 
-# --- issue 10: seed 002's SupCon encoder and linear probe (after tbm_training_job: the probe is compared
+# --- seed 002's SupCon encoder and linear probe (after tbm_training_job: the probe is compared
 # with tbm_classifier on its stored rows) -----------------------------------------------------------------
 supcon_training_job = dg.define_asset_job(
     "supcon_training_job", selection=dg.AssetSelection.assets("supcon_encoder", "supcon_probe"),

@@ -75,7 +75,7 @@ bars_with_lookback_and_lookahead = dg.MultiPartitionMapping(
 )
 
 
-# Portfolio and backtest (issue 6): one partition per strategy x universe, so one strategy re-runs alone.
+# Portfolio and backtest: one partition per strategy x universe, so one strategy re-runs alone.
 # Keys look like 'qp_optimal|synthetic' (dimension names sorted: strategy, universe).
 STRATEGY = "strategy"
 strategy_partitions = dg.MultiPartitionsDefinition(
@@ -134,7 +134,7 @@ def months_by_universe(keys: list[str]) -> dict[str, list[str]]:
     return {universe: sorted(months) for universe, months in grouped.items()}
 
 
-# Model 2 (issue 5): one partition per base model x horizon x universe, so one model of one horizon
+# Model 2: one partition per base model x horizon x universe, so one model of one horizon
 # re-runs alone. Keys look like 'xgboost_21d|synthetic' (dimension names sorted: model_horizon, universe).
 MODEL_HORIZON = "model_horizon"
 MODEL_HORIZONS = (21, 63)
@@ -158,7 +158,7 @@ def split_model_horizon_key(key: str | dg.MultiPartitionKey) -> tuple[str, int, 
     return model, int(horizon.removesuffix("d")), universe
 
 
-# --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
+# --- invariant deep-hedging study (seed 000) ---------------------------------------------------
 # One partition per environment ('low' ... 'crisis', 'stress_jumps', 'stress_squeeze'), one per trained
 # policy ('erm_0_seed0', 'irm_head_0.1_seed0', 'vrex_5_seed3'; the study preset's seeds and strengths).
 from quantlab_assets.compute.hedging.config import (  # noqa: E402
@@ -185,9 +185,9 @@ hedging_policies_of_study = dg.StaticPartitionMapping({
 })
 
 
-# RL portfolio allocation (issue 9): one partition per policy variant (algorithm x regime inputs x seed) x
+# RL portfolio allocation: one partition per policy variant (algorithm x regime inputs x seed) x
 # universe, so one policy re-trains alone. Keys look like 'ppo_aware_seed0|synthetic' (rl_variant, universe).
-from quantlab_assets.compute.rl.names import VARIANT_NAMES as RL_VARIANT_NAMES  # noqa: E402 (issue 9's block)
+from quantlab_assets.compute.rl.names import VARIANT_NAMES as RL_VARIANT_NAMES  # noqa: E402
 
 RL_VARIANT = "rl_variant"
 rl_partitions = dg.MultiPartitionsDefinition(

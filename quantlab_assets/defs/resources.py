@@ -127,7 +127,7 @@ def default_resources() -> dict[str, Any]:
     }
 
 
-# --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
+# --- invariant deep-hedging study (seed 000) ---------------------------------------------------
 import json  # noqa: E402
 
 from quantlab_assets.compute.hedging.config import HedgingConfig, preset as hedging_preset  # noqa: E402

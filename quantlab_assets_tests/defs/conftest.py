@@ -51,7 +51,7 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT) -> subp
     )
 
 
-# --- issue 10: the deep-learning assets' upstream, built once per session and shared ------------------
+# --- the deep-learning assets' upstream, built once per session and shared ------------------
 MODEL_INPUTS_AS_OF = "2008-06-30"
 
 

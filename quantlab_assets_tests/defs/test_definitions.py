@@ -77,7 +77,7 @@ def test_strategy_assets_are_strategy_by_universe_and_the_report_per_universe() 
     assert sorted(upstream.partitions_subset.get_partition_keys()) == sorted(f"{s}|synthetic" for s in STRATEGY_NAMES)
 
 
-# --- issue 8: invariant deep-hedging study (seed 000) ---------------------------------------------------
+# --- invariant deep-hedging study (seed 000) ---------------------------------------------------
 HEDGING_ASSETS = {"hedging_environments", "hedge_policy", "hedging_scorecard", "hedging_figures"}
 HEDGING_CHECKS = {"hedge_policy_crisis_unseen", "hedging_scorecard_finite", "hedging_scorecard_crisis_unseen",
                   "hedging_scorecard_extractor_frozen"}
@@ -100,7 +100,7 @@ def test_hedging_assets_partitions_jobs_and_gpu_tags() -> None:
     assert policy.op.tags[DEVICE_TAG] == "gpu" and policy.op.pool == GPU_POOL
     for job in ("hedging_environments_job", "hedging_job", "hedging_study_job"):
         assert defs.resolve_job_def(job) is not None
-# RL portfolio allocation (issue 9).
+# RL portfolio allocation.
 RL_ASSETS = {"rl_policy", "rl_evaluation"}
 RL_CHECKS = {"rl_policy_weights_valid", "rl_policy_matches_engine", "rl_policy_no_lookahead",
              "rl_evaluation_finite_with_intervals"}
@@ -121,7 +121,7 @@ def test_rl_policy_is_variant_by_universe_and_the_evaluation_reads_every_variant
     assert sorted(upstream.partitions_subset.get_partition_keys()) == sorted(f"{v}|synthetic" for v in VARIANT_NAMES)
     assert {defs.resolve_job_def(name).name for name in ("rl_training_job", "rl_evaluation_job")} == {
         "rl_training_job", "rl_evaluation_job"}
-# --- issue 10: seed 001's quantile forecaster, seed 002's sequence classifier ---------------------------
+# --- seed 001's quantile forecaster, seed 002's sequence classifier ---------------------------
 ISSUE_10_ASSETS = {"forecaster_quantile", "quantile_diagnostics", "tbm_classifier"}
 ISSUE_10_CHECKS = {"forecaster_quantile_not_degenerate", "quantile_diagnostics_no_collapse", "tbm_classifier_not_degenerate"}
 
@@ -133,7 +133,7 @@ def test_issue_10_models_are_per_universe_in_their_gpu_jobs() -> None:
     assert defs.resolve_job_def("quantile_training_job") is not None and defs.resolve_job_def("tbm_training_job") is not None
 
 
-# --- Masked encoder and embeddings (issue 12, seed 003 phase 3) ---------------------------------------
+# --- Masked encoder and embeddings (seed 003 phase 3) ---------------------------------------
 EMBEDDING_ASSETS = {"masked_encoder", "embeddings", "encoder_transfer_scorecard"}
 EMBEDDING_CHECKS = {"masked_encoder_training_span", "embeddings_finite", "embeddings_not_collapsed",
                     "embeddings_no_lookahead", "encoder_transfer_scorecard_honest"}
@@ -153,8 +153,8 @@ def test_the_encoder_and_embeddings_are_per_universe_and_read_every_month_of_the
         universe_partitions.get_partition_keys())
 
 
-# --- issue 10: seed 002's SupCon encoder and linear probe ------------------------------------------------
-# Added to issue 10's sets in place (appended, so the expected-assets test above needs no edit).
+# --- seed 002's SupCon encoder and linear probe ------------------------------------------------
+# Added to the sets above in place (appended, so the expected-assets test above needs no edit).
 SUPCON_ASSETS = {"supcon_encoder", "supcon_probe"}
 SUPCON_CHECKS = {"supcon_encoder_curves_valid", "supcon_probe_not_degenerate"}
 ISSUE_10_ASSETS |= SUPCON_ASSETS

@@ -5,7 +5,7 @@ touched on the upper side, 0 where the lower or the vertical barrier comes first
 complete barrier window are not used. An XGBoost classifier (seed 004's tree parameters) learns it from
 the features, out of fold over the 21d walk-forward folds (classifier.py). Its probability is what seed
 002's threshold profiles (sniper >= 0.95, audited / reckless >= 0.75) read as the primary model's.
-The sequence model of the same target (issue 10's transformer) can replace it as the profiles' source.
+The sequence model of the same target (the transformer of the deep-learning track) can replace it as the profiles' source.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Purged cross-validation folds over a panel's trading dates, stored as data.
 
-Two schemes (seed 004, issue 5):
+Two schemes (seed 004):
 
 - `walk_forward`: expanding walk-forward, 5 splits. sklearn's `TimeSeriesSplit(gap=embargo)` on the
   axis of trading dates: each test window follows its training dates after an embargo of 63 trading

@@ -1,5 +1,5 @@
 """Hyper-parameter search for the triple-barrier classifier on purged, embargoed folds of the research
-span only (issue 10; seed 002 tuned on one split and reported the best trial as a win).
+span only (seed 002 tuned on one split and reported the best trial as a win).
 
 - Rows: only dates <= the universe's `validation_end`, and only rows whose label windows (the 21d
   label and the triple barrier) end by then, so no trial reads a price of the test span.

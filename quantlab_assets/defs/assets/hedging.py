@@ -1,4 +1,4 @@
-"""Seed 000's invariant deep-hedging study (issue 8): environments, policies (ERM, head-only IRM, V-REx),
+"""Seed 000's invariant deep-hedging study: environments, policies (ERM, head-only IRM, V-REx),
 the scorecard with its files and MLflow runs, and the figures. Plain logic in compute/hedging/.
 
 hedging_environments[e] -> hedge_policy[method_strength_seedN] (low, medium, high only) ->

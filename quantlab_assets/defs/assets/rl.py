@@ -1,4 +1,4 @@
-"""RL portfolio allocation (issue 9, seed 003 phase 5): PPO / SAC policies on the PortfolioEnv and their
+"""RL portfolio allocation (seed 003 phase 5): PPO / SAC policies on the PortfolioEnv and their
 evaluation beside the baselines. Plain logic in compute/rl.
 
 rl_policy[variant|u] trains one variant (algorithm x regime-aware/blind x seed) on the training span, keeps

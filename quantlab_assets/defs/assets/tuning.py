@@ -1,4 +1,4 @@
-"""Hyper-parameter search (issue 10): the triple-barrier classifier's XGBoost space tuned with Optuna on
+"""Hyper-parameter search: the triple-barrier classifier's XGBoost space tuned with Optuna on
 purged, embargoed walk-forward folds of the research span (dates up to the universe's validation_end),
 never its test span. Plain logic in compute/models/tuning.py.
 
