@@ -267,9 +267,12 @@ def test_a_failed_month_of_a_backfill_keeps_its_stored_version_and_the_other_mon
     result = _store_csv_history(instance, data_dir, universe_file, raise_on_error=False)
 
     assert not result.success
-    share = next(e for e in result.get_asset_check_evaluations() if e.check_name == "cleaned_bars_rejected_share")
+    shares = [e for e in result.get_asset_check_evaluations() if e.check_name == "cleaned_bars_rejected_share"]
+    share = next(e for e in shares if e.partition is None)  # the run's result; the others are per month
     assert not share.passed
     assert share.metadata["withheld_months"].value == {"synthetic": ["2024-02"]}
+    assert {e.partition for e in shares if e.partition and not e.passed} == {bars_key("2024-02-01", "synthetic")}
+    assert len([e for e in shares if e.partition and e.passed]) == 14
     assert list(share.metadata["months_over_threshold"].value) == ["2024-02|synthetic"]
     stored = _stored(data_dir, "cleaned_bars")
     assert len(stored) == 15 and stored["2024-02.parquet"] == february_before

@@ -15,7 +15,7 @@ from quantlab_assets.defs.partitions import (
 )
 
 REGIME_ASSETS = {"market_state", "regime_hmm", "regime_hmm_params", "regime_clusters", "regime_labels"}
-REGIME_CHECKS = {"market_state_schema", "market_state_no_lookahead", "regime_hmm_schema",
+REGIME_CHECKS = {"market_state_schema", "market_state_no_lookahead", "market_state_months_complete", "regime_hmm_schema",
                  "regime_hmm_filter_uses_only_the_past", "regime_clusters_schema", "regime_labels_schema",
                  "regime_labels_known_crises"}
 # Checks that report without stopping the run (a missed crisis is a finding about the model, not bad data).
@@ -33,7 +33,8 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
     } | REGIME_ASSETS | HEDGING_ASSETS | RL_ASSETS | ISSUE_10_ASSETS | EMBEDDING_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
-        "labels_schema", "labels_use_only_their_window", "features_schema", "features_no_lookahead",
+        "labels_schema", "labels_use_only_their_window", "labels_months_complete", "features_schema", "features_no_lookahead",
+        "features_months_complete",
         "cv_folds_hygiene", "oof_predictions_not_degenerate", "stacked_alpha_schema", "meta_labels_not_degenerate", "live_alpha_valid", "barrier_probabilities_not_degenerate",
         "model_scorecard_honest",
         "target_weights_valid", "target_weights_feasible", "backtest_accounting",

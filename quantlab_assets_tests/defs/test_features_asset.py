@@ -46,7 +46,7 @@ def test_features_apply_ffd_at_the_fixed_order(instance: dg.DagsterInstance, dat
                             tags=range_tags("2007-01-01", "2008-06-01", "synthetic"))
     assert result.success
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
-        "features_schema": True, "features_no_lookahead": True,
+        "features_schema": True, "features_no_lookahead": True, "features_months_complete": True,
     }
     june = pl.read_parquet(data_dir / "features" / "synthetic" / "2008-06.parquet")
     cleaned = pl.read_parquet(data_dir / "cleaned_bars" / "synthetic" / "2008-06.parquet")

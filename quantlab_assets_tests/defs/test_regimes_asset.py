@@ -31,7 +31,7 @@ def test_regime_assets_fit_before_train_end_and_filter_after(instance: dg.Dagste
                              tags=range_tags("2013-01-01", "2015-09-01", "synthetic"))
     assert monthly.success
     assert {e.check_name: e.passed for e in monthly.get_asset_check_evaluations() if e.check_name.startswith("market")} == {
-        "market_state_schema": True, "market_state_no_lookahead": True,
+        "market_state_schema": True, "market_state_no_lookahead": True, "market_state_months_complete": True,
     }
     state = pl.read_parquet(data_dir / "market_state" / "synthetic" / "2015-06.parquet")
     assert state[c.DATE].is_unique().all() and state["market_vol_21d"].null_count() == 0

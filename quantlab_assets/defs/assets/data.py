@@ -27,6 +27,7 @@ from quantlab_assets.compute.data.quality import duplicate_keys, examples, futur
 from quantlab_assets.compute.schemas.base import conform, schema_failures, validate
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema, QuarantinedBarsSchema, RawBarsSchema, UniverseSchema
 from quantlab_assets.compute.universe import universe_frame
+from quantlab_assets.defs.checks import log_partition_evaluations
 from quantlab_assets.defs.io_managers import StoredHistory, UniverseFrames, months_span
 from quantlab_assets.defs.partitions import (
     LOOKBACK_MONTHS,
@@ -143,7 +144,8 @@ CHECKS = {
         ),
     },
     check_specs=[
-        dg.AssetCheckSpec(f"cleaned_bars_{name}", asset="cleaned_bars", blocking=True, description=text)
+        dg.AssetCheckSpec(f"cleaned_bars_{name}", asset="cleaned_bars", blocking=True, description=text,
+                          partitions_def=bars_partitions)
         for name, text in CHECKS.items()
     ],
 )
@@ -193,6 +195,12 @@ def cleaned_bars(
 
     checks, failed_months = _quality_checks(cleaned, results, as_of, data_quality.max_rejected_share, run_months,
                                             history_rows)
+    for check in checks:
+        log_partition_evaluations(context, "cleaned_bars", check.check_name, context.partition_keys, {
+            bars_key(month, name): f"failed in {month[:7]}|{name} (the run's result says why); its stored file was "
+                                   "left as it was"
+            for name, months in failed_months.items() for month, names in months.items() if check.check_name in names
+        })
     yield dg.Output(quarantined, output_name="rejected_bars", metadata={"by_universe": dg.MetadataValue.json(counts)})
     withheld = {name: frozenset(failed) for name, failed in failed_months.items() if failed}
     for name, failed in withheld.items():

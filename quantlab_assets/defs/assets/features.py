@@ -8,16 +8,19 @@ import numpy as np
 import polars as pl
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.data.membership import members_per_date, non_tradable_tickers
+from quantlab_assets.compute.data.membership import cross_section_rows, members_per_date, non_tradable_tickers
+from quantlab_assets.compute.data.month_coverage import month_coverage_failures, rows_by_month
 from quantlab_assets.compute.features.compute import compute_features
 from quantlab_assets.compute.features.ffd import FFD_LOG_CLOSE, FfdParams, apply_ffd, select_ffd_order
 from quantlab_assets.compute.features.lookahead import sampled_lookahead_violations
 from quantlab_assets.compute.schemas.base import conform, empty_frame, schema_failures, validate
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.features import FeaturesSchema, FfdOrdersSchema
-from quantlab_assets.defs.checks import Outputs, outputs_then_checks
-from quantlab_assets.defs.io_managers import UniverseFrames
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks, per_partition_check, stored_months, withheld
+from quantlab_assets.defs.io_managers import StoredHistory, UniverseFrames
 from quantlab_assets.defs.partitions import (
+    LOOKBACK_MONTHS,
+    bars_key,
     bars_partitions,
     bars_with_lookback,
     months_window,
@@ -82,6 +85,10 @@ def ffd_orders(
                           description="Features satisfy FeaturesSchema: keys unique, every feature Float64 and finite."),
         dg.AssetCheckSpec("features_no_lookahead", asset="features", blocking=True,
                           description="Perturbing every bar after a sampled date leaves every feature up to it unchanged."),
+        dg.AssetCheckSpec("features_months_complete", asset="features", blocking=True, partitions_def=bars_partitions,
+                          description="Per month: a row for every tradable member's bar of the month, and a lookback "
+                                      "not cut short by cleaned_bars months missing while raw_ohlcv holds them. A "
+                                      "failing month keeps its stored version; the run's other months are written."),
     ],
 )
 def features(
@@ -92,7 +99,7 @@ def features(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Every registered feature (price, technical, microstructure, cross-asset, regime), normalised variants and FFD
     at the fixed order d (no date-dependent input: the split's train_end and validation_end do not reach it)."""
-    frames, diagnostics, failures, leaks = {}, {}, [], []
+    frames, diagnostics, failures, leaks, incomplete = {}, {}, [], [], {}
     for name, months in months_by_universe(list(context.partition_keys)).items():
         spec = market_data.universe(name)
         first_day, last_day = months_window(months)
@@ -108,6 +115,11 @@ def features(
             failures.append(failure)
         leaks += _sampled_leaks(bars, universe[name], spec.benchmark, seed=zlib.crc32(partition.encode()))
         frames[name] = window
+        incomplete.update({bars_key(month, name): why for month, why in month_coverage_failures(
+            months, rows_by_month(window), rows_by_month(cross_section_rows(bars, universe[name])),
+            stored_months(context, "cleaned_bars", name), stored_months(context, "raw_ohlcv", name),
+            upstream="cleaned_bars", source="raw_ohlcv", universe=name, before=LOOKBACK_MONTHS,
+        ).items()})
         diagnostics[name] = {
             "feature_count": window.width - 2, "rows": window.height,
             "compute_seconds": round(result.diagnostics.compute_seconds, 3),
@@ -123,10 +135,14 @@ def features(
         dg.AssetCheckResult(check_name="features_no_lookahead", passed=not leaks,
                             metadata={"violations": "\n".join(leaks[:20]) or "none", "cuts": LOOKAHEAD_CUTS}),
     ]
+    coverage = per_partition_check(context, "features", "features_months_complete", context.partition_keys, incomplete)
 
     def outputs() -> Outputs:
-        yield dg.Output(frames, metadata={"by_universe": dg.MetadataValue.json(diagnostics)})
+        if len(incomplete) < len(context.partition_keys):
+            yield dg.Output(StoredHistory(frames, withheld=withheld(incomplete), allow_shrinking=True),
+                            metadata={"by_universe": dg.MetadataValue.json(diagnostics)})
     yield from outputs_then_checks(outputs, checks)
+    yield coverage
 
 
 def _sampled_leaks(bars: pl.DataFrame, universe_frame: pl.DataFrame, benchmark: str | None, seed: int) -> list[str]:

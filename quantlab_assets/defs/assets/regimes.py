@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.data.month_coverage import month_coverage_failures, rows_by_month
 from quantlab_assets.compute.regimes.clusters import ClusterParams, fit_regime_clusters
 from quantlab_assets.compute.regimes.hmm import (
     REFIT,
@@ -32,10 +33,12 @@ from quantlab_assets.compute.schemas.regimes import (
     RegimeHmmSchema,
     RegimeLabelsSchema,
 )
-from quantlab_assets.defs.checks import Outputs, outputs_then_checks
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks, per_partition_check, stored_months, withheld
 from quantlab_assets.defs.config import config_from, settings
-from quantlab_assets.defs.io_managers import UniverseFrames
+from quantlab_assets.defs.io_managers import StoredHistory, UniverseFrames
 from quantlab_assets.defs.partitions import (
+    MARKET_STATE_LOOKBACK_MONTHS,
+    bars_key,
     bars_partitions,
     features_with_market_lookback,
     months_by_universe,
@@ -86,13 +89,18 @@ def _cut_dates(dates: pl.Series, seed: str) -> list:
                           description="Market state satisfies MarketStateSchema (one row per date, bounded, finite)."),
         dg.AssetCheckSpec("market_state_no_lookahead", asset="market_state", blocking=True,
                           description="Removing the features after a sampled date leaves the market state up to it unchanged."),
+        dg.AssetCheckSpec("market_state_months_complete", asset="market_state", blocking=True,
+                          partitions_def=bars_partitions,
+                          description="Per month: a row for every date of the month's features, and a lookback not "
+                                      "cut short by features months missing while cleaned_bars holds them. A failing "
+                                      "month keeps its stored version; the run's other months are written."),
     ],
 )
 def market_state(
     context: dg.AssetExecutionContext, features: UniverseFrames, universe: UniverseFrames
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Per date, the market aggregates the regime models read: market return and vol, correlation, breadth, vol ratio."""
-    frames, failures, leaks, summary = {}, [], [], {}
+    frames, failures, leaks, summary, incomplete = {}, [], [], {}, {}
     for name, months in months_by_universe(list(context.partition_keys)).items():
         first_day, last_day = months_window(months)
         partition = f"{months[0]}..{months[-1]}|{name}"
@@ -102,6 +110,11 @@ def market_state(
             failures.append(failure)
         leaks += truncation_violations(features[name], universe[name], _cut_dates(window[c.DATE], partition))
         frames[name] = window
+        incomplete.update({bars_key(month, name): why for month, why in month_coverage_failures(
+            months, rows_by_month(window), rows_by_month(features[name].select(c.DATE).unique()),
+            stored_months(context, "features", name), stored_months(context, "cleaned_bars", name),
+            upstream="features", source="cleaned_bars", universe=name, before=MARKET_STATE_LOOKBACK_MONTHS,
+        ).items()})
         summary[name] = {"rows": window.height, "complete_rows": window.drop_nulls(subset=list(HmmParams.features)).height}
     checks = [
         dg.AssetCheckResult(check_name="market_state_schema", passed=not failures,
@@ -109,10 +122,15 @@ def market_state(
         dg.AssetCheckResult(check_name="market_state_no_lookahead", passed=not leaks,
                             metadata={"violations": "\n".join(leaks) or "none", "cuts": LOOKAHEAD_CUTS}),
     ]
+    coverage = per_partition_check(context, "market_state", "market_state_months_complete", context.partition_keys,
+                                   incomplete)
 
     def outputs() -> Outputs:
-        yield dg.Output(frames, metadata={"by_universe": dg.MetadataValue.json(summary)})
+        if len(incomplete) < len(context.partition_keys):
+            yield dg.Output(StoredHistory(frames, withheld=withheld(incomplete), allow_shrinking=True),
+                            metadata={"by_universe": dg.MetadataValue.json(summary)})
     yield from outputs_then_checks(outputs, checks)
+    yield coverage
 
 
 def _transition_markdown(parameters: pl.DataFrame) -> str:
