@@ -3,7 +3,7 @@ previous solver (one cvxpy problem over every name, compiled once with parameter
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/qp_per_date.py [--assets 100 250 500] [--dates 60] [--reference-dates 5]
+    .venv/bin/python benchmarks/qp_per_date.py [--assets 100 250 500] [--dates 60] [--reference-dates 8]
 
 One process, one seeded market per size: 252 + `--dates` days of daily returns from a market factor, ten
 sector factors and idiosyncratic noise (about 2 % daily volatility), and a stacked alpha in bp over 21 days
@@ -166,7 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=int, nargs="+", default=[100, 250, 500])
     parser.add_argument("--dates", type=int, default=60)
-    parser.add_argument("--reference-dates", type=int, default=5)
+    parser.add_argument("--reference-dates", type=int, default=8)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     args = parser.parse_args()

@@ -46,7 +46,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.backtest.engine import RETURN, SIGNAL_DATE, WEIGHT, CostParams, wide_panel
+from quantlab_assets.compute.backtest.engine import BPS, RETURN, SIGNAL_DATE, WEIGHT, CostParams, wide_panel
 from quantlab_assets.compute.params import described, described_factory
 from quantlab_assets.compute.portfolio.constraints import cap_and_fill
 from quantlab_assets.compute.portfolio.rules import WEIGHT_COLUMNS, rebalance_dates
@@ -90,6 +90,13 @@ class QpParams:
     def turnover_cost(self) -> float:
         """Cost of one unit of |w - w_prev|_1 in the objective (decimal return)."""
         return self.costs.rate
+
+    def describe(self) -> str:
+        """The objective and constraints in words, with the values used (for metadata and the report)."""
+        return (f"alpha x {self.alpha_scale:g} over a {self.holding_days}-day holding period, risk aversion "
+                f"{self.risk_aversion:g}, {self.turnover_cost / BPS:g} bp per unit of turnover ({self.costs.describe()}); "
+                f"weights {self.min_position:.0%} to {self.max_position:.0%}, fully invested, decided every "
+                f"{self.every} dates on a {self.window}-day Ledoit-Wolf covariance")
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,8 @@ class QpOptimiser:
         # Tighter than the defaults (1e-8): the optimum is flat along some directions, and the weights should
         # not move by more than ~1e-6 between equivalent solves (warm and cold start, this and a full solve).
         self.settings.tol_gap_abs = self.settings.tol_gap_rel = self.settings.tol_feas = 1e-11
+        # Where the iterations stall short of that, a solution within 1e-9 is accepted ("almost solved").
+        self.settings.reduced_tol_gap_abs = self.settings.reduced_tol_gap_rel = self.settings.reduced_tol_feas = 1e-9
         self.previous_solution = np.zeros(n_assets, dtype=bool)
 
     def cold_start(self) -> None:
@@ -194,7 +203,7 @@ class QpOptimiser:
                                   format="csc")
         solution = clarabel.DefaultSolver(quadratic, np.concatenate([linear[names], np.full(2 * k, cost)]) / scale,
                                           constraints, bounds, cones, self.settings).solve()
-        if solution.status != clarabel.SolverStatus.Solved:
+        if solution.status not in (clarabel.SolverStatus.Solved, clarabel.SolverStatus.AlmostSolved):
             return str(solution.status)
         duals = np.asarray(solution.z) * scale
         return np.asarray(solution.x)[:k], float(duals[k]), duals[duals.size - self.sector_caps.size:]

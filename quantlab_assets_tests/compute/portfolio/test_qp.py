@@ -45,7 +45,7 @@ def test_alpha_scale_discounts_the_alpha_before_it_meets_the_cost() -> None:
 def test_the_cost_is_the_backtests_cost_model() -> None:
     # Doubling the engine's costs doubles the threshold: 50 bp no longer pays 80 bp.
     doubled = QpParams(risk_aversion=0.0, max_position=1.0, min_position=0.0, costs=CostParams().scaled(2.0))
-    assert doubled.turnover_cost == pytest.approx(0.004)
+    assert doubled.turnover_cost == pytest.approx(0.004) and "40 bp per unit of turnover" in doubled.describe()
     np.testing.assert_allclose(_switch([0.0, 50.0], doubled), [1.0, 0.0], atol=1e-7)
 
 
