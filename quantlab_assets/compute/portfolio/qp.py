@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import clarabel
 import numpy as np
@@ -52,7 +52,7 @@ from quantlab_assets.compute.portfolio.constraints import cap_and_fill
 from quantlab_assets.compute.portfolio.rules import WEIGHT_COLUMNS, rebalance_dates
 
 WARM_UP = "warm-up"
-# Numerical dust below this is a zero weight (the polished solution is exact to about 1e-9).
+# Numerical dust below this is a zero weight (the solver's weights are exact to about 1e-9).
 WEIGHT_EPS = 1e-6
 
 
@@ -141,8 +141,9 @@ class QpOptimiser:
     left out is correctly at zero when its reduced cost g_i + cost + nu + lambda_sector(i) >= 0 (g the
     gradient of the minimised objective, nu the budget's and lambda the sector caps' duals). Names that
     fail the check join the working set and it is solved again, so the answer is the full problem's
-    optimum (tested against the full cvxpy + CLARABEL solve). Starting from the previous date's solution
-    (warm start) usually needs one round; `cold_start` forgets it.
+    optimum (tested against the full cvxpy + CLARABEL solve). The first working set also holds the previous
+    date's solution (warm start; `cold_start` forgets it), though the small working set, not the warm start,
+    is what makes a date fast (benchmarks/README.md, `qp_per_date.py`).
 
     Restricted variables x = [w, u, v] with w - u + v = w_prev, so |w - w_prev|_1 = sum(u + v) at the
     optimum (a positive cost never pays for u and v both non-zero)."""
