@@ -7,13 +7,15 @@ import polars as pl
 import pytest
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.backtest.engine import RETURN, SIGNAL_DATE, WEIGHT, run_backtest
+from quantlab_assets.compute.backtest.engine import RETURN, SIGNAL_DATE, WEIGHT, CostParams, run_backtest
 from quantlab_assets.compute.portfolio.qp import WARM_UP, QpOptimiser, QpParams, qp_weights, shrunk_covariance
 from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
 from quantlab_assets.compute.portfolio.rules import PROFILES, buy_and_hold, equal_weight, threshold_profile, top_n_equal
 from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights
 from quantlab_assets.compute.schemas.base import schema_failures
 from quantlab_assets.compute.schemas.portfolio import TargetWeightsSchema
+
+NO_COSTS = CostParams(0.0, 0.0, 0.0)
 
 
 def _grid(n_days: int, n_assets: int) -> pl.DataFrame:
@@ -51,7 +53,7 @@ def test_qp_solution_respects_every_constraint(market: tuple[pl.DataFrame, pl.Da
 
 def test_without_risk_or_turnover_terms_the_qp_fills_the_top_five_at_the_cap() -> None:
     expected = np.linspace(1e-3, 1e-4, 12)
-    optimiser = QpOptimiser(12, QpParams(risk_aversion=0.0, turnover_penalty=0.0))
+    optimiser = QpOptimiser(12, QpParams(risk_aversion=0.0, costs=NO_COSTS))
     solution = optimiser.solve(expected, _covariance(12), np.zeros(12), np.ones(12, dtype=bool))
     assert solution.status == "optimal"
     np.testing.assert_allclose(solution.weights, [0.2] * 5 + [0.0] * 7, atol=1e-6)
@@ -59,7 +61,7 @@ def test_without_risk_or_turnover_terms_the_qp_fills_the_top_five_at_the_cap() -
 
 def test_small_positions_are_zeroed_by_re_solving_under_the_caps() -> None:
     # High risk aversion spreads the book thin: without the minimum, many positions fall under 2 %.
-    optimiser = QpOptimiser(60, QpParams(risk_aversion=1e4, turnover_penalty=0.0))
+    optimiser = QpOptimiser(60, QpParams(risk_aversion=1e4, costs=NO_COSTS))
     solution = optimiser.solve(np.random.default_rng(1).normal(0, 1e-4, 60), _covariance(60), np.zeros(60),
                                np.ones(60, dtype=bool))
     held = solution.weights[solution.weights > 0]
@@ -70,7 +72,7 @@ def test_small_positions_are_zeroed_by_re_solving_under_the_caps() -> None:
 def test_sector_caps_bind() -> None:
     sectors = ["Tech"] * 6 + ["Energy"] * 6
     expected = np.array([1e-3] * 6 + [1e-4] * 6)
-    optimiser = QpOptimiser(12, QpParams(risk_aversion=0.0, turnover_penalty=0.0, sector_caps=(("Tech", 0.3),)), sectors)
+    optimiser = QpOptimiser(12, QpParams(risk_aversion=0.0, costs=NO_COSTS, sector_caps=(("Tech", 0.3),)), sectors)
     solution = optimiser.solve(expected, _covariance(12), np.zeros(12), np.ones(12, dtype=bool))
     assert solution.weights[:6].sum() == pytest.approx(0.3, abs=1e-6)
 
@@ -87,8 +89,8 @@ def test_infeasibility_is_reported_with_its_reason() -> None:
 def test_turnover_penalty_lowers_turnover(market: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     returns, expected = market
     params = {"every": 5, "min_observations": 20}
-    free, _ = qp_weights(expected, returns, QpParams(turnover_penalty=0.0, **params))
-    sticky, _ = qp_weights(expected, returns, QpParams(turnover_penalty=5e-4, **params))
+    free, _ = qp_weights(expected, returns, QpParams(costs=NO_COSTS, **params))
+    sticky, _ = qp_weights(expected, returns, QpParams(costs=CostParams().scaled(5.0), **params))
     free_turnover = run_backtest(returns, free).daily["turnover"].sum()
     sticky_turnover = run_backtest(returns, sticky).daily["turnover"].sum()
     assert sticky_turnover < 0.7 * free_turnover
