@@ -10,9 +10,10 @@ everything fitted on what was known at the close of `as_of`:
    embargo is needed because no row of the fit is ever scored. `fit_base_model` is that fit; the
    pipeline runs it once per model x horizon next to the model's out-of-fold fits (the same partition,
    in parallel with the other five) and stores it, so the live alpha fits no base model itself;
-2. the meta-learner, isotonic calibrator and residual variance (stacking.fit_stack) fitted on the
-   out-of-fold predictions whose labels ended on or before `as_of`, the rows the stacked alpha's last
-   fold would use, plus every later one known by then;
+2. the meta-learner, isotonic calibrator and residual variance (stacking.fit_stack: the calibrator and
+   variance cross-fitted on inner out-of-fold meta scores) fitted on the out-of-fold predictions whose
+   labels ended on or before `as_of`, the rows the stacked alpha's last fold would use, plus every later
+   one known by then;
 3. the base models' predictions at `as_of` stacked, calibrated and combined as in stacking.py.
 
 Because every fit reads only labels that ended by `as_of` and features at dates up to `as_of`, the
@@ -41,12 +42,14 @@ from quantlab_assets.compute.models.metrics import LABEL
 from quantlab_assets.compute.models.oof import DesignPanel, design_matrix, design_panel, feature_columns
 from quantlab_assets.compute.models.stacking import (
     BP,
+    LABEL_END,
     StackParams,
     alpha_column,
     combine_horizons,
     fit_stack,
     var_column,
     wide_oof,
+    with_label_ends,
 )
 
 FIT_COLUMNS: Final = ("model", "horizon_days", "as_of", "training_rows", "labels_ended_by", "inputs", "estimator")
@@ -76,6 +79,7 @@ class LiveHorizonFit:
     horizon: int
     base_training_rows: int
     stack_training_rows: int
+    calibration_rows: int
     labels_ended_by: dt.date
     residual_var: float
     meta_coefficients: tuple[float, ...]
@@ -163,19 +167,21 @@ def fit_live_alpha(
         for j, model in enumerate(MODELS):
             fit = _usable_fit(base_fits, model, horizon, as_of, inputs)
             base_today[:, j] = fit.estimator.predict(x_today)
-        stack_rows = wide_oof(oof[horizon]).join(known.select(c.DATE, c.TICKER), on=[c.DATE, c.TICKER], how="semi")
-        if stack_rows.is_empty():
-            raise ValueError(f"live alpha {horizon}d: no out-of-fold prediction has a label ended by {as_of}")
-        meta, calibrator, residual_var = fit_stack(
-            stack_rows.select(MODELS).to_numpy(), stack_rows[LABEL].to_numpy() * BP, stack_params)
+        stack_rows = with_label_ends(wide_oof(oof[horizon]), known, horizon).drop_nulls(LABEL_END)
+        stack = fit_stack(stack_rows.select(MODELS).to_numpy(), stack_rows[LABEL].to_numpy() * BP, stack_rows[c.DATE],
+                          stack_rows[LABEL_END], horizon, stack_params) if stack_rows.height else None
+        if stack is None:
+            raise ValueError(f"live alpha {horizon}d: too few out-of-fold predictions with a label ended by {as_of} "
+                             "to cross-fit the calibration")
         by_horizon[horizon] = today.select(c.DATE, c.TICKER).with_columns(
-            pl.Series(alpha_column(horizon), calibrator.predict(meta.predict(base_today))),
-            pl.lit(residual_var).alias(var_column(horizon)),
+            pl.Series(alpha_column(horizon), stack.alpha_bp(base_today)),
+            pl.lit(stack.residual_var).alias(var_column(horizon)),
         )
         fits.append(LiveHorizonFit(
             horizon=horizon, base_training_rows=base_fits[fit_key(MODELS[0], horizon)].training_rows,
-            stack_training_rows=stack_rows.height, labels_ended_by=known[label_end_column(horizon)].max(),
-            residual_var=residual_var, meta_coefficients=tuple(float(w) for w in meta.coef_),
+            stack_training_rows=stack_rows.height, calibration_rows=stack.calibration_rows,
+            labels_ended_by=known[label_end_column(horizon)].max(), residual_var=stack.residual_var,
+            meta_coefficients=tuple(float(w) for w in stack.meta.coef_),
         ))
     alpha, _ = combine_horizons(by_horizon, today, stack_params)
     return LiveAlpha(as_of=as_of, alpha=alpha, fits=fits)

@@ -191,6 +191,7 @@ class StackConfig(config_from("StackFields", StackParams)):
     ins={
         "oof_predictions": dg.AssetIn(partition_mapping=same_universe),
         "features": dg.AssetIn(partition_mapping=same_universe),
+        "labels": dg.AssetIn(partition_mapping=same_universe),
     },
     check_specs=[dg.AssetCheckSpec(
         "stacked_alpha_schema", asset="stacked_alpha", blocking=True,
@@ -203,13 +204,16 @@ def stacked_alpha(
     config: StackConfig,
     oof_predictions: KeyedFrames,
     features: UniverseFrames,
+    labels: UniverseFrames,
     cv_folds: UniverseFrames,
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Nested Ridge stack of the base models per horizon, isotonic bp calibration, inverse-variance combination."""
+    """Nested Ridge stack of the base models per horizon, isotonic bp calibration cross-fitted on inner
+    out-of-fold meta scores, inverse-variance combination."""
     universe = context.partition_key
     params = settings(config, StackParams)
-    result = stack_and_combine(_by_horizon(oof_predictions), cv_folds[universe], features[universe], params)
+    result = stack_and_combine(_by_horizon(oof_predictions), cv_folds[universe], conform(labels[universe], LabelsSchema),
+                               features[universe], params)
     problems = [f] if (f := schema_failures(StackedAlphaSchema, result.alpha, asset="stacked_alpha", partition=universe)) else []
     scores = {h: score_predictions(frame).row(0, named=True) for h, frame in result.per_horizon.items()}
     mlflow.ensure_store()
@@ -228,6 +232,7 @@ def stacked_alpha(
             "meta_coefficients": dg.MetadataValue.json(
                 {f"{f.horizon}d_fold{f.fold_id}": [round(float(w), 4) for w in f.meta.coef_] for f in result.fits}),
             "residual_var_bp2": dg.MetadataValue.json({f"{f.horizon}d_fold{f.fold_id}": round(f.residual_var, 2) for f in result.fits}),
+            "calibration_rows": dg.MetadataValue.json({f"{f.horizon}d_fold{f.fold_id}": f.calibration_rows for f in result.fits}),
         })
     yield from outputs_then_checks(outputs, check)
 
@@ -308,7 +313,7 @@ def live_alpha(
         problems.append(f"alpha_combined std across {result.alpha.height} instruments is {spread}: a constant alpha")
     horizon_fits = {
         f"{fit.horizon}d": {"base_training_rows": fit.base_training_rows, "stack_training_rows": fit.stack_training_rows,
-                            "labels_ended_by": str(fit.labels_ended_by), "residual_var_bp2": round(fit.residual_var, 2),
+                            "calibration_rows": fit.calibration_rows, "labels_ended_by": str(fit.labels_ended_by), "residual_var_bp2": round(fit.residual_var, 2),
                             "meta_coefficients": [round(w, 4) for w in fit.meta_coefficients]} for fit in result.fits}
     mlflow.ensure_store()
     run_id = log_model_run(

@@ -41,7 +41,7 @@ def test_live_alpha_covers_the_newest_date_that_the_stacked_alpha_cannot(model_p
     newest = model_panel.features[c.DATE].max()
     assert result.as_of == newest and result.alpha[c.DATE].unique().to_list() == [newest]
     assert result.alpha.height == model_panel.features.filter(pl.col(c.DATE) == newest).height
-    assert stacking.stack_and_combine(predictions, folds).alpha[c.DATE].max() < newest
+    assert stacking.stack_and_combine(predictions, folds, model_panel.labels).alpha[c.DATE].max() < newest
     assert schema_failures(StackedAlphaSchema, result.alpha, asset="live_alpha", partition="test") is None
     assert result.alpha[stacking.ALPHA_COMBINED].std() > 0
     for fit in result.fits:
