@@ -1,7 +1,8 @@
 """Model 2 end to end through Dagster on 3.5 years of the synthetic universe: folds, six OOF partitions,
-stacked alpha, scorecard, MLflow runs; one model x horizon re-runs alone, bit for bit; a degenerate
-model fails its blocking check and writes nothing; the hyper-parameter search's best parameters reach
-the barrier classifier."""
+stacked alpha, scorecard, MLflow runs; the live alpha from the base-model fits the OOF partitions stored;
+one model x horizon re-runs alone, bit for bit; a degenerate model fails its blocking check and writes
+nothing; the hyper-parameter search's best parameters reach the barrier classifier, for rows after the
+span they were tuned on only."""
 
 from __future__ import annotations
 
@@ -152,9 +153,16 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
     tuned = metadata["tuned_params_file"].value
     retrained = dg.materialize(ASSETS, selection=["barrier_probabilities"], partition_key="synthetic",
                                instance=instance, resources=resources,
-                               run_config={"ops": {"barrier_probabilities": {"config": {"use_tuned_params": True}}}})
+                               run_config={"ops": {"barrier_probabilities": {"config": {**small_classifier["config"],
+                                                                                         "use_tuned_params": True}}}})
     assert retrained.success
     barrier_run = client.search_runs([client.get_experiment_by_name("quantlab_model2").experiment_id],
                                      filter_string="attributes.run_name = 'barrier_probabilities|synthetic'",
                                      order_by=["attributes.start_time DESC"])[0]
-    assert barrier_run.data.params["n_estimators"] == str(json.loads(Path(tuned).read_text())["best_params"]["n_estimators"])
+    best_trees = json.loads(Path(tuned).read_text())["best_params"]["n_estimators"]
+    assert barrier_run.data.params["tuned.n_estimators"] == str(best_trees) and barrier_run.data.params["n_estimators"] == "20"
+    # Tuned on rows up to validation_end (2018-12-31), the parameters predict no row of this 2005-2008 span:
+    # every probability is the defaults' again, bit for bit.
+    retrained_metadata = retrained.asset_materializations_for_node("barrier_probabilities")[0].metadata
+    assert retrained_metadata["tuned_through"].value == "2018-12-31" and retrained_metadata["rows_with_tuned_params"].value == 0
+    assert pl.read_parquet(data_dir / "barrier_probabilities" / "synthetic.parquet").equals(barrier)

@@ -166,6 +166,8 @@ class HyperparameterTrialsSchema(pa.DataFrameModel):
     fold_log_losses: pl.String = pa.Field(description="JSON list: the log loss of every fold evaluated, in order.")
     params: pl.String = pa.Field(description="JSON object: the trial's parameters.")
     is_default: pl.Boolean = pa.Field(description="The seed's default configuration (trial 0).")
+    tuned_through: pl.Date = pa.Field(
+        description="The last date of the span the search read (validation_end): its parameters predict only later rows.")
 
     class Config:
         strict = True

@@ -34,7 +34,8 @@ from quantlab_assets.compute.models.oof import design_panel, fit_oof
 from quantlab_assets.compute.models.scorecard import build_scorecard
 from quantlab_assets.compute.models.stacking import ALPHA_COMBINED, StackParams, stack_and_combine
 from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.models.tuning import best_params
+from quantlab_assets.compute.models.classifier import TunedParams
+from quantlab_assets.compute.models.tuning import tuned_params
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchema
 from quantlab_assets.compute.schemas.models import (
@@ -342,35 +343,44 @@ class MetaLabelConfig(config_from("ClassifierFields", XGBoostParams)):
 
 
 class BarrierClassifierConfig(MetaLabelConfig):
-    """As MetaLabelConfig, or (use_tuned_params) every parameter of the best trial of the universe's stored
-    hyperparameter_search (an optional input), which then overrides n_estimators and max_depth."""
+    """As MetaLabelConfig, or (use_tuned_params) the best trial of the universe's stored hyperparameter_search
+    (an optional input) for the rows dated after the span it was tuned on; earlier rows keep the fields above."""
 
     use_tuned_params: bool = Field(
         default=False,
-        description="Train with the best trial of this universe's stored hyperparameter_search (an optional input); "
-                    "false: the fields above.")
+        description="Predict the rows after the tuned span with the best trial of this universe's stored "
+                    "hyperparameter_search (an optional input), earlier rows with the fields above; false: the fields above.")
 
 
-def _barrier_params(config: BarrierClassifierConfig, hyperparameter_search: UniverseFrames, universe: str) -> XGBoostParams:
+def _barrier_params(config: BarrierClassifierConfig, hyperparameter_search: UniverseFrames,
+                    universe: str) -> XGBoostParams | TunedParams:
     if not config.use_tuned_params:
         return config.params()
     if universe not in hyperparameter_search:
         raise MissingUpstreamPartitionError(
             f"barrier_probabilities: use_tuned_params but input hyperparameter_search [{universe}] is not "
             f"materialised: materialise hyperparameter_search [{universe}] first")
-    return best_params(hyperparameter_search[universe])
+    return tuned_params(hyperparameter_search[universe], config.params())
 
 
 def _classifier_output(
     asset: str, universe: str, result: ClassifierResult, probability: str, schema: type, mlflow: MlflowTrackingResource,
-    params: XGBoostParams,
+    params: XGBoostParams | TunedParams,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Checks, MLflow run and output of an out-of-fold classifier asset (meta_labels, barrier_probabilities)."""
+    tuning: dict[str, object] = {}
+    if isinstance(params, TunedParams):
+        tuning = {"tuned_through": str(params.tuned_through),
+                  "rows_with_tuned_params": result.predictions.filter(pl.col(c.DATE) > params.tuned_through).height}
+        logged = {**vars(params.default), **{f"tuned.{k}": v for k, v in vars(params.tuned).items()},
+                  "tuned_through": tuning["tuned_through"]}
+    else:
+        logged = vars(params)
     problems = degeneracy_problems(result.predictions.rename({probability: PREDICTION}), 1e-6, 0.5)
     problems += [f] if (f := schema_failures(schema, result.predictions, asset=asset, partition=universe)) else []
     mlflow.ensure_store()
     run_id = log_model_run(
-        mlflow.uri(), mlflow.experiment, f"{asset}|{universe}", config={"universe": universe, **vars(params)},
+        mlflow.uri(), mlflow.experiment, f"{asset}|{universe}", config={"universe": universe, **logged},
         metrics={f"fold{r['fold_id']}.{k}": v for r in result.fold_scores.to_dicts() for k, v in r.items() if k != "fold_id"},
         models={f"{asset}_fold{i}": e for i, e in enumerate(result.estimators)},
         frames={"fold_scores": result.fold_scores}, artifact_root=mlflow.artifact_root(),
@@ -382,7 +392,7 @@ def _classifier_output(
             "fold_scores": dg.MetadataValue.json(_rounded(result.fold_scores)), "mlflow_run_id": run_id,
             "probability_quantiles": dg.MetadataValue.json({
                 f"q{int(q * 100)}": round(float(result.predictions[probability].quantile(q)), 4) for q in (0.01, 0.5, 0.99)}),
-            "share_at_least_0.75": round(float((result.predictions[probability] >= 0.75).mean()), 5),
+            "share_at_least_0.75": round(float((result.predictions[probability] >= 0.75).mean()), 5), **tuning,
         })
     yield from outputs_then_checks(outputs, check)
 
