@@ -179,13 +179,16 @@ def _segments(dates: np.ndarray, roles: np.ndarray, groups: np.ndarray, paths: n
     ).with_columns(pl.col(TEST_GROUP, PATH_ID).replace(-1, None))
 
 
+_ROLES_OF = {WALK_FORWARD: _walk_forward_roles, CPCV: _cpcv_roles, PURGED_KFOLD: _purged_kfold_roles}
+
+
 def make_folds(labels: pl.DataFrame, params: CvParams = CvParams()) -> pl.DataFrame:
     """Both schemes' folds for every horizon of `params`, as segments (see the module docstring)."""
     frames = []
     for horizon in params.horizons:
         dates, label_ends = label_calendar(labels, horizon)
         for scheme in params.schemes:
-            roles_of = {WALK_FORWARD: _walk_forward_roles, CPCV: _cpcv_roles, PURGED_KFOLD: _purged_kfold_roles}[scheme]
+            roles_of = _ROLES_OF[scheme]
             for fold_id, (roles, groups, paths) in enumerate(roles_of(len(dates), params)):
                 segments = _segments(dates, _purge_and_embargo_before(roles, dates, label_ends, params.embargo_days), groups, paths)
                 frames.append(
