@@ -147,7 +147,7 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     partitions = timed("out of fold (6 partitions)", lambda: run_pool(workdir, pipeline_tasks, args.trees, args.workers))
     folds = pl.read_parquet(workdir / "folds.parquet")
     predictions = {h: {m: pl.read_parquet(workdir / f"oof_{m}_{h}d.parquet") for m in MODELS} for h in HORIZONS}
-    stacked = timed("stack + calibrate + combine", lambda: stack_and_combine(predictions, folds))
+    stacked = timed("stack + calibrate + combine", lambda: stack_and_combine(predictions, folds, labels))
     card = timed("scorecard", lambda: build_scorecard(predictions, stacked.alpha, labels))
     pipeline_seconds = round(sum(stages.values()), 1)
     main_peak = round(peak_rss_mib())

@@ -48,7 +48,7 @@ materialize cv_folds --select cv_folds --partition "$universe"
 # The six base-model partitions are independent, single-threaded fits: as many at once as there are
 # cores, slowest first.
 echo "== Model 2: out-of-fold predictions, $jobs at a time [$universe]"
-each_at_once oof_ oof_predictions xgboost_63d xgboost_21d lightgbm_63d lightgbm_21d ridge_63d ridge_21d
+each_at_once oof_ oof_predictions,base_model_fits xgboost_63d xgboost_21d lightgbm_63d lightgbm_21d ridge_63d ridge_21d
 echo "== Model 2: stacked alpha, scorecard, meta-labels, live alpha, triple-barrier classifier [$universe]"
 materialize stack --select stacked_alpha,model_scorecard,meta_labels,live_alpha,barrier_probabilities --partition "$universe"
 echo "== portfolios and backtests, $jobs at a time [$universe]"

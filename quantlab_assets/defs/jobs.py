@@ -33,7 +33,7 @@ model_job = dg.define_asset_job(
     description="Model 2 per universe: purged CV folds, then (after oof_job) the stacked alpha, the scorecard, the meta-labels, the live alpha and the triple-barrier classifier.",
 )
 oof_job = dg.define_asset_job(
-    "oof_job", selection=dg.AssetSelection.assets("oof_predictions"),
+    "oof_job", selection=dg.AssetSelection.assets("oof_predictions", "base_model_fits"),
     description="Out-of-fold predictions of one base model x horizon of one universe (partition 'xgboost_21d|synthetic').",
 )
 

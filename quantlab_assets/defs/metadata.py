@@ -25,6 +25,7 @@ from quantlab_assets.compute.schemas.features import FeaturesSchema, FfdOrdersSc
 from quantlab_assets.compute.schemas.hedging import HedgePolicySchema, HedgingMetricsSchema, HedgingPathsSchema
 from quantlab_assets.compute.schemas.models import (
     BarrierProbabilitiesSchema,
+    BaseModelFitsSchema,
     CvFoldsSchema,
     HyperparameterTrialsSchema,
     MetaLabelsSchema,
@@ -60,6 +61,7 @@ ASSET_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "regime_labels": RegimeLabelsSchema,
     "cv_folds": CvFoldsSchema,
     "oof_predictions": OofPredictionsSchema,
+    "base_model_fits": BaseModelFitsSchema,
     "stacked_alpha": StackedAlphaSchema,
     "live_alpha": StackedAlphaSchema,
     "model_scorecard": ModelScorecardSchema,

@@ -31,7 +31,7 @@ DERIVED = [
     (HyperparameterSearchConfig, (TuningParams,)),
     (OofConfig, (BaseModelParams,)),
     (StackConfig, (StackParams,)),
-    (LiveAlphaConfig, (BaseModelParams, StackParams)),
+    (LiveAlphaConfig, (StackParams,)),
     (MetaLabelConfig, (XGBoostParams,)),
     (RlPolicyConfig, (TrainingParams,)),
     (RlEvaluationConfig, (MetricParams, BacktestParams)),

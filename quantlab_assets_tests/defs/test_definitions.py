@@ -26,7 +26,8 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
         "universe", "raw_ohlcv", "cleaned_bars", "rejected_bars", "labels", "ffd_orders", "features",
-        "cv_folds", "oof_predictions", "stacked_alpha", "model_scorecard", "meta_labels", "live_alpha", "barrier_probabilities",
+        "cv_folds", "oof_predictions", "base_model_fits", "stacked_alpha", "model_scorecard", "meta_labels", "live_alpha",
+        "barrier_probabilities",
         "target_weights", "backtest", "backtest_positions", "backtest_trades", "backtest_metrics", "backtest_report",
         "forecaster_transformer", "training_diagnostics", "forecaster_tft", "tft_diagnostics", "tft_interpretation",
         "hyperparameter_search",

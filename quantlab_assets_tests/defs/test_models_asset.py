@@ -1,7 +1,8 @@
 """Model 2 end to end through Dagster on 3.5 years of the synthetic universe: folds, six OOF partitions,
-stacked alpha, scorecard, MLflow runs; one model x horizon re-runs alone, bit for bit; a degenerate
-model fails its blocking check and writes nothing; the hyper-parameter search's best parameters reach
-the barrier classifier."""
+stacked alpha, scorecard, MLflow runs; the live alpha from the base-model fits the OOF partitions stored;
+one model x horizon re-runs alone, bit for bit; a degenerate model fails its blocking check and writes
+nothing; the hyper-parameter search's best parameters reach the barrier classifier, for rows after the
+span they were tuned on only."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from quantlab_assets.defs.assets.models import (
     oof_predictions,
     stacked_alpha,
 )
+from quantlab_assets.compute.models.live import fit_from_frame
 from quantlab_assets.defs.partitions import model_horizon_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource
 from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
@@ -68,7 +70,7 @@ def _stored_inputs(instance: dg.DagsterInstance, resources: dict[str, object]) -
 
 def _oof(key: str, instance: dg.DagsterInstance, resources: dict[str, object], config: dict = FAST_TREES,
          raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    return dg.materialize(ASSETS, selection=["oof_predictions"], partition_key=f"{key}|synthetic", instance=instance,
+    return dg.materialize(ASSETS, selection=["oof_predictions", "base_model_fits"], partition_key=f"{key}|synthetic", instance=instance,
                           resources=resources, run_config=config, raise_on_error=raise_on_error)
 
 
@@ -89,8 +91,7 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
     final = dg.materialize(ASSETS, selection=["stacked_alpha", "model_scorecard", "meta_labels", "live_alpha",
                                               "barrier_probabilities"],
                            partition_key="synthetic", instance=instance, resources=resources,
-                           run_config={"ops": {"meta_labels": small_classifier, "barrier_probabilities": small_classifier,
-                                               "live_alpha": FAST_TREES["ops"]["oof_predictions"]}})
+                           run_config={"ops": {"meta_labels": small_classifier, "barrier_probabilities": small_classifier}})
     assert {e.check_name: e.passed for e in final.get_asset_check_evaluations()} == {
         "stacked_alpha_schema": True, "meta_labels_not_degenerate": True, "model_scorecard_honest": True,
         "live_alpha_valid": True, "barrier_probabilities_not_degenerate": True}
@@ -105,6 +106,12 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
     live = pl.read_parquet(data_dir / "live_alpha" / "synthetic.parquet")
     newest = pl.read_parquet(data_dir / "features" / "synthetic").select(pl.col("date").max()).item()
     assert live.columns == alpha.columns and live["date"].unique().to_list() == [newest] > [alpha["date"].max()]
+    # The live alpha's base models are the fits its oof_predictions partitions stored (20 trees, as configured
+    # there), read through the graph: no base model was fitted in the live_alpha step.
+    stored_fit = pl.read_parquet(data_dir / "base_model_fits" / "synthetic" / "xgboost_21d.parquet")
+    assert stored_fit.height == 1 and stored_fit["as_of"].item() == newest
+    assert fit_from_frame(stored_fit).estimator.get_params()["n_estimators"] == 20
+    assert dg.AssetKey("base_model_fits") in live_alpha.keys_by_input_name.values()
     card = pl.read_parquet(data_dir / "model_scorecard" / "synthetic.parquet")
     assert set(card["model"]) == {"ridge", "xgboost", "lightgbm", "stacked"}
     assert card.filter(pl.col("fold_id").is_null()).height == 8
@@ -118,7 +125,7 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
 
     client = MlflowClient(tracking_uri=tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("quantlab_model2").experiment_id])
-    assert len(runs) == 6 + 1 + 1 + 1 + 1 + 1  # six base-model partitions, stack, meta-labels, live, barrier, re-run
+    assert len(runs) == 6 + 1 + 1 + 1 + 1 + 1  # six base-model partitions (OOF and all-rows fits), stack, meta-labels, live, barrier, re-run
     xgb_run = next(r for r in runs if r.info.run_name == "xgboost_21d|synthetic")
     assert {"config_hash", "git_sha", "version.xgboost"} <= set(xgb_run.data.tags)
     assert xgb_run.data.params["n_estimators"] == "20" and "oof.rank_ic" in xgb_run.data.metrics
@@ -146,9 +153,16 @@ def test_model_pipeline_materialises_and_one_partition_reruns_alone(
     tuned = metadata["tuned_params_file"].value
     retrained = dg.materialize(ASSETS, selection=["barrier_probabilities"], partition_key="synthetic",
                                instance=instance, resources=resources,
-                               run_config={"ops": {"barrier_probabilities": {"config": {"use_tuned_params": True}}}})
+                               run_config={"ops": {"barrier_probabilities": {"config": {**small_classifier["config"],
+                                                                                         "use_tuned_params": True}}}})
     assert retrained.success
     barrier_run = client.search_runs([client.get_experiment_by_name("quantlab_model2").experiment_id],
                                      filter_string="attributes.run_name = 'barrier_probabilities|synthetic'",
                                      order_by=["attributes.start_time DESC"])[0]
-    assert barrier_run.data.params["n_estimators"] == str(json.loads(Path(tuned).read_text())["best_params"]["n_estimators"])
+    best_trees = json.loads(Path(tuned).read_text())["best_params"]["n_estimators"]
+    assert barrier_run.data.params["tuned.n_estimators"] == str(best_trees) and barrier_run.data.params["n_estimators"] == "20"
+    # Tuned on rows up to validation_end (2018-12-31), the parameters predict no row of this 2005-2008 span:
+    # every probability is the defaults' again, bit for bit.
+    retrained_metadata = retrained.asset_materializations_for_node("barrier_probabilities")[0].metadata
+    assert retrained_metadata["tuned_through"].value == "2018-12-31" and retrained_metadata["rows_with_tuned_params"].value == 0
+    assert pl.read_parquet(data_dir / "barrier_probabilities" / "synthetic.parquet").equals(barrier)

@@ -17,7 +17,7 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import XGBoostParams
-from quantlab_assets.compute.models.classifier import ClassifierResult, fit_oof_classifier
+from quantlab_assets.compute.models.classifier import ClassifierResult, TunedParams, fit_oof_classifier
 from quantlab_assets.compute.models.oof import DesignPanel, feature_columns
 
 HITS_UPPER: Final = "hits_upper"
@@ -37,7 +37,9 @@ def barrier_panel(features: pl.DataFrame, labels: pl.DataFrame) -> DesignPanel:
     return DesignPanel(frame, tuple(feature_columns(features)))
 
 
-def fit_barrier_classifier(design: DesignPanel, folds: pl.DataFrame, params: XGBoostParams = XGBoostParams()) -> ClassifierResult:
-    """Out-of-fold P(upper barrier first) over the 21d walk-forward folds."""
+def fit_barrier_classifier(
+    design: DesignPanel, folds: pl.DataFrame, params: XGBoostParams | TunedParams = XGBoostParams()
+) -> ClassifierResult:
+    """Out-of-fold P(upper barrier first) over the 21d walk-forward folds (tuned parameters only after their span)."""
     result = fit_oof_classifier(design, HITS_UPPER, PROBABILITY, folds, params)
     return ClassifierResult(result.predictions.select(BARRIER_COLUMNS), result.fold_scores, result.estimators)

@@ -6,10 +6,16 @@ look at most `barrier_horizon` (10) trading days ahead; the 21d folds purge ever
 21-day label window reaches a test window and embargo 63 dates, so no training target overlaps a test
 date. Per fold: trained on the fold's training rows, probabilities on its test rows. A fold whose
 training rows hold one class only is skipped (no classifier can be fitted).
+
+Tuned parameters (`TunedParams`, from a search on rows up to `tuned_through`) predict only test rows
+dated after `tuned_through`; a fold's test rows on or before it are predicted by a classifier with the
+default parameters, fitted on the same training rows. A fold whose test window straddles the date
+fits both.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,6 +42,20 @@ class ClassifierResult:
     estimators: list[XGBClassifier]
 
 
+@dataclass(frozen=True)
+class TunedParams:
+    """Parameters chosen on rows up to `tuned_through` (tuning.py), used for rows dated after it only."""
+
+    default: XGBoostParams
+    tuned: XGBoostParams
+    tuned_through: dt.date
+
+    def by_rows(self, dates: np.ndarray) -> list[tuple[np.ndarray, XGBoostParams]]:
+        """(mask of `dates`, parameters) for the rows on or before `tuned_through` and those after it."""
+        after = dates > np.datetime64(self.tuned_through, "D")
+        return [(~after, self.default), (after, self.tuned)]
+
+
 def _auc(label: np.ndarray, probability: np.ndarray) -> float | None:
     return float(roc_auc_score(label, probability)) if len(np.unique(label)) == 2 else None
 
@@ -45,10 +65,11 @@ def fit_oof_classifier(
     target: str,
     probability: str,
     folds: pl.DataFrame,
-    params: XGBoostParams = XGBoostParams(),
+    params: XGBoostParams | TunedParams = XGBoostParams(),
     keep: tuple[str, ...] = (),
 ) -> ClassifierResult:
-    """P(`target` == 1) out of fold as column `probability`; `keep` names frame columns carried to the output."""
+    """P(`target` == 1) out of fold as column `probability`; `keep` names frame columns carried to the output.
+    With `TunedParams`, each test row is predicted with the parameters its date may use (module docstring)."""
     if target in design.inputs:
         raise ValueError(f"classifier target {target!r} is among its inputs")
     panel, x = design.frame, design_matrix(design)
@@ -60,9 +81,14 @@ def fit_oof_classifier(
         train, test = role_mask(fold, panel[c.DATE], cv.TRAIN), role_mask(fold, panel[c.DATE], cv.TEST)
         if train.size == 0 or test.size == 0 or len(np.unique(y[train])) < 2:
             continue
-        classifier = XGBClassifier(**vars(params), eval_metric="logloss").fit(x[train], y[train])
-        p = classifier.predict_proba(x[test])[:, 1].astype(np.float64)
-        estimators.append(classifier)
+        dates = panel[c.DATE][test].to_numpy().astype("datetime64[D]")
+        parts = params.by_rows(dates) if isinstance(params, TunedParams) else [(np.ones(dates.size, dtype=bool), params)]
+        p = np.empty(dates.size)
+        for rows, part_params in parts:
+            if rows.any():
+                classifier = XGBClassifier(**vars(part_params), eval_metric="logloss").fit(x[train], y[train])
+                p[rows] = classifier.predict_proba(x[test][rows])[:, 1]
+                estimators.append(classifier)
         outputs.append(panel[test].select(c.DATE, c.TICKER, *keep, target).with_columns(
             pl.lit(fold_id, dtype=pl.Int64).alias(cv.FOLD_ID), pl.Series(probability, p)))
         scores.append({cv.FOLD_ID: fold_id, "n_train": int(train.size), "n_rows": int(test.size),

@@ -9,6 +9,9 @@ Two schemes (seed 004):
   groups of dates, every choice of k test groups (C(N, k) splits), the 63-date embargo after each test
   group (and ours before it, so every train/test pair is 63 dates apart), and the backtest paths those splits recombine into (each group is tested in C(N-1, k-1)
   splits; path p takes each group from the p-th split that tests it).
+- `purged_kfold`: K contiguous groups of dates, each tested once, every other date training, with the
+  same purge and the 63-date embargo on both sides of the test group (CPCV with one test group, which
+  skfolio does not offer). Not stored: the stack cross-fits its calibration on it (stacking.py).
 
 Why on the date axis: both libraries count observations by row position (`gap`, `purged_size` and
 `embargo_size` are numbers of rows). The panel holds one row per (date, instrument) with a varying
@@ -44,6 +47,7 @@ from quantlab_assets.compute.labels.compute import relative_label_column as labe
 
 WALK_FORWARD: Final = "walk_forward"
 CPCV: Final = "cpcv"
+PURGED_KFOLD: Final = "purged_kfold"
 SCHEME: Final = "scheme"
 HORIZON_DAYS: Final = "horizon_days"
 FOLD_ID: Final = "fold_id"
@@ -82,6 +86,7 @@ class CvParams:
     # 20-year history, long enough that the embargo removes a small share of each training set.
     cpcv_groups: int = 6
     cpcv_test_groups: int = 2
+    kfold_groups: int = 5
     horizons: tuple[int, ...] = (21, 63)
     schemes: tuple[str, ...] = (WALK_FORWARD, CPCV)
 
@@ -141,6 +146,17 @@ def _cpcv_roles(n_dates: int, params: CvParams) -> Iterator[tuple[np.ndarray, np
         yield roles, splitter.test_set_index[split], path_ids[split]
 
 
+def _purged_kfold_roles(n_dates: int, params: CvParams) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Group j tested in split j; the embargo after it here, the purge and embargo before it by
+    _purge_and_embargo_before (as for CPCV). The groups together are one backtest path."""
+    for group, test in enumerate(np.array_split(np.arange(n_dates), params.kfold_groups)):
+        roles = np.full(n_dates, _CODE[TRAIN])
+        if test.size:
+            roles[test] = _TEST_BASE
+            roles[test[-1] + 1 : test[-1] + 1 + params.embargo_days] = _CODE[EMBARGOED]
+        yield roles, np.array([group]), np.array([0])
+
+
 def _segments(dates: np.ndarray, roles: np.ndarray, groups: np.ndarray, paths: np.ndarray) -> pl.DataFrame:
     """Contiguous runs of one role as (role, start, end, n_dates, test_group, path_id); unused dates dropped."""
     change = np.flatnonzero(np.diff(roles)) + 1
@@ -163,13 +179,16 @@ def _segments(dates: np.ndarray, roles: np.ndarray, groups: np.ndarray, paths: n
     ).with_columns(pl.col(TEST_GROUP, PATH_ID).replace(-1, None))
 
 
+_ROLES_OF = {WALK_FORWARD: _walk_forward_roles, CPCV: _cpcv_roles, PURGED_KFOLD: _purged_kfold_roles}
+
+
 def make_folds(labels: pl.DataFrame, params: CvParams = CvParams()) -> pl.DataFrame:
     """Both schemes' folds for every horizon of `params`, as segments (see the module docstring)."""
     frames = []
     for horizon in params.horizons:
         dates, label_ends = label_calendar(labels, horizon)
         for scheme in params.schemes:
-            roles_of = {WALK_FORWARD: _walk_forward_roles, CPCV: _cpcv_roles}[scheme]
+            roles_of = _ROLES_OF[scheme]
             for fold_id, (roles, groups, paths) in enumerate(roles_of(len(dates), params)):
                 segments = _segments(dates, _purge_and_embargo_before(roles, dates, label_ends, params.embargo_days), groups, paths)
                 frames.append(

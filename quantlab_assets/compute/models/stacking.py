@@ -3,16 +3,20 @@
 Per horizon k and walk-forward fold f (nested: everything fitted for fold f sees only OOF rows on fold
 f's *training* dates, i.e. earlier test windows less the purge and the 63-date embargo before f):
 
-1. meta-learner: Ridge(alpha=3.0) of the label on the base models' OOF predictions;
+1. meta-learner: Ridge(alpha=3.0) of the label on the base models' OOF predictions, fitted on those rows;
 2. isotonic calibration mapping the meta score to the label in basis points, bounded to
    [-1000, 1000] bp (the seed's range) and clipped outside the fitted scores;
-3. residual variance var_k: the variance of label_bp - calibrated on those same rows.
+3. residual variance var_k: the variance of label_bp - calibrated.
 
-What is in-sample: steps 2 and 3 are fitted on the rows step 1 was fitted on, so the calibrator sees
-the meta-learner's in-sample scores (a 3-coefficient Ridge on thousands of rows: its optimism is
-small) and var_k is the calibrator's in-sample residual variance (a lower bound of the out-of-sample
-one). Nothing fitted for fold f sees a row of fold f or later. Fold 0 has no earlier OOF rows and so
-gets no stacked alpha.
+Steps 2 and 3 are cross-fitted: they read no meta score of a row the scoring meta-learner was fitted
+on. The rows of step 1 are cut into `calibration_folds` contiguous groups of dates (cv.py's
+`purged_kfold`: purged by the labels' end dates, the 63-date embargo on both sides of each group); a
+Ridge fitted on the other groups' rows scores each group, and the calibrator and var_k are fitted on
+those inner out-of-fold scores (var_k is the calibrator's residual on them). The calibrator then maps
+the step-1 meta-learner's scores of fold f's test rows. Every inner fit reads only fold f's training
+rows, so nothing fitted for fold f sees a row of fold f, its purge window or anything later. Fold 0 has
+no earlier OOF rows, and a fold whose training rows are too few for any inner group to keep training
+rows past the embargo, no calibration rows: neither gets a stacked alpha.
 
 Combination: alpha_combined = sum_k w_k alpha_k with w_k proportional to 1 / var_k, on the rows where
 both horizons have a stacked alpha. Optional style neutralisation replaces each alpha column by its
@@ -32,6 +36,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import Ridge
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.labels.compute import label_end_column
+from quantlab_assets.compute.labels.compute import relative_label_column as label_column
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import MODELS, SEED
 from quantlab_assets.compute.models.metrics import LABEL, PREDICTION
@@ -41,6 +47,7 @@ from quantlab_assets.compute.params import described
 BP: Final = 1e4
 ALPHA_BOUND_BP: Final = 1000.0
 ALPHA_COMBINED: Final = "alpha_combined"
+LABEL_END: Final = "label_end"
 STACKED_COLUMNS: Final = (c.DATE, c.TICKER, "alpha_21d", "alpha_63d", ALPHA_COMBINED, "var_21d", "var_63d")
 
 
@@ -57,6 +64,10 @@ class StackParams:
     """Seed 004: Ridge(alpha=3.0) meta-learner; style neutralisation off unless configured."""
 
     meta_alpha: float = described(3.0, "Ridge penalty of the meta-learner (seed 004: 3.0).")
+    calibration_folds: int = described(
+        5, "Inner purged folds whose out-of-fold meta scores the calibrator and residual variance are fitted on.")
+    calibration_embargo_days: int = described(
+        cv.CvParams().embargo_days, "Trading dates embargoed on each side of an inner calibration fold (as the CV folds).")
     style_neutral: bool = described(False, "Neutralise the alpha to the style exposures (beta, size, momentum).")
     # Seed 004's styles: beta, size, momentum, as the feature columns that measure them.
     style_exposures: tuple[str, ...] = ("beta_63d", "log_dollar_volume_21d", "mom_12_1")
@@ -64,7 +75,8 @@ class StackParams:
 
 @dataclass(frozen=True)
 class FoldStack:
-    """What was fitted for one (horizon, fold): meta-learner, calibrator, residual variance and row counts."""
+    """What was fitted for one (horizon, fold): meta-learner, calibrator, residual variance and row counts
+    (calibration_rows: the training rows that got an inner out-of-fold meta score)."""
 
     horizon: int
     fold_id: int
@@ -73,6 +85,7 @@ class FoldStack:
     residual_var: float
     train_rows: int
     test_rows: int
+    calibration_rows: int
 
 
 @dataclass(frozen=True)
@@ -99,20 +112,66 @@ def wide_oof(oof_by_model: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return wide.sort(c.DATE, c.TICKER)
 
 
-def fit_stack(x: np.ndarray, y_bp: np.ndarray, params: StackParams) -> tuple[Ridge, IsotonicRegression, float]:
-    """Steps 1-3 on one set of rows: the Ridge meta-learner of the base predictions `x` (columns in MODELS
-    order), its isotonic calibration to bp, and the calibrated residual variance."""
-    meta = Ridge(alpha=params.meta_alpha, random_state=SEED).fit(x, y_bp)
+@dataclass(frozen=True)
+class StackFit:
+    """Steps 1-3 on one set of rows: the meta-learner, the calibrator and residual variance cross-fitted on
+    `calibration_rows` inner out-of-fold meta scores."""
+
+    meta: Ridge
+    calibrator: IsotonicRegression
+    residual_var: float
+    calibration_rows: int
+
+    def alpha_bp(self, x: np.ndarray) -> np.ndarray:
+        """The calibrated alpha in bp of base predictions `x` (columns in MODELS order)."""
+        return self.calibrator.predict(self.meta.predict(x))
+
+
+def inner_oof_scores(
+    x: np.ndarray, y_bp: np.ndarray, dates: pl.Series, label_ends: pl.Series, horizon: int, params: StackParams
+) -> np.ndarray:
+    """Each row's meta score from a Ridge fitted on the other inner groups' rows (cv.py's purged_kfold over
+    the rows' dates, purged by `label_ends`); NaN where its group kept no training row past the embargo."""
+    calendar = pl.DataFrame({c.DATE: dates, label_column(horizon): y_bp, label_end_column(horizon): label_ends})
+    folds = cv.make_folds(calendar, cv.CvParams(
+        embargo_days=params.calibration_embargo_days, kfold_groups=params.calibration_folds, horizons=(horizon,),
+        schemes=(cv.PURGED_KFOLD,)))
+    scores = np.full(len(y_bp), np.nan)
+    for _, fold in folds.group_by(cv.FOLD_ID):
+        train, test = role_mask(fold, dates, cv.TRAIN), role_mask(fold, dates, cv.TEST)
+        if train.size and test.size:
+            scores[test] = Ridge(alpha=params.meta_alpha, random_state=SEED).fit(x[train], y_bp[train]).predict(x[test])
+    return scores
+
+
+def fit_stack(
+    x: np.ndarray, y_bp: np.ndarray, dates: pl.Series, label_ends: pl.Series, horizon: int, params: StackParams
+) -> StackFit | None:
+    """Steps 1-3 on one set of rows (base predictions `x` in MODELS order, labels in bp, their dates and label
+    end dates); None when no inner group could be scored."""
+    scores = inner_oof_scores(x, y_bp, dates, label_ends, horizon, params)
+    scored = ~np.isnan(scores)
+    if not scored.any():
+        return None
     calibrator = IsotonicRegression(
         y_min=-ALPHA_BOUND_BP, y_max=ALPHA_BOUND_BP, increasing=True, out_of_bounds="clip"
-    ).fit(meta.predict(x), y_bp)
-    return meta, calibrator, float(np.var(y_bp - calibrator.predict(meta.predict(x))))
+    ).fit(scores[scored], y_bp[scored])
+    residual_var = float(np.var(y_bp[scored] - calibrator.predict(scores[scored])))
+    meta = Ridge(alpha=params.meta_alpha, random_state=SEED).fit(x, y_bp)
+    return StackFit(meta, calibrator, residual_var, int(scored.sum()))
+
+
+def with_label_ends(wide: pl.DataFrame, labels: pl.DataFrame, horizon: int) -> pl.DataFrame:
+    """`wide` (wide_oof) with each row's label end date of `horizon` as column `label_end`."""
+    return wide.join(labels.select(c.DATE, c.TICKER, pl.col(label_end_column(horizon)).alias(LABEL_END)),
+                     on=[c.DATE, c.TICKER], how="left", maintain_order="left")
 
 
 def stack_horizon(
     wide: pl.DataFrame, folds: pl.DataFrame, horizon: int, params: StackParams = StackParams()
 ) -> tuple[pl.DataFrame, list[FoldStack]]:
-    """Nested stacking + calibration of one horizon: (date, ticker, fold_id, alpha bp, label bp, var), fits."""
+    """Nested stacking + calibration of one horizon from `wide` (with_label_ends): (date, ticker, fold_id,
+    alpha bp, label bp, var), fits."""
     x = wide.select(MODELS).to_numpy()
     y_bp = wide[LABEL].to_numpy() * BP
     schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == horizon))
@@ -122,17 +181,20 @@ def stack_horizon(
         train, test = role_mask(fold, wide[c.DATE], cv.TRAIN), role_mask(fold, wide[c.DATE], cv.TEST)
         if train.size == 0 or test.size == 0:
             continue
-        meta, calibrator, residual_var = fit_stack(x[train], y_bp[train], params)
-        fits.append(FoldStack(horizon, fold_id, meta, calibrator, residual_var, int(train.size), int(test.size)))
+        fit = fit_stack(x[train], y_bp[train], wide[c.DATE][train], wide[LABEL_END][train], horizon, params)
+        if fit is None:
+            continue
+        fits.append(FoldStack(horizon, fold_id, fit.meta, fit.calibrator, fit.residual_var, int(train.size),
+                              int(test.size), fit.calibration_rows))
         outputs.append(
             wide[test].select(c.DATE, c.TICKER, cv.FOLD_ID).with_columns(
-                pl.Series(PREDICTION, calibrator.predict(meta.predict(x[test]))),
+                pl.Series(PREDICTION, fit.alpha_bp(x[test])),
                 pl.Series(LABEL, y_bp[test]),
-                pl.lit(residual_var).alias(var_column(horizon)),
+                pl.lit(fit.residual_var).alias(var_column(horizon)),
             )
         )
     if not outputs:
-        raise ValueError(f"stacking {horizon}d: no walk-forward fold has OOF rows on its training dates")
+        raise ValueError(f"stacking {horizon}d: no walk-forward fold has enough OOF rows on its training dates")
     return pl.concat(outputs), fits
 
 
@@ -168,16 +230,19 @@ def neutralise(frame: pl.DataFrame, columns: list[str], exposures: list[str]) ->
 def stack_and_combine(
     oof: dict[int, dict[str, pl.DataFrame]],
     folds: pl.DataFrame,
+    labels: pl.DataFrame,
     exposures: pl.DataFrame | None = None,
     params: StackParams = StackParams(),
 ) -> StackResult:
     """The stacked, calibrated, combined alpha (STACKED_COLUMNS) from OOF predictions {horizon: {model: frame}}.
 
-    `exposures` (date, ticker and the style columns) is required when `params.style_neutral`.
+    `labels` gives each row's label end date (the inner calibration folds are purged by it); `exposures`
+    (date, ticker and the style columns) is required when `params.style_neutral`.
     """
     per_horizon, fits, frames = {}, [], {}
     for horizon in sorted(oof):
-        stacked, horizon_fits = stack_horizon(wide_oof(oof[horizon]), folds, horizon, params)
+        wide = with_label_ends(wide_oof(oof[horizon]), labels, horizon)
+        stacked, horizon_fits = stack_horizon(wide, folds, horizon, params)
         per_horizon[horizon] = stacked.select(c.DATE, c.TICKER, cv.FOLD_ID, PREDICTION, LABEL)
         fits += horizon_fits
         frames[horizon] = stacked.select(c.DATE, c.TICKER, pl.col(PREDICTION).alias(alpha_column(horizon)), var_column(horizon))

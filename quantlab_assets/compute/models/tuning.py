@@ -9,6 +9,10 @@ span only (seed 002 tuned on one split and reported the best trial as a win).
   seed-004 default, so the scorecard compares the best against it on the same folds. A trial's score
   is the mean log loss over its folds' test rows; after each fold the median pruner may stop a trial
   whose running score is worse than the median of earlier trials at the same fold.
+- Use: the best parameters were chosen on rows up to `validation_end`, so they may predict only rows
+  dated after it (`tuned_through`, stored with every trial): a classifier trained with them keeps the
+  seed's defaults for every earlier row (classifier.TunedParams), else its out-of-fold score on the
+  research span would include the selection.
 - Honesty: the search says how many configurations were tried and how far the best lies from the
   default in units of the standard error of their per-fold differences, and counts the edge only when
   it clears the two-sided 95 % Student-t bar for that many folds (4.30 SE for 3 folds): with few folds and
@@ -36,6 +40,7 @@ from quantlab_assets.compute.labels.compute import label_end_column
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.barrier import HITS_UPPER
 from quantlab_assets.compute.models.base_models import XGBoostParams
+from quantlab_assets.compute.models.classifier import TunedParams
 from quantlab_assets.compute.models.oof import DesignPanel, design_matrix, role_mask
 from quantlab_assets.compute.params import described
 from quantlab_assets.compute.stats import t_critical, t_statistic
@@ -45,7 +50,9 @@ COMPLETE: Final = "complete"
 PRUNED: Final = "pruned"
 # An edge in standard errors counts only past the two-sided Student-t bar at this confidence for the folds' count.
 EDGE_CONFIDENCE: Final = 0.95
-TRIAL_COLUMNS: Final = ("trial", "state", "mean_log_loss", "folds_evaluated", "fold_log_losses", "params", "is_default")
+TUNED_THROUGH: Final = "tuned_through"
+TRIAL_COLUMNS: Final = ("trial", "state", "mean_log_loss", "folds_evaluated", "fold_log_losses", "params", "is_default",
+                        TUNED_THROUGH)
 
 
 @dataclass(frozen=True)
@@ -147,13 +154,13 @@ def search_barrier_classifier(
     study.enqueue_trial({name: getattr(default, name) for name in
                          ("max_depth", "n_estimators", "learning_rate", "subsample", "colsample_bytree")})
     study.optimize(objective, n_trials=params.n_trials)
-    trials = _trials_frame(study)
+    trials = _trials_frame(study, validation_end)
     best = best_params(trials)
     base_rate = [float(log_loss(y[test], np.full(test.size, y[train].mean()), labels=[0, 1])) for train, test in masks]
     return SearchResult(trials, folds, best, _summary(trials, study.best_trial.number, base_rate))
 
 
-def _trials_frame(study: optuna.Study) -> pl.DataFrame:
+def _trials_frame(study: optuna.Study, validation_end: object) -> pl.DataFrame:
     rows = []
     for trial in study.trials:
         losses = trial.user_attrs.get("fold_log_losses", [])
@@ -163,9 +170,10 @@ def _trials_frame(study: optuna.Study) -> pl.DataFrame:
             "mean_log_loss": trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None,
             "folds_evaluated": len(losses), "fold_log_losses": json.dumps(losses),
             "params": json.dumps(trial.params, sort_keys=True), "is_default": trial.number == 0,
+            TUNED_THROUGH: validation_end,
         })
     return pl.DataFrame(rows, schema_overrides={"trial": pl.Int64, "mean_log_loss": pl.Float64,
-                                               "folds_evaluated": pl.Int64}).select(TRIAL_COLUMNS)
+                                               "folds_evaluated": pl.Int64, TUNED_THROUGH: pl.Date}).select(TRIAL_COLUMNS)
 
 
 def _edge_in_se(reference: list[float], best: list[float]) -> float | None:
@@ -206,6 +214,15 @@ def best_params(trials: pl.DataFrame) -> XGBoostParams:
         raise ValueError("hyper-parameter search: no complete trial to take parameters from")
     best = complete.sort("mean_log_loss", "trial").row(0, named=True)
     return XGBoostParams(**json.loads(best["params"]))
+
+
+def tuned_params(trials: pl.DataFrame, default: XGBoostParams) -> TunedParams:
+    """The best trial's parameters of a stored search, for rows after the span they were tuned on; `default`
+    (the seed's) for every row before."""
+    through = trials[TUNED_THROUGH].unique()
+    if through.len() != 1 or through[0] is None:
+        raise ValueError(f"hyper-parameter search: the trials name {through.len()} tuned spans; expected one")
+    return TunedParams(default=default, tuned=best_params(trials), tuned_through=through[0])
 
 
 def tuned_params_json(result: SearchResult, universe: str, validation_end: object) -> str:

@@ -47,6 +47,21 @@ class OofPredictionsSchema(pa.DataFrameModel):
         return data.lazyframe.select(pl.col(data.key).is_finite())
 
 
+class BaseModelFitsSchema(pa.DataFrameModel):
+    """One base model of one horizon fitted on every labelled row (compute/models/live.py: fit_frame): one row."""
+
+    model: pl.String = pa.Field(isin=["ridge", "xgboost", "lightgbm"])
+    horizon_days: pl.Int64 = pa.Field(gt=0)
+    as_of: pl.Date = pa.Field(description="The newest feature date; the live alpha uses the fit for this date only.")
+    training_rows: pl.Int64 = pa.Field(gt=0, description="Rows whose label ended on or before as_of.")
+    labels_ended_by: pl.Date = pa.Field(description="The latest label end among the training rows.")
+    inputs: pl.List(pl.String) = pa.Field(description="The feature columns the model reads, in order.")
+    estimator: pl.Binary = pa.Field(description="The fitted estimator, pickled.")
+
+    class Config:
+        strict = True
+
+
 class StackedAlphaSchema(pa.DataFrameModel):
     """Seed 004's output: calibrated alpha in bp per horizon, combined by inverse residual variance."""
 
@@ -151,6 +166,8 @@ class HyperparameterTrialsSchema(pa.DataFrameModel):
     fold_log_losses: pl.String = pa.Field(description="JSON list: the log loss of every fold evaluated, in order.")
     params: pl.String = pa.Field(description="JSON object: the trial's parameters.")
     is_default: pl.Boolean = pa.Field(description="The seed's default configuration (trial 0).")
+    tuned_through: pl.Date = pa.Field(
+        description="The last date of the span the search read (validation_end): its parameters predict only later rows.")
 
     class Config:
         strict = True

@@ -3,10 +3,13 @@
 Run order for a universe u (each step reads every stored month of u):
   cv_folds[u] -> oof_predictions[<model>_<h>d|u] (6 partitions, each re-runnable alone)
   -> stacked_alpha[u] -> model_scorecard[u], meta_labels[u]
-  oof_predictions[*|u] + features + labels -> live_alpha[u] (the newest date, models refitted on all known labels)
+  each oof_predictions partition also stores base_model_fits[<model>_<h>d|u]: the model fitted once on every
+  labelled row; base_model_fits[*|u] + oof_predictions[*|u] + features + labels -> live_alpha[u] (the newest
+  date: predicted by the stored fits, stacked; no base model is fitted twice)
 Every fitted model, the fold scores and the importances are logged to MLflow (`MlflowTrackingResource`).
 """
 
+import time
 from collections.abc import Iterator
 
 import dagster as dg
@@ -15,11 +18,11 @@ from pydantic import Field
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
-from quantlab_assets.compute.models.base_models import MODELS, BaseModelParams, XGBoostParams
+from quantlab_assets.compute.models.base_models import BaseModelParams, XGBoostParams
 from quantlab_assets.compute.models.barrier import PROBABILITY as BARRIER_PROBABILITY
 from quantlab_assets.compute.models.barrier import barrier_panel, fit_barrier_classifier
 from quantlab_assets.compute.models.classifier import ClassifierResult
-from quantlab_assets.compute.models.live import fit_live_alpha
+from quantlab_assets.compute.models.live import fit_base_model, fit_frame, fit_from_frame, fit_key, fit_live_alpha
 from quantlab_assets.compute.models.meta_labels import PROBABILITY, fit_meta_labels, meta_label_panel
 from quantlab_assets.compute.models.metrics import (
     PREDICTION,
@@ -31,7 +34,8 @@ from quantlab_assets.compute.models.oof import design_panel, fit_oof
 from quantlab_assets.compute.models.scorecard import build_scorecard
 from quantlab_assets.compute.models.stacking import ALPHA_COMBINED, StackParams, stack_and_combine
 from quantlab_assets.compute.models.tracking import log_model_run
-from quantlab_assets.compute.models.tuning import best_params
+from quantlab_assets.compute.models.classifier import TunedParams
+from quantlab_assets.compute.models.tuning import tuned_params
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchema
 from quantlab_assets.compute.schemas.models import (
@@ -106,11 +110,14 @@ class OofConfig(config_from("OofFields", BaseModelParams)):
         return settings(self, BaseModelParams)
 
 
-@dg.asset(
-    kinds={"xgboost", "lightgbm", "sklearn"},
+@dg.multi_asset(
+    outs={
+        "oof_predictions": dg.AssetOut(kinds={"xgboost", "lightgbm", "sklearn"}, is_required=False, group_name=GROUP,
+                                       description="One base model's out-of-fold predictions of one horizon."),
+        "base_model_fits": dg.AssetOut(kinds={"xgboost", "lightgbm", "sklearn"}, is_required=False, group_name=GROUP,
+                                       description="The same model fitted on every labelled row, for the live alpha."),
+    },
     partitions_def=oof_partitions,
-    group_name=GROUP,
-    output_required=False,
     ins={
         "features": dg.AssetIn(partition_mapping=all_months_of_universe),
         "labels": dg.AssetIn(partition_mapping=all_months_of_universe),
@@ -129,15 +136,21 @@ def oof_predictions(
     cv_folds: UniverseFrames,
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """One base model's out-of-fold predictions of one horizon over the purged walk-forward folds."""
+    """One base model's out-of-fold predictions of one horizon over the purged walk-forward folds, and the
+    same model fitted once on every labelled row (the live alpha's base model: fitted here, in parallel with
+    the other model x horizon partitions, so that live_alpha fits none)."""
     key = context.partition_key
     model, horizon, universe = split_model_horizon_key(key)
-    panel = design_panel(conform(features[universe], FeaturesSchema), conform(labels[universe], LabelsSchema), horizon)
+    feature_frame, label_frame = conform(features[universe], FeaturesSchema), conform(labels[universe], LabelsSchema)
+    panel = design_panel(feature_frame, label_frame, horizon)
     params = config.model_params()
     result = fit_oof(panel, cv_folds[universe], model, horizon, params)
     problems = degeneracy_problems(result.predictions, config.min_prediction_std, config.min_distinct_share)
     problems += [f] if (f := schema_failures(OofPredictionsSchema, result.predictions, asset="oof_predictions", partition=key)) else []
     overall = score_predictions(result.predictions).row(0, named=True)
+    started = time.perf_counter()
+    all_rows = fit_base_model(feature_frame, label_frame, model, horizon, params=params)
+    all_rows_seconds = time.perf_counter() - started
     mlflow.ensure_store()
     run_id = log_model_run(
         mlflow.uri(), mlflow.experiment, f"{model}_{horizon}d|{universe}",
@@ -145,7 +158,8 @@ def oof_predictions(
                 "cv": str(cv.CvParams()), "features": ",".join(result.feature_names), "rows": panel.frame.height},
         metrics={**{f"oof.{k}": v for k, v in overall.items()},
                  **{f"fold{r[cv.FOLD_ID]}.{k}": v for r in result.fold_scores.to_dicts() for k, v in r.items() if k != cv.FOLD_ID}},
-        models={f"{model}_{horizon}d_fold{i}": estimator for i, estimator in enumerate(result.estimators)},
+        models={**{f"{model}_{horizon}d_fold{i}": estimator for i, estimator in enumerate(result.estimators)},
+                f"{model}_{horizon}d_all_rows": all_rows.estimator},
         frames={"fold_scores": result.fold_scores, "feature_importance": result.importance},
         artifact_root=mlflow.artifact_root(),
     )
@@ -153,11 +167,16 @@ def oof_predictions(
     top = result.importance.group_by("feature").agg(pl.col("importance").mean()).sort("importance", descending=True).head(10)
 
     def outputs() -> Outputs:
-        yield dg.Output({key: result.predictions}, metadata={
+        yield dg.Output({key: result.predictions}, output_name="oof_predictions", metadata={
             "fold_scores": dg.MetadataValue.json(_rounded(result.fold_scores)),
             "oof_ic": overall["ic"], "oof_rank_ic": overall["rank_ic"], "prediction_std": overall["prediction_std"],
             "top_features": dg.MetadataValue.json(dict(top.iter_rows())),
             "fit_seconds": [round(s, 2) for s in result.fit_seconds], "mlflow_run_id": run_id,
+        })
+        yield dg.Output({key: fit_frame(all_rows)}, output_name="base_model_fits", metadata={
+            "as_of": str(all_rows.as_of), "training_rows": all_rows.training_rows,
+            "labels_ended_by": str(all_rows.labels_ended_by), "fit_seconds": round(all_rows_seconds, 2),
+            "mlflow_run_id": run_id,
         })
     yield from outputs_then_checks(outputs, check)
 
@@ -173,6 +192,7 @@ class StackConfig(config_from("StackFields", StackParams)):
     ins={
         "oof_predictions": dg.AssetIn(partition_mapping=same_universe),
         "features": dg.AssetIn(partition_mapping=same_universe),
+        "labels": dg.AssetIn(partition_mapping=same_universe),
     },
     check_specs=[dg.AssetCheckSpec(
         "stacked_alpha_schema", asset="stacked_alpha", blocking=True,
@@ -185,13 +205,16 @@ def stacked_alpha(
     config: StackConfig,
     oof_predictions: KeyedFrames,
     features: UniverseFrames,
+    labels: UniverseFrames,
     cv_folds: UniverseFrames,
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Nested Ridge stack of the base models per horizon, isotonic bp calibration, inverse-variance combination."""
+    """Nested Ridge stack of the base models per horizon, isotonic bp calibration cross-fitted on inner
+    out-of-fold meta scores, inverse-variance combination."""
     universe = context.partition_key
     params = settings(config, StackParams)
-    result = stack_and_combine(_by_horizon(oof_predictions), cv_folds[universe], features[universe], params)
+    result = stack_and_combine(_by_horizon(oof_predictions), cv_folds[universe], conform(labels[universe], LabelsSchema),
+                               features[universe], params)
     problems = [f] if (f := schema_failures(StackedAlphaSchema, result.alpha, asset="stacked_alpha", partition=universe)) else []
     scores = {h: score_predictions(frame).row(0, named=True) for h, frame in result.per_horizon.items()}
     mlflow.ensure_store()
@@ -210,6 +233,7 @@ def stacked_alpha(
             "meta_coefficients": dg.MetadataValue.json(
                 {f"{f.horizon}d_fold{f.fold_id}": [round(float(w), 4) for w in f.meta.coef_] for f in result.fits}),
             "residual_var_bp2": dg.MetadataValue.json({f"{f.horizon}d_fold{f.fold_id}": round(f.residual_var, 2) for f in result.fits}),
+            "calibration_rows": dg.MetadataValue.json({f"{f.horizon}d_fold{f.fold_id}": f.calibration_rows for f in result.fits}),
         })
     yield from outputs_then_checks(outputs, check)
 
@@ -244,12 +268,15 @@ def model_scorecard(
     yield from outputs_then_checks(outputs, check)
 
 
-class LiveAlphaConfig(OofConfig, StackConfig):
-    """The base models' parameters of oof_predictions (tests lower the tree counts) and the stack's."""
+class LiveAlphaConfig(StackConfig):
+    """The stack's parameters; the base models' are those their oof_predictions partitions were fitted with."""
+
+    min_prediction_std: float = Field(
+        default=1e-6, description="A combined alpha whose std across the cross-section is at or below this is a constant.")
 
 
 @dg.asset(
-    kinds={"xgboost", "lightgbm", "sklearn"},
+    kinds={"sklearn"},
     partitions_def=universe_partitions,
     group_name=GROUP,
     output_required=False,
@@ -257,6 +284,7 @@ class LiveAlphaConfig(OofConfig, StackConfig):
         "features": dg.AssetIn(partition_mapping=same_universe),
         "labels": dg.AssetIn(partition_mapping=same_universe),
         "oof_predictions": dg.AssetIn(partition_mapping=same_universe),
+        "base_model_fits": dg.AssetIn(partition_mapping=same_universe),
     },
     check_specs=[dg.AssetCheckSpec(
         "live_alpha_valid", asset="live_alpha", blocking=True,
@@ -269,35 +297,38 @@ def live_alpha(
     features: UniverseFrames,
     labels: UniverseFrames,
     oof_predictions: KeyedFrames,
+    base_model_fits: KeyedFrames,
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """The stacked alpha of the newest date, every model refitted on the labels known at its close."""
+    """The stacked alpha of the newest date: the stored all-rows base-model fits predict it, the stack is
+    fitted on the out-of-fold predictions whose labels ended by then."""
     universe = context.partition_key
     stack_params = settings(config, StackParams)
+    fits = {fit_key(fit.model, fit.horizon): fit for fit in map(fit_from_frame, base_model_fits.values())}
     result = fit_live_alpha(conform(features[universe], FeaturesSchema), conform(labels[universe], LabelsSchema),
-                            _by_horizon(oof_predictions), model_params=config.model_params(), stack_params=stack_params)
+                            _by_horizon(oof_predictions), fits, stack_params=stack_params)
     problems = [f] if (f := schema_failures(StackedAlphaSchema, result.alpha, asset="live_alpha", partition=universe)) else []
     # Not the OOF distinct-share rule: isotonic calibration is a step function, so instruments tie by design.
     spread = result.alpha[ALPHA_COMBINED].std(ddof=0)
     if not spread or spread < config.min_prediction_std:
         problems.append(f"alpha_combined std across {result.alpha.height} instruments is {spread}: a constant alpha")
-    fits = {f"{fit.horizon}d": {"base_training_rows": fit.base_training_rows, "stack_training_rows": fit.stack_training_rows,
-                                "labels_ended_by": str(fit.labels_ended_by), "residual_var_bp2": round(fit.residual_var, 2),
-                                "meta_coefficients": [round(w, 4) for w in fit.meta_coefficients]} for fit in result.fits}
+    horizon_fits = {
+        f"{fit.horizon}d": {"base_training_rows": fit.base_training_rows, "stack_training_rows": fit.stack_training_rows,
+                            "calibration_rows": fit.calibration_rows, "labels_ended_by": str(fit.labels_ended_by), "residual_var_bp2": round(fit.residual_var, 2),
+                            "meta_coefficients": [round(w, 4) for w in fit.meta_coefficients]} for fit in result.fits}
     mlflow.ensure_store()
     run_id = log_model_run(
         mlflow.uri(), mlflow.experiment, f"live_alpha|{universe}",
-        config={"universe": universe, "as_of": str(result.as_of), **vars(stack_params),
-                **{f"{m}.{k}": v for m in MODELS for k, v in config.model_params().as_dict(m).items()}},
-        metrics={f"{h}.{k}": v for h, fit in fits.items() for k, v in fit.items() if isinstance(v, int | float)},
-        models=result.estimators, artifact_root=mlflow.artifact_root(),
+        config={"universe": universe, "as_of": str(result.as_of), **vars(stack_params)},
+        metrics={f"{h}.{k}": v for h, fit in horizon_fits.items() for k, v in fit.items() if isinstance(v, int | float)},
+        models={}, artifact_root=mlflow.artifact_root(),
     )
     check = _check("live_alpha_valid", problems)
 
     def outputs() -> Outputs:
         ranked = result.alpha.sort(ALPHA_COMBINED, descending=True).select(c.TICKER, pl.col(ALPHA_COMBINED).round(1))
         yield dg.Output({universe: result.alpha}, metadata={
-            "as_of": str(result.as_of), "instruments": result.alpha.height, "fits": dg.MetadataValue.json(fits),
+            "as_of": str(result.as_of), "instruments": result.alpha.height, "fits": dg.MetadataValue.json(horizon_fits),
             "top_5_bp": dg.MetadataValue.json(dict(ranked.head(5).iter_rows())),
             "bottom_5_bp": dg.MetadataValue.json(dict(ranked.tail(5).iter_rows())), "mlflow_run_id": run_id,
         })
@@ -312,35 +343,44 @@ class MetaLabelConfig(config_from("ClassifierFields", XGBoostParams)):
 
 
 class BarrierClassifierConfig(MetaLabelConfig):
-    """As MetaLabelConfig, or (use_tuned_params) every parameter of the best trial of the universe's stored
-    hyperparameter_search (an optional input), which then overrides n_estimators and max_depth."""
+    """As MetaLabelConfig, or (use_tuned_params) the best trial of the universe's stored hyperparameter_search
+    (an optional input) for the rows dated after the span it was tuned on; earlier rows keep the fields above."""
 
     use_tuned_params: bool = Field(
         default=False,
-        description="Train with the best trial of this universe's stored hyperparameter_search (an optional input); "
-                    "false: the fields above.")
+        description="Predict the rows after the tuned span with the best trial of this universe's stored "
+                    "hyperparameter_search (an optional input), earlier rows with the fields above; false: the fields above.")
 
 
-def _barrier_params(config: BarrierClassifierConfig, hyperparameter_search: UniverseFrames, universe: str) -> XGBoostParams:
+def _barrier_params(config: BarrierClassifierConfig, hyperparameter_search: UniverseFrames,
+                    universe: str) -> XGBoostParams | TunedParams:
     if not config.use_tuned_params:
         return config.params()
     if universe not in hyperparameter_search:
         raise MissingUpstreamPartitionError(
             f"barrier_probabilities: use_tuned_params but input hyperparameter_search [{universe}] is not "
             f"materialised: materialise hyperparameter_search [{universe}] first")
-    return best_params(hyperparameter_search[universe])
+    return tuned_params(hyperparameter_search[universe], config.params())
 
 
 def _classifier_output(
     asset: str, universe: str, result: ClassifierResult, probability: str, schema: type, mlflow: MlflowTrackingResource,
-    params: XGBoostParams,
+    params: XGBoostParams | TunedParams,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Checks, MLflow run and output of an out-of-fold classifier asset (meta_labels, barrier_probabilities)."""
+    tuning: dict[str, object] = {}
+    if isinstance(params, TunedParams):
+        tuning = {"tuned_through": str(params.tuned_through),
+                  "rows_with_tuned_params": result.predictions.filter(pl.col(c.DATE) > params.tuned_through).height}
+        logged = {**vars(params.default), **{f"tuned.{k}": v for k, v in vars(params.tuned).items()},
+                  "tuned_through": tuning["tuned_through"]}
+    else:
+        logged = vars(params)
     problems = degeneracy_problems(result.predictions.rename({probability: PREDICTION}), 1e-6, 0.5)
     problems += [f] if (f := schema_failures(schema, result.predictions, asset=asset, partition=universe)) else []
     mlflow.ensure_store()
     run_id = log_model_run(
-        mlflow.uri(), mlflow.experiment, f"{asset}|{universe}", config={"universe": universe, **vars(params)},
+        mlflow.uri(), mlflow.experiment, f"{asset}|{universe}", config={"universe": universe, **logged},
         metrics={f"fold{r['fold_id']}.{k}": v for r in result.fold_scores.to_dicts() for k, v in r.items() if k != "fold_id"},
         models={f"{asset}_fold{i}": e for i, e in enumerate(result.estimators)},
         frames={"fold_scores": result.fold_scores}, artifact_root=mlflow.artifact_root(),
@@ -352,7 +392,7 @@ def _classifier_output(
             "fold_scores": dg.MetadataValue.json(_rounded(result.fold_scores)), "mlflow_run_id": run_id,
             "probability_quantiles": dg.MetadataValue.json({
                 f"q{int(q * 100)}": round(float(result.predictions[probability].quantile(q)), 4) for q in (0.01, 0.5, 0.99)}),
-            "share_at_least_0.75": round(float((result.predictions[probability] >= 0.75).mean()), 5),
+            "share_at_least_0.75": round(float((result.predictions[probability] >= 0.75).mean()), 5), **tuning,
         })
     yield from outputs_then_checks(outputs, check)
 

@@ -1,4 +1,5 @@
-"""The live alpha: refitted on what was known at the close of `as_of`, for the newest cross-section."""
+"""The live alpha: base models fitted on what was known at the close of `as_of` (once, stored with the
+out-of-fold stage), stacked for the newest cross-section."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from quantlab_assets.compute.features.compute import compute_features
 from quantlab_assets.compute.features.lookahead import perturb_after
 from quantlab_assets.compute.labels.compute import compute_labels, label_end_column
 from quantlab_assets.compute.models import live, stacking
+from quantlab_assets.compute.models.base_models import MODELS, make_estimator
 from quantlab_assets.compute.models.canaries import PLANTED_CANARY_INPUTS
 from quantlab_assets.compute.models.metrics import LABEL
+from quantlab_assets.compute.models.oof import design_matrix, design_panel
 from quantlab_assets.compute.schemas.base import schema_failures
-from quantlab_assets.compute.schemas.models import StackedAlphaSchema
+from quantlab_assets.compute.schemas.models import BaseModelFitsSchema, StackedAlphaSchema
 from quantlab_assets_tests.compute.models.conftest import FAST
 
 
@@ -25,19 +28,59 @@ def _canary(features: pl.DataFrame, model_panel) -> pl.DataFrame:
     return features.join(oracle, on=[c.DATE, c.TICKER], how="left").select(c.DATE, c.TICKER, *PLANTED_CANARY_INPUTS)
 
 
+def _stored_fits(features: pl.DataFrame, labels: pl.DataFrame, as_of: dt.date | None = None) -> dict[str, live.BaseModelFit]:
+    """Every model x horizon fitted as the out-of-fold stage fits it, through its stored frame and back."""
+    return {live.fit_key(m, h): live.fit_from_frame(live.fit_frame(live.fit_base_model(features, labels, m, h, as_of, FAST)))
+            for m in MODELS for h in (21, 63)}
+
+
 def test_live_alpha_covers_the_newest_date_that_the_stacked_alpha_cannot(model_panel, stacked_oof) -> None:
     predictions, folds, _ = stacked_oof
-    result = live.fit_live_alpha(_canary(model_panel.features, model_panel), model_panel.labels, predictions,
-                                 model_params=FAST)
+    features = _canary(model_panel.features, model_panel)
+    result = live.fit_live_alpha(features, model_panel.labels, predictions, _stored_fits(features, model_panel.labels))
     newest = model_panel.features[c.DATE].max()
     assert result.as_of == newest and result.alpha[c.DATE].unique().to_list() == [newest]
     assert result.alpha.height == model_panel.features.filter(pl.col(c.DATE) == newest).height
-    assert stacking.stack_and_combine(predictions, folds).alpha[c.DATE].max() < newest
+    assert stacking.stack_and_combine(predictions, folds, model_panel.labels).alpha[c.DATE].max() < newest
     assert schema_failures(StackedAlphaSchema, result.alpha, asset="live_alpha", partition="test") is None
     assert result.alpha[stacking.ALPHA_COMBINED].std() > 0
     for fit in result.fits:
         assert fit.labels_ended_by <= newest and fit.base_training_rows > fit.stack_training_rows > 0
-    assert sorted(result.estimators) == sorted(f"{m}_{h}d" for m in ("ridge", "xgboost", "lightgbm") for h in (21, 63))
+
+
+def test_stored_fits_give_the_live_alpha_of_models_refitted_on_every_known_row(model_panel, stacked_oof) -> None:
+    # What the live alpha did before its base models were fitted with the out-of-fold stage: refit each
+    # model on the rows whose label ended by as_of and predict as_of. The stored fits must give it bit for bit.
+    predictions, _, _ = stacked_oof
+    features, labels = _canary(model_panel.features, model_panel), model_panel.labels
+    as_of = features[c.DATE].max()
+    today = features.filter(pl.col(c.DATE) == as_of)
+    refitted = {}
+    for h in (21, 63):
+        known = labels.filter(pl.col(label_end_column(h)) <= as_of)
+        design = design_panel(features, known, h)
+        for m in MODELS:
+            estimator = make_estimator(m, FAST).fit(design_matrix(design), design.frame[LABEL].to_numpy())
+            refitted[live.fit_key(m, h)] = live.BaseModelFit(m, h, as_of, design.frame.height, as_of, design.inputs, estimator)
+    stored = _stored_fits(features, labels)
+    for key, fit in stored.items():
+        assert schema_failures(BaseModelFitsSchema, live.fit_frame(fit), asset="base_model_fits", partition=key) is None
+        x_today = design_matrix(design.with_frame(today))
+        assert np.array_equal(fit.estimator.predict(x_today), refitted[key].estimator.predict(x_today))
+    new = live.fit_live_alpha(features, labels, predictions, stored).alpha
+    assert new.equals(live.fit_live_alpha(features, labels, predictions, refitted).alpha)
+
+
+def test_a_stale_or_missing_fit_is_refused(model_panel, stacked_oof) -> None:
+    predictions, _, _ = stacked_oof
+    features = _canary(model_panel.features, model_panel)
+    dates = features[c.DATE].unique().sort()
+    older = _stored_fits(features, model_panel.labels, dates[-2])
+    with pytest.raises(ValueError, match="is as of"):
+        live.fit_live_alpha(features, model_panel.labels, predictions, older)
+    del older["xgboost_63d"]
+    with pytest.raises(ValueError, match="no stored base-model fit xgboost_63d"):
+        live.fit_live_alpha(features, model_panel.labels, predictions, older, dates[-2])
 
 
 def test_live_alpha_at_a_past_date_ignores_everything_after_it(model_panel, stacked_oof) -> None:
@@ -49,8 +92,8 @@ def test_live_alpha_at_a_past_date_ignores_everything_after_it(model_panel, stac
 
     def live_alpha(bars: pl.DataFrame, oof: dict[int, dict[str, pl.DataFrame]]) -> pl.DataFrame:
         universe = model_panel.market.universe
-        features, labels = compute_features(bars, universe).frame, compute_labels(bars, universe)
-        return live.fit_live_alpha(_canary(features, model_panel), labels, oof, as_of, FAST).alpha
+        features, labels = _canary(compute_features(bars, universe).frame, model_panel), compute_labels(bars, universe)
+        return live.fit_live_alpha(features, labels, oof, _stored_fits(features, labels, as_of), as_of).alpha
 
     rng = np.random.default_rng(3)
     ends = model_panel.labels.select(c.DATE, c.TICKER, *(label_end_column(h) for h in predictions))
@@ -72,4 +115,4 @@ def test_a_date_without_features_is_refused(model_panel, stacked_oof) -> None:
     predictions, _, _ = stacked_oof
     later = model_panel.features[c.DATE].max() + dt.timedelta(days=30)
     with pytest.raises(ValueError, match="no feature row"):
-        live.fit_live_alpha(_canary(model_panel.features, model_panel), model_panel.labels, predictions, later, FAST)
+        live.fit_live_alpha(_canary(model_panel.features, model_panel), model_panel.labels, predictions, {}, later)

@@ -29,7 +29,7 @@ def test_a_bar_that_crossed_both_barriers_is_a_loss_for_either_side() -> None:
 
 def test_meta_labels_are_out_of_fold_probabilities_of_hitting_the_profit_barrier(model_panel, stacked_oof) -> None:
     predictions, folds, features = stacked_oof
-    alpha = stacking.stack_and_combine(predictions, folds).alpha
+    alpha = stacking.stack_and_combine(predictions, folds, model_panel.labels).alpha
     panel = meta_labels.meta_label_panel(alpha, features, model_panel.labels)
     # The meta-label restates the rule: 1 exactly where the barrier touched first is the side's profit one.
     check = panel.frame.join(model_panel.labels.select(c.DATE, c.TICKER, "tb_label", "tb_barrier"), on=[c.DATE, c.TICKER])
@@ -51,7 +51,7 @@ def test_meta_labels_are_out_of_fold_probabilities_of_hitting_the_profit_barrier
 def test_the_classifier_never_reads_its_target(model_panel, stacked_oof) -> None:
     # `meta_label` is named like a feature; read as one, the out-of-fold AUC was 1.0 on the default run.
     predictions, folds, features = stacked_oof
-    alpha = stacking.stack_and_combine(predictions, folds).alpha
+    alpha = stacking.stack_and_combine(predictions, folds, model_panel.labels).alpha
     panel = meta_labels.meta_label_panel(alpha, features, model_panel.labels)
     inputs = panel.inputs
     assert meta_labels.META_LABEL not in inputs and meta_labels.SIDE not in inputs

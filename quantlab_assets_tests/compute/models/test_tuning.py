@@ -14,10 +14,12 @@ import pytest
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models.barrier import HITS_UPPER
 from quantlab_assets.compute.models.base_models import XGBoostParams
+from quantlab_assets.compute.models.classifier import TunedParams
 from quantlab_assets.compute.models.oof import DesignPanel
 from quantlab_assets.compute.models.tuning import (
     TuningParams,
     best_params,
+    tuned_params,
     search_barrier_classifier,
     xgboost_log_loss,
 )
@@ -103,3 +105,8 @@ def test_trials_are_data_the_default_comes_first_and_the_search_is_deterministic
         XGBoostParams(), **json.loads(best_row["params"]))
     with pytest.raises(ValueError, match="no complete trial"):
         best_params(first.trials.filter(pl.col("state") != "complete"))
+    # ...for the rows after the span it was tuned on, which every trial names; the seed's defaults before it.
+    assert first.trials["tuned_through"].unique().to_list() == [VALIDATION_END]
+    assert tuned_params(first.trials, XGBoostParams()) == TunedParams(XGBoostParams(), first.best, VALIDATION_END)
+    with pytest.raises(ValueError, match="tuned spans"):
+        tuned_params(first.trials.with_columns(pl.lit(None, dtype=pl.Date).alias("tuned_through")), XGBoostParams())
