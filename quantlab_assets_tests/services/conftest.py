@@ -1,6 +1,7 @@
-"""Fixtures of the services suite: a real PostgreSQL cluster and Dagster instances stored in it.
+"""Fixtures of the services suite: a real PostgreSQL cluster and Dagster instances stored in it, and a
+Redis server as the Celery executor's broker.
 
-Where PostgreSQL (or dagster-postgres) is missing the suite is skipped with the reason; with
+Where PostgreSQL (or dagster-postgres, Redis, dagster-celery) is missing the suite is skipped with the reason; with
 QUANTLAB_REQUIRE_SERVICES=1 (set by .ci/run) the same condition fails instead, so CI cannot skip it.
 """
 
@@ -17,7 +18,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from quantlab_assets_tests.services.servers import PostgresServer, ServiceUnavailable, running_mlflow, running_postgres
+from quantlab_assets_tests.services.servers import (
+    PostgresServer, ServiceUnavailable, running_mlflow, running_postgres, running_redis,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_SERVICES_ENV = "QUANTLAB_REQUIRE_SERVICES"
@@ -76,6 +79,20 @@ def mlflow_server(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFac
     try:
         with running_mlflow(postgres.url("mlflow", "postgresql+psycopg2"), tmp_path_factory.mktemp("mlflow") / "artifacts") as uri:
             yield uri
+    except ServiceUnavailable as error:
+        services_unavailable(str(error))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server on loopback (the Celery broker and result backend), as `redis://:password@host:port`."""
+    try:
+        import dagster_celery  # noqa: F401
+    except ImportError:
+        services_unavailable("dagster-celery is not installed (pip install -e '.[celery]')")
+    try:
+        with running_redis() as url:
+            yield url
     except ServiceUnavailable as error:
         services_unavailable(str(error))
 
