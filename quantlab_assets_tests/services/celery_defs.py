@@ -28,7 +28,7 @@ STALL_DIR_ENV = "QUANTLAB_TEST_STALL_DIR"
 PANEL_SEEDS = {"panel_a": 11, "panel_b": 12, "panel_c": 13}
 PANEL_ROWS = 50_000
 # Long enough that the three panels all run at once, each on its own worker.
-STEP_SECONDS = 2.0
+STEP_SECONDS = 1.0
 PID = "pid"
 
 

@@ -164,6 +164,7 @@ def _step_placements(instance: dg.DagsterInstance) -> dict[str, list[tuple[str, 
 def test_a_runs_independent_steps_run_on_different_workers_and_store_what_one_process_stores(
     cluster: CeleryCluster, single_process_files: dict[str, bytes]
 ) -> None:
+    cluster.wait_until_ready(WORKERS)  # a worker killed by another test is replaced
     _finish(cluster.start_run())
 
     placements = _step_placements(cluster.instance)
@@ -198,6 +199,7 @@ def test_a_worker_killed_mid_write_has_its_step_rerun_by_another_and_no_half_wri
         cluster.workers[killed].wait()
         seen: set[bytes] = set()  # every version of the partition a reader finds while the run goes on
         while run.poll() is None:
+            assert time.monotonic() < deadline, "the run did not finish: the killed worker's step was never rerun"
             if partition.exists():
                 seen.add(partition.read_bytes())
             time.sleep(0.01)
@@ -206,6 +208,7 @@ def test_a_worker_killed_mid_write_has_its_step_rerun_by_another_and_no_half_wri
         if run.poll() is None:
             run.kill()
             run.wait()
+        (cluster.stall_dir / f"{KILLED_PANEL}.request").unlink()
 
     assert seen <= {single_process_files[partition.name]}
     first, retry = _step_placements(cluster.instance)[KILLED_PANEL]
@@ -214,5 +217,4 @@ def test_a_worker_killed_mid_write_has_its_step_rerun_by_another_and_no_half_wri
     # The killed writer's temporary stays (no process is left to remove it); no reader opens it.
     assert half_written.exists()
     assert _stored_files(cluster.data_dir) == single_process_files
-    cluster.start_worker(killed)  # the next test finds three workers again
-    cluster.wait_until_ready((killed,))
+    cluster.start_worker(killed)  # a replacement, for the tests that want three workers
