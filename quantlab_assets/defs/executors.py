@@ -42,15 +42,16 @@ MAX_RESTORE_INTERVAL_S = 10.0
 def celery_settings() -> dict[str, Any]:
     """Celery settings shared by the run (which submits steps) and the workers (which run them).
 
-    acks_late: a worker acknowledges a step's task when the step has finished, so a worker killed
-    mid-step leaves its task with the broker for another worker. reject_on_worker_lost: where a worker
-    runs steps in a prefork pool, the pool child's death puts the task back at once (without it Celery
-    records a failure). Prefetch 1: a busy worker holds no further task that an idle one could run.
+    acks_late: a worker acknowledges a step's task only when the step has finished, so a worker killed
+    mid-step leaves the task with the broker, which hands it to another worker after the visibility
+    timeout (without it a prefork worker acknowledges on start, the task dies with the worker and the
+    run waits forever). A pool process killed alone (the kernel's OOM killer) is left to Celery's
+    default: the step fails with WorkerLostError rather than being put back, since a step that runs out
+    of memory would do so again on every worker. Prefetch 1: a busy worker holds no task an idle one could run.
     """
     visibility_timeout_s = float(os.environ.get(CELERY_VISIBILITY_TIMEOUT_ENV, DEFAULT_CELERY_VISIBILITY_TIMEOUT_S))
     return {
         "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "broker_transport_options": {
             "visibility_timeout": visibility_timeout_s,

@@ -54,12 +54,12 @@ class CeleryCluster:
     log_offsets: dict[str, int] = field(default_factory=dict)  # where each worker's current log begins
 
     def start_worker(self, name: str) -> None:
-        """One worker process (its own session, like a machine of its own) running one step at a time."""
+        """One worker (its own session, like a machine of its own) running one step at a time in a pool process."""
         log = self.logs / f"{name}.log"
         self.log_offsets[name] = log.stat().st_size if log.exists() else 0
         with open(log, "ab") as output:
             self.workers[name] = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "quantlab_assets.defs.celery_worker", "worker", "--pool=solo",
+                [sys.executable, "-m", "celery", "-A", "quantlab_assets.defs.celery_worker", "worker", "--pool=prefork", "--concurrency=1",
                  "-n", f"{name}@%h", "-Q", "dagster", "--include", celery_defs.__name__, "--loglevel=INFO",
                  "--without-gossip", "--without-mingle", "--without-heartbeat"],
                 cwd=REPO_ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
@@ -76,7 +76,9 @@ class CeleryCluster:
                 time.sleep(0.2)
 
     def worker_of_pid(self, pid: int) -> str:
-        return next(name for name, process in self.workers.items() if process.pid == pid)
+        """The worker whose process group (its session) holds the process `pid`."""
+        group = os.getpgid(pid)
+        return next(name for name, process in self.workers.items() if process.pid == group)
 
     def start_run(self) -> subprocess.Popen[str]:
         """`dagster job execute` of panels_job: the run's own process submits the steps and waits for them."""
@@ -188,14 +190,14 @@ def test_a_worker_killed_mid_write_has_its_step_rerun_by_another_and_no_half_wri
         while not marker.exists():
             assert run.poll() is None and time.monotonic() < deadline, "the panel never reached its write"
             time.sleep(0.05)
-        killed_pid = json.loads(marker.read_text())[celery_defs.PID]
+        killed_pid = json.loads(marker.read_text())[celery_defs.PID]  # the worker's pool process
         killed = cluster.worker_of_pid(killed_pid)
         partition = cluster.data_dir / f"{KILLED_PANEL}.parquet"
         [half_written] = cluster.data_dir.glob(f".{KILLED_PANEL}.parquet.{killed_pid}.*.tmp")
         assert 0 < half_written.stat().st_size < len(single_process_files[partition.name])
         assert not partition.exists()
 
-        os.killpg(killed_pid, signal.SIGKILL)  # the worker and everything it started, as if its machine died
+        os.killpg(cluster.workers[killed].pid, signal.SIGKILL)  # the worker and its pool, as if its machine died
         cluster.workers[killed].wait()
         seen: set[bytes] = set()  # every version of the partition a reader finds while the run goes on
         while run.poll() is None:
