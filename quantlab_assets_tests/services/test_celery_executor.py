@@ -23,7 +23,8 @@ import dagster as dg
 import pytest
 
 from quantlab_assets.defs.executors import (
-    CELERY_BACKEND_ENV, CELERY_BROKER_ENV, CELERY_VISIBILITY_TIMEOUT_ENV, EXECUTOR_ENV,
+    CELERY_BACKEND_ENV, CELERY_BROKER_ENV, CELERY_VISIBILITY_TIMEOUT_ENV, DEFAULT_CELERY_BROKER, EXECUTOR_ENV,
+    celery_executor_config, lab_executor,
 )
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager
 from quantlab_assets.defs.resources import DATA_DIR_ENV
@@ -161,6 +162,22 @@ def _step_placements(instance: dg.DagsterInstance) -> dict[str, list[tuple[str, 
             pids.setdefault(event.step_key, []).append(event.pid)
     assert names.keys() == pids.keys() == {asset.key.to_user_string() for asset in celery_defs.ASSETS}
     return {step: list(zip(names[step], pids[step], strict=True)) for step in names}
+
+
+def test_the_celery_executor_is_selected_by_the_environment_with_a_valid_config(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagster._config import process_config
+    from dagster_celery import celery_executor
+
+    for name in (CELERY_BROKER_ENV, CELERY_BACKEND_ENV, CELERY_VISIBILITY_TIMEOUT_ENV):
+        monkeypatch.delenv(name, raising=False)
+    config = celery_executor_config()
+    assert process_config(celery_executor.config_schema.config_type, config).success
+    assert config["broker"] == DEFAULT_CELERY_BROKER  # loopback when the environment names no broker
+    assert config["config_source"]["task_acks_late"]
+    monkeypatch.setenv(EXECUTOR_ENV, "celery")
+    assert lab_executor().name == "celery"
 
 
 def test_a_runs_independent_steps_run_on_different_workers_and_store_what_one_process_stores(
