@@ -46,8 +46,9 @@ def celery_settings() -> dict[str, Any]:
     mid-step leaves the task with the broker, which hands it to another worker after the visibility
     timeout (without it a prefork worker acknowledges on start, the task dies with the worker and the
     run waits forever). A pool process killed alone (the kernel's OOM killer) is left to Celery's
-    default: the step fails with WorkerLostError rather than being put back, since a step that runs out
-    of memory would do so again on every worker. Prefetch 1: a busy worker holds no task an idle one could run.
+    default: the run fails, naming WorkerLostError, rather than the task being put back, since a step
+    that runs out of memory would do so again on every worker. Prefetch 1: a busy worker holds no task
+    an idle one could run.
     """
     visibility_timeout_s = float(os.environ.get(CELERY_VISIBILITY_TIMEOUT_ENV, DEFAULT_CELERY_VISIBILITY_TIMEOUT_S))
     return {
