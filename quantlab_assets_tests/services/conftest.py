@@ -1,26 +1,33 @@
-"""Fixtures of the services suite: a real PostgreSQL cluster and Dagster instances stored in it.
+"""Fixtures of the services suite: a real PostgreSQL cluster and Dagster instances stored in it, and a
+Redis server as the Celery executor's broker.
 
-Where PostgreSQL (or dagster-postgres) is missing the suite is skipped with the reason; with
+Where PostgreSQL (or dagster-postgres, Redis, dagster-celery) is missing the suite is skipped with the reason; with
 QUANTLAB_REQUIRE_SERVICES=1 (set by .ci/run) the same condition fails instead, so CI cannot skip it.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 import pytest
 
-from quantlab_assets_tests.services.servers import PostgresServer, ServiceUnavailable, running_mlflow, running_postgres
+from quantlab_assets_tests.services.servers import (
+    PostgresServer, ServiceUnavailable, running_mlflow, running_postgres, running_redis,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_SERVICES_ENV = "QUANTLAB_REQUIRE_SERVICES"
+T = TypeVar("T")
 
 
 def services_unavailable(reason: str) -> None:
@@ -29,17 +36,23 @@ def services_unavailable(reason: str) -> None:
     pytest.skip(f"services suite: {reason}")
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
+def _serving(client_package: str, extra: str, server: Callable[[], AbstractContextManager[T]]) -> Iterator[T]:
+    """What `server()` yields while it runs; unavailable (skip, or fail where required) without the
+    Dagster integration `client_package` (the lab's extra `extra`) or when the server cannot start."""
     try:
-        import dagster_postgres  # noqa: F401
+        importlib.import_module(client_package)
     except ImportError:
-        services_unavailable("dagster-postgres is not installed (pip install -e '.[postgres]')")
+        services_unavailable(f"{client_package.replace('_', '-')} is not installed (pip install -e '.[{extra}]')")
     try:
-        with running_postgres() as server:
-            yield server
+        with server() as handle:
+            yield handle
     except ServiceUnavailable as error:
         services_unavailable(str(error))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    yield from _serving("dagster_postgres", "postgres", running_postgres)
 
 
 @pytest.fixture
@@ -78,6 +91,12 @@ def mlflow_server(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFac
             yield uri
     except ServiceUnavailable as error:
         services_unavailable(str(error))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server on loopback (the Celery broker and result backend), as `redis://:password@host:port`."""
+    yield from _serving("dagster_celery", "celery", running_redis)
 
 
 DAGSTER_CLI = Path(sys.executable).with_name("dagster")

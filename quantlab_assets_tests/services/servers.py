@@ -1,8 +1,9 @@
-"""Throwaway PostgreSQL and MLflow servers on loopback, as docker-compose.yml configures them.
+"""Throwaway PostgreSQL, MLflow and Redis servers on loopback, as docker-compose.yml configures the first two.
 
 No Docker engine runs on the development and CI machines, so the services suite starts the same
-services from Debian's `postgresql` package and PyPI's `mlflow`, each in a temporary directory, on
-127.0.0.1 and a free port, with a random password that reaches clients only through the environment.
+services from Debian's `postgresql` and `redis-server` packages and PyPI's `mlflow`, each in a temporary
+directory, on 127.0.0.1 and a free port, with a random password that reaches clients only through the
+environment. Redis is the broker of the Celery executor (defs/executors.py) and its workers run here too.
 `python -m quantlab_assets_tests.services.servers` (scripts/services.sh) starts both for a shell.
 """
 
@@ -209,6 +210,53 @@ def running_code_server(module: str, working_directory: Path, timeout_s: float =
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
+@contextlib.contextmanager
+def running_redis(timeout_s: float = 30.0) -> Iterator[str]:
+    """`redis-server` on 127.0.0.1 and a free port, password-protected, nothing saved to disk; yields its URL
+    without a database number (the broker and the result backend each append their own)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ServiceUnavailable("no Redis server found (apt-get install redis-server; .ci/run does)")
+    port = free_port()
+    password = secrets.token_urlsafe(18)
+    directory = Path(tempfile.mkdtemp(prefix="quantlab-redis-"))
+    # The password goes in through stdin (a config file read from "-"), not the command line `ps` shows.
+    settings = f"port {port}\nbind {HOST}\nrequirepass {password}\nsave \"\"\nappendonly no\ndir {directory}\n"
+    with open(directory / "log", "wb") as output:
+        server = subprocess.Popen([binary, "-"], stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    assert server.stdin is not None
+    server.stdin.write(settings.encode())
+    server.stdin.close()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not _redis_answers(port, password):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise ServiceUnavailable(f"redis-server did not answer: {(directory / 'log').read_text()[-800:]}")
+            time.sleep(0.2)
+        yield f"redis://:{password}@{HOST}:{port}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _redis_answers(port: int, password: str) -> bool:
+    """AUTH then PING in Redis's wire protocol: True once the server says PONG."""
+    command = f"AUTH {password}\r\nPING\r\n".encode()
+    with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=2) as connection:
+        connection.sendall(command)
+        reply = b""
+        while b"PONG" not in reply and len(reply) < 200:
+            chunk = connection.recv(200)
+            if not chunk:
+                break
+            reply += chunk
+        return b"+PONG" in reply
+    return False
 
 
 def main() -> None:
