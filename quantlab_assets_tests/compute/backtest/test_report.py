@@ -99,15 +99,16 @@ def test_without_regimes_the_report_says_so(runs) -> None:
 
 def test_the_report_states_the_execution_model_each_strategy_used(runs) -> None:
     strategy_runs, metrics, _ = runs
-    cheap = BacktestParams(costs=CostParams(2.5, 0, 1), delay=0, rebalance="weekly")
+    cheap = BacktestParams(costs=CostParams(2.5, 0, 1), delay=0, rebalance="weekly", borrow_fee_bps=30)
     same = render_report(strategy_runs, metrics, title="test", execution={"top_2": cheap, "buy_and_hold": cheap})
     assert ("Execution: commission 2.5 bp + slippage 0 bp + spread 1 bp on traded notional; 0-bar execution delay; "
-            "weekly rebalancing.") in same
+            "weekly rebalancing; borrow fee 30 bp a year on short notional.") in same
     assert "10 bp" not in same
     mixed = execution_note({"top_2": cheap, "buy_and_hold": BacktestParams(), "equal_weight": None})
     assert mixed == ("Execution: Top 2: commission 2.5 bp + slippage 0 bp + spread 1 bp on traded notional; 0-bar "
-                     "execution delay; weekly rebalancing | Buy and hold: commission 10 bp + slippage 5 bp + spread 5 bp "
-                     "on traded notional; 1-bar execution delay; daily rebalancing | Equal weight: parameters not recorded.")
+                     "execution delay; weekly rebalancing; borrow fee 30 bp a year on short notional | Buy and hold: "
+                     "commission 10 bp + slippage 5 bp + spread 5 bp on traded notional; 1-bar execution delay; daily "
+                     "rebalancing; borrow fee 50 bp a year on short notional | Equal weight: parameters not recorded.")
 
 
 class _Cells(HTMLParser):
