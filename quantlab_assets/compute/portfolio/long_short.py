@@ -14,8 +14,9 @@ The weights are the least-squares closest to equal weights within each leg subje
 +-gross/2, sum(beta * w) = 0, and 0 <= w <= cap on the long leg, -cap <= w <= 0 on the short one. Without
 the bounds the solution is w_i = w0_i + mu_leg + nu * beta_i (a 3x3 linear system); a weight that crosses a
 bound is held at it and the rest solved again (an active set that only grows, so it ends in at most n
-passes). A date where no such book exists (too few members for the cap, or betas that cannot be
-offset) is all cash.
+passes). A date where this finds no book (too few members for the cap, betas that the cap leaves no room to
+offset; a weight held at a bound is never released, so on a rare date it may miss a book that exists) is
+all cash, and the strategy's notes count such dates.
 """
 
 from __future__ import annotations

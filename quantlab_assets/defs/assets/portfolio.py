@@ -27,7 +27,7 @@ from quantlab_assets.compute.data.membership import (
 )
 from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.portfolio.names import BENCHMARK, QP
-from quantlab_assets.compute.portfolio.qp import WARM_UP
+from quantlab_assets.compute.portfolio.qp import WARM_UP, QpParams
 from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights, unexpected_shorts
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
@@ -35,7 +35,7 @@ from quantlab_assets.compute.schemas.deep import TbmProbabilitiesSchema
 from quantlab_assets.compute.schemas.portfolio import BacktestDailySchema, TargetWeightsSchema
 from quantlab_assets.compute.storage import write_text_atomic
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
-from quantlab_assets.defs.config import config_from, settings
+from quantlab_assets.defs.config import config_from, run_config_fields, settings
 from quantlab_assets.defs.io_managers import (
     KeyedFrames,
     MissingUpstreamPartitionError,
@@ -75,7 +75,12 @@ def market_regimes(regime_labels: UniverseFrames, universe: str) -> pl.DataFrame
     return frame.group_by(c.DATE).agg(pl.col(label).first().cast(pl.String).alias("regime")).sort(c.DATE)
 
 
-class TargetWeightsConfig(config_from("TargetWeightsFields", StrategyParams)):
+# The QP's parameters stay at their compute defaults here: its dataclass (compute/portfolio/qp.py) carries no
+# descriptions, and every launchpad field must say what it means.
+QP_FIELDS = frozenset(name for name, *_ in run_config_fields(QpParams, "qp_"))
+
+
+class TargetWeightsConfig(config_from("TargetWeightsFields", StrategyParams, exclude=QP_FIELDS)):
     """The strategies' parameters (compute/portfolio/strategies.py: StrategyParams; each strategy partition
     reads its own), and which primary model the threshold profiles read: the tabular `barrier_probabilities`
     (an input of this asset), or seed 002's sequence classifier `tbm_classifier` (an optional input of this
