@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.backtest.comparison import best_candidate_verdict, versus_equal_weight
 from quantlab_assets.compute.backtest.engine import RETURN, SIGNAL_DATE, WEIGHT, BacktestParams, CostParams, run_backtest
 from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics
 from quantlab_assets.compute.backtest.report import (
@@ -95,6 +96,22 @@ def test_without_regimes_the_report_says_so(runs) -> None:
     parser.feed(html)
     assert "no-regimes" in parser.ids and "fig-regime-equity" not in parser.ids
     assert all(section in parser.ids for section in SECTION_IDS)
+
+
+def test_the_comparison_with_equal_weight_is_shown_where_the_metrics_carry_it(runs) -> None:
+    strategy_runs, metrics, _ = runs
+    daily = {run.name: run.daily for run in strategy_runs} | {"equal_weight": strategy_runs[1].daily}
+    compared = metrics.join(versus_equal_weight(daily, MetricParams(bootstrap_reps=50)), on="strategy", how="left")
+    html = render_report(strategy_runs, compared, title="test")
+    parser = _Ids()
+    parser.feed(html)
+    assert {"versus-equal-weight", "best-versus-equal-weight"} <= set(parser.ids)
+    # Equal weight is buy_and_hold's twin here: the best candidate's difference is 0 on every resample.
+    sentence = best_candidate_verdict(compared, label=readable_label)
+    assert sentence in html and sentence.startswith("The best candidate, Buy and hold")
+    assert "[0.00, 0.00]: it does not beat equal weight (the interval holds 0)" in sentence
+    assert "Sharpe minus equal weight&#39;s" in html
+    assert "versus-equal-weight" not in render_report(strategy_runs, metrics, title="test")
 
 
 def test_the_report_states_the_execution_model_each_strategy_used(runs) -> None:

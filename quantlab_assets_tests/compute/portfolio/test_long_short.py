@@ -17,8 +17,13 @@ from quantlab_assets.compute.portfolio.long_short import (
     neutral_leg_weights,
     trailing_betas,
 )
-from quantlab_assets.compute.portfolio.names import LONG_SHORT
-from quantlab_assets.compute.portfolio.strategies import LongShortParams, StrategyParams, build_target_weights
+from quantlab_assets.compute.portfolio.names import LONG_SHORT, QP, TOPK_DROPOUT
+from quantlab_assets.compute.portfolio.strategies import (
+    LongShortParams,
+    StrategyParams,
+    build_target_weights,
+    unexpected_shorts,
+)
 
 
 def test_the_beta_tilt_matches_the_closed_form_by_hand() -> None:
@@ -122,3 +127,9 @@ def test_the_strategy_uses_betas_up_to_its_rebalance_dates_and_holds_for_the_hor
     exposure = weights.join(betas, on=[c.DATE, c.TICKER]).group_by(c.DATE).agg(
         pl.col(WEIGHT).sum().alias("net"), (pl.col(WEIGHT) * pl.col(BETA)).sum().alias("beta"))
     assert exposure["net"].abs().max() < 1e-12 and exposure["beta"].abs().max() < 1e-9
+
+
+def test_only_the_long_short_strategy_may_hold_a_short() -> None:
+    book = pl.DataFrame({c.DATE: [dt.date(2024, 1, 2)] * 2, c.TICKER: ["A", "B"], WEIGHT: [0.5, -0.5]})
+    assert unexpected_shorts(LONG_SHORT, book) == 0
+    assert unexpected_shorts(TOPK_DROPOUT, book) == 1 and unexpected_shorts(QP, book) == 1
