@@ -67,7 +67,8 @@ def best_candidate_verdict(metrics: pl.DataFrame, confidence: float = MetricPara
     best = candidates.sort("sharpe", descending=True).row(0, named=True)
     name = label(best["strategy"])
     if best[VERDICT] == UNDEFINED:
-        return f"The best candidate, {name} (Sharpe {best['sharpe']:.2f}), has no paired interval against equal weight: no verdict."
+        return (f"The best candidate, {name} (Sharpe {best['sharpe']:.2f}), has no paired interval against equal weight: "
+                "no verdict.")
     interval = f"{best[DIFFERENCE]:+.2f}, {confidence * 100:g} % paired bootstrap interval [{best[LOW]:.2f}, {best[HIGH]:.2f}]"
     head = f"The best candidate, {name} (Sharpe {best['sharpe']:.2f}), against equal weight: Sharpe difference {interval}"
     if best[VERDICT] == BETTER:

@@ -170,7 +170,8 @@ def build_target_weights(
     raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGY_NAMES)}")
 
 
-def _long_short(alpha: pl.DataFrame, returns: pl.DataFrame, members: pl.DataFrame | None, params: StrategyParams) -> StrategyWeights:
+def _long_short(alpha: pl.DataFrame, returns: pl.DataFrame, members: pl.DataFrame | None,
+                params: StrategyParams) -> StrategyWeights:
     """The neutral book on the stacked alpha's rebalance dates, betas to the members' equal-weighted market."""
     book = params.long_short
     betas = trailing_betas(returns, market_returns(returns, members), book.beta_window, book.beta_min_observations)

@@ -89,7 +89,8 @@ def test_betas_are_trailing_least_squares_on_the_members_market_and_ignore_the_f
     assert betas[BETA][:9].is_null().all()
     np.testing.assert_allclose(betas[BETA][9:].to_numpy(), 1.5, atol=1e-9)
     # Rewriting the returns after day 25 leaves every beta up to day 25 unchanged.
-    future = frame.with_columns(pl.when(pl.col(c.DATE) > dates[25]).then(pl.col(RETURN) * -3).otherwise(pl.col(RETURN)).alias(RETURN))
+    later = pl.col(c.DATE) > dates[25]
+    future = frame.with_columns(pl.when(later).then(pl.col(RETURN) * -3).otherwise(pl.col(RETURN)).alias(RETURN))
     again = trailing_betas(future, market_returns(future, members), 20, 10).filter(pl.col(c.DATE) <= dates[25])
     assert again.equals(trailing_betas(frame, built, 20, 10).filter(pl.col(c.DATE) <= dates[25]))
 
@@ -97,7 +98,8 @@ def test_betas_are_trailing_least_squares_on_the_members_market_and_ignore_the_f
 def test_the_book_is_long_the_top_and_short_the_bottom_neutral_on_every_date() -> None:
     rng = np.random.default_rng(2)
     dates, tickers = _dates(3), [f"S{i:02d}" for i in range(20)]
-    scored = _grid(dates, tickers).with_columns(pl.Series("score", rng.normal(size=60)), pl.Series(BETA, rng.uniform(0.6, 1.5, 60)))
+    scored = _grid(dates, tickers).with_columns(pl.Series("score", rng.normal(size=60)),
+                                                pl.Series(BETA, rng.uniform(0.6, 1.5, 60)))
     weights, empty = long_short_book(scored, "score", fraction=0.25, gross=2.0, cap=0.3)
     assert empty == [] and weights.columns == [c.DATE, c.TICKER, WEIGHT, SIGNAL_DATE]
     joined = weights.join(scored, on=[c.DATE, c.TICKER])
