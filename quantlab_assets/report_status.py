@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.backtest.comparison import DIFFERENCE, HIGH, LOW, VERDICT, best_candidate_verdict
 from quantlab_assets.compute.regimes.validation import episodes_apply, evaluate_episodes
 from quantlab_assets.definitions import defs
 from quantlab_assets.defs.partitions import split_bars_key, universe_catalog
@@ -46,6 +47,7 @@ def main() -> None:
     _print_regimes(universe)
     _print_models(universe)
     _print_backtests(universe)
+    _print_versus_equal_weight(universe)
     check_keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda key: key.name)
     checks = instance.event_log_storage.get_asset_check_summary_records(check_keys)
     print("latest asset checks:")
@@ -103,6 +105,19 @@ def _print_backtests(universe: str) -> None:
     report = data_dir() / "reports" / "backtest_report" / f"{universe}.html"
     if report.exists():
         print(f"report: {report}")
+
+
+def _print_versus_equal_weight(universe: str) -> None:
+    """Each strategy's Sharpe minus equal weight's with its paired interval, and the verdict on the best candidate."""
+    path = data_dir() / "backtest_metrics" / f"{universe}.parquet"
+    metrics = pl.read_parquet(path) if path.exists() else None
+    if metrics is None or DIFFERENCE not in metrics.columns:
+        return
+    print("against equal weight (Sharpe difference, 95 % paired bootstrap interval on the same days):")
+    for row in metrics.filter(pl.col(DIFFERENCE).is_not_null()).sort(DIFFERENCE, descending=True).iter_rows(named=True):
+        print(f"  {row['strategy']:24s} {_num(row[DIFFERENCE], '+.2f')} [{_num(row[LOW], '.2f')}, {_num(row[HIGH], '.2f')}]"
+              f"  {row[VERDICT]}")
+    print(f"  {best_candidate_verdict(metrics)}")
 
 
 def _num(value: float | None, spec: str) -> str:

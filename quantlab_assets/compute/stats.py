@@ -9,6 +9,9 @@ interval and a verdict that says "indistinguishable" or "inconclusive" when the 
   with fewer than two values, where no spread can be estimated.
 - `paired_difference`: the same interval of a - b unit by unit (a fold, a seed scored both ways), which
   removes what the units share (a hard fold is hard for both models).
+- `paired_sharpe_difference`: for two daily return series of the same dates, Sharpe(a) - Sharpe(b) and its
+  stationary-bootstrap percentile interval, both series resampled on the same days in the same blocks, so
+  what the days share (a crash hits both books) cancels and the serial dependence is kept.
 - `difference_verdict`: better / worse when the interval of a difference excludes 0, else indistinguishable.
 - `criterion_verdict` and `joint_verdict`: met / not met / inconclusive for an interval against a success
   bar, and for several such criteria together.
@@ -21,6 +24,7 @@ from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 import numpy as np
+from arch.bootstrap import StationaryBootstrap
 from scipy import stats
 
 BETTER: Final = "better"
@@ -71,6 +75,33 @@ def paired_difference(a: np.ndarray, b: np.ndarray, confidence: float) -> Interv
     if a.shape != b.shape:
         raise ValueError(f"paired_difference needs one value per unit on both sides, got {a.shape} and {b.shape}")
     return t_interval(a - b, confidence)
+
+
+def _annualised_sharpe_difference(a: np.ndarray, b: np.ndarray, periods: float) -> float:
+    sa, sb = a.std(ddof=1), b.std(ddof=1)
+    return (a.mean() / sa - b.mean() / sb) * math.sqrt(periods) if sa > 0 and sb > 0 else math.nan
+
+
+def paired_sharpe_difference(a: np.ndarray, b: np.ndarray, *, periods: float, confidence: float, block_days: float,
+                             reps: int, seed: int) -> Interval:
+    """Sharpe(a) - Sharpe(b) (risk-free 0, annualised with `periods` per year) and its percentile interval over
+    `reps` stationary-bootstrap resamples (expected block `block_days`, seeded) of the paired days: a[i] and
+    b[i] must be the returns of the same day. All None where either Sharpe is undefined (fewer than two
+    days, zero dispersion); the bounds None where no resample defines it."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired_sharpe_difference needs the same days on both sides, got {a.shape} and {b.shape}")
+    point = _annualised_sharpe_difference(a, b, periods) if a.size > 1 else math.nan
+    if not math.isfinite(point):
+        return Interval(None, None, None)
+    bootstrap = StationaryBootstrap(block_days, a, b, seed=np.random.default_rng(seed))
+    draws = bootstrap.apply(lambda x, y: np.array([_annualised_sharpe_difference(x, y, periods)]), reps=reps)[:, 0]
+    finite = draws[np.isfinite(draws)]
+    if finite.size == 0:
+        return Interval(point, None, None)
+    tail = (1.0 - confidence) / 2.0 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return Interval(point, float(low), float(high))
 
 
 def t_statistic(values: np.ndarray) -> float | None:

@@ -17,7 +17,8 @@ from quantlab_assets.compute.regimes.hmm import HmmParams
 from quantlab_assets.compute.rl.training import PpoParams, TrainingParams
 from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
 from quantlab_assets.defs.assets.models import LiveAlphaConfig, MetaLabelConfig, OofConfig, StackConfig
-from quantlab_assets.defs.assets.portfolio import BacktestConfig
+from quantlab_assets.compute.portfolio.strategies import StrategyParams
+from quantlab_assets.defs.assets.portfolio import BacktestConfig, TargetWeightsConfig
 from quantlab_assets.defs.assets.regimes import RegimeClustersConfig, RegimeHmmConfig
 from quantlab_assets.defs.assets.rl import RlEvaluationConfig, RlPolicyConfig
 from quantlab_assets.defs.assets.tuning import HyperparameterSearchConfig
@@ -26,6 +27,7 @@ from quantlab_assets.definitions import defs
 
 DERIVED = [
     (BacktestConfig, (BacktestParams,)),
+    (TargetWeightsConfig, (StrategyParams,)),
     (RegimeHmmConfig, (HmmParams,)),
     (RegimeClustersConfig, (ClusterParams,)),
     (HyperparameterSearchConfig, (TuningParams,)),

@@ -13,7 +13,7 @@ import pytest
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.report import FIGURE_IDS, SECTION_IDS
-from quantlab_assets.compute.portfolio.names import EQUAL, QP, STRATEGY_NAMES
+from quantlab_assets.compute.portfolio.names import EQUAL, LONG_SHORT, QP, STRATEGY_NAMES
 from quantlab_assets.compute.regimes.labels import REGIME_NAMES
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets.defs.assets.portfolio import (
@@ -161,6 +161,15 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
     assert set(SECTION_IDS) <= parser.ids and "no-regimes" in parser.ids
     regime_figures = set(FIGURE_IDS["regime-analysis"])
     assert {f for ids in FIGURE_IDS.values() for f in ids} - regime_figures <= parser.ids
+    # The long-short book: dollar neutral, it pays a borrow fee; every strategy is compared with equal weight.
+    long_short = pl.read_parquet(data_dir / "backtest" / "synthetic" / f"{LONG_SHORT}.parquet")
+    assert long_short["borrow_cost"].sum() > 0 and long_short["gross_exposure"].max() > 1.5
+    assert long_short["invested"].abs().max() < 0.5
+    assert metrics.filter(pl.col("strategy") == EQUAL)["sharpe_minus_equal_weight"].is_null().all()
+    assert metrics.filter(pl.col("strategy") != EQUAL)["sharpe_minus_equal_weight"].is_not_null().all()
+    assert "best-versus-equal-weight" in parser.ids
+    assert final.asset_materializations_for_node("backtest_metrics")[0].metadata["best_vs_equal_weight"].value.startswith(
+        "The best candidate")
 
     from mlflow.tracking import MlflowClient
 

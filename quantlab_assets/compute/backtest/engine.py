@@ -10,6 +10,14 @@ cost_rate x turnover of its value, turnover being sum |target - drifted weights|
 the targets exactly (a weight-scaling model), so turnover never depends on costs and the cost line
 is linear in every cost parameter. Uninvested weight (1 - sum of targets) is cash earning 0.
 
+Short positions (negative weights) are marked to market like long ones: a short of weight -w drifts to
+-w (1 + r) / (portfolio growth), so it loses when its price rises; its sale proceeds are cash (a
+dollar-neutral book holds 1 in cash). Trading costs are charged on |traded notional|, both legs alike.
+Borrowing the shorted shares costs a fee of borrow_fee_bps a year on the short notional held over each
+day, accrued by calendar days (actual/365.25): the fraction of the day's starting value paid is
+borrow_t = fee x (days since the previous bar) / 365.25 x sum of |short weights| held; like the trading
+cost it scales the book, so a day's net return is (1 + gross - borrow) x (1 - cost) - 1.
+
 An instrument's last bar closes its position: after it (a delisting, or the end of its data before the
 calendar's) the holding is cash at its last value, with the delisting return already in the last bar's
 return (compute/data/membership.py); a target for it after that bar stays in cash, and nothing is
@@ -31,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.backtest.metrics import DAYS_PER_CALENDAR_YEAR
 from quantlab_assets.compute.params import described
 
 BPS = 1e-4
@@ -77,6 +86,9 @@ class BacktestParams:
         "daily", "Rebalancing frequency: daily (every decision date), weekly or monthly (the first decision date "
                  "of each calendar week or month; the previous targets are held, drifting, in between).")
     initial_capital: float = described(1.0, "Equity at the start; the returns do not depend on it.")
+    borrow_fee_bps: float = described(
+        50.0, "Fee for borrowing shorted shares, in basis points a year of the short notional held (accrued "
+              "by calendar days); 0 for long-only books, which hold no short.")
 
     def __post_init__(self) -> None:
         if self.rebalance not in REBALANCE_PERIODS:
@@ -89,7 +101,8 @@ class BacktestParams:
 
     def describe(self) -> str:
         """The execution model in words, with the values used (the report's note)."""
-        return f"{self.costs.describe()}; {self.delay}-bar execution delay; {self.rebalance} rebalancing"
+        return (f"{self.costs.describe()}; {self.delay}-bar execution delay; {self.rebalance} rebalancing; "
+                f"borrow fee {self.borrow_fee_bps:g} bp a year on short notional")
 
 
 def rebalance_dates(decision_dates: pl.Series, rebalance: Rebalance) -> pl.Series:
@@ -106,12 +119,14 @@ def rebalance_dates(decision_dates: pl.Series, rebalance: Rebalance) -> pl.Serie
 class SimulationArrays:
     """The engine's output on a (T days, N assets) panel.
 
-    gross_return, cost, net_return, turnover: shape (T,); cost is the fraction of portfolio value paid
-    at that bar's close, turnover the traded notional as a fraction of it (0 on bars without a trade).
+    gross_return, borrow_cost, cost, net_return, turnover: shape (T,); cost is the fraction of portfolio value
+    paid at that bar's close, turnover the traded notional as a fraction of it (0 on bars without a trade),
+    borrow_cost the fraction of the day's starting value paid to borrow the shorts held over the day.
     weights: shape (T, N), the end-of-day weights (after the trade on an execution bar).
     """
 
     gross_return: np.ndarray
+    borrow_cost: np.ndarray
     cost: np.ndarray
     net_return: np.ndarray
     turnover: np.ndarray
@@ -142,13 +157,14 @@ def cumulative_product_over_rows(panel: np.ndarray) -> np.ndarray:
 
 def simulate(
     returns: np.ndarray, targets: np.ndarray, execution_bars: np.ndarray, cost_rate: float,
-    last_bars: np.ndarray | None = None,
+    last_bars: np.ndarray | None = None, borrow_rates: np.ndarray | None = None,
 ) -> SimulationArrays:
     """Run the execution model on a wide panel.
 
     returns: (T, N) simple returns of day t (close t-1 -> close t), finite and > -1.
     targets: (K, N) target weights, traded at the close of execution_bars (K,), strictly increasing in [0, T).
     last_bars: (N,) each asset's last bar (None: every asset trades to the end); a position is cash after it.
+    borrow_rates: (T,) fee per unit of short notional held over day t (None: no fee).
     """
     n_days, n_assets = returns.shape
     if targets.shape != (execution_bars.size, n_assets):
@@ -195,13 +211,18 @@ def simulate(
     turnover = np.zeros(n_days)
     turnover[execution_bars] = traded
     cost = turnover * cost_rate
-    net = (1.0 + gross) * (1.0 - cost) - 1.0
-    return SimulationArrays(gross_return=gross, cost=cost, net_return=net, turnover=turnover, weights=weights)
+    borrow = np.zeros(n_days)
+    if borrow_rates is not None:  # the shorts held over day t are those at the close of t - 1
+        borrow[1:] = borrow_rates[1:] * -np.minimum(weights[:-1], 0.0).sum(axis=1)
+    net = (1.0 + gross - borrow) * (1.0 - cost) - 1.0
+    return SimulationArrays(gross_return=gross, borrow_cost=borrow, cost=cost, net_return=net, turnover=turnover,
+                            weights=weights)
 
 
 @dataclass(frozen=True)
 class BacktestResult:
-    """daily: date, gross_return, cost, net_return, equity, turnover, invested, n_positions, max_weight, hhi
+    """daily: date, gross_return, borrow_cost, cost, net_return, equity, turnover, invested (net exposure: the
+    sum of the weights), gross_exposure (sum of |weights|), n_positions, max_weight (largest |weight|), hhi
     (Herfindahl index of the end-of-day weights).
     weights: date, ticker, weight (end of day, non-zero only)."""
 
@@ -272,16 +293,19 @@ def run_backtest(returns: pl.DataFrame, weights: pl.DataFrame, params: BacktestP
     segment = np.searchsorted(execution_bar, np.arange(dates.len()) - 1, side="right") - 1
     check_applied_before_returns(decided, dates.to_numpy(), segment)
 
-    arrays = simulate(panel, targets, execution_bar, params.costs.rate, last_bars(returns, dates, tickers))
+    arrays = simulate(panel, targets, execution_bar, params.costs.rate, last_bars(returns, dates, tickers),
+                      borrow_rates(dates, params.borrow_fee_bps))
     daily = pl.DataFrame(
         {
             c.DATE: dates,
             "gross_return": arrays.gross_return,
+            "borrow_cost": arrays.borrow_cost,
             "cost": arrays.cost,
             "net_return": arrays.net_return,
             "equity": params.initial_capital * np.cumprod(1.0 + arrays.net_return),
             "turnover": arrays.turnover,
             "invested": arrays.weights.sum(axis=1),
+            "gross_exposure": np.abs(arrays.weights).sum(axis=1),
             "n_positions": (arrays.weights != 0).sum(axis=1).astype(np.int32),
             "max_weight": np.abs(arrays.weights).max(axis=1, initial=0.0),
             "hhi": (arrays.weights**2).sum(axis=1),
@@ -289,6 +313,13 @@ def run_backtest(returns: pl.DataFrame, weights: pl.DataFrame, params: BacktestP
     )
     return BacktestResult(daily=daily, weights=weights_long(arrays.weights, dates, tickers), tickers=tickers,
                           arrays=arrays, returns=panel)
+
+
+def borrow_rates(dates: pl.Series, fee_bps: float) -> np.ndarray:
+    """(T,) borrow fee per unit of short notional over each day: fee_bps a year, actual/365.25 from the
+    previous bar (0 on the first bar, which holds nothing overnight)."""
+    days = dates.diff().dt.total_days().fill_null(0).to_numpy().astype(np.float64)
+    return fee_bps * BPS * days / DAYS_PER_CALENDAR_YEAR
 
 
 def last_bars(returns: pl.DataFrame, dates: pl.Series, tickers: list[str]) -> np.ndarray:

@@ -18,9 +18,20 @@ import plotly.graph_objects as go
 import polars as pl
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.backtest.comparison import COMPARISON_COLUMNS, DIFFERENCE, best_candidate_verdict
 from quantlab_assets.compute.backtest.engine import BacktestParams
 from quantlab_assets.compute.backtest.metrics import periods_per_year, regime_breakdown
-from quantlab_assets.compute.portfolio.names import AUDITED, BUY_AND_HOLD, EQUAL, QP, RECKLESS, SNIPER, TOP_N
+from quantlab_assets.compute.portfolio.names import (
+    AUDITED,
+    BUY_AND_HOLD,
+    EQUAL,
+    LONG_SHORT,
+    QP,
+    RECKLESS,
+    SNIPER,
+    TOP_N,
+    TOPK_DROPOUT,
+)
 from quantlab_assets.compute.regimes.labels import REGIME_NAMES
 
 SECTION_IDS = ("executive-summary", "performance", "regime-analysis", "risk-analysis", "portfolio-analysis", "trade-analysis")
@@ -64,6 +75,9 @@ READABLE_LABELS = {
     "profit_factor": "Profit factor", "avg_holding_days": "Mean holding period (days)",
     QP: "QP optimal", TOP_N: "Top-n, equal weight", EQUAL: "Equal weight", BUY_AND_HOLD: "Buy and hold (benchmark)",
     SNIPER: "Sniper", AUDITED: "Audited", RECKLESS: "Reckless",
+    LONG_SHORT: "Long-short, dollar and beta neutral", TOPK_DROPOUT: "Top-k with dropout",
+    "sharpe_minus_equal_weight": "Sharpe minus equal weight's", "sharpe_minus_equal_weight_ci_low": "Difference, 95 % low",
+    "sharpe_minus_equal_weight_ci_high": "Difference, 95 % high", "verdict_vs_equal_weight": "Against equal weight",
 }
 KEY_METRICS = ("cagr", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "psr", "dsr", "max_drawdown", "turnover_annual")
 PERCENT_METRICS = {"total_return", "cagr", "annual_volatility", "max_drawdown", "var_95", "cvar_95",
@@ -288,6 +302,16 @@ def _table(metrics: pl.DataFrame, keys: tuple[str, ...] | None = None) -> dict[s
     }
 
 
+def equal_weight_comparison(metrics: pl.DataFrame) -> dict[str, object] | None:
+    """The report's comparison with equal weight (compute/backtest/comparison.py): the table of each strategy's
+    Sharpe difference with its paired interval and verdict, and the sentence on the best candidate; None
+    where the metrics carry no comparison."""
+    if DIFFERENCE not in metrics.columns:
+        return None
+    return {"table": _table(metrics, ("sharpe", *COMPARISON_COLUMNS)),
+            "verdict": best_candidate_verdict(metrics, label=readable_label)}
+
+
 def execution_note(used: Mapping[str, BacktestParams | None]) -> str:
     """The execution model each strategy was backtested with, from the parameters it used (None: not
     recorded): one sentence when every strategy used the same, else one clause per set of strategies."""
@@ -341,6 +365,7 @@ def render_report(
         trade_table=_table(metrics, ("trades", "closed_trades", "avg_holding_days", *TRADE_STATISTICS)),
         risk_table=_table(metrics, ("var_95", "cvar_95", "annual_volatility", "max_drawdown")),
         min_trades=MIN_TRADES_FOR_STATISTICS,
+        comparison=equal_weight_comparison(metrics),
     )
 
 

@@ -1,4 +1,5 @@
-"""Rule-based target weights: top-n equal weight, equal weight, buy-and-hold, and seed 002's threshold profiles.
+"""Rule-based target weights: top-n equal weight, top-k with dropout and hysteresis, equal weight, buy-and-hold,
+and seed 002's threshold profiles.
 
 Every function returns date, ticker, weight, signal_date: `date` is the decision date (the engine
 trades at its close + delay), `signal_date` the date of the information used, so the engine's
@@ -53,6 +54,45 @@ def top_n_equal(alpha: pl.DataFrame, score: str, n: int = 5, max_position: float
         .filter(pl.int_range(pl.len()).over(c.DATE) < n)
     )
     return _equal_among_selected(ranked, max_position)
+
+
+def topk_step(held: list[str], ranking: list[str], k: int, n_drop: int, buffer: int) -> list[str]:
+    """The holdings after one rebalance: `ranking` lists the date's candidates best first.
+
+    Held names absent from the ranking (no longer tradable members) are sold. Of the held names ranked
+    below k + buffer (hysteresis: a name enters in the top k and leaves only below rank k + buffer), the
+    n_drop worst are sold (dropout: at most n_drop such sells per rebalance); the best-ranked names not
+    held fill the book back to k. With buffer 0 on a full book this is the rule of Qlib's TopkDropoutStrategy
+    (sell the held names among the n_drop worst of holdings + the n_drop best non-held, buy as many of those).
+    Returns the holdings, best-ranked first.
+    """
+    rank = {ticker: i for i, ticker in enumerate(ranking)}
+    kept = [ticker for ticker in held if ticker in rank]
+    worst_first = sorted((t for t in kept if rank[t] >= k + buffer), key=rank.__getitem__, reverse=True)
+    sold = set(worst_first[:n_drop])
+    remaining = [t for t in kept if t not in sold]
+    holding = set(remaining)
+    bought = [t for t in ranking if t not in holding][: max(k - len(remaining), 0)]
+    return sorted(remaining + bought, key=rank.__getitem__)
+
+
+def topk_dropout(alpha: pl.DataFrame, score: str, k: int = 10, n_drop: int = 2, buffer: int = 0, every: int = 5,
+                 max_position: float = 0.20) -> pl.DataFrame:
+    """Long-only top-k book with turnover control: every `every`-th date, `topk_step` on that date's ranking
+    (score descending, ties by ticker), the holdings equal-weighted and capped at max_position."""
+    ranked = (
+        _on_rebalance_dates(alpha.filter(pl.col(score).is_not_null() & pl.col(score).is_not_nan()), every)
+        .sort(c.DATE, score, c.TICKER, descending=[False, True, False])
+        .group_by(c.DATE, maintain_order=True)
+        .agg(pl.col(c.TICKER))
+    )
+    held: list[str] = []
+    books = []
+    for date, ranking in ranked.iter_rows():
+        held = topk_step(held, ranking, k, n_drop, buffer)
+        books.append((date, held))
+    holdings = pl.DataFrame(books, schema={c.DATE: pl.Date, c.TICKER: pl.List(pl.String)}, orient="row").explode(c.TICKER)
+    return _equal_among_selected(holdings.drop_nulls(c.TICKER).lazy(), max_position)
 
 
 def equal_weight(universe_by_date: pl.DataFrame, every: int = 21) -> pl.DataFrame:

@@ -17,10 +17,29 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.backtest.engine import RETURN
-from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD, EQUAL, QP, STRATEGY_NAMES, TOP_N
+from quantlab_assets.compute.backtest.engine import RETURN, WEIGHT
+from quantlab_assets.compute.params import described, described_factory
+from quantlab_assets.compute.portfolio.long_short import long_short_book, market_returns, trailing_betas
+from quantlab_assets.compute.portfolio.names import (
+    BUY_AND_HOLD,
+    EQUAL,
+    LONG_SHORT,
+    QP,
+    SHORT_SELLING,
+    STRATEGY_NAMES,
+    TOP_N,
+    TOPK_DROPOUT,
+)
 from quantlab_assets.compute.portfolio.qp import QpParams, alpha_to_daily_return, qp_weights
-from quantlab_assets.compute.portfolio.rules import PROFILES, buy_and_hold, equal_weight, threshold_profile, top_n_equal
+from quantlab_assets.compute.portfolio.rules import (
+    PROFILES,
+    buy_and_hold,
+    equal_weight,
+    rebalance_dates,
+    threshold_profile,
+    top_n_equal,
+    topk_dropout,
+)
 
 ALPHA = "alpha_combined"
 # alpha_combined mixes the 21d and 63d horizons by inverse variance; it is read as a 21-day forecast
@@ -29,12 +48,41 @@ ALPHA_HORIZON_DAYS = 21
 
 
 @dataclass(frozen=True)
+class LongShortParams:
+    """The dollar- and beta-neutral book (compute/portfolio/long_short.py)."""
+
+    gross_exposure: float = described(2.0, "Sum of |weights|: half long, half short (2.0: 100 % long and 100 % short).")
+    fraction: float = described(0.2, "Share of each date's ranked tradable members held long (top) and short (bottom).")
+    every: int = described(ALPHA_HORIZON_DAYS, "Trading days between rebalances, the alpha's horizon: the book is held, "
+                                               "drifting, for the horizon it forecasts.")
+    beta_window: int = described(252, "Trailing returns (up to the decision date) of each instrument's beta to the "
+                                      "equal-weighted market of the tradable members.")
+    beta_min_observations: int = described(63, "Fewer returns in the window: the instrument's beta is taken as 1.")
+
+
+@dataclass(frozen=True)
+class TopkParams:
+    """Long-only top-k with dropout and hysteresis (compute/portfolio/rules.py: topk_step)."""
+
+    k: int = described(10, "Names held, equal weight (capped at max_position).")
+    n_drop: int = described(2, "At most this many held names sold per rebalance for ranking too low (dropout).")
+    buffer: int = described(0, "Hysteresis: a held name is a sell candidate only below rank k + buffer (0: below k).")
+    # k / n_drop rebalances at least between a name's entry and its dropout: 5 x 10 / 2 = 25 trading days,
+    # about the alpha's 21-day horizon.
+    every: int = described(5, "Trading days between rebalances; a name is held at least every x k / n_drop days "
+                              "(25 by default, about the alpha's 21-day horizon).")
+
+
+@dataclass(frozen=True)
 class StrategyParams:
     qp: QpParams = field(default_factory=QpParams)
-    top_n: int = 5
-    top_n_every: int = 5
-    max_position: float = 0.20
-    equal_weight_every: int = 21
+    long_short: LongShortParams = described_factory(LongShortParams, "The long-short book.")
+    topk: TopkParams = described_factory(TopkParams, "The top-k book with dropout and hysteresis.")
+    top_n: int = described(5, "Names held by top_n_equal.")
+    top_n_every: int = described(5, "Trading days between top_n_equal's rebalances.")
+    max_position: float = described(0.20, "Largest |weight| of one name in the rule-based books (top-n, top-k, "
+                                           "long-short, threshold profiles).")
+    equal_weight_every: int = described(21, "Trading days between equal weight's rebalances.")
 
 
 @dataclass(frozen=True)
@@ -47,6 +95,11 @@ class StrategyWeights:
 def auditor_for_longs(meta: pl.DataFrame) -> pl.DataFrame:
     """date, ticker, auditor_probability: P(a long trade hits its profit barrier) where the audited side is long."""
     return meta.filter(pl.col("side") == 1).select(c.DATE, c.TICKER, pl.col("meta_probability").alias("auditor_probability"))
+
+
+def unexpected_shorts(strategy: str, weights: pl.DataFrame) -> int:
+    """Negative weights in the book of a strategy that may not short (every one but SHORT_SELLING)."""
+    return 0 if strategy in SHORT_SELLING else int((weights[WEIGHT] < 0).sum())
 
 
 def build_target_weights(
@@ -83,6 +136,12 @@ def build_target_weights(
         expected = alpha.select(c.DATE, c.TICKER, alpha_to_daily_return(pl.col(ALPHA), ALPHA_HORIZON_DAYS).alias("expected"))
         weights, diagnostics = qp_weights(expected, returns, params.qp, sectors)
         return StrategyWeights(weights, diagnostics, [])
+    if strategy == LONG_SHORT:
+        return _long_short(alpha, returns, members, params)
+    if strategy == TOPK_DROPOUT:
+        topk = params.topk
+        return StrategyWeights(topk_dropout(alpha, ALPHA, topk.k, topk.n_drop, topk.buffer, topk.every, params.max_position),
+                               None, [])
     if strategy == TOP_N:
         return StrategyWeights(top_n_equal(alpha, ALPHA, params.top_n, params.max_position, params.top_n_every), None, [])
     if strategy == EQUAL:
@@ -109,3 +168,15 @@ def build_target_weights(
                 signals = signals.join(regimes.select(c.DATE, pl.col("regime").cast(pl.String)), on=c.DATE, how="left")
         return StrategyWeights(threshold_profile(signals, profile, params.max_position), None, notes)
     raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGY_NAMES)}")
+
+
+def _long_short(alpha: pl.DataFrame, returns: pl.DataFrame, members: pl.DataFrame | None,
+                params: StrategyParams) -> StrategyWeights:
+    """The neutral book on the stacked alpha's rebalance dates, betas to the members' equal-weighted market."""
+    book = params.long_short
+    betas = trailing_betas(returns, market_returns(returns, members), book.beta_window, book.beta_min_observations)
+    decided = alpha.filter(pl.col(c.DATE).is_in(rebalance_dates(alpha[c.DATE], book.every).implode()))
+    scored = decided.select(c.DATE, c.TICKER, ALPHA).join(betas, on=[c.DATE, c.TICKER], how="left")
+    weights, empty = long_short_book(scored, ALPHA, book.fraction, book.gross_exposure, params.max_position)
+    notes = [f"{LONG_SHORT}: no neutral book on {len(empty)} dates (all cash), first {empty[0]}"] if empty else []
+    return StrategyWeights(weights, None, notes)

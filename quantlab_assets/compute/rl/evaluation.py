@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from arch.bootstrap import StationaryBootstrap
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import RETURN, BacktestParams, BacktestResult, run_backtest
+from quantlab_assets.compute.backtest.comparison import paired_sharpe_difference
 from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics, periods_per_year, sharpe_ratio
 from quantlab_assets.compute.backtest.report import StrategyRun
 from quantlab_assets.compute.backtest.trades import round_trips
@@ -49,29 +49,6 @@ class Evaluation:
     metrics: pl.DataFrame  # one row per strategy x span
     verdict: list[dict[str, object]]  # the selected policies on the test span
     runs: dict[tuple[str, str], StrategyRun]  # (strategy, span) -> the engine's daily frame, positions, round trips
-
-
-def paired_sharpe_difference(
-    a: np.ndarray, b: np.ndarray, params: MetricParams, periods: float
-) -> tuple[float | None, float | None, float | None]:
-    """Sharpe(a) - Sharpe(b), annualised with `periods` per year, and its stationary-bootstrap percentile
-    interval, a and b resampled on the same days (their dependence kept). None where either Sharpe is undefined."""
-    sa, sb = sharpe_ratio(a), sharpe_ratio(b)
-    if sa is None or sb is None:
-        return None, None, None
-    bootstrap = StationaryBootstrap(params.block_days, a, b, seed=np.random.default_rng(params.seed))
-
-    def difference(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        sx, sy = x.std(ddof=1), y.std(ddof=1)
-        return np.array([(x.mean() / sx - y.mean() / sy) * math.sqrt(periods) if sx > 0 and sy > 0 else np.nan])
-
-    draws = bootstrap.apply(difference, reps=params.bootstrap_reps)[:, 0]
-    finite = draws[np.isfinite(draws)]
-    if finite.size == 0:
-        return (sa - sb) * math.sqrt(periods), None, None
-    tail = (1.0 - params.confidence) / 2.0 * 100
-    low, high = np.percentile(finite, [tail, 100 - tail])
-    return (sa - sb) * math.sqrt(periods), float(low), float(high)
 
 
 def _backtest(returns: pl.DataFrame, weights: pl.DataFrame, params: BacktestParams) -> tuple[BacktestResult, pl.DataFrame]:

@@ -10,11 +10,12 @@ from quantlab_assets.compute import columns as c
 
 
 class TargetWeightsSchema(pa.DataFrameModel):
-    """A strategy's target weights per decision date; absent instruments hold 0, the rest is cash."""
+    """A strategy's target weights per decision date; absent instruments hold 0, the rest is cash. A negative
+    weight is a short (only the strategies in compute/portfolio/names.py: SHORT_SELLING hold any)."""
 
     date: pl.Date = pa.Field(description="Decision date: traded at its close + the execution delay.")
     ticker: pl.String
-    weight: pl.Float64 = pa.Field(ge=0, le=1)
+    weight: pl.Float64 = pa.Field(ge=-1, le=1)
     signal_date: pl.Date = pa.Field(description="Date of the information used; never after `date`.")
 
     class Config:
@@ -26,7 +27,7 @@ class TargetWeightsSchema(pa.DataFrameModel):
     def no_lookahead(cls, data: PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col("signal_date") <= pl.col(c.DATE))
 
-    @pa.dataframe_check(error="weights of a date must sum to at most 1 (long-only, no leverage)")
+    @pa.dataframe_check(error="weights of a date must sum to at most 1 (net exposure: no leverage on the long side)")
     @classmethod
     def budget(cls, data: PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select((pl.col("weight").sum().over(c.DATE) <= 1 + 1e-9).alias("budget"))
@@ -37,11 +38,13 @@ class BacktestDailySchema(pa.DataFrameModel):
 
     date: pl.Date = pa.Field(unique=True)
     gross_return: pl.Float64
+    borrow_cost: pl.Float64 = pa.Field(ge=0, description="Fraction of the day's starting value paid to borrow the shorts held.")
     cost: pl.Float64 = pa.Field(ge=0, description="Fraction of equity paid at this close (linear in traded notional).")
     net_return: pl.Float64
     equity: pl.Float64 = pa.Field(gt=0)
     turnover: pl.Float64 = pa.Field(ge=0, description="Traded notional / equity at this close.")
-    invested: pl.Float64 = pa.Field(ge=0, le=1 + 1e-9)
+    invested: pl.Float64 = pa.Field(le=1 + 1e-9, description="Net exposure: the sum of the end-of-day weights.")
+    gross_exposure: pl.Float64 = pa.Field(ge=0, description="Sum of |end-of-day weights|.")
     n_positions: pl.Int32 = pa.Field(ge=0)
     max_weight: pl.Float64 = pa.Field(ge=0)
     hhi: pl.Float64 = pa.Field(ge=0)

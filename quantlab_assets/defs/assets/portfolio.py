@@ -14,6 +14,7 @@ import polars as pl
 from pydantic import Field
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.backtest.comparison import COMPARISON_COLUMNS, best_candidate_verdict, versus_equal_weight
 from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars, run_backtest
 from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics, sharpe_ratio
 from quantlab_assets.compute.backtest.report import StrategyRun, render_report, report_preview_markdown, run_page_url
@@ -26,15 +27,15 @@ from quantlab_assets.compute.data.membership import (
 )
 from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.portfolio.names import BENCHMARK, QP
-from quantlab_assets.compute.portfolio.qp import WARM_UP
-from quantlab_assets.compute.portfolio.strategies import build_target_weights
+from quantlab_assets.compute.portfolio.qp import WARM_UP, QpParams
+from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights, unexpected_shorts
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.deep import TbmProbabilitiesSchema
 from quantlab_assets.compute.schemas.portfolio import BacktestDailySchema, TargetWeightsSchema
 from quantlab_assets.compute.storage import write_text_atomic
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
-from quantlab_assets.defs.config import config_from, settings
+from quantlab_assets.defs.config import config_from, run_config_fields, settings
 from quantlab_assets.defs.io_managers import (
     KeyedFrames,
     MissingUpstreamPartitionError,
@@ -74,10 +75,16 @@ def market_regimes(regime_labels: UniverseFrames, universe: str) -> pl.DataFrame
     return frame.group_by(c.DATE).agg(pl.col(label).first().cast(pl.String).alias("regime")).sort(c.DATE)
 
 
-class TargetWeightsConfig(dg.Config):
-    """Which primary model the threshold profiles read: the tabular `barrier_probabilities` (an input of
-    this asset), or seed 002's sequence classifier `tbm_classifier` (an optional input of this asset: a
-    GPU-trained asset the default backtest does not wait for)."""
+# The QP's parameters stay at their compute defaults here: its dataclass (compute/portfolio/qp.py) carries no
+# descriptions, and every launchpad field must say what it means.
+QP_FIELDS = frozenset(name for name, *_ in run_config_fields(QpParams, "qp_"))
+
+
+class TargetWeightsConfig(config_from("TargetWeightsFields", StrategyParams, exclude=QP_FIELDS)):
+    """The strategies' parameters (compute/portfolio/strategies.py: StrategyParams; each strategy partition
+    reads its own), and which primary model the threshold profiles read: the tabular `barrier_probabilities`
+    (an input of this asset), or seed 002's sequence classifier `tbm_classifier` (an optional input of this
+    asset: a GPU-trained asset the default backtest does not wait for)."""
 
     primary_model: str = Field(
         default="barrier_probabilities",
@@ -134,7 +141,8 @@ def _sectors(universe_frame: pl.DataFrame) -> dict[str, str]:
     },
     check_specs=[
         dg.AssetCheckSpec("target_weights_valid", asset="target_weights", blocking=True,
-                          description="Schema: long-only, at most fully invested, no weight built from a later signal."),
+                          description="Schema: at most fully invested net, no weight built from a later signal; "
+                                      "no short in a long-only strategy."),
         dg.AssetCheckSpec("target_weights_feasible", asset="target_weights", blocking=True,
                           description="The QP reached an optimal solution on every rebalance date after warm-up."),
     ],
@@ -167,8 +175,10 @@ def target_weights(
         strategy, stacked_alpha[name], returns_from_bars(bars),
         meta=meta_labels[name], barrier=barrier, regimes=regimes, sectors=_sectors(universe[name]),
         members=cross_section_rows(bars, universe[name]), benchmark=market_data.universe(name).benchmark,
+        params=settings(config, StrategyParams),
     )
     failure = schema_failures(TargetWeightsSchema, built.weights, asset="target_weights", partition=context.partition_key)
+    shorts = unexpected_shorts(strategy, built.weights)
     infeasible = [] if built.diagnostics is None else list(
         built.diagnostics.filter(~pl.col("status").is_in(["optimal", WARM_UP])).select(c.DATE, "status").iter_rows())
     metadata = {"decision_dates": built.weights[c.DATE].n_unique(), "rows": built.weights.height,
@@ -180,7 +190,8 @@ def target_weights(
         metadata["qp_median_solve_seconds"] = float(built.diagnostics["seconds"].median() or 0.0)
         metadata["qp_status_counts"] = dg.MetadataValue.json(dict(built.diagnostics.group_by("status").len().iter_rows()))
     checks = [
-        dg.AssetCheckResult(check_name="target_weights_valid", passed=failure is None, metadata={"failures": failure or "none"}),
+        dg.AssetCheckResult(check_name="target_weights_valid", passed=failure is None and not shorts,
+                            metadata={"failures": failure or "none", "shorts_in_long_only_book": shorts}),
         dg.AssetCheckResult(check_name="target_weights_feasible", passed=not infeasible, metadata={
             "infeasible_dates": len(infeasible), "examples": "\n".join(f"{d}: {s}" for d, s in infeasible[:10]) or "none"}),
     ]
@@ -205,7 +216,8 @@ def target_weights(
         "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
     },
     check_specs=[dg.AssetCheckSpec("backtest_accounting", asset="backtest", blocking=True,
-                                   description="Schema; equity compounds the net returns; net = (1 + gross)(1 - cost) - 1.")],
+                                   description="Schema; equity compounds the net returns; "
+                                               "net = (1 + gross - borrow_cost)(1 - cost) - 1.")],
 )
 def backtest(
     context: dg.AssetExecutionContext, config: BacktestConfig, target_weights: KeyedFrames, stacked_alpha: UniverseFrames,
@@ -225,13 +237,15 @@ def backtest(
     daily = result.daily
     failure = schema_failures(BacktestDailySchema, daily, asset="backtest", partition=key)
     equity_error = float(np.max(np.abs(daily["equity"].to_numpy() - np.cumprod(1 + daily["net_return"].to_numpy())), initial=0.0))
-    net_error = float((daily["net_return"] - ((1 + daily["gross_return"]) * (1 - daily["cost"]) - 1)).abs().max() or 0.0)
+    expected_net = (1 + daily["gross_return"] - daily["borrow_cost"]) * (1 - daily["cost"]) - 1
+    net_error = float((daily["net_return"] - expected_net).abs().max() or 0.0)
     passed = failure is None and equity_error < 1e-9 and net_error < 1e-12
 
     def outputs() -> Outputs:
         yield dg.Output({key: daily}, output_name="backtest", metadata={
             "final_equity": float(daily["equity"][-1]), "total_cost": float(daily["cost"].sum()),
             "mean_daily_turnover": float(daily["turnover"].mean()), "days": daily.height,
+            "total_borrow_cost": float(daily["borrow_cost"].sum()), "mean_gross_exposure": float(daily["gross_exposure"].mean()),
             BACKTEST_PARAMS: dg.MetadataValue.json(dataclasses.asdict(params))})
         yield dg.Output({key: result.weights}, output_name="backtest_positions", metadata={"rows": result.weights.height})
         yield dg.Output({key: trades}, output_name="backtest_trades", metadata={"trades": trades.height})
@@ -256,15 +270,19 @@ def _by_strategy(frames: KeyedFrames) -> dict[str, pl.DataFrame]:
 def backtest_metrics(
     context: dg.AssetExecutionContext, backtest: KeyedFrames, backtest_trades: KeyedFrames
 ) -> UniverseFrames:
-    """Per strategy: performance, Sharpe bootstrap CI, PSR, DSR (over the strategies of the universe), MinTRL, trades."""
+    """Per strategy: performance, Sharpe bootstrap CI, PSR, DSR (over the strategies of the universe), MinTRL, trades,
+    and the Sharpe difference with equal weight on the same days with its paired bootstrap interval."""
     daily, trades = _by_strategy(backtest), _by_strategy(backtest_trades)
     sharpes = [s for frame in daily.values() if (s := sharpe_ratio(frame["net_return"].to_numpy())) is not None]
     params = MetricParams(n_trials=len(daily), trial_sharpe_variance=float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else None)
     rows = [{"strategy": name, **compute_metrics(frame, trades[name], params)} for name, frame in daily.items()]
     metrics = pl.DataFrame(rows, infer_schema_length=None)
     metrics = metrics.with_columns(pl.col(col).cast(pl.Float64) for col, dtype in metrics.schema.items() if dtype == pl.Null)
-    summary = metrics.select("strategy", "cagr", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "psr", "dsr", "max_drawdown")
+    metrics = metrics.join(versus_equal_weight(daily, params), on="strategy", how="left", maintain_order="left")
+    summary = metrics.select("strategy", "cagr", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "psr", "dsr", "max_drawdown",
+                             *COMPARISON_COLUMNS)
     context.add_output_metadata({
+        "best_vs_equal_weight": best_candidate_verdict(metrics, params.confidence),
         "n_trials": params.n_trials, "trial_sharpe_variance": params.trial_sharpe_variance,
         "summary": dg.MetadataValue.json([{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
                                           for row in summary.to_dicts()]),

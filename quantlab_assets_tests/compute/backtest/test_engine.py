@@ -22,7 +22,8 @@ from quantlab_assets.compute.backtest.engine import (
 )
 
 
-def loop_reference(returns: np.ndarray, targets: np.ndarray, execution_bars: np.ndarray, cost_rate: float):
+def loop_reference(returns: np.ndarray, targets: np.ndarray, execution_bars: np.ndarray, cost_rate: float,
+                   borrow_rates: np.ndarray | None = None):
     """The execution model written as the obvious day-by-day loop (an independent restatement)."""
     n_days, n_assets = returns.shape
     weights = np.zeros(n_assets)
@@ -30,6 +31,7 @@ def loop_reference(returns: np.ndarray, targets: np.ndarray, execution_bars: np.
     net, turnover, held = np.zeros(n_days), np.zeros(n_days), np.zeros((n_days, n_assets))
     for t in range(n_days):
         gross = float(weights @ returns[t])
+        borrow = 0.0 if borrow_rates is None else borrow_rates[t] * float(-weights[weights < 0].sum())
         cash = 1.0 - weights.sum()
         weights = weights * (1.0 + returns[t]) / (weights @ (1.0 + returns[t]) + cash)
         cost = 0.0
@@ -37,7 +39,7 @@ def loop_reference(returns: np.ndarray, targets: np.ndarray, execution_bars: np.
             turnover[t] = np.abs(by_bar[t] - weights).sum()
             cost = cost_rate * turnover[t]
             weights = by_bar[t].copy()
-        net[t] = (1.0 + gross) * (1.0 - cost) - 1.0
+        net[t] = (1.0 + gross - borrow) * (1.0 - cost) - 1.0
         held[t] = weights
     return net, turnover, held
 
@@ -69,6 +71,61 @@ def test_agrees_with_a_per_day_loop(every: int) -> None:
     np.testing.assert_allclose(out.net_return, net, rtol=0, atol=1e-13)
     np.testing.assert_allclose(out.turnover, turnover, rtol=0, atol=1e-13)
     np.testing.assert_allclose(out.weights, held, rtol=0, atol=1e-13)
+
+
+def test_hand_computed_dollar_neutral_book_with_borrow_fee() -> None:
+    # Day 0: long A 0.5, short B -0.5 (cash 1 + 0.5 of short proceeds - 0.5 paid for A = 1): turnover 1 on both
+    # legs. Day 1: A +10 %, B +20 %: A is worth 0.55, the short owes 0.60, cash 1: value 0.95, gross -5 %, the
+    # borrow fee on the 0.5 short held overnight 0.5 x 0.01. Day 2: A -10 %, B -10 %: A 0.495, short -0.54, cash
+    # 1 -> 0.955; gross 0.955 / 0.95 - 1; fee on the short weight 0.6 / 0.95 held over day 2; rebalance to +-0.5.
+    returns = np.array([[0.0, 0.0], [0.10, 0.20], [-0.10, -0.10]])
+    targets = np.array([[0.5, -0.5], [0.5, -0.5]])
+    rates = np.array([0.0, 0.01, 0.01])
+    out = simulate(returns, targets, np.array([0, 2]), cost_rate=0.002, borrow_rates=rates)
+    short_day_2 = 0.6 / 0.95
+    np.testing.assert_allclose(out.gross_return, [0.0, -0.05, 0.955 / 0.95 - 1], atol=1e-15)
+    np.testing.assert_allclose(out.borrow_cost, [0.0, 0.5 * 0.01, short_day_2 * 0.01], atol=1e-15)
+    drifted = np.array([0.495, -0.54]) / 0.955
+    np.testing.assert_allclose(out.turnover, [1.0, 0.0, np.abs(targets[1] - drifted).sum()], atol=1e-15)
+    np.testing.assert_allclose(out.weights, [[0.5, -0.5], [0.55 / 0.95, -0.6 / 0.95], [0.5, -0.5]], atol=1e-15)
+    np.testing.assert_allclose(out.net_return, [
+        -0.002, -0.05 - 0.005, (0.955 / 0.95 - short_day_2 * 0.01) * (1 - 0.002 * out.turnover[2]) - 1], atol=1e-15)
+
+
+def test_a_neutral_book_earns_nothing_when_both_legs_move_alike() -> None:
+    returns = np.tile(np.random.default_rng(1).normal(0, 0.02, (30, 1)), (1, 2))
+    out = simulate(returns, np.array([[0.5, -0.5]]), np.array([0]), cost_rate=0.0)
+    np.testing.assert_allclose(out.gross_return, 0.0, atol=1e-15)
+
+
+def test_long_short_agrees_with_a_per_day_loop_costs_and_fee_included() -> None:
+    rng = np.random.default_rng(11)
+    n_days, n_assets = 200, 8
+    returns = rng.normal(0.0003, 0.02, (n_days, n_assets))
+    bars = np.arange(2, n_days, 7)
+    raw = rng.normal(size=(bars.size, n_assets))
+    targets = raw - raw.mean(axis=1, keepdims=True)
+    targets /= np.abs(targets).sum(axis=1, keepdims=True) / 2.0  # dollar neutral, gross 2
+    rates = np.full(n_days, 50e-4 / 365.25)
+    out = simulate(returns, targets, bars, cost_rate=0.002, borrow_rates=rates)
+    net, turnover, held = loop_reference(returns, targets, bars, cost_rate=0.002, borrow_rates=rates)
+    np.testing.assert_allclose(out.net_return, net, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(out.turnover, turnover, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(out.weights, held, rtol=0, atol=1e-13)
+
+
+def test_the_borrow_fee_accrues_by_calendar_days_on_short_notional_only() -> None:
+    # Friday 2024-01-05 to Monday 2024-01-08: three days of fee; a long-only book pays none.
+    dates = [dt.date(2024, 1, 3), dt.date(2024, 1, 4), dt.date(2024, 1, 5), dt.date(2024, 1, 8)]
+    returns = pl.DataFrame({c.DATE: dates * 2, c.TICKER: ["A"] * 4 + ["B"] * 4, RETURN: [0.0] * 8})
+    short = pl.DataFrame({c.DATE: [dates[0]] * 2, c.TICKER: ["A", "B"], WEIGHT: [0.5, -0.5]})
+    params = BacktestParams(costs=CostParams(0, 0, 0), delay=0, borrow_fee_bps=100.0)
+    daily = run_backtest(returns, short, params).daily
+    np.testing.assert_allclose(daily["borrow_cost"], [0.0, 0.5 * 0.01 / 365.25, 0.5 * 0.01 / 365.25, 0.5 * 0.01 * 3 / 365.25],
+                               rtol=1e-12)
+    assert daily["invested"].to_list() == [0.0] * 4 and daily["gross_exposure"].to_list() == [1.0] * 4
+    long_only = short.with_columns(pl.lit(0.5).alias(WEIGHT))
+    assert (run_backtest(returns, long_only, params).daily["borrow_cost"] == 0).all()
 
 
 def _panel(n_days: int = 60, n_assets: int = 6, seed: int = 3) -> tuple[pl.DataFrame, pl.DataFrame]:

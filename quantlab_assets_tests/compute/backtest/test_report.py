@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.backtest.comparison import best_candidate_verdict, versus_equal_weight
 from quantlab_assets.compute.backtest.engine import RETURN, SIGNAL_DATE, WEIGHT, BacktestParams, CostParams, run_backtest
 from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics
 from quantlab_assets.compute.backtest.report import (
@@ -97,17 +98,34 @@ def test_without_regimes_the_report_says_so(runs) -> None:
     assert all(section in parser.ids for section in SECTION_IDS)
 
 
+def test_the_comparison_with_equal_weight_is_shown_where_the_metrics_carry_it(runs) -> None:
+    strategy_runs, metrics, _ = runs
+    daily = {run.name: run.daily for run in strategy_runs} | {"equal_weight": strategy_runs[1].daily}
+    compared = metrics.join(versus_equal_weight(daily, MetricParams(bootstrap_reps=50)), on="strategy", how="left")
+    html = render_report(strategy_runs, compared, title="test")
+    parser = _Ids()
+    parser.feed(html)
+    assert {"versus-equal-weight", "best-versus-equal-weight"} <= set(parser.ids)
+    # Equal weight is buy_and_hold's twin here: the best candidate's difference is 0 on every resample.
+    sentence = best_candidate_verdict(compared, label=readable_label)
+    assert sentence in html and sentence.startswith("The best candidate, Buy and hold")
+    assert "[0.00, 0.00]: it does not beat equal weight (the interval holds 0)" in sentence
+    assert "Sharpe minus equal weight&#39;s" in html
+    assert "versus-equal-weight" not in render_report(strategy_runs, metrics, title="test")
+
+
 def test_the_report_states_the_execution_model_each_strategy_used(runs) -> None:
     strategy_runs, metrics, _ = runs
-    cheap = BacktestParams(costs=CostParams(2.5, 0, 1), delay=0, rebalance="weekly")
+    cheap = BacktestParams(costs=CostParams(2.5, 0, 1), delay=0, rebalance="weekly", borrow_fee_bps=30)
     same = render_report(strategy_runs, metrics, title="test", execution={"top_2": cheap, "buy_and_hold": cheap})
     assert ("Execution: commission 2.5 bp + slippage 0 bp + spread 1 bp on traded notional; 0-bar execution delay; "
-            "weekly rebalancing.") in same
+            "weekly rebalancing; borrow fee 30 bp a year on short notional.") in same
     assert "10 bp" not in same
     mixed = execution_note({"top_2": cheap, "buy_and_hold": BacktestParams(), "equal_weight": None})
     assert mixed == ("Execution: Top 2: commission 2.5 bp + slippage 0 bp + spread 1 bp on traded notional; 0-bar "
-                     "execution delay; weekly rebalancing | Buy and hold: commission 10 bp + slippage 5 bp + spread 5 bp "
-                     "on traded notional; 1-bar execution delay; daily rebalancing | Equal weight: parameters not recorded.")
+                     "execution delay; weekly rebalancing; borrow fee 30 bp a year on short notional | Buy and hold: "
+                     "commission 10 bp + slippage 5 bp + spread 5 bp on traded notional; 1-bar execution delay; daily "
+                     "rebalancing; borrow fee 50 bp a year on short notional | Equal weight: parameters not recorded.")
 
 
 class _Cells(HTMLParser):

@@ -8,7 +8,7 @@ def test_one_execution_model_is_logged_once_by_leaf() -> None:
     dear = BacktestParams(costs=CostParams(20, 10, 10), delay=2, rebalance="monthly")
     assert used_params({"qp_optimal": dear, "top_n": dear}) == {
         "costs.commission_bps": 20, "costs.slippage_bps": 10, "costs.spread_bps": 10, "delay": 2,
-        "rebalance": "monthly", "initial_capital": 1.0}
+        "rebalance": "monthly", "initial_capital": 1.0, "borrow_fee_bps": 50.0}
 
 
 def test_different_models_are_logged_per_strategy() -> None:

@@ -88,4 +88,4 @@ def test_the_paired_sharpe_difference_is_zero_for_a_series_against_itself_and_si
     assert paired_sharpe_difference(a, a, params, 252.0) == (0.0, 0.0, 0.0)
     diff, low, high = paired_sharpe_difference(a + 0.002, a, params, 252.0)
     assert diff > 0 and 0 < low <= diff <= high
-    assert paired_sharpe_difference(np.zeros(50), a, params, 252.0) == (None, None, None)
+    assert paired_sharpe_difference(np.zeros(500), a, params, 252.0) == (None, None, None)
