@@ -44,5 +44,5 @@ def test_every_asset_of_the_lab_names_its_kinds() -> None:
     graph = defs.resolve_asset_graph()
     kinds = {key.to_user_string(): graph.get(key).kinds for key in graph.get_all_asset_keys()}
     assert [asset for asset, named in kinds.items() if not named] == []
-    assert "cvxpy" in kinds["target_weights"] and "xgboost" in kinds["barrier_probabilities"]
+    assert "clarabel" in kinds["target_weights"] and "xgboost" in kinds["barrier_probabilities"]
     assert "torch" in kinds["tbm_classifier"] and "polars" in kinds["cleaned_bars"]

@@ -12,7 +12,7 @@ least 0.5; where the alpha is short it has no opinion on a long, and the audited
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -75,7 +75,8 @@ class TopkParams:
 
 @dataclass(frozen=True)
 class StrategyParams:
-    qp: QpParams = field(default_factory=QpParams)
+    qp: QpParams = described_factory(QpParams, "The QP: its objective's alpha scale, risk aversion and holding "
+                                                "period, its caps and its solver.")
     long_short: LongShortParams = described_factory(LongShortParams, "The long-short book.")
     topk: TopkParams = described_factory(TopkParams, "The top-k book with dropout and hysteresis.")
     top_n: int = described(5, "Names held by top_n_equal.")

@@ -75,12 +75,12 @@ def market_regimes(regime_labels: UniverseFrames, universe: str) -> pl.DataFrame
     return frame.group_by(c.DATE).agg(pl.col(label).first().cast(pl.String).alias("regime")).sort(c.DATE)
 
 
-# The QP's parameters stay at their compute defaults here: its dataclass (compute/portfolio/qp.py) carries no
-# descriptions, and every launchpad field must say what it means.
-QP_FIELDS = frozenset(name for name, *_ in run_config_fields(QpParams, "qp_"))
+# The QP prices turnover at the backtest's costs (compute/backtest/engine.py: CostParams); they are the
+# backtest's run config, so the QP's copy is not a second setting here that could disagree with it.
+QP_COST_FIELDS = frozenset(name for name, *_ in run_config_fields(QpParams, "qp_") if name.startswith("qp_costs_"))
 
 
-class TargetWeightsConfig(config_from("TargetWeightsFields", StrategyParams, exclude=QP_FIELDS)):
+class TargetWeightsConfig(config_from("TargetWeightsFields", StrategyParams, exclude=QP_COST_FIELDS)):
     """The strategies' parameters (compute/portfolio/strategies.py: StrategyParams; each strategy partition
     reads its own), and which primary model the threshold profiles read: the tabular `barrier_probabilities`
     (an input of this asset), or seed 002's sequence classifier `tbm_classifier` (an optional input of this
@@ -127,7 +127,7 @@ def _sectors(universe_frame: pl.DataFrame) -> dict[str, str]:
 
 
 @dg.asset(
-    kinds={"cvxpy"},
+    kinds={"clarabel"},
     partitions_def=strategy_partitions,
     group_name=GROUP,
     output_required=False,
