@@ -1,0 +1,209 @@
+"""The desk, per universe: today's target portfolio of every strategy, the orders that reach it, the decision
+ledger that records them, and the live track record that scores past decisions.
+
+  live_alpha[u] + barrier_probabilities + meta_labels + cleaned_bars[*|u] (+ regime_labels) -> target_portfolio[u]
+  target_portfolio[u] + cleaned_bars[*|u] -> orders[u] + decision_ledger[u]   (one step: the orders start
+                                             from the ledger's previous decisions, and the ledger records them)
+  decision_ledger[u] + cleaned_bars[*|u] -> live_track_record[u]
+
+Partitioned by universe, every strategy in one partition: a decision is the desk's whole recommendation of a
+day, recorded once, and one live alpha date feeds every strategy (one QP solve, the rest rules).
+Every asset here refreshes itself when an input changes (eager automation; see defs/automation.py).
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars
+from quantlab_assets.compute.portfolio import desk
+from quantlab_assets.compute.portfolio.ledger import (
+    DecisionLedger,
+    canonical_json,
+    code_version,
+    frame_rows,
+    rows_frame,
+    sha256,
+    verify_ledger,
+)
+from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
+from quantlab_assets.compute.portfolio.strategies import StrategyParams
+from quantlab_assets.compute.data.membership import cross_section_rows
+from quantlab_assets.compute.schemas.base import conform
+from quantlab_assets.compute.schemas.data import CleanedBarsSchema
+from quantlab_assets.defs.assets.portfolio import OPTIONAL_UPSTREAM, market_regimes
+from quantlab_assets.defs.automation import DAILY
+from quantlab_assets.defs.checks import Outputs, outputs_then_checks
+from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
+from quantlab_assets.defs.partitions import all_months_of_universe, same_universe, universe_partitions
+from quantlab_assets.defs.resources import MarketDataResource
+
+GROUP = "desk"
+LEDGER = "decision_ledger"
+# What a record names as its inputs: the assets whose stored versions the decision was made from.
+RECORDED_INPUTS = ("live_alpha", "target_portfolio", "cleaned_bars")
+
+
+def _returns(cleaned_bars: UniverseFrames, name: str) -> pl.DataFrame:
+    return returns_from_bars(conform(cleaned_bars[name], CleanedBarsSchema))
+
+
+@dg.asset(
+    kinds={"polars", "cvxpy"},
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    automation_condition=DAILY.ignore(dg.AssetSelection.assets(*OPTIONAL_UPSTREAM)),
+    ins={
+        "live_alpha": dg.AssetIn(),
+        "meta_labels": dg.AssetIn(),
+        "barrier_probabilities": dg.AssetIn(),
+        "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
+        "universe": dg.AssetIn(),
+        "regime_labels": OPTIONAL_UPSTREAM["regime_labels"],
+    },
+)
+def target_portfolio(
+    context: dg.AssetExecutionContext,
+    live_alpha: UniverseFrames,
+    meta_labels: UniverseFrames,
+    barrier_probabilities: UniverseFrames,
+    cleaned_bars: UniverseFrames,
+    universe: UniverseFrames,
+    regime_labels: UniverseFrames,
+    market_data: MarketDataResource,
+) -> UniverseFrames:
+    """Today's target weights of every strategy, dated by the decision date (the live alpha's as_of), from the
+    strategy set's own builder; strategies with no target on that date are listed with the reason."""
+    name = context.partition_key
+    bars = conform(cleaned_bars[name], CleanedBarsSchema)
+    members = universe[name]
+    targets = desk.live_targets(
+        STRATEGY_NAMES, live_alpha[name], returns_from_bars(bars), meta=meta_labels[name],
+        barrier=barrier_probabilities[name], regimes=market_regimes(regime_labels, name),
+        sectors=dict(members.select(c.TICKER, c.SECTOR).iter_rows()), members=cross_section_rows(bars, members),
+        benchmark=market_data.universe(name).benchmark,
+    )
+    context.add_output_metadata({
+        "decision_date": str(targets.as_of),
+        "decided": ", ".join(targets.weights[desk.STRATEGY].unique().sort().to_list()) or "none",
+        "undecided": dg.MetadataValue.json(targets.undecided),
+        "invested": dg.MetadataValue.json({s: round(float(w), 6) for s, w in targets.weights.group_by(desk.STRATEGY)
+                                           .agg(pl.col("weight").sum()).sort(desk.STRATEGY).iter_rows()}),
+    })
+    return {name: targets.weights}
+
+
+def _input_versions(instance: dg.DagsterInstance, universe: str) -> dict[str, dict[str, str | None]]:
+    """Per recorded input, the run and data version of its latest materialisation (of the universe's
+    partition; cleaned_bars: its newest month's)."""
+    versions = {}
+    for asset in RECORDED_INPUTS:
+        records = instance.fetch_materializations(dg.AssetKey(asset), limit=50).records
+        mine = [r for r in records if r.partition_key and universe in str(r.partition_key).split("|")]
+        latest = max(mine, key=lambda r: r.timestamp, default=None)
+        versions[asset] = {} if latest is None else {
+            "run_id": latest.run_id, "partition": latest.partition_key,
+            "data_version": latest.asset_materialization.tags.get("dagster/data_version")}
+    return versions
+
+
+@dg.multi_asset(
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    can_subset=False,
+    outs={
+        "orders": dg.AssetOut(kinds={"polars"}, automation_condition=DAILY,
+                              description="Trades from each strategy's last decided holdings (drifted) to today's "
+                                          "targets, with the backtest cost model's estimated cost."),
+        LEDGER: dg.AssetOut(kinds={"json"}, automation_condition=DAILY,
+                            description="Append-only, hash-chained record per decision date (targets, orders, code "
+                                        "version, inputs); this output is every record's targets, for the track record."),
+    },
+    ins={
+        "target_portfolio": dg.AssetIn(),
+        "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
+    },
+    check_specs=[dg.AssetCheckSpec(
+        "decision_ledger_untouched", asset=LEDGER, blocking=True,
+        description="Every stored record still matches its hash and chains to the previous one (no past decision edited).")],
+)
+def desk_decision(
+    context: dg.AssetExecutionContext,
+    target_portfolio: UniverseFrames,
+    cleaned_bars: UniverseFrames,
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Orders from the holdings of each strategy's previous record, then today's record appended to the ledger
+    (kept as first stored when the decision date already has one: the ledger never rewrites a decision)."""
+    name = context.partition_key
+    ledger = DecisionLedger(io_manager.layout.ledger(LEDGER, name))
+    targets = target_portfolio[name]
+    as_of = targets[c.DATE].max() if targets.height else None
+    if as_of is None:
+        raise ValueError(f"target_portfolio [{name}] decided no strategy: nothing to record")
+    history = _recorded_targets(ledger.records())
+    previous = desk.latest_decisions(history.filter(pl.col(c.DATE) < as_of))
+    returns = _returns(cleaned_bars, name)
+    params = BacktestParams()
+    book = desk.orders(targets, desk.drifted_holdings(previous, returns, as_of, params.delay), params.costs)
+    appended = ledger.append(as_of, {
+        "universe": name, "targets": frame_rows(targets), "orders": frame_rows(book),
+        "code_version": code_version(),
+        "inputs": {"as_of": str(as_of), "newest_bar": str(returns[c.DATE].max()),
+                   "targets_sha256": sha256(canonical_json(frame_rows(targets))),
+                   "versions": _input_versions(context.instance, name)},
+        "params": {"strategy": repr(StrategyParams()), "execution": repr(params)},
+    })
+    records = ledger.records()
+    problems = verify_ledger(records)
+    recorded_orders = rows_frame(appended.record["orders"], desk.order_schema())
+    check = dg.AssetCheckResult(check_name="decision_ledger_untouched", asset_key=LEDGER, passed=not problems,
+                                metadata={"records": len(records), "problems": "\n".join(problems) or "none"})
+
+    def outputs() -> Outputs:
+        yield dg.Output({name: recorded_orders}, output_name="orders", metadata={
+            "decision_date": str(as_of), "orders": recorded_orders.height,
+            "estimated_cost": dg.MetadataValue.json({s: float(v) for s, v in recorded_orders.group_by(desk.STRATEGY)
+                                                     .agg(pl.col(desk.COST).sum()).sort(desk.STRATEGY).iter_rows()})})
+        yield dg.Output({name: _recorded_targets(records)}, output_name=LEDGER, metadata={
+            "decision_date": str(as_of), "records": len(records), "written": appended.written,
+            "record_hash": appended.record["record_hash"], "path": dg.MetadataValue.path(str(appended.path)),
+            "note": "new record" if appended.written else "this decision date was already recorded: first record kept"})
+    yield from outputs_then_checks(outputs, check)
+
+
+def _recorded_targets(records: list[dict]) -> pl.DataFrame:
+    frames = [rows_frame(record["targets"], desk.target_schema()) for record in records]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=desk.target_schema())
+
+
+@dg.asset(
+    kinds={"polars"},
+    partitions_def=universe_partitions,
+    group_name=GROUP,
+    automation_condition=DAILY,
+    ins={
+        LEDGER: dg.AssetIn(),
+        "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
+    },
+)
+def live_track_record(
+    context: dg.AssetExecutionContext, decision_ledger: UniverseFrames, cleaned_bars: UniverseFrames
+) -> UniverseFrames:
+    """Each strategy's recorded decisions scored on the returns that arrived after them (the backtest engine's
+    timing and costs): daily net returns and equity; the summary (cumulative return, hit rate, Sharpe and its
+    interval once enough days are scored) as metadata."""
+    name = context.partition_key
+    record = desk.track_record(decision_ledger[name], _returns(cleaned_bars, name))
+    context.add_output_metadata({
+        "scored_days": dg.MetadataValue.json(dict(record.summary.select(desk.STRATEGY, "scored_days").iter_rows())),
+        "summary": dg.MetadataValue.json(json_rows(record.summary)),
+    })
+    return {name: record.daily}
+
+
+def json_rows(frame: pl.DataFrame) -> list[dict]:
+    return [{k: (round(v, 6) if isinstance(v, float) else str(v) if v is not None and not isinstance(v, int | str) else v)
+             for k, v in row.items()} for row in frame.to_dicts()]
