@@ -188,10 +188,14 @@ def track_record(
         weights = decisions.filter(pl.col(STRATEGY) == strategy).select(c.DATE, c.TICKER, WEIGHT, SIGNAL_DATE)
         first = weights[c.DATE].min()
         span = returns.filter(pl.col(c.DATE) >= first)
-        result = run_backtest(span, weights, params)
-        calendar = result.daily[c.DATE]
+        calendar = span[c.DATE].unique().sort()
         first_trade = int(calendar.search_sorted(first)) + params.delay
-        scored = result.daily.slice(first_trade).select(c.DATE, "gross_return", "cost", "net_return")
+        if first_trade < calendar.len():
+            scored = run_backtest(span, weights, params).daily.slice(first_trade)
+        else:  # the first decision is not traded yet: nothing to score (and nothing for the engine to run)
+            scored = pl.DataFrame(schema={c.DATE: pl.Date, "gross_return": pl.Float64, "cost": pl.Float64,
+                                          "net_return": pl.Float64})
+        scored = scored.select(c.DATE, "gross_return", "cost", "net_return")
         net = scored["net_return"].to_numpy()
         scored = scored.with_columns(pl.Series("equity", np.cumprod(1.0 + net)), pl.lit(strategy).alias(STRATEGY))
         daily_frames.append(scored.select(STRATEGY, c.DATE, "gross_return", "cost", "net_return", "equity"))

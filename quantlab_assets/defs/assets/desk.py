@@ -33,11 +33,11 @@ from quantlab_assets.compute.portfolio.strategies import StrategyParams
 from quantlab_assets.compute.data.membership import cross_section_rows
 from quantlab_assets.compute.schemas.base import conform
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
-from quantlab_assets.defs.assets.portfolio import OPTIONAL_UPSTREAM, market_regimes
+from quantlab_assets.defs.assets.portfolio import market_regimes
 from quantlab_assets.defs.automation import DAILY
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
-from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
-from quantlab_assets.defs.partitions import all_months_of_universe, same_universe, universe_partitions
+from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames, optional_input
+from quantlab_assets.defs.partitions import same_universe, universe_partitions
 from quantlab_assets.defs.resources import MarketDataResource
 
 GROUP = "desk"
@@ -54,14 +54,14 @@ def _returns(cleaned_bars: UniverseFrames, name: str) -> pl.DataFrame:
     kinds={"polars", "cvxpy"},
     partitions_def=universe_partitions,
     group_name=GROUP,
-    automation_condition=DAILY.ignore(dg.AssetSelection.assets(*OPTIONAL_UPSTREAM)),
+    automation_condition=DAILY.ignore(dg.AssetSelection.assets("regime_labels")),
     ins={
         "live_alpha": dg.AssetIn(),
         "meta_labels": dg.AssetIn(),
         "barrier_probabilities": dg.AssetIn(),
-        "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
+        "cleaned_bars": dg.AssetIn(partition_mapping=same_universe),
         "universe": dg.AssetIn(),
-        "regime_labels": OPTIONAL_UPSTREAM["regime_labels"],
+        "regime_labels": optional_input(),
     },
 )
 def target_portfolio(
@@ -123,7 +123,7 @@ def _input_versions(instance: dg.DagsterInstance, universe: str) -> dict[str, di
     },
     ins={
         "target_portfolio": dg.AssetIn(),
-        "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
+        "cleaned_bars": dg.AssetIn(partition_mapping=same_universe),
     },
     check_specs=[dg.AssetCheckSpec(
         "decision_ledger_untouched", asset=LEDGER, blocking=True,
@@ -186,7 +186,7 @@ def _recorded_targets(records: list[dict]) -> pl.DataFrame:
     automation_condition=DAILY,
     ins={
         LEDGER: dg.AssetIn(),
-        "cleaned_bars": dg.AssetIn(partition_mapping=all_months_of_universe),
+        "cleaned_bars": dg.AssetIn(partition_mapping=same_universe),
     },
 )
 def live_track_record(
