@@ -112,6 +112,11 @@ def test_each_day_adds_one_decision_keeps_the_past_and_scores_one_more_day(
         record = json.loads(files[-1].read_text())
         decided = {row["strategy"] for row in record["targets"]}
         assert {QP, TOP_N, EQUAL} <= decided and {row["date"] for row in record["targets"]} == {day.isoformat()}
+        held = [row for row in record["orders"] if row["strategy"] == EQUAL and row["current_weight"] > 0]
+        # From the second day on, equal weight's orders start from yesterday's targets, drifted.
+        assert bool(held) == (day != FIRST_DAY)
+        if len(files) > 1:
+            assert record["previous_hash"] == json.loads(files[-2].read_text())["record_hash"]
         track = pl.read_parquet(data_dir / "live_track_record" / f"{UNIVERSE}.parquet")
         scored.append(track.filter(pl.col("strategy") == EQUAL).height)
     # Decision at the close of day 1 trades at the next close (delay 1): then one more scored day per day.
