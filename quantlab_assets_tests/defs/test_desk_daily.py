@@ -129,3 +129,18 @@ def test_each_day_adds_one_decision_keeps_the_past_and_scores_one_more_day(
     assert {path: path.read_bytes() for path in _ledger_files(data_dir)} == previous_bytes
     ledger_event = run.get_asset_materialization_events()[-1].materialization
     assert ledger_event.metadata["written"].value is False
+
+
+def test_the_lab_automates_the_live_path_weekly_regimes_and_leaves_heavy_tracks_manual() -> None:
+    from quantlab_assets.definitions import defs
+    from quantlab_assets.defs.automation import WEEKLY_WHERE_CHANGED, automation_sensor
+
+    graph = defs.resolve_asset_graph()
+    conditions = {key.to_user_string(): graph.get(key).automation_condition for key in graph.get_all_asset_keys()}
+    daily = {"live_alpha", "target_portfolio", "orders", "decision_ledger", "live_track_record"}
+    weekly = {"regime_hmm", "regime_hmm_params", "regime_clusters", "regime_labels"}
+    assert {name for name, condition in conditions.items() if condition is not None} == daily | weekly
+    assert all(conditions[name] == WEEKLY_WHERE_CHANGED for name in weekly)
+    assert all(conditions[name].get_label() == "eager" for name in daily)
+    assert automation_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert [sensor.name for sensor in defs.sensors] == [automation_sensor.name]
