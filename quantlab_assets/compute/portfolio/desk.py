@@ -199,18 +199,28 @@ def track_record(
         net = scored["net_return"].to_numpy()
         scored = scored.with_columns(pl.Series("equity", np.cumprod(1.0 + net)), pl.lit(strategy).alias(STRATEGY))
         daily_frames.append(scored.select(STRATEGY, c.DATE, "gross_return", "cost", "net_return", "equity"))
-        rows.append({STRATEGY: strategy, "first_decision": first, "decisions": weights[c.DATE].n_unique(),
-                     **score(net, scored["cost"].to_numpy(), scored[c.DATE], metric_params)})
+        rows.append({STRATEGY: strategy, "first_decision": first, "decisions": weights[c.DATE].n_unique()})
     schema = {STRATEGY: pl.String, c.DATE: pl.Date, "gross_return": pl.Float64, "cost": pl.Float64,
               "net_return": pl.Float64, "equity": pl.Float64}
     daily = pl.concat(daily_frames) if daily_frames else pl.DataFrame(schema=schema)
-    return TrackRecord(daily, pl.DataFrame(rows, schema=summary_schema()))
+    decided = pl.DataFrame(rows, schema={STRATEGY: pl.String, "first_decision": pl.Date, "decisions": pl.Int64})
+    summary = decided.join(summarise(daily, metric_params), on=STRATEGY, how="left")
+    # A strategy whose first decision is not traded yet has scored nothing and paid nothing.
+    return TrackRecord(daily, summary.with_columns(pl.col("scored_days", "total_cost").fill_null(0)))
 
 
-def summary_schema() -> dict[str, pl.DataType]:
-    return {STRATEGY: pl.String, "first_decision": pl.Date, "decisions": pl.Int64, "scored_days": pl.Int64,
-            "last_scored": pl.Date, "cumulative_return": pl.Float64, "hit_rate": pl.Float64, "sharpe": pl.Float64,
-            "sharpe_ci_low": pl.Float64, "sharpe_ci_high": pl.Float64, "total_cost": pl.Float64}
+def summarise(daily: pl.DataFrame, metric_params: MetricParams = MetricParams()) -> pl.DataFrame:
+    """One row per strategy of a track record's scored days (TrackRecord.daily): see `score`."""
+    parts = daily.sort(STRATEGY, c.DATE).partition_by(STRATEGY, as_dict=True)
+    rows = [{STRATEGY: strategy, **score(part["net_return"].to_numpy(), part["cost"].to_numpy(), part[c.DATE],
+                                        metric_params)}
+            for (strategy,), part in sorted(parts.items())]
+    return pl.DataFrame(rows, schema=SCORE_SCHEMA)
+
+
+SCORE_SCHEMA = {STRATEGY: pl.String, "scored_days": pl.Int64, "last_scored": pl.Date, "cumulative_return": pl.Float64,
+                "hit_rate": pl.Float64, "sharpe": pl.Float64, "sharpe_ci_low": pl.Float64,
+                "sharpe_ci_high": pl.Float64, "total_cost": pl.Float64}
 
 
 def score(net: np.ndarray, cost: np.ndarray, dates: pl.Series, metric_params: MetricParams = MetricParams()) -> dict[str, object]:

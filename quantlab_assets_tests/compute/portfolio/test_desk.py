@@ -13,6 +13,7 @@ import pytest
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import BacktestParams, CostParams
 from quantlab_assets.compute.backtest.metrics import periods_per_year, sharpe_ratio
+from quantlab_assets.compute.backtest.report import LIVE_SECTION_ID, live_track_record_section
 from quantlab_assets.compute.portfolio import desk
 from quantlab_assets.compute.portfolio.ledger import DecisionLedger, LedgerOrderError, verify_ledger
 from quantlab_assets.compute.portfolio.names import EQUAL, RECKLESS, TOP_N
@@ -120,3 +121,14 @@ def test_the_hash_chain_names_an_edited_or_removed_past_record(tmp_path: Path) -
     ledger.path(D1).unlink()
     (problem,) = verify_ledger(ledger.records())
     assert problem.startswith(f"{D2}: previous_hash")
+
+
+def test_the_report_shows_the_live_record_beside_the_backtest() -> None:
+    returns = _returns({"X": [0.0, 0.05, 0.10, -0.10]}, [D0, D1, D2, D3])
+    summary = desk.summarise(desk.track_record(_targets(D0, EQUAL, {"X": 1.0}), returns).daily)
+    backtest = pl.DataFrame({"strategy": [EQUAL], "sharpe": [0.812], "sharpe_ci_low": [0.1], "sharpe_ci_high": [1.5]})
+    html = live_track_record_section(summary, backtest)
+    assert f'id="{LIVE_SECTION_ID}"' in html and "Equal weight" in html
+    cumulative = f"{(0.998 * 1.10 * 0.90 - 1) * 100:.2f} %"
+    assert cumulative in html and "0.812" in html and "33.33 %" in html  # live return, backtest Sharpe, hit rate
+    assert "No decision recorded yet" in live_track_record_section(None, backtest)
