@@ -41,7 +41,8 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "forecaster_transformer_not_degenerate", "training_diagnostics_no_collapse",
         "forecaster_tft_not_degenerate", "tft_diagnostics_no_collapse", "tft_interpretation_weights_valid",
         "hyperparameter_search_research_span_only",
-    } | REGIME_CHECKS | HEDGING_CHECKS | RL_CHECKS | ISSUE_10_CHECKS | EMBEDDING_CHECKS | {"decision_ledger_untouched"}
+    } | REGIME_CHECKS | HEDGING_CHECKS | RL_CHECKS | ISSUE_10_CHECKS | EMBEDDING_CHECKS | {
+        "target_portfolio_valid", "orders_valid", "decision_ledger_untouched", "live_track_record_valid"}
     assert all(graph.get_check_spec(key).blocking != (key.name in NON_BLOCKING_CHECKS) for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None
     assert defs.resolve_schedule_def("daily_refresh_schedule").job_name == "main_job"

@@ -112,8 +112,9 @@ def test_each_day_adds_one_decision_keeps_the_past_and_scores_one_more_day(
         record = json.loads(files[-1].read_text())
         decided = {row["strategy"] for row in record["targets"]}
         assert {QP, TOP_N, EQUAL} <= decided and {row["date"] for row in record["targets"]} == {day.isoformat()}
-        held = [row for row in record["orders"] if row["strategy"] == EQUAL and row["current_weight"] > 0]
-        # From the second day on, equal weight's orders start from yesterday's targets, drifted.
+        # The first day trades from cash; from the second on, top-n's orders start from yesterday's targets
+        # (the names it drops are sold from what it held).
+        held = [row for row in record["orders"] if row["strategy"] == TOP_N and row["current_weight"] > 0]
         assert bool(held) == (day != FIRST_DAY)
         if len(files) > 1:
             assert record["previous_hash"] == json.loads(files[-2].read_text())["record_hash"]

@@ -28,8 +28,8 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import RETURN, SIGNAL_DATE, WEIGHT, BacktestParams, CostParams, run_backtest
 from quantlab_assets.compute.backtest.metrics import MetricParams, periods_per_year, sharpe_bootstrap_interval, sharpe_ratio
 from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights
+from quantlab_assets.compute.schemas.desk import STRATEGY
 
-STRATEGY = "strategy"
 CURRENT_WEIGHT, TARGET_WEIGHT, TRADE, COST = "current_weight", "target_weight", "trade", "estimated_cost"
 TARGET_COLUMNS = (c.DATE, STRATEGY, c.TICKER, WEIGHT, SIGNAL_DATE)
 ORDER_COLUMNS = (c.DATE, STRATEGY, c.TICKER, CURRENT_WEIGHT, TARGET_WEIGHT, TRADE, COST)

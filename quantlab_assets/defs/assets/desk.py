@@ -31,8 +31,9 @@ from quantlab_assets.compute.portfolio.ledger import (
 from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
 from quantlab_assets.compute.portfolio.strategies import StrategyParams
 from quantlab_assets.compute.data.membership import cross_section_rows
-from quantlab_assets.compute.schemas.base import conform
+from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
+from quantlab_assets.compute.schemas.desk import DecidedTargetsSchema, LiveTrackRecordSchema, OrdersSchema
 from quantlab_assets.defs.assets.portfolio import market_regimes
 from quantlab_assets.defs.automation import DAILY
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
@@ -55,6 +56,9 @@ def _returns(cleaned_bars: UniverseFrames, name: str) -> pl.DataFrame:
     partitions_def=universe_partitions,
     group_name=GROUP,
     automation_condition=DAILY.ignore(dg.AssetSelection.assets("regime_labels")),
+    output_required=False,
+    check_specs=[dg.AssetCheckSpec("target_portfolio_valid", asset="target_portfolio", blocking=True,
+                                   description="Schema: one decision date, no later signal, no leverage per strategy.")],
     ins={
         "live_alpha": dg.AssetIn(),
         "meta_labels": dg.AssetIn(),
@@ -73,7 +77,7 @@ def target_portfolio(
     universe: UniverseFrames,
     regime_labels: UniverseFrames,
     market_data: MarketDataResource,
-) -> UniverseFrames:
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Today's target weights of every strategy, dated by the decision date (the live alpha's as_of), from the
     strategy set's own builder; strategies with no target on that date are listed with the reason."""
     name = context.partition_key
@@ -85,14 +89,19 @@ def target_portfolio(
         sectors=dict(members.select(c.TICKER, c.SECTOR).iter_rows()), members=cross_section_rows(bars, members),
         benchmark=market_data.universe(name).benchmark,
     )
-    context.add_output_metadata({
-        "decision_date": str(targets.as_of),
-        "decided": ", ".join(targets.weights[desk.STRATEGY].unique().sort().to_list()) or "none",
-        "undecided": dg.MetadataValue.json(targets.undecided),
-        "invested": dg.MetadataValue.json({s: round(float(w), 6) for s, w in targets.weights.group_by(desk.STRATEGY)
-                                           .agg(pl.col("weight").sum()).sort(desk.STRATEGY).iter_rows()}),
-    })
-    return {name: targets.weights}
+    failure = schema_failures(DecidedTargetsSchema, targets.weights, asset="target_portfolio", partition=name)
+    check = dg.AssetCheckResult(check_name="target_portfolio_valid", passed=failure is None,
+                                metadata={"failures": failure or "none"})
+
+    def outputs() -> Outputs:
+        yield dg.Output({name: targets.weights}, metadata={
+            "decision_date": str(targets.as_of),
+            "decided": ", ".join(targets.weights[desk.STRATEGY].unique().sort().to_list()) or "none",
+            "undecided": dg.MetadataValue.json(targets.undecided),
+            "invested": dg.MetadataValue.json({s: round(float(w), 6) for s, w in targets.weights.group_by(desk.STRATEGY)
+                                               .agg(pl.col("weight").sum()).sort(desk.STRATEGY).iter_rows()}),
+        })
+    yield from outputs_then_checks(outputs, check)
 
 
 def _input_versions(instance: dg.DagsterInstance, universe: str) -> dict[str, dict[str, str | None]]:
@@ -125,9 +134,13 @@ def _input_versions(instance: dg.DagsterInstance, universe: str) -> dict[str, di
         "target_portfolio": dg.AssetIn(),
         "cleaned_bars": dg.AssetIn(partition_mapping=same_universe),
     },
-    check_specs=[dg.AssetCheckSpec(
-        "decision_ledger_untouched", asset=LEDGER, blocking=True,
-        description="Every stored record still matches its hash and chains to the previous one (no past decision edited).")],
+    check_specs=[
+        dg.AssetCheckSpec("decision_ledger_untouched", asset=LEDGER, blocking=True,
+                          description="Every stored record still matches its hash and chains to the previous one "
+                                      "(no past decision edited, removed or inserted)."),
+        dg.AssetCheckSpec("orders_valid", asset="orders", blocking=True,
+                          description="Schema: trade = target - current, costs non-negative, one row per strategy and ticker."),
+    ],
 )
 def desk_decision(
     context: dg.AssetExecutionContext,
@@ -159,8 +172,13 @@ def desk_decision(
     records = ledger.records()
     problems = verify_ledger(records)
     recorded_orders = rows_frame(appended.record["orders"], desk.order_schema())
-    check = dg.AssetCheckResult(check_name="decision_ledger_untouched", asset_key=LEDGER, passed=not problems,
-                                metadata={"records": len(records), "problems": "\n".join(problems) or "none"})
+    order_failure = schema_failures(OrdersSchema, recorded_orders, asset="orders", partition=name)
+    checks = [
+        dg.AssetCheckResult(check_name="decision_ledger_untouched", asset_key=LEDGER, passed=not problems,
+                            metadata={"records": len(records), "problems": "\n".join(problems) or "none"}),
+        dg.AssetCheckResult(check_name="orders_valid", asset_key="orders", passed=order_failure is None,
+                            metadata={"failures": order_failure or "none"}),
+    ]
 
     def outputs() -> Outputs:
         yield dg.Output({name: recorded_orders}, output_name="orders", metadata={
@@ -171,7 +189,7 @@ def desk_decision(
             "decision_date": str(as_of), "records": len(records), "written": appended.written,
             "record_hash": appended.record["record_hash"], "path": dg.MetadataValue.path(str(appended.path)),
             "note": "new record" if appended.written else "this decision date was already recorded: first record kept"})
-    yield from outputs_then_checks(outputs, check)
+    yield from outputs_then_checks(outputs, checks)
 
 
 def _recorded_targets(records: list[dict]) -> pl.DataFrame:
@@ -184,6 +202,9 @@ def _recorded_targets(records: list[dict]) -> pl.DataFrame:
     partitions_def=universe_partitions,
     group_name=GROUP,
     automation_condition=DAILY,
+    output_required=False,
+    check_specs=[dg.AssetCheckSpec("live_track_record_valid", asset="live_track_record", blocking=True,
+                                   description="Schema: one row per strategy and scored day, costs non-negative, equity positive.")],
     ins={
         LEDGER: dg.AssetIn(),
         "cleaned_bars": dg.AssetIn(partition_mapping=same_universe),
@@ -191,17 +212,22 @@ def _recorded_targets(records: list[dict]) -> pl.DataFrame:
 )
 def live_track_record(
     context: dg.AssetExecutionContext, decision_ledger: UniverseFrames, cleaned_bars: UniverseFrames
-) -> UniverseFrames:
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Each strategy's recorded decisions scored on the returns that arrived after them (the backtest engine's
     timing and costs): daily net returns and equity; the summary (cumulative return, hit rate, Sharpe and its
     interval once enough days are scored) as metadata."""
     name = context.partition_key
     record = desk.track_record(decision_ledger[name], _returns(cleaned_bars, name))
-    context.add_output_metadata({
-        "scored_days": dg.MetadataValue.json(dict(record.summary.select(desk.STRATEGY, "scored_days").iter_rows())),
-        "summary": dg.MetadataValue.json(json_rows(record.summary)),
-    })
-    return {name: record.daily}
+    failure = schema_failures(LiveTrackRecordSchema, record.daily, asset="live_track_record", partition=name)
+    check = dg.AssetCheckResult(check_name="live_track_record_valid", passed=failure is None,
+                                metadata={"failures": failure or "none"})
+
+    def outputs() -> Outputs:
+        yield dg.Output({name: record.daily}, metadata={
+            "scored_days": dg.MetadataValue.json(dict(record.summary.select(desk.STRATEGY, "scored_days").iter_rows())),
+            "summary": dg.MetadataValue.json(json_rows(record.summary)),
+        })
+    yield from outputs_then_checks(outputs, check)
 
 
 def json_rows(frame: pl.DataFrame) -> list[dict]:
