@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -27,7 +28,7 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import RETURN, SIGNAL_DATE, WEIGHT, BacktestParams, CostParams, run_backtest
 from quantlab_assets.compute.backtest.metrics import MetricParams, periods_per_year, sharpe_bootstrap_interval, sharpe_ratio
-from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights
+from quantlab_assets.compute.portfolio.strategies import build_target_weights
 from quantlab_assets.compute.schemas.desk import STRATEGY
 
 CURRENT_WEIGHT, TARGET_WEIGHT, TRADE, COST = "current_weight", "target_weight", "trade", "estimated_cost"
@@ -57,27 +58,18 @@ def decision_date(live_alpha: pl.DataFrame) -> dt.date:
 
 
 def live_targets(
-    strategies: Sequence[str],
-    live_alpha: pl.DataFrame,
-    returns: pl.DataFrame,
-    *,
-    meta: pl.DataFrame | None = None,
-    barrier: pl.DataFrame | None = None,
-    regimes: pl.DataFrame | None = None,
-    sectors: dict[str, str] | None = None,
-    members: pl.DataFrame | None = None,
-    benchmark: str | None = None,
-    params: StrategyParams = StrategyParams(),
+    strategies: Sequence[str], live_alpha: pl.DataFrame, returns: pl.DataFrame, **builder_inputs: Any
 ) -> DeskTargets:
     """Each strategy's target weights on the live alpha's date, from the strategy set's own builder.
 
-    returns: date, ticker, return (rows after the decision date are ignored: nothing later is known)."""
+    returns: date, ticker, return (rows after the decision date are ignored: nothing later is known);
+    builder_inputs: build_target_weights' keyword inputs (meta, barrier, regimes, sectors, members, benchmark,
+    params), passed as they are."""
     as_of = decision_date(live_alpha)
     known = returns.filter(pl.col(c.DATE) <= as_of)
     frames, undecided = [], {}
     for strategy in strategies:
-        built = build_target_weights(strategy, live_alpha, known, meta=meta, barrier=barrier, regimes=regimes,
-                                     sectors=sectors, members=members, benchmark=benchmark, params=params)
+        built = build_target_weights(strategy, live_alpha, known, **builder_inputs)
         today = built.weights.filter(pl.col(c.DATE) == as_of)
         if today.is_empty():
             status = [] if built.diagnostics is None else built.diagnostics["status"].unique().to_list()

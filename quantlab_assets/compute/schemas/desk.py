@@ -7,28 +7,22 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.schemas.portfolio import TargetWeightsSchema
 
 STRATEGY = "strategy"
 
 
-class DecidedTargetsSchema(pa.DataFrameModel):
+class DecidedTargetsSchema(TargetWeightsSchema):
     """Target weights of each strategy decided on a date (target_portfolio: one date; decision_ledger: every
-    recorded date). A strategy not listed on a date was not decided that day; a listed instrument absent holds 0."""
+    recorded date). A strategy not listed on a date was not decided that day; a listed instrument absent holds 0.
+    TargetWeightsSchema's columns and look-ahead rule, with a strategy column and the budget per strategy."""
 
-    date: pl.Date = pa.Field(description="Decision date: the live alpha's date, traded at its close + the delay.")
     strategy: pl.String
-    ticker: pl.String
     weight: pl.Float64 = pa.Field(ge=-1, le=1, description="Fraction of equity (negative: short).")
-    signal_date: pl.Date = pa.Field(description="Date of the information used; never after `date`.")
 
     class Config:
         strict = True
         unique = [c.DATE, STRATEGY, c.TICKER]
-
-    @pa.dataframe_check(error="signal_date must not be after the decision date")
-    @classmethod
-    def no_lookahead(cls, data: PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(pl.col("signal_date") <= pl.col(c.DATE))
 
     @pa.dataframe_check(error="a strategy's net weights of a date must sum to at most 1 (no leverage)")
     @classmethod

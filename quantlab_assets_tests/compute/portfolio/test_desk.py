@@ -132,3 +132,13 @@ def test_the_report_shows_the_live_record_beside_the_backtest() -> None:
     cumulative = f"{(0.998 * 1.10 * 0.90 - 1) * 100:.2f} %"
     assert cumulative in html and "0.812" in html and "33.33 %" in html  # live return, backtest Sharpe, hit rate
     assert "No decision recorded yet" in live_track_record_section(None, backtest)
+
+
+def test_decided_targets_budget_each_strategy_on_its_own() -> None:
+    from quantlab_assets.compute.schemas.base import schema_failures
+    from quantlab_assets.compute.schemas.desk import DecidedTargetsSchema
+
+    two = pl.concat([_targets(D1, EQUAL, {"X": 0.9}), _targets(D1, TOP_N, {"X": 0.6, "Y": 0.3})])
+    assert schema_failures(DecidedTargetsSchema, two, asset="target_portfolio", partition=None) is None
+    levered = pl.concat([_targets(D1, EQUAL, {"X": 0.9}), _targets(D1, TOP_N, {"X": 0.8, "Y": 0.3})])
+    assert "at most 1" in schema_failures(DecidedTargetsSchema, levered, asset="target_portfolio", partition=None)
