@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.portfolio.names import EQUAL, QP, TOP_N
+from quantlab_assets.compute.portfolio.names import AUDITED, EQUAL, QP, RECKLESS, SNIPER, TOP_N
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets.defs.assets.desk import desk_decision, live_track_record, target_portfolio
 from quantlab_assets.defs.automation import DAILY
@@ -112,6 +112,9 @@ def test_each_day_adds_one_decision_keeps_the_past_and_scores_one_more_day(
         record = json.loads(files[-1].read_text())
         decided = {row["strategy"] for row in record["targets"]}
         assert {QP, TOP_N, EQUAL} <= decided and {row["date"] for row in record["targets"]} == {day.isoformat()}
+        # The out-of-fold classifiers end weeks before: the threshold profiles are not decided, and say why.
+        assert set(record["undecided"]) == {SNIPER, AUDITED, RECKLESS}
+        assert all(why.startswith(f"no target on {day}") for why in record["undecided"].values())
         # The first day trades from cash; from the second on, top-n's orders start from yesterday's targets
         # (the names it drops are sold from what it held).
         held = [row for row in record["orders"] if row["strategy"] == TOP_N and row["current_weight"] > 0]

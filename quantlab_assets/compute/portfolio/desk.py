@@ -101,12 +101,11 @@ def drifted_holdings(
     """
     if decided.is_empty():
         return pl.DataFrame(schema={STRATEGY: pl.String, c.TICKER: pl.String, WEIGHT: pl.Float64})
-    calendar = returns.select(c.DATE).unique().sort(c.DATE)[c.DATE]
-    execution = (
-        decided.select(STRATEGY, c.DATE).unique()
-        .with_columns(pl.col(c.DATE).map_elements(
-            lambda day: _bar_after(calendar, day, delay), return_dtype=pl.Date).alias("_traded"))
-    )
+    calendar = returns[c.DATE].unique().sort()
+    execution = decided.select(STRATEGY, c.DATE).unique()
+    # The `delay`-th bar after each decision date (the calendar's last bar when it ends first).
+    bars = (calendar.search_sorted(execution[c.DATE]) + delay).clip(upper_bound=calendar.len() - 1)
+    execution = execution.with_columns(calendar.gather(bars).alias("_traded"))
     growth = (
         decided.join(execution, on=[STRATEGY, c.DATE])
         .join(returns.select(c.TICKER, pl.col(c.DATE).alias("_day"), RETURN), on=c.TICKER, how="left")
@@ -121,12 +120,6 @@ def drifted_holdings(
         growth.with_columns((value / (value.sum().over(STRATEGY) + cash)).alias(WEIGHT))
         .select(STRATEGY, c.TICKER, WEIGHT).sort(STRATEGY, c.TICKER)
     )
-
-
-def _bar_after(calendar: pl.Series, day: dt.date, delay: int) -> dt.date:
-    """The date of the `delay`-th bar after `day` in the calendar (the last bar when the calendar ends first)."""
-    index = min(int(calendar.search_sorted(day)) + delay, calendar.len() - 1)
-    return calendar[index]
 
 
 def orders(targets: pl.DataFrame, holdings: pl.DataFrame, costs: CostParams = CostParams()) -> pl.DataFrame:

@@ -105,17 +105,25 @@ def target_portfolio(
 
 
 def _input_versions(instance: dg.DagsterInstance, universe: str) -> dict[str, dict[str, str | None]]:
-    """Per recorded input, the run and data version of its latest materialisation (of the universe's
-    partition; cleaned_bars: its newest month's)."""
+    """Per recorded input, the run and data version of its latest materialisation of the universe's
+    partition (cleaned_bars: of its newest month)."""
     versions = {}
     for asset in RECORDED_INPUTS:
         records = instance.fetch_materializations(dg.AssetKey(asset), limit=50).records
         mine = [r for r in records if r.partition_key and universe in str(r.partition_key).split("|")]
-        latest = max(mine, key=lambda r: r.timestamp, default=None)
+        latest = max(mine, key=lambda r: (r.partition_key, r.timestamp), default=None)
         versions[asset] = {} if latest is None else {
             "run_id": latest.run_id, "partition": latest.partition_key,
             "data_version": latest.asset_materialization.tags.get("dagster/data_version")}
     return versions
+
+
+def _undecided(instance: dg.DagsterInstance, universe: str) -> dict[str, str]:
+    """The strategies target_portfolio did not decide, and why (its latest materialisation's metadata)."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey("target_portfolio"), asset_partitions=[universe]), limit=1).records
+    entry = records[0].asset_materialization.metadata.get("undecided") if records else None
+    return dict(entry.value) if entry is not None else {}
 
 
 @dg.multi_asset(
@@ -163,6 +171,7 @@ def desk_decision(
     book = desk.orders(targets, desk.drifted_holdings(previous, returns, as_of, params.delay), params.costs)
     appended = ledger.append(as_of, {
         "universe": name, "targets": frame_rows(targets), "orders": frame_rows(book),
+        "undecided": _undecided(context.instance, name),
         "code_version": code_version(),
         "inputs": {"as_of": str(as_of), "newest_bar": str(returns[c.DATE].max()),
                    "targets_sha256": sha256(canonical_json(frame_rows(targets))),
