@@ -148,3 +148,30 @@ def test_the_lab_automates_the_live_path_weekly_regimes_and_leaves_heavy_tracks_
     assert all(conditions[name].get_label() == "eager" for name in daily)
     assert automation_sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert [sensor.name for sensor in defs.sensors] == [automation_sensor.name]
+
+
+def test_regimes_refit_weekly_and_only_where_an_input_changed(instance: dg.DagsterInstance) -> None:
+    from quantlab_assets.defs.automation import WEEKLY_WHERE_CHANGED
+
+    @dg.asset(partitions_def=universe_partitions)
+    def market_state() -> None: ...
+
+    @dg.asset(partitions_def=universe_partitions, deps=[market_state], automation_condition=WEEKLY_WHERE_CHANGED)
+    def regime_labels() -> None: ...
+
+    def requested(when: dt.datetime, cursor: object) -> tuple[set[str], object]:
+        result = dg.evaluate_automation_conditions(defs=[market_state, regime_labels], instance=instance,
+                                                   evaluation_time=when, cursor=cursor)
+        return set(result.get_requested_partitions(regime_labels.key)), result.cursor
+
+    thursday, friday_late = dt.datetime(2024, 3, 14, 23, 30, tzinfo=dt.UTC), dt.datetime(2024, 3, 15, 23, 30, tzinfo=dt.UTC)
+    _, cursor = requested(thursday, None)
+    dg.materialize([market_state], partition_key=UNIVERSE, instance=instance)
+    # A changed input waits for the weekly tick (Friday 23:00 UTC) ...
+    waiting, cursor = requested(thursday + dt.timedelta(minutes=1), cursor)
+    assert waiting == set()
+    due, cursor = requested(friday_late, cursor)
+    assert due == {UNIVERSE}  # ... then only the universe whose input changed is refitted,
+    dg.materialize([regime_labels], partition_key=UNIVERSE, instance=instance)
+    # ... and the next week's tick refits nothing when no input changed since.
+    assert requested(friday_late + dt.timedelta(days=7), cursor)[0] == set()
