@@ -134,6 +134,16 @@ def test_each_day_adds_one_decision_keeps_the_past_and_scores_one_more_day(
     ledger_event = run.get_asset_materialization_events()[-1].materialization
     assert ledger_event.metadata["written"].value is False
 
+    # A past record edited by hand: the blocking check fails and nothing is chained to the edited ledger.
+    first = _ledger_files(data_dir)[0]
+    first.write_text(first.read_text().replace('"weight":', '"weight": 0.5, "was":', 1))
+    run = dg.materialize(ASSETS, selection=["orders", "decision_ledger"], partition_key=UNIVERSE, instance=instance,
+                         resources=resources, raise_on_error=False)
+    (check,) = [e for e in run.get_asset_check_evaluations() if e.check_name == "decision_ledger_untouched"]
+    assert not run.success and not check.passed
+    assert "edited after it was stored" in check.metadata["problems"].value
+    assert len(_ledger_files(data_dir)) == len(DAYS)
+
 
 def test_the_lab_automates_the_live_path_weekly_regimes_and_leaves_heavy_tracks_manual() -> None:
     from quantlab_assets.definitions import defs

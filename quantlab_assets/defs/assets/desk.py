@@ -18,6 +18,7 @@ import polars as pl
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars
+from quantlab_assets.compute.data.membership import cross_section_rows
 from quantlab_assets.compute.portfolio import desk
 from quantlab_assets.compute.portfolio.ledger import (
     DecisionLedger,
@@ -30,7 +31,6 @@ from quantlab_assets.compute.portfolio.ledger import (
 )
 from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
 from quantlab_assets.compute.portfolio.strategies import StrategyParams
-from quantlab_assets.compute.data.membership import cross_section_rows
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.desk import DecidedTargetsSchema, LiveTrackRecordSchema, OrdersSchema
@@ -164,12 +164,15 @@ def desk_decision(
     as_of = targets[c.DATE].max() if targets.height else None
     if as_of is None:
         raise ValueError(f"target_portfolio [{name}] decided no strategy: nothing to record")
-    history = _recorded_targets(ledger.records())
+    stored = ledger.records()
+    # A ledger whose past was changed gets no new record chained to it: the check fails, nothing is output.
+    problems = verify_ledger(stored)
+    history = _recorded_targets(stored)
     previous = desk.latest_decisions(history.filter(pl.col(c.DATE) < as_of))
     returns = _returns(cleaned_bars, name)
     params = BacktestParams()
     book = desk.orders(targets, desk.drifted_holdings(previous, returns, as_of, params.delay), params.costs)
-    appended = ledger.append(as_of, {
+    appended = None if problems else ledger.append(as_of, {
         "universe": name, "targets": frame_rows(targets), "orders": frame_rows(book),
         "undecided": _undecided(context.instance, name),
         "code_version": code_version(),
@@ -179,8 +182,8 @@ def desk_decision(
         "params": {"strategy": repr(StrategyParams()), "execution": repr(params)},
     })
     records = ledger.records()
-    problems = verify_ledger(records)
-    recorded_orders = rows_frame(appended.record["orders"], desk.order_schema())
+    problems += verify_ledger(records) if appended is not None else []
+    recorded_orders = book if appended is None else rows_frame(appended.record["orders"], desk.order_schema())
     order_failure = schema_failures(OrdersSchema, recorded_orders, asset="orders", partition=name)
     checks = [
         dg.AssetCheckResult(check_name="decision_ledger_untouched", asset_key=LEDGER, passed=not problems,
