@@ -16,9 +16,9 @@ import polars as pl
 import pytest
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.portfolio.names import AUDITED, EQUAL, QP, RECKLESS, SNIPER, TOP_N
+from quantlab_assets.compute.portfolio.names import AUDITED, BUY_AND_HOLD, EQUAL, QP, RECKLESS, SNIPER, TOP_N
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
-from quantlab_assets.defs.assets.desk import desk_decision, live_track_record, target_portfolio
+from quantlab_assets.defs.assets.desk import desk_decision, live_track_record
 from quantlab_assets.defs.automation import DAILY
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
@@ -28,7 +28,7 @@ from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
 UNIVERSE = "synthetic"
 BARS = ["raw_ohlcv", "cleaned_bars", "rejected_bars"]
 FIRST_DAY = dt.date(2008, 6, 20)
-DAYS = [FIRST_DAY + dt.timedelta(days=n) for n in (0, 3, 4, 5)]  # Friday, then Monday .. Wednesday
+DAYS = [FIRST_DAY + dt.timedelta(days=n) for n in (0, 3, 4, 5, 6, 7)]  # Friday, then Monday .. Friday
 
 
 @dg.asset(name="live_alpha", partitions_def=universe_partitions, automation_condition=DAILY,
@@ -59,7 +59,7 @@ def _out_of_fold(name: str, column: str, seed: int) -> dg.AssetsDefinition:
 
 
 ASSETS = [universe, raw_ohlcv, cleaned_bars, fake_live_alpha, _out_of_fold("meta_labels", "meta_probability", 2),
-          _out_of_fold("barrier_probabilities", "barrier_probability", 3), target_portfolio, desk_decision,
+          _out_of_fold("barrier_probabilities", "barrier_probability", 3), desk_decision,
           live_track_record, dg.AssetSpec("regime_labels", partitions_def=universe_partitions)]
 
 
@@ -110,24 +110,28 @@ def test_each_day_adds_one_decision_keeps_the_past_and_scores_one_more_day(
             assert path.read_bytes() == stored, f"{path.name} was rewritten"  # the past untouched
         previous_bytes = {path: path.read_bytes() for path in files}
         record = json.loads(files[-1].read_text())
+        # Each strategy keeps its backtest schedule over the live decisions: all decide on the first day, the
+        # QP and top-n again on the sixth (every 5 decision dates), equal weight after 21, buy-and-hold never.
         decided = {row["strategy"] for row in record["targets"]}
-        assert {QP, TOP_N, EQUAL} <= decided and {row["date"] for row in record["targets"]} == {day.isoformat()}
+        first, sixth = day == DAYS[0], day == DAYS[5]
+        assert decided == ({QP, TOP_N, EQUAL, BUY_AND_HOLD} if first else {QP, TOP_N} if sixth else set())
+        assert {row["date"] for row in record["targets"]} <= {day.isoformat()}
         # The out-of-fold classifiers end weeks before: the threshold profiles are not decided, and say why.
-        assert set(record["undecided"]) == {SNIPER, AUDITED, RECKLESS}
+        assert {SNIPER, AUDITED, RECKLESS} <= set(record["undecided"])
         assert all(why.startswith(f"no target on {day}") for why in record["undecided"].values())
-        # The first day trades from cash; from the second on, top-n's orders start from yesterday's targets
-        # (the names it drops are sold from what it held).
+        # The first day trades from cash; on the sixth top-n's orders start from what it held (the first
+        # day's targets, drifted): the names it drops are sold.
         held = [row for row in record["orders"] if row["strategy"] == TOP_N and row["current_weight"] > 0]
-        assert bool(held) == (day != FIRST_DAY)
+        assert bool(held) == sixth and (bool(record["orders"]) == (first or sixth))
         if len(files) > 1:
             assert record["previous_hash"] == json.loads(files[-2].read_text())["record_hash"]
         track = pl.read_parquet(data_dir / "live_track_record" / f"{UNIVERSE}.parquet")
         scored.append(track.filter(pl.col("strategy") == EQUAL).height)
     # Decision at the close of day 1 trades at the next close (delay 1): then one more scored day per day.
-    assert scored == [0, 1, 2, 3]
+    assert scored == [0, 1, 2, 3, 4, 5]
 
     # A re-run of the last decision date keeps the first record, byte for byte.
-    run = dg.materialize(ASSETS, selection=["orders", "decision_ledger"], partition_key=UNIVERSE, instance=instance,
+    run = dg.materialize(ASSETS, selection=["target_portfolio", "orders", "decision_ledger"], partition_key=UNIVERSE, instance=instance,
                          resources=resources)
     assert run.success
     assert {path: path.read_bytes() for path in _ledger_files(data_dir)} == previous_bytes
@@ -137,7 +141,7 @@ def test_each_day_adds_one_decision_keeps_the_past_and_scores_one_more_day(
     # A past record edited by hand: the blocking check fails and nothing is chained to the edited ledger.
     first = _ledger_files(data_dir)[0]
     first.write_text(first.read_text().replace('"weight":', '"weight": 0.5, "was":', 1))
-    run = dg.materialize(ASSETS, selection=["orders", "decision_ledger"], partition_key=UNIVERSE, instance=instance,
+    run = dg.materialize(ASSETS, selection=["target_portfolio", "orders", "decision_ledger"], partition_key=UNIVERSE, instance=instance,
                          resources=resources, raise_on_error=False)
     (check,) = [e for e in run.get_asset_check_evaluations() if e.check_name == "decision_ledger_untouched"]
     assert not run.success and not check.passed

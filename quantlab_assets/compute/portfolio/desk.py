@@ -58,22 +58,32 @@ def decision_date(live_alpha: pl.DataFrame) -> dt.date:
 
 
 def live_targets(
-    strategies: Sequence[str], live_alpha: pl.DataFrame, returns: pl.DataFrame, **builder_inputs: Any
+    strategies: Sequence[str], live_alpha: pl.DataFrame, returns: pl.DataFrame, past_alpha: pl.DataFrame | None = None,
+    **builder_inputs: Any,
 ) -> DeskTargets:
     """Each strategy's target weights on the live alpha's date, from the strategy set's own builder.
+
+    The builder runs over the live alphas of the past decisions (`past_alpha`, as the ledger recorded them;
+    rows on or after today's date are ignored) and today's, so each strategy keeps its own schedule and state
+    as in the backtest: the QP and top-n rebalance every `every` decision dates (the QP's turnover penalty
+    from its previous solution, drifted), equal weight every 21, buy-and-hold only on its first. A strategy
+    with no weight today holds its last decision; it is listed in `undecided` with why.
 
     returns: date, ticker, return (rows after the decision date are ignored: nothing later is known);
     builder_inputs: build_target_weights' keyword inputs (meta, barrier, regimes, sectors, members, benchmark,
     params), passed as they are."""
     as_of = decision_date(live_alpha)
     known = returns.filter(pl.col(c.DATE) <= as_of)
+    alpha = live_alpha if past_alpha is None else pl.concat(
+        [past_alpha.filter(pl.col(c.DATE) < as_of).select(live_alpha.columns).cast(live_alpha.schema), live_alpha])
     frames, undecided = [], {}
     for strategy in strategies:
-        built = build_target_weights(strategy, live_alpha, known, **builder_inputs)
+        built = build_target_weights(strategy, alpha, known, **builder_inputs)
         today = built.weights.filter(pl.col(c.DATE) == as_of)
         if today.is_empty():
-            status = [] if built.diagnostics is None else built.diagnostics["status"].unique().to_list()
-            undecided[strategy] = "; ".join([f"no target on {as_of}", *map(str, status), *built.notes])
+            status = [] if built.diagnostics is None else built.diagnostics.filter(pl.col(c.DATE) == as_of)["status"]
+            why = "; ".join([*map(str, status), *built.notes]) or "not a rebalance date of its schedule"
+            undecided[strategy] = f"no target on {as_of}, holds its last decision: {why}"
             continue
         frames.append(today.with_columns(pl.lit(strategy).alias(STRATEGY)).select(TARGET_COLUMNS))
     weights = pl.concat(frames) if frames else pl.DataFrame(schema=target_schema())

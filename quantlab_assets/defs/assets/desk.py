@@ -1,9 +1,10 @@
 """The desk, per universe: today's target portfolio of every strategy, the orders that reach it, the decision
 ledger that records them, and the live track record that scores past decisions.
 
-  live_alpha[u] + barrier_probabilities + meta_labels + cleaned_bars[*|u] (+ regime_labels) -> target_portfolio[u]
-  target_portfolio[u] + cleaned_bars[*|u] -> orders[u] + decision_ledger[u]   (one step: the orders start
-                                             from the ledger's previous decisions, and the ledger records them)
+  live_alpha[u] + barrier_probabilities + meta_labels + universe + cleaned_bars[*|u] (+ regime_labels)
+      -> target_portfolio[u] + orders[u] + decision_ledger[u]   (one step, desk_decision: the targets continue
+         each strategy's schedule over the recorded live alphas, the orders start from the last recorded
+         decisions, and the ledger records all three)
   decision_ledger[u] + cleaned_bars[*|u] -> live_track_record[u]
 
 Partitioned by universe, every strategy in one partition: a decision is the desk's whole recommendation of a
@@ -20,15 +21,7 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars
 from quantlab_assets.compute.data.membership import cross_section_rows
 from quantlab_assets.compute.portfolio import desk
-from quantlab_assets.compute.portfolio.ledger import (
-    DecisionLedger,
-    canonical_json,
-    code_version,
-    frame_rows,
-    rows_frame,
-    sha256,
-    verify_ledger,
-)
+from quantlab_assets.compute.portfolio.ledger import DecisionLedger, code_version, frame_rows, rows_frame, verify_ledger
 from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
 from quantlab_assets.compute.portfolio.strategies import StrategyParams
 from quantlab_assets.compute.schemas.base import conform, schema_failures
@@ -44,64 +37,11 @@ from quantlab_assets.defs.resources import MarketDataResource
 GROUP = "desk"
 LEDGER = "decision_ledger"
 # What a record names as its inputs: the assets whose stored versions the decision was made from.
-RECORDED_INPUTS = ("live_alpha", "target_portfolio", "cleaned_bars")
+RECORDED_INPUTS = ("live_alpha", "cleaned_bars")
 
 
 def _returns(cleaned_bars: UniverseFrames, name: str) -> pl.DataFrame:
     return returns_from_bars(conform(cleaned_bars[name], CleanedBarsSchema))
-
-
-@dg.asset(
-    kinds={"polars", "cvxpy"},
-    partitions_def=universe_partitions,
-    group_name=GROUP,
-    automation_condition=DAILY.ignore(dg.AssetSelection.assets("regime_labels")),
-    output_required=False,
-    check_specs=[dg.AssetCheckSpec("target_portfolio_valid", asset="target_portfolio", blocking=True,
-                                   description="Schema: one decision date, no later signal, no leverage per strategy.")],
-    ins={
-        "live_alpha": dg.AssetIn(),
-        "meta_labels": dg.AssetIn(),
-        "barrier_probabilities": dg.AssetIn(),
-        "cleaned_bars": dg.AssetIn(partition_mapping=same_universe),
-        "universe": dg.AssetIn(),
-        "regime_labels": optional_input(),
-    },
-)
-def target_portfolio(
-    context: dg.AssetExecutionContext,
-    live_alpha: UniverseFrames,
-    meta_labels: UniverseFrames,
-    barrier_probabilities: UniverseFrames,
-    cleaned_bars: UniverseFrames,
-    universe: UniverseFrames,
-    regime_labels: UniverseFrames,
-    market_data: MarketDataResource,
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Today's target weights of every strategy, dated by the decision date (the live alpha's as_of), from the
-    strategy set's own builder; strategies with no target on that date are listed with the reason."""
-    name = context.partition_key
-    bars = conform(cleaned_bars[name], CleanedBarsSchema)
-    members = universe[name]
-    targets = desk.live_targets(
-        STRATEGY_NAMES, live_alpha[name], returns_from_bars(bars), meta=meta_labels[name],
-        barrier=barrier_probabilities[name], regimes=market_regimes(regime_labels, name),
-        sectors=dict(members.select(c.TICKER, c.SECTOR).iter_rows()), members=cross_section_rows(bars, members),
-        benchmark=market_data.universe(name).benchmark,
-    )
-    failure = schema_failures(DecidedTargetsSchema, targets.weights, asset="target_portfolio", partition=name)
-    check = dg.AssetCheckResult(check_name="target_portfolio_valid", passed=failure is None,
-                                metadata={"failures": failure or "none"})
-
-    def outputs() -> Outputs:
-        yield dg.Output({name: targets.weights}, metadata={
-            "decision_date": str(targets.as_of),
-            "decided": ", ".join(targets.weights[desk.STRATEGY].unique().sort().to_list()) or "none",
-            "undecided": dg.MetadataValue.json(targets.undecided),
-            "invested": dg.MetadataValue.json({s: round(float(w), 6) for s, w in targets.weights.group_by(desk.STRATEGY)
-                                               .agg(pl.col("weight").sum()).sort(desk.STRATEGY).iter_rows()}),
-        })
-    yield from outputs_then_checks(outputs, check)
 
 
 def _input_versions(instance: dg.DagsterInstance, universe: str) -> dict[str, dict[str, str | None]]:
@@ -118,12 +58,8 @@ def _input_versions(instance: dg.DagsterInstance, universe: str) -> dict[str, di
     return versions
 
 
-def _undecided(instance: dg.DagsterInstance, universe: str) -> dict[str, str]:
-    """The strategies target_portfolio did not decide, and why (its latest materialisation's metadata)."""
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(
-        asset_key=dg.AssetKey("target_portfolio"), asset_partitions=[universe]), limit=1).records
-    entry = records[0].asset_materialization.metadata.get("undecided") if records else None
-    return dict(entry.value) if entry is not None else {}
+# Optional inputs neither trigger nor hold back the daily refresh.
+DESK_DAILY = DAILY.ignore(dg.AssetSelection.assets("regime_labels"))
 
 
 @dg.multi_asset(
@@ -131,82 +67,114 @@ def _undecided(instance: dg.DagsterInstance, universe: str) -> dict[str, str]:
     group_name=GROUP,
     can_subset=False,
     outs={
-        "orders": dg.AssetOut(kinds={"polars"}, automation_condition=DAILY,
-                              description="Trades from each strategy's last decided holdings (drifted) to today's "
-                                          "targets, with the backtest cost model's estimated cost."),
-        LEDGER: dg.AssetOut(kinds={"json"}, automation_condition=DAILY,
-                            description="Append-only, hash-chained record per decision date (targets, orders, code "
-                                        "version, inputs); this output is every record's targets, for the track record."),
+        "target_portfolio": dg.AssetOut(
+            kinds={"polars", "cvxpy"}, automation_condition=DESK_DAILY,
+            description="Today's target weights of every strategy that rebalances today, dated by the decision date "
+                        "(the live alpha's); the others hold their last decision (metadata `undecided`: why)."),
+        "orders": dg.AssetOut(
+            kinds={"polars"}, automation_condition=DESK_DAILY,
+            description="Trades from each strategy's last decided holdings (drifted) to today's targets, with the "
+                        "backtest cost model's estimated cost."),
+        LEDGER: dg.AssetOut(
+            kinds={"json"}, automation_condition=DESK_DAILY,
+            description="Append-only, hash-chained record per decision date (live alpha, targets, orders, code "
+                        "version, inputs); this output is every record's targets, for the track record."),
     },
     ins={
-        "target_portfolio": dg.AssetIn(),
+        "live_alpha": dg.AssetIn(),
+        "meta_labels": dg.AssetIn(),
+        "barrier_probabilities": dg.AssetIn(),
         "cleaned_bars": dg.AssetIn(partition_mapping=same_universe),
+        "universe": dg.AssetIn(),
+        "regime_labels": optional_input(),
     },
     check_specs=[
+        dg.AssetCheckSpec("target_portfolio_valid", asset="target_portfolio", blocking=True,
+                          description="Schema: one decision date, no later signal, no leverage per strategy."),
+        dg.AssetCheckSpec("orders_valid", asset="orders", blocking=True,
+                          description="Schema: trade = target - current, costs non-negative, one row per strategy and ticker."),
         dg.AssetCheckSpec("decision_ledger_untouched", asset=LEDGER, blocking=True,
                           description="Every stored record still matches its hash and chains to the previous one "
                                       "(no past decision edited, removed or inserted)."),
-        dg.AssetCheckSpec("orders_valid", asset="orders", blocking=True,
-                          description="Schema: trade = target - current, costs non-negative, one row per strategy and ticker."),
     ],
 )
 def desk_decision(
     context: dg.AssetExecutionContext,
-    target_portfolio: UniverseFrames,
+    live_alpha: UniverseFrames,
+    meta_labels: UniverseFrames,
+    barrier_probabilities: UniverseFrames,
     cleaned_bars: UniverseFrames,
+    universe: UniverseFrames,
+    regime_labels: UniverseFrames,
+    market_data: MarketDataResource,
     io_manager: dg.ResourceParam[PartitionedParquetIOManager],
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Orders from the holdings of each strategy's previous record, then today's record appended to the ledger
-    (kept as first stored when the decision date already has one: the ledger never rewrites a decision)."""
+    """The day's decision in one step, since each part needs the ledger's past: the targets (the strategy
+    builder over the recorded live alphas and today's), the orders from the last decided holdings, and today's
+    record appended to the ledger (kept as first stored when the date already has one: never rewritten)."""
     name = context.partition_key
     ledger = DecisionLedger(io_manager.layout.ledger(LEDGER, name))
-    targets = target_portfolio[name]
-    as_of = targets[c.DATE].max() if targets.height else None
-    if as_of is None:
-        raise ValueError(f"target_portfolio [{name}] decided no strategy: nothing to record")
     stored = ledger.records()
     # A ledger whose past was changed gets no new record chained to it: the check fails, nothing is output.
     problems = verify_ledger(stored)
-    history = _recorded_targets(stored)
-    previous = desk.latest_decisions(history.filter(pl.col(c.DATE) < as_of))
-    returns = _returns(cleaned_bars, name)
+    alpha = live_alpha[name]
+    bars = conform(cleaned_bars[name], CleanedBarsSchema)
+    returns = returns_from_bars(bars)
+    members = universe[name]
+    targets = desk.live_targets(
+        STRATEGY_NAMES, alpha, returns, past_alpha=_recorded(stored, "alpha", dict(alpha.schema)),
+        meta=meta_labels[name], barrier=barrier_probabilities[name], regimes=market_regimes(regime_labels, name),
+        sectors=dict(members.select(c.TICKER, c.SECTOR).iter_rows()), members=cross_section_rows(bars, members),
+        benchmark=market_data.universe(name).benchmark,
+    )
+    as_of = targets.as_of
+    previous = desk.latest_decisions(_recorded(stored, "targets", desk.target_schema()).filter(pl.col(c.DATE) < as_of))
     params = BacktestParams()
-    book = desk.orders(targets, desk.drifted_holdings(previous, returns, as_of, params.delay), params.costs)
+    book = desk.orders(targets.weights, desk.drifted_holdings(previous, returns, as_of, params.delay), params.costs)
     appended = None if problems else ledger.append(as_of, {
-        "universe": name, "targets": frame_rows(targets), "orders": frame_rows(book),
-        "undecided": _undecided(context.instance, name),
-        "code_version": code_version(),
+        "universe": name, "alpha": frame_rows(alpha), "targets": frame_rows(targets.weights),
+        "orders": frame_rows(book), "undecided": targets.undecided, "code_version": code_version(),
         "inputs": {"as_of": str(as_of), "newest_bar": str(returns[c.DATE].max()),
-                   "targets_sha256": sha256(canonical_json(frame_rows(targets))),
                    "versions": _input_versions(context.instance, name)},
         "params": {"strategy": repr(StrategyParams()), "execution": repr(params)},
     })
     records = ledger.records()
     problems += verify_ledger(records) if appended is not None else []
+    # What is output is what the ledger holds for the date (the first record, on a rerun).
+    decided = targets.weights if appended is None else rows_frame(appended.record["targets"], desk.target_schema())
     recorded_orders = book if appended is None else rows_frame(appended.record["orders"], desk.order_schema())
-    order_failure = schema_failures(OrdersSchema, recorded_orders, asset="orders", partition=name)
+    undecided = targets.undecided if appended is None else appended.record["undecided"]
+    failures = {"target_portfolio": schema_failures(DecidedTargetsSchema, decided, asset="target_portfolio", partition=name),
+                "orders": schema_failures(OrdersSchema, recorded_orders, asset="orders", partition=name)}
     checks = [
+        *(dg.AssetCheckResult(check_name=f"{asset}_valid", asset_key=asset, passed=failure is None,
+                              metadata={"failures": failure or "none"}) for asset, failure in failures.items()),
         dg.AssetCheckResult(check_name="decision_ledger_untouched", asset_key=LEDGER, passed=not problems,
                             metadata={"records": len(records), "problems": "\n".join(problems) or "none"}),
-        dg.AssetCheckResult(check_name="orders_valid", asset_key="orders", passed=order_failure is None,
-                            metadata={"failures": order_failure or "none"}),
     ]
 
     def outputs() -> Outputs:
+        yield dg.Output({name: decided}, output_name="target_portfolio", metadata={
+            "decision_date": str(as_of),
+            "decided": ", ".join(decided[desk.STRATEGY].unique().sort().to_list()) or "none",
+            "undecided": dg.MetadataValue.json(undecided),
+            "invested": dg.MetadataValue.json({s: round(float(w), 6) for s, w in decided.group_by(desk.STRATEGY)
+                                               .agg(pl.col("weight").sum()).sort(desk.STRATEGY).iter_rows()})})
         yield dg.Output({name: recorded_orders}, output_name="orders", metadata={
             "decision_date": str(as_of), "orders": recorded_orders.height,
             "estimated_cost": dg.MetadataValue.json({s: float(v) for s, v in recorded_orders.group_by(desk.STRATEGY)
                                                      .agg(pl.col(desk.COST).sum()).sort(desk.STRATEGY).iter_rows()})})
-        yield dg.Output({name: _recorded_targets(records)}, output_name=LEDGER, metadata={
+        yield dg.Output({name: _recorded(records, "targets", desk.target_schema())}, output_name=LEDGER, metadata={
             "decision_date": str(as_of), "records": len(records), "written": appended.written,
             "record_hash": appended.record["record_hash"], "path": dg.MetadataValue.path(str(appended.path)),
             "note": "new record" if appended.written else "this decision date was already recorded: first record kept"})
     yield from outputs_then_checks(outputs, checks)
 
 
-def _recorded_targets(records: list[dict]) -> pl.DataFrame:
-    frames = [rows_frame(record["targets"], desk.target_schema()) for record in records]
-    return pl.concat(frames) if frames else pl.DataFrame(schema=desk.target_schema())
+def _recorded(records: list[dict], key: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The rows every record holds under `key` (its live alpha, its targets), as one frame of `schema`."""
+    frames = [rows_frame(record[key], schema) for record in records]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
 
 
 @dg.asset(

@@ -48,6 +48,19 @@ def test_live_targets_use_the_builder_on_the_decision_date_only() -> None:
     assert set(targets.undecided) == {RECKLESS} and f"no target on {D2}" in targets.undecided[RECKLESS]
 
 
+def test_live_targets_keep_each_strategy_s_schedule_over_the_recorded_alphas() -> None:
+    tickers = ["A", "B", "C"]
+    alpha = {day: pl.DataFrame({c.DATE: [day] * 3, c.TICKER: tickers, "alpha_combined": values,
+                                "alpha_21d": [0.0] * 3, "alpha_63d": [0.0] * 3, "var_21d": [1.0] * 3, "var_63d": [1.0] * 3})
+             for day, values in ((D1, [1.0, 2.0, 3.0]), (D2, [3.0, 2.0, 1.0]))}
+    returns = _returns({t: [0.01, 0.0, 0.02, 0.0] for t in tickers}, [D0, D1, D2, D3])
+    params = StrategyParams(top_n=1, top_n_every=1, max_position=1.0)
+    targets = desk.live_targets([TOP_N, EQUAL], alpha[D2], returns, past_alpha=alpha[D1], params=params)
+    # Top-1 rebalances every date: today's best name; equal weight's next rebalance is 21 dates after D1.
+    assert targets.weights.select(desk.STRATEGY, c.TICKER, "weight").rows() == [(TOP_N, "A", 1.0)]
+    assert targets.undecided == {EQUAL: f"no target on {D2}, holds its last decision: not a rebalance date of its schedule"}
+
+
 def test_holdings_drift_from_the_trade_of_the_last_decision() -> None:
     # Decided at D0, traded at the close of D1 (delay 1): D1's +50 % is before the trade and earns nothing.
     returns = _returns({"X": [0.0, 0.5, 0.10, 0.0], "Y": [0.0, 0.0, -0.20, 0.0]}, [D0, D1, D2, D3])
