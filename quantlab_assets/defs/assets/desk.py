@@ -68,15 +68,15 @@ DESK_DAILY = DAILY.ignore(dg.AssetSelection.assets("regime_labels"))
     can_subset=False,
     outs={
         "target_portfolio": dg.AssetOut(
-            kinds={"polars", "cvxpy"}, automation_condition=DESK_DAILY,
+            kinds={"polars", "cvxpy"}, automation_condition=DESK_DAILY, is_required=False,
             description="Today's target weights of every strategy that rebalances today, dated by the decision date "
                         "(the live alpha's); the others hold their last decision (metadata `undecided`: why)."),
         "orders": dg.AssetOut(
-            kinds={"polars"}, automation_condition=DESK_DAILY,
+            kinds={"polars"}, automation_condition=DESK_DAILY, is_required=False,
             description="Trades from each strategy's last decided holdings (drifted) to today's targets, with the "
                         "backtest cost model's estimated cost."),
         LEDGER: dg.AssetOut(
-            kinds={"json"}, automation_condition=DESK_DAILY,
+            kinds={"json"}, automation_condition=DESK_DAILY, is_required=False,
             description="Append-only, hash-chained record per decision date (live alpha, targets, orders, code "
                         "version, inputs); this output is every record's targets, for the track record."),
     },
