@@ -13,7 +13,9 @@ import polars as pl
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.comparison import DIFFERENCE, HIGH, LOW, VERDICT, best_candidate_verdict
+from quantlab_assets.compute.portfolio.desk import summarise
 from quantlab_assets.compute.regimes.validation import episodes_apply, evaluate_episodes
+from quantlab_assets.compute.storage import StorageLayout
 from quantlab_assets.definitions import defs
 from quantlab_assets.defs.partitions import split_bars_key, universe_catalog
 from quantlab_assets.defs.resources import data_dir
@@ -48,6 +50,7 @@ def main() -> None:
     _print_models(universe)
     _print_backtests(universe)
     _print_versus_equal_weight(universe)
+    _print_desk(universe)
     check_keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda key: key.name)
     checks = instance.event_log_storage.get_asset_check_summary_records(check_keys)
     print("latest asset checks:")
@@ -118,6 +121,26 @@ def _print_versus_equal_weight(universe: str) -> None:
         print(f"  {row['strategy']:24s} {_num(row[DIFFERENCE], '+.2f')} [{_num(row[LOW], '.2f')}, {_num(row[HIGH], '.2f')}]"
               f"  {row[VERDICT]}")
     print(f"  {best_candidate_verdict(metrics)}")
+
+
+def _print_desk(universe: str) -> None:
+    """Today's targets (strategies decided, positions, invested), the ledger's records, the live track record."""
+    path = data_dir() / "target_portfolio" / f"{universe}.parquet"
+    if not path.exists():
+        return
+    targets = pl.read_parquet(path)
+    records = len(list(StorageLayout(data_dir()).ledger("decision_ledger", universe).glob("*.json")))
+    print(f"target_portfolio on {targets[c.DATE].max()}  ({records} decisions recorded in the ledger):")
+    for strategy, positions, invested in (targets.group_by("strategy").agg(pl.len(), pl.col("weight").sum())
+                                          .sort("strategy").iter_rows()):
+        print(f"  {strategy:24s} {positions:3d} positions  invested {invested:.1%}")
+    track = data_dir() / "live_track_record" / f"{universe}.parquet"
+    if track.exists():
+        print("live track record (net of costs; Sharpe from 21 scored days):")
+        for row in summarise(pl.read_parquet(track)).iter_rows(named=True):
+            print(f"  {row['strategy']:24s} {row['scored_days']:4d} days  return {_num(row['cumulative_return'], '+.2%')}  "
+                  f"positive days {_num(row['hit_rate'], '.0%')}  Sharpe {_num(row['sharpe'], '.2f')} "
+                  f"[{_num(row['sharpe_ci_low'], '.2f')}, {_num(row['sharpe_ci_high'], '.2f')}]")
 
 
 def _num(value: float | None, spec: str) -> str:

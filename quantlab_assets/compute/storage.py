@@ -145,6 +145,10 @@ class StorageLayout:
         """A side file of `asset` (hyperparameter_search's tuned parameters as JSON)."""
         return self.base_dir / "artifacts" / asset / file_name
 
+    def ledger(self, asset: str, universe: str) -> Path:
+        """The folder of `asset`'s append-only records of `universe`, one JSON file per decision date."""
+        return self.base_dir / "ledgers" / asset / universe
+
     def report(self, asset: str, key: str) -> Path:
         """The HTML report `asset` writes for partition `key`."""
         return self.base_dir / "reports" / asset / f"{key}.html"

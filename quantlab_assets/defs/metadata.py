@@ -10,6 +10,7 @@ import dagster as dg
 import pandera.polars as pa
 import polars as pl
 
+from quantlab_assets.compute.schemas.desk import DecidedTargetsSchema, LiveTrackRecordSchema, OrdersSchema
 from quantlab_assets.compute.schemas.portfolio import BacktestDailySchema, TargetWeightsSchema
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema, QuarantinedBarsSchema, RawBarsSchema, UniverseSchema
 from quantlab_assets.compute.schemas.deep import (
@@ -81,6 +82,10 @@ ASSET_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "hedging_environments": HedgingPathsSchema,
     "hedge_policy": HedgePolicySchema,
     "hedging_scorecard": HedgingMetricsSchema,
+    "target_portfolio": DecidedTargetsSchema,
+    "orders": OrdersSchema,
+    "decision_ledger": DecidedTargetsSchema,
+    "live_track_record": LiveTrackRecordSchema,
 }
 
 

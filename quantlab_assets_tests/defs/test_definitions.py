@@ -20,6 +20,7 @@ REGIME_CHECKS = {"market_state_schema", "market_state_no_lookahead", "market_sta
                  "regime_labels_known_crises"}
 # Checks that report without stopping the run (a missed crisis is a finding about the model, not bad data).
 NON_BLOCKING_CHECKS = {"regime_labels_known_crises"}
+DESK_ASSETS = {"target_portfolio", "orders", "decision_ledger", "live_track_record"}
 
 
 def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() -> None:
@@ -31,7 +32,7 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "target_weights", "backtest", "backtest_positions", "backtest_trades", "backtest_metrics", "backtest_report",
         "forecaster_transformer", "training_diagnostics", "forecaster_tft", "tft_diagnostics", "tft_interpretation",
         "hyperparameter_search",
-    } | REGIME_ASSETS | HEDGING_ASSETS | RL_ASSETS | ISSUE_10_ASSETS | EMBEDDING_ASSETS
+    } | REGIME_ASSETS | HEDGING_ASSETS | RL_ASSETS | ISSUE_10_ASSETS | EMBEDDING_ASSETS | DESK_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {f"cleaned_bars_{name}" for name in CHECKS} | {
         "labels_schema", "labels_use_only_their_window", "labels_months_complete", "features_schema", "features_no_lookahead",
@@ -42,7 +43,8 @@ def test_definitions_load_with_the_expected_assets_checks_jobs_and_schedule() ->
         "forecaster_transformer_not_degenerate", "training_diagnostics_no_collapse",
         "forecaster_tft_not_degenerate", "tft_diagnostics_no_collapse", "tft_interpretation_weights_valid",
         "hyperparameter_search_research_span_only",
-    } | REGIME_CHECKS | HEDGING_CHECKS | RL_CHECKS | ISSUE_10_CHECKS | EMBEDDING_CHECKS
+    } | REGIME_CHECKS | HEDGING_CHECKS | RL_CHECKS | ISSUE_10_CHECKS | EMBEDDING_CHECKS | {
+        "target_portfolio_valid", "orders_valid", "decision_ledger_untouched", "live_track_record_valid"}
     assert all(graph.get_check_spec(key).blocking != (key.name in NON_BLOCKING_CHECKS) for key in graph.asset_check_keys)
     assert defs.resolve_job_def("main_job") is not None
     assert defs.resolve_schedule_def("daily_refresh_schedule").job_name == "main_job"

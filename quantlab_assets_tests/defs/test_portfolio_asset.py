@@ -68,7 +68,8 @@ def fake_barrier_probabilities(context: dg.AssetExecutionContext, cleaned_bars: 
 
 
 # Optional inputs of the portfolio assets, never materialised here except by writing their files.
-OPTIONAL_UPSTREAM = [dg.AssetSpec(name, partitions_def=universe_partitions) for name in ("regime_labels", "tbm_classifier")]
+OPTIONAL_UPSTREAM = [dg.AssetSpec(name, partitions_def=universe_partitions)
+                     for name in ("regime_labels", "tbm_classifier", "live_track_record")]
 ASSETS = [universe, raw_ohlcv, cleaned_bars, fake_stacked_alpha, fake_meta_labels, fake_barrier_probabilities,
           target_weights, backtest, backtest_metrics, backtest_report, *OPTIONAL_UPSTREAM]
 

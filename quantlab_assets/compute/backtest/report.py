@@ -334,9 +334,11 @@ def render_report(
     sectors: dict[str, str] | None = None,
     execution: Mapping[str, BacktestParams | None] | None = None,
     notes: list[str] | None = None,
+    live_record: pl.DataFrame | None = None,
 ) -> str:
     """The report as one HTML string. metrics: one row per strategy (column `strategy`), compute_metrics' keys.
-    execution: the backtest parameters each strategy used, stated first among the notes."""
+    execution: the backtest parameters each strategy used, stated first among the notes. live_record: the
+    desk's live track record summary (see live_track_record_section), None when not materialised."""
     figures = report_figures(runs, benchmark, regimes, sectors)
     html, first = {}, True
     for section in SECTION_IDS:
@@ -366,6 +368,7 @@ def render_report(
         risk_table=_table(metrics, ("var_95", "cvar_95", "annual_volatility", "max_drawdown")),
         min_trades=MIN_TRADES_FOR_STATISTICS,
         comparison=equal_weight_comparison(metrics),
+        live_section=live_track_record_section(live_record, metrics),
     )
 
 
@@ -389,3 +392,46 @@ def report_preview_markdown(metrics: pl.DataFrame, path: str, run_url: str | Non
         where.append(f"On the MLflow server: [the report's run]({run_url}), artifact `report/`.")
     return "\n".join([*lines, "", *where])
 
+
+# --- the live track record beside the backtest: a section of its own, after the six -------------------
+LIVE_SECTION_ID = "live-track-record"
+LIVE_LABELS = {
+    "scored_days": "Scored days", "last_scored": "Last scored day", "cumulative_return": "Cumulative return (net)",
+    "hit_rate": "Share of positive days", "sharpe": "Sharpe ratio (live)", "sharpe_ci_low": "Sharpe (live), 95 % low",
+    "sharpe_ci_high": "Sharpe (live), 95 % high", "total_cost": "Costs paid", "backtest_sharpe": "Sharpe ratio (backtest)",
+    "backtest_sharpe_ci_low": "Sharpe (backtest), 95 % low", "backtest_sharpe_ci_high": "Sharpe (backtest), 95 % high",
+}
+LIVE_PERCENT = {"cumulative_return", "hit_rate", "total_cost"}
+LIVE_TEMPLATE = jinja2.Environment(autoescape=True).from_string(
+    '<section id="{{ id }}">\n<h2>7. Live track record</h2>\n'
+    '<p class="note">The lab\'s recorded daily decisions (the decision ledger), scored on the returns that arrived '
+    'after them with the backtest\'s timing and costs: the out-of-sample record no backtest can fake. '
+    'The live Sharpe ratio and its interval appear from {{ min_days }} scored days on.</p>\n'
+    '{% if rows %}<table><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>'
+    '{% for row in rows %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</table>'
+    '{% else %}<p>No decision recorded yet: materialise target_portfolio, orders and decision_ledger, then '
+    'live_track_record.</p>{% endif %}\n</section>\n')
+
+
+def live_track_record_section(summary: pl.DataFrame | None, backtest_metrics: pl.DataFrame) -> str:
+    """The section's HTML: per strategy of the live record, its live metrics beside its backtest's Sharpe ratio
+    and interval. summary: compute/portfolio/desk.py's track record summary (None or empty: nothing yet)."""
+    # Here, not at the top: the desk module imports the strategy set (cvxpy, scikit-learn), which a report
+    # without a live record never needs.
+    from quantlab_assets.compute.portfolio.desk import MIN_SCORED_DAYS_FOR_SHARPE
+
+    if summary is None or summary.is_empty():
+        return LIVE_TEMPLATE.render(id=LIVE_SECTION_ID, min_days=MIN_SCORED_DAYS_FOR_SHARPE, rows=[], header=[])
+    backtest = backtest_metrics.select(
+        "strategy", *(pl.col(k).alias(f"backtest_{k}") for k in ("sharpe", "sharpe_ci_low", "sharpe_ci_high")))
+    table = summary.join(backtest, on="strategy", how="left").sort("strategy")
+    columns = [k for k in LIVE_LABELS if k in table.columns]
+    rows = [[LIVE_LABELS[k], *(_live_format(k, v) for v in table[k].to_list())] for k in columns]
+    return LIVE_TEMPLATE.render(id=LIVE_SECTION_ID, min_days=MIN_SCORED_DAYS_FOR_SHARPE, rows=rows,
+                                header=["", *(readable_label(name) for name in table["strategy"])])
+
+
+def _live_format(name: str, value: object) -> str:
+    if isinstance(value, float) and name in LIVE_PERCENT and math.isfinite(value):
+        return f"{value * 100:.2f} %"
+    return _format(name, value)

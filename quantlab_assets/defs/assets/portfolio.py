@@ -27,6 +27,7 @@ from quantlab_assets.compute.data.membership import (
 )
 from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.portfolio.names import BENCHMARK, QP
+from quantlab_assets.compute.portfolio.desk import summarise
 from quantlab_assets.compute.portfolio.qp import WARM_UP, QpParams
 from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights, unexpected_shorts
 from quantlab_assets.compute.schemas.base import conform, schema_failures
@@ -301,6 +302,7 @@ def backtest_metrics(
         "backtest_metrics": dg.AssetIn(),
         "universe": dg.AssetIn(),
         "regime_labels": optional_input(),
+        "live_track_record": optional_input(),
     },
 )
 def backtest_report(
@@ -311,6 +313,7 @@ def backtest_report(
     backtest_metrics: UniverseFrames,
     universe: UniverseFrames,
     regime_labels: UniverseFrames,
+    live_track_record: UniverseFrames,
     io_manager: dg.ResourceParam[PartitionedParquetIOManager],
     mlflow: MlflowTrackingResource,
 ) -> dg.MaterializeResult:
@@ -330,6 +333,7 @@ def backtest_report(
         regimes=regimes, sectors=_sectors(universe[name]), execution=used,
         notes=[f"Regime labels: {'read' if regimes is not None else 'not materialised'}.",
                membership_note(universe[name])],
+        live_record=summarise(live_track_record[name]) if name in live_track_record else None,
     )
     path = write_text_atomic(html, io_manager.layout.report("backtest_report", name))
     mlflow.ensure_store()
