@@ -288,11 +288,11 @@ def test_without_strength_the_price_signal_plants_nothing() -> None:
 def test_price_signal_score_amplifies_a_reversal_on_a_volume_shock() -> None:
     live = np.array([1.0, 1.0, 1.0, 1.0, 0.0])
     short = np.array([0.02, 0.02, -0.01, -0.03, 0.5])
-    trend = np.zeros(5)
     shock = np.array([1.0, -1.0, 0.0, 0.0, 9.0])
-    score = price_signal_score(short, trend, shock, live)
-    assert score[live == 1].mean() == pytest.approx(0.0, abs=1e-12)
-    assert score[live == 1].std() == pytest.approx(1.0)
+    score = price_signal_score(short, shock, live)
+    z_short = (short[:4] - short[:4].mean()) / short[:4].std()
+    z_shock = (shock[:4] - shock[:4].mean()) / shock[:4].std()
+    np.testing.assert_allclose(score[:4], -z_short * (1 + np.tanh(z_shock)))
     assert score[4] == 0.0  # not a member: no score, whatever its prices
     # Same short-horizon rise, heavier volume: the stronger expected reversal, the lower score.
     assert score[0] < score[1] < 0
@@ -320,8 +320,9 @@ def test_the_price_signal_at_t_is_causal() -> None:
 
 
 def test_the_price_signal_is_a_function_of_past_closes_and_volumes() -> None:
-    """Recomputed from the bars alone (exponential averages of log returns and log volumes), the score at t
-    is the planted expected return divided by a per-instrument constant (strength x idio vol)."""
+    """Recomputed from the bars alone (exponential averages of log returns, of log volumes and of the raw
+    score), the score at t is the planted expected return divided by a per-instrument constant
+    (strength x idio vol)."""
     params = dataclasses.replace(
         PRICE_SIGNAL_MARKET, n_instruments=12, start=dt.date(2005, 1, 3), late_listing_share=0.0, delisting_share=0.0,
         missing_day_probability=0.0, defect_probability=0.0,
@@ -335,19 +336,22 @@ def test_the_price_signal_is_a_function_of_past_closes_and_volumes() -> None:
     log_volume = pl.col(c.VOLUME).log()
     states = bars.with_columns(pl.col(c.CLOSE).log().diff().over(c.TICKER).fill_null(0.0).alias("r")).with_columns(
         ema(pl.col("r"), params.reversal_half_life_days).alias("short"),
-        ema(pl.col("r"), params.trend_half_life_days).alias("trend"),
         ema(log_volume - ema(log_volume, params.volume_baseline_half_life_days).shift(1).over(c.TICKER),
             params.volume_shock_half_life_days).alias("shock"),
     ).sort(c.DATE, c.TICKER).join(market.oracle, on=[c.DATE, c.TICKER])
-    scores = []
-    for day in states.partition_by(c.DATE, maintain_order=True):
-        live = np.ones(day.height)
-        scores.append(price_signal_score(day["short"].to_numpy(), day["trend"].to_numpy(), day["shock"].to_numpy(), live))
+    raw = [
+        price_signal_score(day["short"].to_numpy(), day["shock"].to_numpy(), np.ones(day.height))
+        for day in states.partition_by(c.DATE, maintain_order=True)
+    ]
+    smoothed = states.with_columns(pl.Series("raw", np.concatenate(raw))).sort(c.TICKER, c.DATE).with_columns(
+        ema(pl.col("raw"), params.price_signal_half_life_days).alias("smoothed")
+    ).sort(c.DATE, c.TICKER)
+    standardised = pl.col("smoothed") - pl.col("smoothed").mean()
     # Every average forgets its start (the generator starts from 0, the bars from the first value) after
     # ~1,500 days (0.5 ** (1500 / 63) < 1e-7).
-    recomputed = states.with_columns(pl.Series("score", np.concatenate(scores))).filter(
-        pl.col(c.DATE).rank("dense") > 1500
-    )
+    recomputed = smoothed.with_columns(
+        (standardised / pl.col("smoothed").std(ddof=0)).over(c.DATE).alias("score")
+    ).filter(pl.col(c.DATE).rank("dense") > 1500)
     ratio = recomputed.group_by(c.TICKER).agg(
         (pl.col(c.PLANTED_EXPECTED_RETURN) / pl.col("score")).filter(pl.col("score").abs() > 0.2).alias("k")
     )

@@ -12,17 +12,19 @@ must cope with:
 - late listings and delistings, occasional missing days, and a small rate of planted data defects
   (10x price spikes, non-positive prices, high < low, negative volume) that cleaning must catch;
 - two **planted cross-sectional signals** (docs/studies.md, "The synthetic market's planted signals"):
-  - the **price signal**, observable: at the close of day t a score is computed from the instruments'
-    own past returns and volumes (`price_signal_score`: a medium-horizon trend, minus a short-horizon
-    return whose reversal is amplified by a volume shock), and the expected log return from close t to
-    close t+1 is raised by `price_signal_strength * idio_vol_daily[i] * score[t, i]`
-    (`planted_expected_return`). A model on the lab's features can recover it; its oracle is
+  - the **price signal**, observable: each day's raw score is computed from the instruments' own past
+    returns and volumes (`price_signal_score`: a short-horizon reversal amplified by a volume shock),
+    averaged over days (half-life `price_signal_half_life_days`) and standardised across the members;
+    the expected log return from close t to close t+1 is raised by
+    `price_signal_strength * idio_vol_daily[i] * score[t, i]` (`planted_expected_return`). A model on
+    the lab's features can recover it; its oracle is
     `planted_oracle_rank_ic(market, PLANTED_EXPECTED_RETURN, 21)`.
   - the **latent signal**, not observable: a per-instrument AR(1) score `s[t, i]` (unit variance,
-    half-life `signal_half_life_days`) that no price reveals, which shifts the expected log return
+    half-life `signal_half_life_days`) that no price reveals directly (its persistent drift leaves a
+    weak momentum in past returns), which shifts the expected log return
     from close t to close t+1 by `signal_strength * idio_vol_daily[i] * s[t, i]` (`planted_signal`).
     Its oracle is the ceiling of a model that is *given* the latent score (the leakage canaries);
-    no model of prices can reach it.
+    a model of prices stays far below it.
 
 Every random component is drawn from its own child stream with shape (days, instruments), so the
 panel is **prefix-stable**: extending `end` appends days and never changes the days already generated
@@ -95,13 +97,14 @@ class SyntheticMarketParams:
     # Latent AR(1) signal (unobservable from prices): strength in units of the daily idio vol.
     signal_strength: float = 0.06
     signal_half_life_days: float = 21.0
-    # Price-observable signal (price_signal_score): strength in units of the daily idio vol, and the
-    # half-lives of the exponential averages it is built from.
-    price_signal_strength: float = 0.08
+    # Price-observable signal: strength in units of the daily idio vol; the half-lives of the exponential
+    # averages of the short-horizon return and of the log-volume shock over its slow baseline
+    # (price_signal_score), and of the raw score itself (the signal's persistence).
+    price_signal_strength: float = 0.06
     reversal_half_life_days: float = 3.0
-    trend_half_life_days: float = 42.0
     volume_shock_half_life_days: float = 3.0
     volume_baseline_half_life_days: float = 63.0
+    price_signal_half_life_days: float = 10.0
     crisis_episodes: tuple[CrisisEpisode, ...] = field(
         default=(
             CrisisEpisode("gfc_2008", dt.date(2008, 9, 15), dt.date(2009, 3, 9), 3.5, -0.60),
@@ -120,9 +123,8 @@ class SyntheticMarket:
 
     bars: long frame (date, ticker, open, high, low, close, adj_close, volume), sorted by date, ticker.
     oracle: long frame (date, ticker, planted_signal, planted_expected_return, planted_defect) on the same
-    rows as `bars`: the latent score, the price signal's expected log return over (t, t+1] (all planted
-    drifts' sum is not stored: the latent drift is `signal_strength * idio vol * planted_signal`) and the
-    planted defect kind.
+    rows as `bars`: the latent score (its drift over (t, t+1] is `signal_strength * idio vol * score`),
+    the price signal's expected log return over (t, t+1], and the planted defect kind.
     universe: one row per instrument (ticker, name, sector, industry, and the membership columns of
     compute/universe.py: every instrument tradable, `listed` the first bar of a late listing, `delisted`
     the last bar of a delisting, no delisting return: a synthetic delisting is a cash exit at the last price).
@@ -162,19 +164,15 @@ def _cross_sectional_z(values: np.ndarray, live: np.ndarray) -> np.ndarray:
     return centred / std if std > 0 else np.zeros_like(values)
 
 
-def price_signal_score(
-    short_return: np.ndarray, trend: np.ndarray, volume_shock: np.ndarray, live: np.ndarray
-) -> np.ndarray:
-    """The price signal's score on one day: a medium-horizon trend minus a short-horizon return whose
-    reversal a volume shock amplifies, standardised over the live instruments (mean 0, std 1).
+def price_signal_score(short_return: np.ndarray, volume_shock: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """The price signal's raw score on one day: minus the short-horizon return, times a volume-shock gain.
 
-    z(trend) - z(short_return) * (1 + tanh(z(volume_shock))), then z of that, where z is the day's
-    cross-sectional z-score over the live instruments (`live`: a 0/1 float mask): a short move on heavy
-    volume reverts up to twice as strongly, one on thin
-    volume barely at all (a nonlinear interaction no single feature column holds).
+    -z(short_return) * (1 + tanh(z(volume_shock))), z the day's cross-sectional z-score over the live
+    instruments (`live`: a 0/1 float mask; 0 elsewhere): a recent move on heavy volume is expected to
+    revert up to twice as strongly as an ordinary one, a move on thin volume barely at all (a nonlinear
+    interaction no single feature column holds). The generator averages it over days before use.
     """
-    reversal = _cross_sectional_z(short_return, live) * (1.0 + np.tanh(_cross_sectional_z(volume_shock, live)))
-    return _cross_sectional_z(_cross_sectional_z(trend, live) - reversal, live)
+    return -_cross_sectional_z(short_return, live) * (1.0 + np.tanh(_cross_sectional_z(volume_shock, live)))
 
 
 def _ema_weight(half_life_days: float) -> float:
@@ -206,10 +204,11 @@ def _plant_price_signal(
     n_days, n = base_ret.shape
     log_ret, log_volume_move = base_ret.copy(), np.empty_like(base_ret)
     expected = np.zeros_like(base_ret)
-    short_weight, trend_weight = _ema_weight(params.reversal_half_life_days), _ema_weight(params.trend_half_life_days)
+    short_weight = _ema_weight(params.reversal_half_life_days)
     shock_weight = _ema_weight(params.volume_shock_half_life_days)
     baseline_weight = _ema_weight(params.volume_baseline_half_life_days)
-    short, trend, shock, baseline = (np.zeros(n) for _ in range(4))
+    score_weight = _ema_weight(params.price_signal_half_life_days)
+    short, shock, baseline, score = (np.zeros(n) for _ in range(4))
     drift_scale = params.price_signal_strength * idio_vol
     live_weight = live.astype(np.float64)
     for t in range(n_days):
@@ -217,11 +216,11 @@ def _plant_price_signal(
             log_ret[t] += expected[t - 1]
         log_volume_move[t] = params.volume_return_sensitivity * np.abs(log_ret[t]) / total_vol[t] + volume_noise[t]
         short += short_weight * (log_ret[t] - short)
-        trend += trend_weight * (log_ret[t] - trend)
         # The shock: recent log volume above its slow baseline (updated after, so today is not its own baseline).
         shock += shock_weight * (log_volume_move[t] - baseline - shock)
         baseline += baseline_weight * (log_volume_move[t] - baseline)
-        expected[t] = drift_scale * price_signal_score(short, trend, shock, live_weight[t])
+        score += score_weight * (price_signal_score(short, shock, live_weight[t]) - score)
+        expected[t] = drift_scale * _cross_sectional_z(score, live_weight[t])
     return _PlantedPrices(log_ret=log_ret, log_volume_move=log_volume_move, expected_return=expected)
 
 
