@@ -275,7 +275,7 @@ def test_oracle_rank_ic_is_recomputed_from_the_generator(price_signal_market: Sy
 
 
 def test_price_signal_oracle_ic_at_21_days_is_learnable_but_not_trivial(price_signal_market: SyntheticMarket) -> None:
-    # Designed for 0.08-0.15 at 21 days (0.113 on the default market, docs/studies.md); 5 years of 50 names.
+    # Designed for 0.08-0.15 at 21 days (0.120 on the default market, docs/studies.md); 5 years of 50 names.
     assert 0.08 < planted_oracle_rank_ic(price_signal_market, c.PLANTED_EXPECTED_RETURN, 21) < 0.15
 
 
@@ -289,13 +289,16 @@ def test_price_signal_score_amplifies_a_reversal_on_a_volume_shock() -> None:
     live = np.array([1.0, 1.0, 1.0, 1.0, 0.0])
     short = np.array([0.02, 0.02, -0.01, -0.03, 0.5])
     shock = np.array([1.0, -1.0, 0.0, 0.0, 9.0])
-    score = price_signal_score(short, shock, live)
+    score = price_signal_score(short, shock, live, base_reversal=1.0)
     z_short = (short[:4] - short[:4].mean()) / short[:4].std()
     z_shock = (shock[:4] - shock[:4].mean()) / shock[:4].std()
     np.testing.assert_allclose(score[:4], -z_short * (1 + np.tanh(z_shock)))
     assert score[4] == 0.0  # not a member: no score, whatever its prices
     # Same short-horizon rise, heavier volume: the stronger expected reversal, the lower score.
     assert score[0] < score[1] < 0
+    # With no base reversal, a rise on thin volume is expected to continue.
+    thin = price_signal_score(short, shock, live, base_reversal=0.0)
+    assert thin[1] > 0 > thin[0]
 
 
 def test_the_price_signal_at_t_is_causal() -> None:
@@ -340,7 +343,7 @@ def test_the_price_signal_is_a_function_of_past_closes_and_volumes() -> None:
             params.volume_shock_half_life_days).alias("shock"),
     ).sort(c.DATE, c.TICKER).join(market.oracle, on=[c.DATE, c.TICKER])
     raw = [
-        price_signal_score(day["short"].to_numpy(), day["shock"].to_numpy(), np.ones(day.height))
+        price_signal_score(day["short"].to_numpy(), day["shock"].to_numpy(), np.ones(day.height), params.base_reversal)
         for day in states.partition_by(c.DATE, maintain_order=True)
     ]
     smoothed = states.with_columns(pl.Series("raw", np.concatenate(raw))).sort(c.TICKER, c.DATE).with_columns(

@@ -99,12 +99,14 @@ class SyntheticMarketParams:
     signal_half_life_days: float = 21.0
     # Price-observable signal: strength in units of the daily idio vol; the half-lives of the exponential
     # averages of the short-horizon return and of the log-volume shock over its slow baseline
-    # (price_signal_score), and of the raw score itself (the signal's persistence).
+    # (price_signal_score), and of the raw score itself (the signal's persistence); the reversal of a
+    # move on ordinary volume (a volume shock adds up to +-1 to it).
     price_signal_strength: float = 0.06
     reversal_half_life_days: float = 3.0
     volume_shock_half_life_days: float = 3.0
     volume_baseline_half_life_days: float = 63.0
     price_signal_half_life_days: float = 10.0
+    base_reversal: float = 0.25
     crisis_episodes: tuple[CrisisEpisode, ...] = field(
         default=(
             CrisisEpisode("gfc_2008", dt.date(2008, 9, 15), dt.date(2009, 3, 9), 3.5, -0.60),
@@ -164,15 +166,18 @@ def _cross_sectional_z(values: np.ndarray, live: np.ndarray) -> np.ndarray:
     return centred / std if std > 0 else np.zeros_like(values)
 
 
-def price_signal_score(short_return: np.ndarray, volume_shock: np.ndarray, live: np.ndarray) -> np.ndarray:
+def price_signal_score(
+    short_return: np.ndarray, volume_shock: np.ndarray, live: np.ndarray, base_reversal: float
+) -> np.ndarray:
     """The price signal's raw score on one day: minus the short-horizon return, times a volume-shock gain.
 
-    -z(short_return) * (1 + tanh(z(volume_shock))), z the day's cross-sectional z-score over the live
-    instruments (`live`: a 0/1 float mask; 0 elsewhere): a recent move on heavy volume is expected to
-    revert up to twice as strongly as an ordinary one, a move on thin volume barely at all (a nonlinear
-    interaction no single feature column holds). The generator averages it over days before use.
+    -z(short_return) * (base_reversal + tanh(z(volume_shock))), z the day's cross-sectional z-score over
+    the live instruments (`live`: a 0/1 float mask; 0 elsewhere). A recent move on heavy volume is
+    expected to revert, one on thin volume to continue (the gain changes sign below a volume shock of
+    about -0.26 sd at base_reversal 0.25): a nonlinear interaction that no single feature column holds
+    and a linear model of the features reads only in part. The generator averages it over days.
     """
-    return -_cross_sectional_z(short_return, live) * (1.0 + np.tanh(_cross_sectional_z(volume_shock, live)))
+    return -_cross_sectional_z(short_return, live) * (base_reversal + np.tanh(_cross_sectional_z(volume_shock, live)))
 
 
 def _ema_weight(half_life_days: float) -> float:
@@ -219,7 +224,7 @@ def _plant_price_signal(
         # The shock: recent log volume above its slow baseline (updated after, so today is not its own baseline).
         shock += shock_weight * (log_volume_move[t] - baseline - shock)
         baseline += baseline_weight * (log_volume_move[t] - baseline)
-        score += score_weight * (price_signal_score(short, shock, live_weight[t]) - score)
+        score += score_weight * (price_signal_score(short, shock, live_weight[t], params.base_reversal) - score)
         expected[t] = drift_scale * _cross_sectional_z(score, live_weight[t])
     return _PlantedPrices(log_ret=log_ret, log_volume_move=log_volume_move, expected_return=expected)
 
