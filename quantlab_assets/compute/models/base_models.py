@@ -14,13 +14,14 @@ LightGBM fits' share of the same folds and its peak RSS 9 GB.
 Inputs and labels per date: the trees (PER_DATE_MODELS) read every input and train on a label
 rank-gaussed within its date (features/preprocessing.py: rank_gauss_per_date), the way the peers'
 cross-sectional processors (Qlib's CSRankNorm / CSZScoreNorm) feed LightGBM: a tree split on a raw
-feature is a threshold fixed in time, so a 20-year panel's splits mostly separate calm years from
+feature is a threshold fixed in time, so on a 20-year panel a split can separate calm years from
 volatile ones; on per-date ranks a split separates the day's leaders from its laggards, and a label
 ranked per date weighs every day's cross-section alike instead of the crisis days' big moves. This is
-a documented deviation from seed 004, which names raw inputs; the trees' own parameters are the seed's.
+a documented deviation from seed 004, which names raw inputs; the trees' own parameters are unchanged.
 Predictions are scored against the raw label (rank IC, per date: a per-date monotone transform of the
 label leaves it unchanged). Ridge keeps raw inputs and labels (its median imputation and scaling, below):
-per-date normalisation did not help it on the default market (docs/studies.md).
+per date it scored better alone but made the stack worse (docs/studies.md, "Tree models on per-date
+inputs").
 
 Determinism: every model is seeded (42) and runs on a fixed number of threads; XGBoost's `hist` and
 LightGBM with `deterministic=True, force_row_wise=True` give bit-identical models for the same
