@@ -49,4 +49,6 @@ DELISTING_RETURN: Final = "delisting_return"
 
 # Synthetic oracle.
 PLANTED_SIGNAL: Final = "planted_signal"
+# The price-observable planted expected log return over (t, t+1], known at the close of t.
+PLANTED_EXPECTED_RETURN: Final = "planted_expected_return"
 PLANTED_DEFECT: Final = "planted_defect"

@@ -11,15 +11,26 @@ must cope with:
   intraday ranges proportional to volatility, volume that rises with |return|;
 - late listings and delistings, occasional missing days, and a small rate of planted data defects
   (10x price spikes, non-positive prices, high < low, negative volume) that cleaning must catch;
-- a **planted cross-sectional signal**: a per-instrument AR(1) score `s[t, i]` (unit variance,
-  half-life `signal_half_life_days`) known at the close of day t, which shifts the expected log return
-  from close t to close t+1 by `signal_strength * idio_vol_daily[i] * s[t, i]`. Its oracle IC (the
-  rank correlation of `s[t]` with the next day's returns) is reported by `oracle_information_coefficient`,
-  so later models can be scored against the best achievable IC.
+- two **planted cross-sectional signals** (docs/studies.md, "The synthetic market's planted signals"):
+  - the **price signal**, observable: each day's raw score is computed from the instruments' own past
+    returns and volumes (`price_signal_score`: a short-horizon reversal amplified by a volume shock),
+    averaged over days (half-life `price_signal_half_life_days`) and standardised across the members;
+    the expected log return from close t to close t+1 is raised by
+    `price_signal_strength * idio_vol_daily[i] * score[t, i]` (`planted_expected_return`). A model on
+    the lab's features can recover it; its oracle is
+    `planted_oracle_rank_ic(market, PLANTED_EXPECTED_RETURN, 21)`.
+  - the **latent signal**, not observable: a per-instrument AR(1) score `s[t, i]` (unit variance,
+    half-life `signal_half_life_days`) that no price reveals directly (its persistent drift leaves a
+    weak momentum in past returns), which shifts the expected log return
+    from close t to close t+1 by `signal_strength * idio_vol_daily[i] * s[t, i]` (`planted_signal`).
+    Its oracle is the ceiling of a model that is *given* the latent score (the leakage canaries);
+    a model of prices stays far below it.
 
 Every random component is drawn from its own child stream with shape (days, instruments), so the
 panel is **prefix-stable**: extending `end` appends days and never changes the days already generated
-(the daily refresh of the newest partition never rewrites history). Same parameters → bit-identical panel.
+(the daily refresh of the newest partition never rewrites history). The price signal feeds back into the
+returns it is computed from, so the days are generated in order (one vectorised step over instruments
+per day); each step reads only days up to t. Same parameters → bit-identical panel.
 """
 
 from __future__ import annotations
@@ -83,8 +94,19 @@ class SyntheticMarketParams:
     delisting_share: float = 0.04
     # Planted defects per instrument-day; each is one of DEFECT_KINDS.
     defect_probability: float = 2e-4
+    # Latent AR(1) signal (unobservable from prices): strength in units of the daily idio vol.
     signal_strength: float = 0.06
     signal_half_life_days: float = 21.0
+    # Price-observable signal: strength in units of the daily idio vol; the half-lives of the exponential
+    # averages of the short-horizon return and of the log-volume shock over its slow baseline
+    # (price_signal_score), and of the raw score itself (the signal's persistence); the reversal of a
+    # move on ordinary volume (a volume shock adds up to +-1 to it).
+    price_signal_strength: float = 0.06
+    reversal_half_life_days: float = 3.0
+    volume_shock_half_life_days: float = 3.0
+    volume_baseline_half_life_days: float = 63.0
+    price_signal_half_life_days: float = 10.0
+    base_reversal: float = 0.25
     crisis_episodes: tuple[CrisisEpisode, ...] = field(
         default=(
             CrisisEpisode("gfc_2008", dt.date(2008, 9, 15), dt.date(2009, 3, 9), 3.5, -0.60),
@@ -102,7 +124,9 @@ class SyntheticMarket:
     """The generated panel: bars as a data vendor would send them, and the oracle behind them.
 
     bars: long frame (date, ticker, open, high, low, close, adj_close, volume), sorted by date, ticker.
-    oracle: long frame (date, ticker, planted_signal, planted_defect) on the same rows as `bars`.
+    oracle: long frame (date, ticker, planted_signal, planted_expected_return, planted_defect) on the same
+    rows as `bars`: the latent score (its drift over (t, t+1] is `signal_strength * idio vol * score`),
+    the price signal's expected log return over (t, t+1], and the planted defect kind.
     universe: one row per instrument (ticker, name, sector, industry, and the membership columns of
     compute/universe.py: every instrument tradable, `listed` the first bar of a late listing, `delisted`
     the last bar of a delisting, no delisting return: a synthetic delisting is a cash exit at the last price).
@@ -128,6 +152,81 @@ def _ar1(innovations: np.ndarray, persistence: float, initial: np.ndarray) -> np
     scaled = innovations * np.sqrt(1.0 - persistence**2)
     path, _ = lfilter([1.0], [1.0, -persistence], scaled, axis=0, zi=(persistence * initial)[None, :])
     return path
+
+
+def _cross_sectional_z(values: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """(x - mean) / std over the live instruments of one day (population std); 0 elsewhere and where the
+    live instruments have no dispersion. `live` is a 0/1 float mask (arithmetic, not boolean indexing:
+    this runs several times per generated day)."""
+    count = live.sum()
+    if count < 2:
+        return np.zeros_like(values)
+    centred = (values - (values * live).sum() / count) * live
+    std = np.sqrt((centred * centred).sum() / count)
+    return centred / std if std > 0 else np.zeros_like(values)
+
+
+def price_signal_score(
+    short_return: np.ndarray, volume_shock: np.ndarray, live: np.ndarray, base_reversal: float
+) -> np.ndarray:
+    """The price signal's raw score on one day: minus the short-horizon return, times a volume-shock gain.
+
+    -z(short_return) * (base_reversal + tanh(z(volume_shock))), z the day's cross-sectional z-score over
+    the live instruments (`live`: a 0/1 float mask; 0 elsewhere). A recent move on heavy volume is
+    expected to revert, one on thin volume to continue (the gain changes sign below a volume shock of
+    about -0.26 sd at base_reversal 0.25): a nonlinear interaction that no single feature column holds
+    and a linear model of the features reads only in part. The generator averages it over days.
+    """
+    return -_cross_sectional_z(short_return, live) * (base_reversal + np.tanh(_cross_sectional_z(volume_shock, live)))
+
+
+def _ema_weight(half_life_days: float) -> float:
+    """The weight of the newest value in an exponential average of half-life `half_life_days`."""
+    return 1.0 - 0.5 ** (1.0 / half_life_days)
+
+
+@dataclass(frozen=True)
+class _PlantedPrices:
+    log_ret: np.ndarray  # (days, instruments): every planted drift included
+    log_volume_move: np.ndarray  # (days, instruments): log(volume / base volume), before rounding
+    expected_return: np.ndarray  # (days, instruments): the price signal's drift over (t, t+1]
+
+
+def _plant_price_signal(
+    base_ret: np.ndarray,
+    total_vol: np.ndarray,
+    volume_noise: np.ndarray,
+    live: np.ndarray,
+    idio_vol: np.ndarray,
+    params: SyntheticMarketParams,
+) -> _PlantedPrices:
+    """Returns and volumes with the price signal planted, one day at a time (each day's drift is a
+    function of the days before it), vectorised over instruments.
+
+    base_ret: every other component of the log return (market, sectors, latent drift, idio noise);
+    volume_noise: the volume's own noise term; live: (days, instruments) True where listed and not yet delisted.
+    """
+    n_days, n = base_ret.shape
+    log_ret, log_volume_move = base_ret.copy(), np.empty_like(base_ret)
+    expected = np.zeros_like(base_ret)
+    short_weight = _ema_weight(params.reversal_half_life_days)
+    shock_weight = _ema_weight(params.volume_shock_half_life_days)
+    baseline_weight = _ema_weight(params.volume_baseline_half_life_days)
+    score_weight = _ema_weight(params.price_signal_half_life_days)
+    short, shock, baseline, score = (np.zeros(n) for _ in range(4))
+    drift_scale = params.price_signal_strength * idio_vol
+    live_weight = live.astype(np.float64)
+    for t in range(n_days):
+        if t > 0:
+            log_ret[t] += expected[t - 1]
+        log_volume_move[t] = params.volume_return_sensitivity * np.abs(log_ret[t]) / total_vol[t] + volume_noise[t]
+        short += short_weight * (log_ret[t] - short)
+        # The shock: recent log volume above its slow baseline (updated after, so today is not its own baseline).
+        shock += shock_weight * (log_volume_move[t] - baseline - shock)
+        baseline += baseline_weight * (log_volume_move[t] - baseline)
+        score += score_weight * (price_signal_score(short, shock, live_weight[t], params.base_reversal) - score)
+        expected[t] = drift_scale * _cross_sectional_z(score, live_weight[t])
+    return _PlantedPrices(log_ret=log_ret, log_volume_move=log_volume_move, expected_return=expected)
 
 
 def _instrument_streams(params: SyntheticMarketParams) -> dict[str, np.random.Generator]:
@@ -185,16 +284,25 @@ def generate_synthetic_market(params: SyntheticMarketParams = SyntheticMarketPar
         "sector"
     ].standard_normal((n_days, params.n_sectors))
 
-    # Planted signal: known at close t, shifts the expected return over (t, t+1].
+    # Membership: listed, not delisted (static draws, so a day's membership does not depend on `end`).
+    day_index = np.arange(n_days)[:, None]
+    delisted_at = np.where(delist_draw < params.delisting_share, listing_delay + delist_after, n_days)
+    live = (day_index >= listing_delay[None, :]) & (day_index < delisted_at[None, :])
+
+    # Latent signal: known at close t, shifts the expected return over (t, t+1]; no price reveals it.
     persistence = 0.5 ** (1.0 / params.signal_half_life_days)
     signal = _ar1(rng["signal"].standard_normal((n_days, n)), persistence, signal_start)
     signal_drift = np.zeros((n_days, n))
     signal_drift[1:] = params.signal_strength * idio_vol[None, :] * signal[:-1]
     idio_scale = np.sqrt(crisis_mult)[:, None] * idio_vol[None, :]
     idio = idio_scale * rng["idio"].standard_normal((n_days, n))
-    log_ret = beta[None, :] * market[:, None] + sector_ret[:, sector] + signal_drift + idio
-    log_ret[0] = 0.0
+    base_ret = beta[None, :] * market[:, None] + sector_ret[:, sector] + signal_drift + idio
+    base_ret[0] = 0.0
     total_vol = np.sqrt((beta[None, :] * market_vol[:, None]) ** 2 + idio_scale**2)
+    # Price signal: computed from the returns and volumes up to close t, shifts the return over (t, t+1].
+    volume_noise = params.volume_noise * rng["volume"].standard_normal((n_days, n))
+    planted = _plant_price_signal(base_ret, total_vol, volume_noise, live, idio_vol, params)
+    log_ret = planted.log_ret
 
     close = initial_price[None, :] * np.exp(np.cumsum(log_ret, axis=0))
     gap = params.gap_share * log_ret + params.gap_noise_annual_vol * daily * rng["gap"].standard_normal(
@@ -207,20 +315,10 @@ def generate_synthetic_market(params: SyntheticMarketParams = SyntheticMarketPar
     range_lo = np.abs(rng["range_lo"].standard_normal((n_days, n))) * params.range_vol_multiple * total_vol
     high = np.maximum(open_, close) * np.exp(range_hi)
     low = np.minimum(open_, close) * np.exp(-range_lo)
-    standardised = np.abs(log_ret) / total_vol
-    volume = np.round(
-        base_volume[None, :]
-        * np.exp(
-            params.volume_return_sensitivity * standardised
-            + params.volume_noise * rng["volume"].standard_normal((n_days, n))
-        )
-    )
+    volume = np.round(base_volume[None, :] * np.exp(planted.log_volume_move))
 
-    # Observed rows: listed, not delisted, not randomly missing.
-    day_index = np.arange(n_days)[:, None]
-    delisted_at = np.where(delist_draw < params.delisting_share, listing_delay + delist_after, n_days)
-    observed = (day_index >= listing_delay[None, :]) & (day_index < delisted_at[None, :])
-    observed &= rng["missing"].uniform(size=(n_days, n)) >= params.missing_day_probability
+    # Observed rows: members, not randomly missing.
+    observed = live & (rng["missing"].uniform(size=(n_days, n)) >= params.missing_day_probability)
 
     defect_where = rng["defect_where"].uniform(size=(n_days, n)) < params.defect_probability
     defect_kind = rng["defect_kind"].integers(0, len(DEFECT_KINDS), size=(n_days, n))
@@ -260,6 +358,7 @@ def generate_synthetic_market(params: SyntheticMarketParams = SyntheticMarketPar
             c.DATE: days[rows_day],
             c.TICKER: row_tickers,
             c.PLANTED_SIGNAL: signal[rows_day, rows_instr],
+            c.PLANTED_EXPECTED_RETURN: planted.expected_return[rows_day, rows_instr],
             c.PLANTED_DEFECT: row_defects,
         },
         schema_overrides={c.DATE: pl.Date},
@@ -288,23 +387,27 @@ def generate_synthetic_market(params: SyntheticMarketParams = SyntheticMarketPar
     return SyntheticMarket(bars=bars, oracle=oracle, universe=universe)
 
 
-def oracle_information_coefficient(market: SyntheticMarket) -> float:
-    """Mean per-date Spearman rank correlation of the planted signal at t with the log return t -> t+1.
+def planted_oracle_rank_ic(market: SyntheticMarket, signal: str, horizon_days: int, min_names: int = 5) -> float:
+    """The oracle rank IC of a planted signal: the mean over dates of the Spearman correlation, across the
+    members at t, between `signal` (an oracle column: PLANTED_EXPECTED_RETURN or PLANTED_SIGNAL) at t
+    and the realised log return from close t to close t + `horizon_days` business days.
 
-    Computed on the planted (defect-free) returns, i.e. the best IC any model of this market can reach.
+    Returns come from the defect-free closes (a row with a planted defect, at t or at t + h, is left out),
+    and a date counts when at least `min_names` members have both ends and the signal varies across them. It is the IC a forecast equal to
+    the planted signal reaches against the raw forward return, the yardstick of a model's rank IC.
     """
-    frame = (
+    day = pl.col(c.DATE).rank("dense").cast(pl.Int64).alias("_day")
+    clean = (
         market.bars.select(c.DATE, c.TICKER, c.CLOSE)
         .join(market.oracle, on=[c.DATE, c.TICKER])
         .filter(pl.col(c.PLANTED_DEFECT).is_null())
-        .sort(c.TICKER, c.DATE)
-        .with_columns(
-            (pl.col(c.CLOSE).log().shift(-1) - pl.col(c.CLOSE).log()).over(c.TICKER).alias("next_return")
-        )
-        .drop_nulls("next_return")
-        .filter(pl.col("next_return").is_finite())
+        .with_columns(day, pl.col(c.CLOSE).log().alias("_log_close"))
     )
-    per_date = frame.group_by(c.DATE).agg(
-        pl.corr(c.PLANTED_SIGNAL, "next_return", method="spearman").alias("ic"), pl.len().alias("n")
+    ahead = clean.select(c.TICKER, (pl.col("_day") - horizon_days).alias("_day"), pl.col("_log_close").alias("_ahead"))
+    per_date = (
+        clean.join(ahead, on=[c.TICKER, "_day"])
+        .group_by(c.DATE)
+        .agg(pl.corr(signal, pl.col("_ahead") - pl.col("_log_close"), method="spearman").alias("ic"), pl.len().alias("n"))
     )
-    return float(per_date.filter(pl.col("n") >= 5)["ic"].mean())
+    # A date whose signal has no dispersion (the first day of the price signal) has no correlation.
+    return float(per_date.filter((pl.col("n") >= min_names) & pl.col("ic").is_not_nan())["ic"].mean())

@@ -8,6 +8,12 @@
   t-251..t (all 252 non-null, ddof 1), null where that std is 0. The z-score adds 251 rows to the
   feature's lookback, so only short-window features get it by default (FEATURE_LOOKBACK_DAYS stays
   within the partition lookback).
+- `rank_gauss_per_date`: each column replaced by its rank-gauss score within the date, the inverse
+  normal CDF of (rank - 0.5) / n over the date's non-null values (ties share their average rank); what
+  the tree models read (compute/models/base_models.py). The cross-sectional normalisation of Qlib's
+  CSRankNorm, with the normal's quantiles where CSRankNorm scales the uniform ranks: the result depends
+  only on the order of the date's values, so a level shift of the whole market, a volatility regime or
+  any monotone transform of a feature within a date leaves it unchanged.
 - `complete_rows`: the seed's "forward fill (limit 5), then dropna" for model inputs: each feature is
   forward-filled per instrument over at most 5 rows, then rows with any null left are dropped.
 
@@ -20,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
+from scipy.special import ndtri
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.features.base import DATE_INDEX, INDUSTRY_GROUP
@@ -116,6 +123,28 @@ def industry_group_expr(universe: pl.DataFrame) -> pl.Expr:
     }
     industry = pl.col(c.TICKER).replace_strict(mapping, default=len(industries), return_dtype=pl.Int64)
     return (pl.col(DATE_INDEX) * (len(industries) + 1) + industry).alias(INDUSTRY_GROUP)
+
+
+def rank_gauss_per_date(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """`frame` with each of `columns` replaced by its rank-gauss score within its date (float64).
+
+    ndtri((rank - 0.5) / n), rank the average rank of the value among the date's n non-null values (NaN
+    counts as null); null stays null, and a date with one value scores it 0. Only the date's own rows
+    enter a score, so it never reads another date (no look-ahead): pass a frame of the date's members.
+    """
+    quantiles = [
+        ((pl.col(name).fill_nan(None).rank("average") - 0.5) / pl.col(name).fill_nan(None).count())
+        .over(c.DATE)
+        .cast(pl.Float64)
+        .alias(name)
+        for name in columns
+    ]
+    return frame.with_columns(quantiles).with_columns(
+        pl.col(name)
+        .map_batches(lambda u: pl.Series(ndtri(u.to_numpy()), dtype=pl.Float64), return_dtype=pl.Float64)
+        .fill_nan(None)
+        for name in columns
+    )
 
 
 def complete_rows(

@@ -11,6 +11,18 @@ training rows, where `np.nanmedian` takes 2.0 s and no extra memory for the same
 statistics (a test compares the two). At 500 instruments it made a Ridge partition slower than the
 LightGBM fits' share of the same folds and its peak RSS 9 GB.
 
+Inputs and labels per date: the trees (PER_DATE_MODELS) read every input and train on a label
+rank-gaussed within its date (features/preprocessing.py: rank_gauss_per_date), the way the peers'
+cross-sectional processors (Qlib's CSRankNorm / CSZScoreNorm) feed LightGBM: a tree split on a raw
+feature is a threshold fixed in time, so on a 20-year panel a split can separate calm years from
+volatile ones; on per-date ranks a split separates the day's leaders from its laggards, and a label
+ranked per date weighs every day's cross-section alike instead of the crisis days' big moves. This is
+a documented deviation from seed 004, which names raw inputs; the trees' own parameters are unchanged.
+Predictions are scored against the raw label (rank IC, per date: a per-date monotone transform of the
+label leaves it unchanged). Ridge keeps raw inputs and labels (its median imputation and scaling, below):
+per date it scored better alone but made the stack worse (docs/studies.md, "Tree models on per-date
+inputs").
+
 Determinism: every model is seeded (42) and runs on a fixed number of threads; XGBoost's `hist` and
 LightGBM with `deterministic=True, force_row_wise=True` give bit-identical models for the same
 inputs and thread count (tested: run twice, compare bits).
@@ -21,9 +33,11 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
+import polars as pl
 from lightgbm import LGBMRegressor
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 from sklearn.linear_model import Ridge
@@ -31,12 +45,16 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from xgboost import XGBRegressor
 
+from quantlab_assets.compute.features.preprocessing import rank_gauss_per_date
+from quantlab_assets.compute.models.metrics import LABEL
 from quantlab_assets.compute.params import described
 
 RIDGE: Final = "ridge"
 XGBOOST: Final = "xgboost"
 LIGHTGBM: Final = "lightgbm"
 MODELS: Final = (RIDGE, XGBOOST, LIGHTGBM)
+# The models that read inputs and train on labels normalised per date (model_view).
+PER_DATE_MODELS: Final = frozenset({XGBOOST, LIGHTGBM})
 SEED: Final = 42
 # A fixed thread count keeps the trees' float sums in one order. One thread: on the lab's 2-core
 # machines, shared with other jobs, 2 OpenMP threads made XGBoost and LightGBM about 10x *slower*
@@ -125,6 +143,19 @@ class MedianImputer(TransformerMixin, BaseEstimator):
         if x.shape[1] != self.n_features_in_:
             raise ValueError(f"MedianImputer was fitted on {self.n_features_in_} features, got {x.shape[1]}")
         return np.where(np.isnan(x), self.statistics_, x)
+
+
+def model_view(frame: pl.DataFrame, inputs: Sequence[str], model: str) -> pl.DataFrame:
+    """The rows of a design frame as `model` fits and predicts them: for PER_DATE_MODELS every input and
+    the label (when the frame has one) rank-gaussed within the date; for the others the frame as is.
+
+    `frame` holds one date's members per date (a design panel: members with a label, or today's members
+    for a live prediction), so each score reads its own date's cross-section only. The fit reads the
+    label of the view; predictions are scored against the design frame's raw label.
+    """
+    if model not in PER_DATE_MODELS:
+        return frame
+    return rank_gauss_per_date(frame, [*inputs, *([LABEL] if LABEL in frame.columns else [])])
 
 
 def make_estimator(model: str, params: BaseModelParams = BaseModelParams()) -> RegressorMixin:

@@ -1,4 +1,4 @@
-"""Preprocessing variants: winsorised industry z-scores, rolling z-scores, forward fill then drop."""
+"""Preprocessing variants: winsorised industry z-scores, rolling z-scores, per-date rank-gauss, forward fill then drop."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.features.compute import FeatureParams, compute_features
-from quantlab_assets.compute.features.preprocessing import complete_rows
+from scipy.stats import norm
+
+from quantlab_assets.compute.features.preprocessing import complete_rows, rank_gauss_per_date
 from quantlab_assets_tests.compute.features.panels import bars_frame, column, random_walks, universe_frame
 
 
@@ -75,3 +77,46 @@ def test_complete_rows_forward_fills_at_most_five_rows_then_drops() -> None:
     assert a["f"].to_list() == [1.0] * 6 + [2.0, 2.0]
     assert done.filter(pl.col(c.TICKER) == "B").height == 10
     assert done.equals(done.sort(c.DATE, c.TICKER))
+
+
+def _cross_sections() -> pl.DataFrame:
+    day1, day2 = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
+    return pl.DataFrame({
+        c.DATE: [day1] * 4 + [day2] * 3,
+        c.TICKER: ["A", "B", "C", "D", "A", "B", "C"],
+        "x": [3.0, 1.0, None, 1.0, float("nan"), 5.0, -2.0],
+        "y": [0.5, -0.5, 2.0, 0.0, 7.0, 7.0, 7.0],
+    })
+
+
+def test_rank_gauss_per_date_by_hand() -> None:
+    result = rank_gauss_per_date(_cross_sections(), ["x", "y"])
+    # Day 1, x: 3 values (the null is left out), the tied 1s share rank 1.5 of 3; day 2: NaN counts as null.
+    expected_x = [norm.ppf(2.5 / 3), norm.ppf(1 / 3), None, norm.ppf(1 / 3), None, norm.ppf(0.75), norm.ppf(0.25)]
+    expected_y = [norm.ppf(2.5 / 4), norm.ppf(0.5 / 4), norm.ppf(3.5 / 4), norm.ppf(1.5 / 4), 0.0, 0.0, 0.0]
+    assert [v is None for v in result["x"]] == [v is None for v in expected_x]
+    assert result["x"].drop_nulls().to_list() == pytest.approx([v for v in expected_x if v is not None], abs=1e-12)
+    assert result["y"].to_list() == pytest.approx(expected_y, abs=1e-12)
+    assert result.select(c.DATE, c.TICKER).equals(_cross_sections().select(c.DATE, c.TICKER))
+
+
+def test_rank_gauss_per_date_ignores_any_monotone_transform_within_a_date() -> None:
+    rng = np.random.default_rng(5)
+    dates = [dt.date(2024, 1, 1) + dt.timedelta(days=d) for d in range(6) for _ in range(40)]
+    frame = pl.DataFrame({c.DATE: dates, c.TICKER: [f"T{i}" for _ in range(6) for i in range(40)],
+                          "x": rng.standard_normal(240)})
+    day = pl.col(c.DATE).rank("dense").cast(pl.Float64)
+    # A different increasing transform each date: scaled and shifted by the date, then cubed.
+    transformed = frame.with_columns(((pl.col("x") * day + 10 * day) ** 3).alias("x"))
+    a, b = rank_gauss_per_date(frame, ["x"])["x"], rank_gauss_per_date(transformed, ["x"])["x"]
+    assert (a - b).abs().max() < 1e-12
+    # ... while the raw values differ from date to date: the normalisation is what made them equal.
+    assert not np.allclose(frame["x"].to_numpy(), transformed["x"].to_numpy())
+
+
+def test_rank_gauss_per_date_reads_only_its_own_date() -> None:
+    frame = _cross_sections()
+    changed = frame.with_columns(pl.when(pl.col(c.DATE) == dt.date(2024, 1, 3)).then(pl.col("x") * -50).otherwise(pl.col("x")).alias("x"))
+    first_day = pl.col(c.DATE) == dt.date(2024, 1, 2)
+    before, after = rank_gauss_per_date(frame, ["x"]).filter(first_day), rank_gauss_per_date(changed, ["x"]).filter(first_day)
+    assert before.equals(after)

@@ -1,12 +1,29 @@
-"""The Ridge pipeline's own median imputer computes what scikit-learn's does, and leaves its input alone."""
+"""Base models: the Ridge pipeline's own median imputer computes what scikit-learn's does and leaves its input
+alone; the trees read inputs and labels normalised per date."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
+import polars as pl
 import pytest
 from sklearn.impute import SimpleImputer
 
-from quantlab_assets.compute.models.base_models import MedianImputer
+from quantlab_assets.compute import columns as c
+from quantlab_assets.compute.features.preprocessing import rank_gauss_per_date
+from quantlab_assets.compute.models.base_models import (
+    LIGHTGBM,
+    RIDGE,
+    XGBOOST,
+    BaseModelParams,
+    LightGBMParams,
+    MedianImputer,
+    XGBoostParams,
+    make_estimator,
+    model_view,
+)
+from quantlab_assets.compute.models.metrics import LABEL
 
 
 def _with_gaps(rows: int, seed: int) -> np.ndarray:
@@ -33,3 +50,50 @@ def test_median_imputer_refuses_a_different_number_of_features() -> None:
     imputer = MedianImputer().fit(_with_gaps(50, seed=3))
     with pytest.raises(ValueError, match="fitted on 6 features, got 5"):
         imputer.transform(np.zeros((4, 5)))
+
+
+def _design_frame(rng: np.random.Generator, dates: int = 30, tickers: int = 25) -> pl.DataFrame:
+    """A design frame of `dates` cross-sections: one informative input, one noise input, a label."""
+    n = dates * tickers
+    signal = rng.standard_normal(n)
+    return pl.DataFrame({
+        c.DATE: [dt.date(2024, 1, 1) + dt.timedelta(days=d) for d in range(dates) for _ in range(tickers)],
+        c.TICKER: [f"T{i:02d}" for _ in range(dates) for i in range(tickers)],
+        "f_signal": signal,
+        "f_noise": rng.standard_normal(n),
+        LABEL: 0.3 * signal + rng.standard_normal(n),
+    })
+
+
+def test_model_view_normalises_the_trees_inputs_and_label_per_date_and_leaves_ridge_as_is() -> None:
+
+    frame = _design_frame(np.random.default_rng(1))
+    inputs = ("f_signal", "f_noise")
+    assert model_view(frame, inputs, RIDGE).equals(frame)
+    expected = rank_gauss_per_date(frame, [*inputs, LABEL])
+    for model in (XGBOOST, LIGHTGBM):
+        assert model_view(frame, inputs, model).equals(expected)
+        # A live cross-section has no label: only the inputs are normalised.
+        assert model_view(frame.drop(LABEL), inputs, model).equals(expected.drop(LABEL))
+    per_date = model_view(frame, inputs, LIGHTGBM).group_by(c.DATE).agg(pl.col(LABEL).mean().abs(), pl.col("f_noise").mean().abs())
+    assert per_date[LABEL].max() < 1e-9 and per_date["f_noise"].max() < 1e-9
+
+
+@pytest.mark.parametrize("model", [XGBOOST, LIGHTGBM])
+def test_a_tree_fitted_on_the_view_ignores_a_per_date_monotone_transform_of_its_inputs(model: str) -> None:
+
+    params = BaseModelParams(xgboost=XGBoostParams(n_estimators=20, max_depth=3), lightgbm=LightGBMParams(n_estimators=20, min_child_samples=20))
+    frame = _design_frame(np.random.default_rng(2))
+    inputs = ["f_signal", "f_noise"]
+    day = pl.col(c.DATE).rank("dense").cast(pl.Float64)
+    # Each date its own level and scale (a volatility regime), then an increasing nonlinear map.
+    shifted = frame.with_columns(((pl.col(name) * day + 3 * day) ** 3).alias(name) for name in inputs)
+
+    def predictions(design: pl.DataFrame) -> np.ndarray:
+        view = model_view(design, inputs, model)
+        x, y = view.select(inputs).to_numpy(), view[LABEL].to_numpy()
+        return make_estimator(model, params).fit(x, y).predict(x)
+
+    np.testing.assert_array_equal(predictions(frame), predictions(shifted))
+    raw = make_estimator(model, params).fit(shifted.select(inputs).to_numpy(), shifted[LABEL].to_numpy())
+    assert not np.allclose(raw.predict(shifted.select(inputs).to_numpy()), predictions(frame))
