@@ -5,9 +5,9 @@ features, `cv.make_folds`, `oof.fit_oof` per model and horizon, `stacking.stack_
 `metrics.score_predictions` and `canaries.oracle_rank_ic` (the planted expected return scored on exactly
 the rows each model predicted, against the same raw label). Two variants of the models' inputs:
 
-- raw: the design panel as `fit_oof` reads it today;
-- per_date: `base_models.model_view` (the trees' inputs and training label rank-gaussed per date), and
-  Ridge per date too (`rank_gauss_per_date` on its inputs and label) to see whether it helps.
+- raw: the seed's raw inputs (`BaseModelParams(per_date_trees=False)`);
+- per_date: the lab's default, `base_models.model_view` (the trees' inputs and training label rank-gaussed
+  per date), and Ridge per date too (`rank_gauss_per_date` on its inputs and label) to see whether it helps.
 
 Predictions are always scored against the raw label. It also prints the price signal's oracle rank IC
 over the whole market and its largest rank correlation with any feature column.
@@ -19,6 +19,7 @@ over the whole market and its largest rank correlation with any feature column.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 
 import polars as pl
@@ -31,7 +32,7 @@ from quantlab_assets.compute.features.compute import compute_features
 from quantlab_assets.compute.features.preprocessing import rank_gauss_per_date
 from quantlab_assets.compute.labels.compute import compute_labels
 from quantlab_assets.compute.models import canaries, cv, oof
-from quantlab_assets.compute.models.base_models import MODELS, RIDGE, BaseModelParams, LightGBMParams, XGBoostParams, model_view
+from quantlab_assets.compute.models.base_models import MODELS, RIDGE, BaseModelParams, LightGBMParams, XGBoostParams
 from quantlab_assets.compute.models.metrics import LABEL, score_predictions
 from quantlab_assets.compute.models.stacking import stack_and_combine
 
@@ -39,11 +40,10 @@ HORIZONS = (21, 63)
 
 
 def model_input_view(design: oof.DesignPanel, model: str, variant: str) -> oof.DesignPanel:
-    if variant == "raw":
-        return design
-    if model == RIDGE:
+    """Ridge per date too in the per_date variant; the trees get their view from fit_oof itself."""
+    if variant == "per_date" and model == RIDGE:
         return design.with_frame(rank_gauss_per_date(design.frame, [*design.inputs, LABEL]))
-    return design.with_frame(model_view(design.frame, design.inputs, model))
+    return design
 
 
 def main() -> None:
@@ -85,7 +85,8 @@ def main() -> None:
             raw_label = design.frame.select(c.DATE, c.TICKER, LABEL)
             by_horizon[horizon] = {}
             for model in MODELS:
-                fitted = oof.fit_oof(model_input_view(design, model, variant), folds, model, horizon, params)
+                variant_params = dataclasses.replace(params, per_date_trees=variant == "per_date")
+                fitted = oof.fit_oof(model_input_view(design, model, variant), folds, model, horizon, variant_params)
                 predictions = fitted.predictions.drop(LABEL).join(raw_label, on=[c.DATE, c.TICKER])
                 by_horizon[horizon][model] = predictions
                 scored(f"{model} {horizon}d", predictions)

@@ -114,6 +114,8 @@ def apply_ffd(frame: pl.DataFrame, params: FfdParams = FfdParams()) -> pl.DataFr
     ticker are discarded. numpy's convolution is direct (not FFT), so each value is computed from its
     own window only, bit for bit.
     """
+    if frame.is_empty():  # the first months of a source: no bar has a year of history yet
+        return frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(FFD_LOG_CLOSE))
     codes = frame[c.TICKER].cast(pl.Enum(frame[c.TICKER].unique().sort())).to_physical().to_numpy()
     # Rows in (ticker, date) order via an integer sort: sorting the ticker strings would cost more than
     # the convolution.

@@ -112,6 +112,8 @@ class BaseModelParams:
     ridge: RidgeParams = RidgeParams()
     xgboost: XGBoostParams = XGBoostParams()
     lightgbm: LightGBMParams = LightGBMParams()
+    per_date_trees: bool = described(True, "Rank-gauss the trees' inputs and training label within each date "
+                                           "(model_view); false: the seed's raw inputs.")
 
     def of(self, model: str) -> RidgeParams | XGBoostParams | LightGBMParams:
         if model not in MODELS:
@@ -145,15 +147,16 @@ class MedianImputer(TransformerMixin, BaseEstimator):
         return np.where(np.isnan(x), self.statistics_, x)
 
 
-def model_view(frame: pl.DataFrame, inputs: Sequence[str], model: str) -> pl.DataFrame:
-    """The rows of a design frame as `model` fits and predicts them: for PER_DATE_MODELS every input and
-    the label (when the frame has one) rank-gaussed within the date; for the others the frame as is.
+def model_view(frame: pl.DataFrame, inputs: Sequence[str], model: str, per_date: bool = True) -> pl.DataFrame:
+    """The rows of a design frame as `model` fits and predicts them: for PER_DATE_MODELS (when `per_date`,
+    BaseModelParams.per_date_trees) every input and the label (when the frame has one) rank-gaussed within
+    the date; for the others the frame as is.
 
     `frame` holds one date's members per date (a design panel: members with a label, or today's members
     for a live prediction), so each score reads its own date's cross-section only. The fit reads the
     label of the view; predictions are scored against the design frame's raw label.
     """
-    if model not in PER_DATE_MODELS:
+    if not per_date or model not in PER_DATE_MODELS:
         return frame
     return rank_gauss_per_date(frame, [*inputs, *([LABEL] if LABEL in frame.columns else [])])
 

@@ -37,7 +37,7 @@ from sklearn.base import RegressorMixin
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.labels.compute import label_end_column
-from quantlab_assets.compute.models.base_models import MODELS, BaseModelParams, make_estimator
+from quantlab_assets.compute.models.base_models import MODELS, BaseModelParams, make_estimator, model_view
 from quantlab_assets.compute.models.metrics import LABEL
 from quantlab_assets.compute.models.oof import DesignPanel, design_matrix, design_panel, feature_columns
 from quantlab_assets.compute.models.stacking import (
@@ -69,6 +69,7 @@ class BaseModelFit:
     training_rows: int
     labels_ended_by: dt.date
     inputs: tuple[str, ...]
+    per_date_inputs: bool  # the fit read model_view's per-date inputs: so must its predictions
     estimator: RegressorMixin = field(repr=False)
 
 
@@ -118,9 +119,11 @@ def fit_base_model(
     as_of = _as_of(features, as_of)
     known = _known_labels(labels, horizon, as_of)
     design = design_panel(features.filter(pl.col(c.DATE) <= as_of), known, horizon)
-    estimator = make_estimator(model, params).fit(design_matrix(design), design.frame[LABEL].to_numpy())
+    view = design.with_frame(model_view(design.frame, design.inputs, model, params.per_date_trees))
+    estimator = make_estimator(model, params).fit(design_matrix(view), view.frame[LABEL].to_numpy())
     return BaseModelFit(model=model, horizon=horizon, as_of=as_of, training_rows=design.frame.height,
-                        labels_ended_by=known[label_end_column(horizon)].max(), inputs=design.inputs, estimator=estimator)
+                        labels_ended_by=known[label_end_column(horizon)].max(), inputs=design.inputs,
+                        per_date_inputs=params.per_date_trees, estimator=estimator)
 
 
 def fit_frame(fit: BaseModelFit) -> pl.DataFrame:
@@ -128,9 +131,10 @@ def fit_frame(fit: BaseModelFit) -> pl.DataFrame:
     return pl.DataFrame(
         {"model": [fit.model], "horizon_days": [fit.horizon], "as_of": [fit.as_of], "training_rows": [fit.training_rows],
          "labels_ended_by": [fit.labels_ended_by], "inputs": [list(fit.inputs)],
-         "estimator": [pickle.dumps(fit.estimator, protocol=pickle.HIGHEST_PROTOCOL)]},
+         "per_date_inputs": [fit.per_date_inputs], "estimator": [pickle.dumps(fit.estimator, protocol=pickle.HIGHEST_PROTOCOL)]},
         schema={"model": pl.String, "horizon_days": pl.Int64, "as_of": pl.Date, "training_rows": pl.Int64,
-                "labels_ended_by": pl.Date, "inputs": pl.List(pl.String), "estimator": pl.Binary},
+                "labels_ended_by": pl.Date, "inputs": pl.List(pl.String), "per_date_inputs": pl.Boolean,
+                "estimator": pl.Binary},
     )
 
 
@@ -141,7 +145,8 @@ def fit_from_frame(frame: pl.DataFrame) -> BaseModelFit:
     row = frame.row(0, named=True)
     return BaseModelFit(model=row["model"], horizon=row["horizon_days"], as_of=row["as_of"],
                         training_rows=row["training_rows"], labels_ended_by=row["labels_ended_by"],
-                        inputs=tuple(row["inputs"]), estimator=pickle.loads(row["estimator"]))
+                        inputs=tuple(row["inputs"]), per_date_inputs=row["per_date_inputs"],
+                        estimator=pickle.loads(row["estimator"]))
 
 
 def fit_live_alpha(
@@ -159,14 +164,14 @@ def fit_live_alpha(
     if today.is_empty():
         raise ValueError(f"live alpha: no feature row on {as_of}")
     inputs = tuple(feature_columns(features))
-    x_today = design_matrix(DesignPanel(today, inputs))
     by_horizon, fits = {}, []
     for horizon in sorted(oof):
         known = _known_labels(labels, horizon, as_of)
         base_today = np.empty((today.height, len(MODELS)))
         for j, model in enumerate(MODELS):
             fit = _usable_fit(base_fits, model, horizon, as_of, inputs)
-            base_today[:, j] = fit.estimator.predict(x_today)
+            today_view = DesignPanel(model_view(today, inputs, model, fit.per_date_inputs), inputs)
+            base_today[:, j] = fit.estimator.predict(design_matrix(today_view))
         stack_rows = with_label_ends(wide_oof(oof[horizon]), known, horizon).drop_nulls(LABEL_END)
         stack = fit_stack(stack_rows.select(MODELS).to_numpy(), stack_rows[LABEL].to_numpy() * BP, stack_rows[c.DATE],
                           stack_rows[LABEL_END], horizon, stack_params) if stack_rows.height else None

@@ -20,7 +20,7 @@ from sklearn.base import RegressorMixin
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
-from quantlab_assets.compute.models.base_models import BaseModelParams, feature_importance, make_estimator
+from quantlab_assets.compute.models.base_models import BaseModelParams, feature_importance, make_estimator, model_view
 from quantlab_assets.compute.models.metrics import LABEL, PREDICTION, score_predictions
 from quantlab_assets.compute.schemas.features import FEATURE_NAME_PATTERN
 
@@ -109,10 +109,14 @@ def fit_oof(
     horizon: int,
     params: BaseModelParams = BaseModelParams(),
 ) -> OofResult:
-    """Fit `model` per walk-forward fold of `horizon` on a design panel and predict its test dates."""
+    """Fit `model` per walk-forward fold of `horizon` on a design panel and predict its test dates.
+
+    The model sees its own view of the rows (base_models.model_view: per-date ranks for the trees); the
+    predictions are scored against the panel's raw label."""
     panel, names = design.frame, list(design.inputs)
-    x = design_matrix(design)
-    y = panel[LABEL].to_numpy()
+    view = model_view(panel, design.inputs, model, params.per_date_trees)
+    x = design_matrix(design.with_frame(view))
+    y = view[LABEL].to_numpy()
     schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == horizon))
     predictions, importances, estimators, seconds = [], [], [], []
     for fold_id in sorted(schedule[cv.FOLD_ID].unique().to_list()):

@@ -56,6 +56,7 @@ class BaseModelFitsSchema(pa.DataFrameModel):
     training_rows: pl.Int64 = pa.Field(gt=0, description="Rows whose label ended on or before as_of.")
     labels_ended_by: pl.Date = pa.Field(description="The latest label end among the training rows.")
     inputs: pl.List(pl.String) = pa.Field(description="The feature columns the model reads, in order.")
+    per_date_inputs: pl.Boolean = pa.Field(description="The inputs were rank-gaussed per date (base_models.model_view).")
     estimator: pl.Binary = pa.Field(description="The fitted estimator, pickled.")
 
     class Config:

@@ -81,6 +81,13 @@ def test_apply_ffd_keeps_the_rows_in_their_order() -> None:
     assert result.sort(c.DATE, c.TICKER).equals(apply_ffd(frame, FfdParams(d=0.7)))
 
 
+def test_apply_ffd_on_no_rows_gives_the_empty_column() -> None:
+    """The first months of a source hold no cleaned bar (no instrument has a year of history yet)."""
+    frame = price_frame({"A": np.exp([1.0, 2.0])}).head(0)
+    result = apply_ffd(frame)
+    assert result.is_empty() and result.schema[FFD_LOG_CLOSE] == pl.Float64
+
+
 def test_apply_ffd_does_not_look_ahead() -> None:
     rng = np.random.default_rng(2)
     closes = {t: 100 * np.exp(rng.normal(0, 0.01, 400).cumsum()) for t in "ABC"}

@@ -14,7 +14,7 @@ from quantlab_assets.compute.features.compute import compute_features
 from quantlab_assets.compute.features.lookahead import perturb_after
 from quantlab_assets.compute.labels.compute import compute_labels, label_end_column
 from quantlab_assets.compute.models import live, stacking
-from quantlab_assets.compute.models.base_models import MODELS, make_estimator
+from quantlab_assets.compute.models.base_models import MODELS, make_estimator, model_view
 from quantlab_assets.compute.models.canaries import PLANTED_CANARY_INPUTS
 from quantlab_assets.compute.models.metrics import LABEL
 from quantlab_assets.compute.models.oof import design_matrix, design_panel
@@ -60,12 +60,14 @@ def test_stored_fits_give_the_live_alpha_of_models_refitted_on_every_known_row(m
         known = labels.filter(pl.col(label_end_column(h)) <= as_of)
         design = design_panel(features, known, h)
         for m in MODELS:
-            estimator = make_estimator(m, FAST).fit(design_matrix(design), design.frame[LABEL].to_numpy())
-            refitted[live.fit_key(m, h)] = live.BaseModelFit(m, h, as_of, design.frame.height, as_of, design.inputs, estimator)
+            view = design.with_frame(model_view(design.frame, design.inputs, m))
+            estimator = make_estimator(m, FAST).fit(design_matrix(view), view.frame[LABEL].to_numpy())
+            refitted[live.fit_key(m, h)] = live.BaseModelFit(m, h, as_of, design.frame.height, as_of, design.inputs,
+                                                             True, estimator)
     stored = _stored_fits(features, labels)
     for key, fit in stored.items():
         assert schema_failures(BaseModelFitsSchema, live.fit_frame(fit), asset="base_model_fits", partition=key) is None
-        x_today = design_matrix(design.with_frame(today))
+        x_today = design_matrix(design.with_frame(model_view(today, design.inputs, fit.model)))
         assert np.array_equal(fit.estimator.predict(x_today), refitted[key].estimator.predict(x_today))
     new = live.fit_live_alpha(features, labels, predictions, stored).alpha
     assert new.equals(live.fit_live_alpha(features, labels, predictions, refitted).alpha)
