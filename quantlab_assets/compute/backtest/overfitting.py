@@ -46,6 +46,7 @@ from quantlab_assets.compute.params import described
 
 NET_RETURN: Final = "net_return"
 STRATEGY: Final = "strategy"
+PBO: Final = "pbo"  # backtest_metrics' column of the universe's PBO
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ PASSIVE_BASELINES: Final = (EQUAL, BUY_AND_HOLD)
 NET_RETURN: Final = "net_return"
 NOT_PASSIVE = "passive baseline: a benchmark, not a choice of the search"
 NEVER_TRADES = "never trades: no turnover on any day, no Sharpe to select"
+# The columns deflated_metrics adds to compute_metrics' (the same for every strategy but the last two).
+TRIAL_COLUMNS: Final = ("trial_sharpe_variance", "trials_strategy", "trials_model", "trials_tuning", "candidate", "trial_note")
 REGISTRY_SCHEMA: Final = {
     "trial": pl.String, "kind": pl.String, "counted": pl.Boolean, "note": pl.String, "days": pl.Int64,
     "periods_per_year": pl.Float64, "sharpe": pl.Float64,

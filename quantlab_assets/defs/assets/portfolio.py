@@ -15,7 +15,7 @@ from pydantic import Field
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars, run_backtest
-from quantlab_assets.compute.backtest.overfitting import OverfittingAssessment, OverfittingParams, assess_overfitting
+from quantlab_assets.compute.backtest.overfitting import PBO, OverfittingAssessment, OverfittingParams, assess_overfitting
 from quantlab_assets.compute.backtest.report import (
     StrategyRun,
     overfitting_section,
@@ -25,7 +25,7 @@ from quantlab_assets.compute.backtest.report import (
     with_section,
 )
 from quantlab_assets.compute.backtest.tracking import log_report_run
-from quantlab_assets.compute.backtest.trials import KINDS, deflated_metrics, trial_registry
+from quantlab_assets.compute.backtest.trials import KINDS, TRIAL_COLUMNS, deflated_metrics, trial_registry
 from quantlab_assets.compute.data.membership import (
     cross_section_rows,
     members_per_date,
@@ -294,7 +294,7 @@ def backtest_metrics(
                               hyperparameter_search.get(name))
     metrics = deflated_metrics(daily, trades, registry)
     assessment = _overfitting(daily, metrics, cv_folds, name)
-    metrics = metrics.with_columns(pl.lit(None if assessment.pbo is None else assessment.pbo.pbo, dtype=pl.Float64).alias("pbo"))
+    metrics = metrics.with_columns(pl.lit(None if assessment.pbo is None else assessment.pbo.pbo, dtype=pl.Float64).alias(PBO))
     registry_path = write_parquet_atomic(registry, io_manager.layout.artifact("backtest_metrics", f"{name}_trials.parquet"))
     summary = metrics.select("strategy", "cagr", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "psr", "dsr", "max_drawdown")
     first = metrics.row(0, named=True)
@@ -307,7 +307,7 @@ def backtest_metrics(
                                                   ("hyperparameter_search", name in hyperparameter_search)) if not stored) or "none",
         "trial_registry": dg.MetadataValue.json(registry.with_columns(pl.col("sharpe").round(4)).to_dicts()),
         "trial_registry_file": dg.MetadataValue.path(str(registry_path)),
-        "pbo": first["pbo"],
+        "pbo": first[PBO],
         "overfitting": dg.MetadataValue.json(assessment.summary()),
         "summary": dg.MetadataValue.json([{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
                                           for row in summary.to_dicts()]),
@@ -353,7 +353,7 @@ def backtest_report(
         pl.col("strategy").replace_strict({r.name: i for i, r in enumerate(runs)}, return_dtype=pl.Int64))
     used = used_backtest_params(context.instance, sorted(backtest))
     html = render_report(
-        runs, ordered,
+        runs, ordered.drop(*TRIAL_COLUMNS, PBO),  # universe-wide figures: section 7 states them once
         title=f"Backtest report: {name}", benchmark=BENCHMARK if BENCHMARK in daily else None,
         regimes=regimes, sectors=_sectors(universe[name]), execution=used,
         notes=[f"Regime labels: {'read' if regimes is not None else 'not materialised'}.",

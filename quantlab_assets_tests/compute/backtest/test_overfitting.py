@@ -18,7 +18,9 @@ from quantlab_assets.compute.backtest.overfitting import (
     cscv_splits,
     probability_of_backtest_overfitting,
 )
+from quantlab_assets.compute.backtest.report import PBO_FIGURE_ID, overfitting_section
 from quantlab_assets.compute.models import cv
+from quantlab_assets_tests.compute.backtest.test_report import _Ids
 
 
 @pytest.mark.parametrize("blocks", [2, 4, 8, 16])
@@ -157,3 +159,24 @@ def test_no_folds_leave_pbo_and_say_why_there_are_no_paths() -> None:
     assert assessment.pbo is not None and assessment.pbo.n_splits == 6
     assert assessment.candidate_paths.is_empty() and "no CPCV fold" in assessment.notes[0]
     assert candidate_matrix(candidates).columns == [c.DATE, "a", "b"]
+
+
+def test_the_report_section_states_n_the_pbo_and_the_paths() -> None:
+    folds = _folds()
+    candidates = {name: _daily(_noise(i, DAYS, 1)[:, 0]) for i, name in enumerate(("qp_optimal", "top_n_equal"))}
+    assessment = assess_overfitting(candidates, folds, OverfittingParams(n_blocks=4, horizon_days=HORIZON))
+    metrics = pl.DataFrame({"strategy": ["qp_optimal", "top_n_equal", "equal_weight"], "periods_per_year": 365.25,
+                            "n_trials": 9, "trial_sharpe_variance": 0.04 / 365.25, "trials_strategy": 2, "trials_model": 6,
+                            "trials_tuning": 1, "candidate": [True, True, False],
+                            "trial_note": ["", "", "passive baseline: a benchmark, not a choice of the search"]})
+    parser = _Ids()
+    html = overfitting_section(metrics, assessment, HORIZON)
+    parser.feed(html)
+    assert {"overfitting", "trials-counted", "pbo", "cpcv-paths", PBO_FIGURE_ID} <= set(parser.ids)
+    assert not parser.scripts_with_src  # the figure uses the report's embedded plotly.js
+    assert "N = 9 trials: 2 candidate" in html and "6 base models" in html and "1 hyper-parameter" in html
+    assert "standard deviation of 0.200" in html  # sqrt(0.04): the annualised SD of the trials' Sharpes
+    assert f"PBO = <strong>{assessment.pbo.pbo:.3f}</strong>" in html and "of the 6 combinatorially" in html
+    assert "Equal weight</td><td>passive baseline" in html
+    path_sharpe = assessment.candidate_paths.filter(pl.col("strategy") == "qp_optimal")["sharpe"][0]
+    assert f"<td>QP optimal</td><td>{path_sharpe:.2f}</td><td>{path_sharpe:.2f}</td>" in html
