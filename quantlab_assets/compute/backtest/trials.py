@@ -42,6 +42,7 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import RETURN
 from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics, periods_per_year, sharpe_ratio
+from quantlab_assets.compute.backtest.overfitting import NET_RETURN
 from quantlab_assets.compute.models.metrics import PREDICTION
 from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD, EQUAL
 
@@ -50,9 +51,8 @@ MODEL: Final = "model"
 TUNING: Final = "tuning"
 KINDS: Final = (STRATEGY, MODEL, TUNING)
 PASSIVE_BASELINES: Final = (EQUAL, BUY_AND_HOLD)
-NET_RETURN: Final = "net_return"
-NOT_PASSIVE = "passive baseline: a benchmark, not a choice of the search"
-NEVER_TRADES = "never trades: no turnover on any day, no Sharpe to select"
+PASSIVE_BASELINE_NOTE = "passive baseline: a benchmark, not a choice of the search"
+NEVER_TRADES_NOTE = "never trades: no turnover on any day, no Sharpe to select"
 # The columns deflated_metrics adds to compute_metrics' (the same for every strategy but the last two).
 TRIAL_COLUMNS: Final = ("trial_sharpe_variance", "trials_strategy", "trials_model", "trials_tuning", "candidate", "trial_note")
 REGISTRY_SCHEMA: Final = {
@@ -64,9 +64,9 @@ REGISTRY_SCHEMA: Final = {
 def exclusion_reason(strategy: str, daily: pl.DataFrame) -> str | None:
     """Why a strategy is not a candidate (None: it is one). daily: its backtest (date, net_return, turnover)."""
     if strategy in PASSIVE_BASELINES:
-        return NOT_PASSIVE
+        return PASSIVE_BASELINE_NOTE
     if float(daily["turnover"].sum()) == 0.0:
-        return NEVER_TRADES
+        return NEVER_TRADES_NOTE
     return None
 
 

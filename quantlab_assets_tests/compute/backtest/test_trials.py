@@ -15,8 +15,8 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.metrics import MetricParams
 from quantlab_assets.compute.backtest.trials import (
     MODEL,
-    NEVER_TRADES,
-    NOT_PASSIVE,
+    NEVER_TRADES_NOTE,
+    PASSIVE_BASELINE_NOTE,
     STRATEGY,
     TUNING,
     candidates,
@@ -69,7 +69,7 @@ def test_the_registry_counts_candidates_models_and_tuning_trials_but_no_baseline
     counted = registry.filter(pl.col("counted"))
     assert sorted(counted.filter(pl.col("kind") == STRATEGY)["trial"]) == sorted([QP, TOP_N, AUDITED])
     notes = dict(registry.filter(~pl.col("counted")).select("trial", "note").iter_rows())
-    assert notes == {EQUAL: NOT_PASSIVE, BUY_AND_HOLD: NOT_PASSIVE, SNIPER: NEVER_TRADES}
+    assert notes == {EQUAL: PASSIVE_BASELINE_NOTE, BUY_AND_HOLD: PASSIVE_BASELINE_NOTE, SNIPER: NEVER_TRADES_NOTE}
     deflate = deflation(registry, 365.25)
     assert deflate.n_trials == 3 + 2 + 3
     assert deflate.counts == {STRATEGY: 3, MODEL: 2, TUNING: 3}
@@ -111,4 +111,4 @@ def test_the_dsr_deflates_with_the_registry_n_and_variance() -> None:
     assert row["n_trials"] == n and row["trial_sharpe_variance"] == pytest.approx(variance, rel=1e-12)
     assert row["dsr"] == pytest.approx(expected, rel=1e-10)
     assert row["candidate"] and (row["trials_strategy"], row["trials_model"], row["trials_tuning"]) == (3, 2, 3)
-    assert metrics.filter(pl.col("strategy") == SNIPER)["trial_note"].item() == NEVER_TRADES
+    assert metrics.filter(pl.col("strategy") == SNIPER)["trial_note"].item() == NEVER_TRADES_NOTE
