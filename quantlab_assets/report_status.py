@@ -50,6 +50,7 @@ def main() -> None:
     _print_models(universe)
     _print_backtests(universe)
     _print_versus_equal_weight(universe)
+    _print_overfitting(universe, instance)
     _print_desk(universe)
     check_keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda key: key.name)
     checks = instance.event_log_storage.get_asset_check_summary_records(check_keys)
@@ -141,6 +142,23 @@ def _print_desk(universe: str) -> None:
             print(f"  {row['strategy']:24s} {row['scored_days']:4d} days  return {_num(row['cumulative_return'], '+.2%')}  "
                   f"positive days {_num(row['hit_rate'], '.0%')}  Sharpe {_num(row['sharpe'], '.2f')} "
                   f"[{_num(row['sharpe_ci_low'], '.2f')}, {_num(row['sharpe_ci_high'], '.2f')}]")
+
+
+def _print_overfitting(universe: str, instance: dg.DagsterInstance) -> None:
+    """The trials the DSR counts, the PBO across the candidates and the CPCV paths' Sharpes (backtest_metrics)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("backtest_metrics"), asset_partitions=[universe]), limit=1).records
+    if not records:
+        return
+    metadata = records[0].asset_materialization.metadata
+    kinds, overfitting = metadata["trials_by_kind"].value, metadata["overfitting"].value
+    print(f"trials counted (the DSR's N): {metadata['n_trials'].value} = {kinds['strategy']} candidate strategies + "
+          f"{kinds['model']} models x horizons + {kinds['tuning']} tuning trials (not stored: {metadata['trial_inputs_not_stored'].value})")
+    print(f"PBO across {len(overfitting['candidates'])} candidates: {_num(overfitting['pbo'], '.3f')} "
+          f"({overfitting['pbo_splits']} CSCV splits); the in-sample best loses out of sample in "
+          f"{_num(overfitting['pbo_oos_loss_share'], '.1%')} of them")
+    paths = ", ".join(_num(row["sharpe"], ".2f") for row in overfitting["selection_path_sharpes"]) or "none"
+    print(f"CPCV paths, Sharpe of trading the in-sample best candidate: {paths}")
 
 
 def _num(value: float | None, spec: str) -> str:

@@ -12,8 +12,9 @@ import polars as pl
 import pytest
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.backtest.report import FIGURE_IDS, SECTION_IDS
-from quantlab_assets.compute.portfolio.names import EQUAL, LONG_SHORT, QP, STRATEGY_NAMES
+from quantlab_assets.compute.backtest.report import FIGURE_IDS, PBO_FIGURE_ID, SECTION_IDS
+from quantlab_assets.compute.models.cv import CvParams, make_folds
+from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD, EQUAL, LONG_SHORT, QP, STRATEGY_NAMES
 from quantlab_assets.compute.regimes.labels import REGIME_NAMES
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets.defs.assets.portfolio import (
@@ -25,7 +26,7 @@ from quantlab_assets.defs.assets.portfolio import (
     target_weights,
 )
 from quantlab_assets.defs.io_managers import MissingUpstreamPartitionError, UniverseFrames
-from quantlab_assets.defs.partitions import same_universe, universe_partitions
+from quantlab_assets.defs.partitions import oof_partitions, same_universe, universe_partitions
 from quantlab_assets.defs.resources import MlflowTrackingResource
 from quantlab_assets_tests.defs.conftest import lab_resources, range_tags
 
@@ -69,7 +70,9 @@ def fake_barrier_probabilities(context: dg.AssetExecutionContext, cleaned_bars: 
 
 # Optional inputs of the portfolio assets, never materialised here except by writing their files.
 OPTIONAL_UPSTREAM = [dg.AssetSpec(name, partitions_def=universe_partitions)
-                     for name in ("regime_labels", "tbm_classifier", "live_track_record")]
+                     for name in ("regime_labels", "tbm_classifier", "live_track_record", "cv_folds",
+                                  "hyperparameter_search")]
+OPTIONAL_UPSTREAM.append(dg.AssetSpec("oof_predictions", partitions_def=oof_partitions))
 ASSETS = [universe, raw_ohlcv, cleaned_bars, fake_stacked_alpha, fake_meta_labels, fake_barrier_probabilities,
           target_weights, backtest, backtest_metrics, backtest_report, *OPTIONAL_UPSTREAM]
 
@@ -144,11 +147,35 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
     assert run.asset_materializations_for_node("target_weights")[0].metadata["primary_model"].value == "tbm_classifier"
     assert not pl.read_parquet(reckless_path).equals(on_barrier)
 
+    # The CPCV folds, an optional input of the metrics and the report, stored as cv_folds would store them.
+    bar_dates = pl.read_parquet(data_dir / "backtest" / "synthetic" / "qp_optimal.parquet").select(c.DATE)
+    (data_dir / "cv_folds").mkdir()
+    make_folds(bar_dates.with_columns(pl.lit("X").alias(c.TICKER), pl.lit(0.0).alias("label_21d"),
+                                      (pl.col(c.DATE) + dt.timedelta(days=30)).alias("label_end_21d")),
+               CvParams(embargo_days=5, horizons=(21,))).write_parquet(data_dir / "cv_folds" / "synthetic.parquet")
+    # Two base models' out-of-fold predictions, as oof_predictions stores them (one file per model x horizon).
+    (data_dir / "oof_predictions" / "synthetic").mkdir(parents=True)
+    alpha_rows = pl.read_parquet(data_dir / "stacked_alpha" / "synthetic.parquet").select(c.DATE, c.TICKER)
+    for seed, model in enumerate(("ridge_21d", "xgboost_63d")):
+        alpha_rows.with_columns(pl.lit(0, dtype=pl.Int64).alias("fold_id"),
+                                pl.Series("prediction", np.random.default_rng(seed).normal(size=alpha_rows.height)),
+                                pl.lit(0.0).alias("label")).write_parquet(data_dir / "oof_predictions" / "synthetic" / f"{model}.parquet")
     final = dg.materialize(ASSETS, selection=["backtest_metrics", "backtest_report"], partition_key="synthetic",
                            instance=instance, resources=resources)
     metrics = pl.read_parquet(data_dir / "backtest_metrics" / "synthetic.parquet")
     assert sorted(metrics["strategy"]) == sorted(STRATEGY_NAMES)
-    assert (metrics["n_trials"] == len(STRATEGY_NAMES)).all()
+    # The DSR's N: the candidates (never the passive baselines) and the two models; no search is stored.
+    assert not metrics.filter(pl.col("strategy").is_in([EQUAL, BUY_AND_HOLD]))["candidate"].any()
+    assert (metrics["n_trials"] == metrics["candidate"].sum() + 2).all() and metrics["candidate"].sum() >= 2
+    recorded = final.asset_materializations_for_node("backtest_metrics")[0].metadata
+    assert recorded["n_trials"].value == metrics["n_trials"][0]
+    assert recorded["trials_by_kind"].value["model"] == 2
+    assert recorded["trial_inputs_not_stored"].value == "hyperparameter_search"
+    registry = pl.read_parquet(recorded["trial_registry_file"].value)
+    assert registry.filter(pl.col("kind") == "model")["sharpe"].is_not_null().all()
+    overfitting = recorded["overfitting"].value
+    assert 0 <= recorded["pbo"].value <= 1 and overfitting["pbo_splits"] == 12870
+    assert len(overfitting["selection_path_sharpes"]) == 5  # 6 groups, 2 tested a split: 5 paths
     assert (metrics["dsr"].drop_nulls() <= metrics["psr"].drop_nulls() + 1e-12).all()
 
     report = final.asset_materializations_for_node("backtest_report")[0]
@@ -160,6 +187,7 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
     parser = _Ids()
     parser.feed(path.read_text(encoding="utf-8"))
     assert set(SECTION_IDS) <= parser.ids and "no-regimes" in parser.ids
+    assert {"overfitting", "trials-counted", "pbo", "cpcv-paths", PBO_FIGURE_ID} <= parser.ids
     regime_figures = set(FIGURE_IDS["regime-analysis"])
     assert {f for ids in FIGURE_IDS.values() for f in ids} - regime_figures <= parser.ids
     # The long-short book: dollar neutral, it pays a borrow fee; every strategy is compared with equal weight.

@@ -41,9 +41,11 @@ class MetricParams:
     block_days: int = described(
         5, "Expected block length of the stationary bootstrap (about a trading week of serial dependence).")
     seed: int = described(42, "Seed of the bootstrap.")
-    # Number of strategies tried (the deflated Sharpe ratio's N); the lab's strategy set by default.
+    # Number of trials (the deflated Sharpe ratio's N): the lab's trial registry counts them
+    # (compute/backtest/trials.py: every candidate strategy, base model x horizon and tuning trial).
     n_trials: int = 1
-    # Variance of the per-period Sharpe ratios across the trials; None: the estimator's own variance.
+    # Variance of the per-period Sharpe ratios across the trials (the registry's, in this series' periods);
+    # None: the estimator's own variance.
     trial_sharpe_variance: float | None = None
     # Periods per year that annualise; None: measured from the series' dates (periods_per_year).
     periods_per_year: float | None = None

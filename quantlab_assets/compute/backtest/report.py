@@ -20,7 +20,8 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.comparison import COMPARISON_COLUMNS, DIFFERENCE, best_candidate_verdict
 from quantlab_assets.compute.backtest.engine import BacktestParams
-from quantlab_assets.compute.backtest.metrics import periods_per_year, regime_breakdown
+from quantlab_assets.compute.backtest.metrics import expected_max_sharpe, periods_per_year, regime_breakdown
+from quantlab_assets.compute.backtest.overfitting import OverfittingAssessment
 from quantlab_assets.compute.portfolio.names import (
     AUDITED,
     BUY_AND_HOLD,
@@ -69,7 +70,7 @@ READABLE_LABELS = {
     "turnover_annual": "Turnover, annual", "hit_rate_days": "Share of positive days", "var_95": "VaR 95 %",
     "cvar_95": "CVaR 95 %", "sharpe_ci_low": "Sharpe, 95 % low", "sharpe_ci_high": "Sharpe, 95 % high",
     "sharpe_ci_undefined_share": "Sharpe, undefined bootstrap share", "psr": "PSR", "dsr": "DSR",
-    "n_trials": "Strategies tried", "min_track_record_days": "Minimum track record (days)",
+    "n_trials": "Trials counted (N of the DSR)", "min_track_record_days": "Minimum track record (days)",
     "min_track_record_years": "Minimum track record (years)", "trades": "Trades", "closed_trades": "Closed trades",
     "win_rate": "Win rate", "win_rate_ci_low": "Win rate, 95 % low", "win_rate_ci_high": "Win rate, 95 % high",
     "profit_factor": "Profit factor", "avg_holding_days": "Mean holding period (days)",
@@ -334,11 +335,13 @@ def render_report(
     sectors: dict[str, str] | None = None,
     execution: Mapping[str, BacktestParams | None] | None = None,
     notes: list[str] | None = None,
+    overfitting: str = "",
     live_record: pl.DataFrame | None = None,
 ) -> str:
     """The report as one HTML string. metrics: one row per strategy (column `strategy`), compute_metrics' keys.
-    execution: the backtest parameters each strategy used, stated first among the notes. live_record: the
-    desk's live track record summary (see live_track_record_section), None when not materialised."""
+    execution: the backtest parameters each strategy used, stated first among the notes. overfitting: section
+    7's HTML (overfitting_section), empty without it. live_record: the desk's live track record summary (see
+    live_track_record_section), None when not materialised."""
     figures = report_figures(runs, benchmark, regimes, sectors)
     html, first = {}, True
     for section in SECTION_IDS:
@@ -368,6 +371,7 @@ def render_report(
         risk_table=_table(metrics, ("var_95", "cvar_95", "annual_volatility", "max_drawdown")),
         min_trades=MIN_TRADES_FOR_STATISTICS,
         comparison=equal_weight_comparison(metrics),
+        overfitting=overfitting,
         live_section=live_track_record_section(live_record, metrics),
     )
 
@@ -393,7 +397,58 @@ def report_preview_markdown(metrics: pl.DataFrame, path: str, run_url: str | Non
     return "\n".join([*lines, "", *where])
 
 
-# --- the live track record beside the backtest: a section of its own, after the six -------------------
+
+# --- Section 7: trials counted, PBO and the CPCV paths (appended after the six sections) ------------------
+OVERFITTING_TEMPLATE = "overfitting_section.html.j2"
+PBO_FIGURE_ID = "fig-pbo-logits"
+
+
+def _sharpe_cell(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.2f}"
+
+
+def overfitting_section(metrics: pl.DataFrame, assessment: OverfittingAssessment, horizon: int) -> str:
+    """Section 7 as HTML: the trials the DSR counts (metrics: backtest_metrics' rows, with n_trials, the
+    trials_<kind> counts, trial_sharpe_variance, candidate and trial_note), the PBO with the distribution of
+    its logits, and the CPCV path-wise Sharpes (`overfitting.assess_overfitting`)."""
+    first = metrics.row(0, named=True)
+    periods = float(first["periods_per_year"])
+    variance = first["trial_sharpe_variance"]
+    n_trials = int(first["n_trials"])
+    expected_max = None if variance is None else expected_max_sharpe(n_trials, variance) * math.sqrt(periods)
+    excluded = [(readable_label(row["strategy"]), row["trial_note"]) for row in metrics.iter_rows(named=True) if not row["candidate"]]
+    logit_figure = ""
+    if assessment.pbo is not None:
+        figure = go.Figure(go.Histogram(x=assessment.pbo.logits, nbinsx=40, name="logit"))
+        figure.add_vline(x=0, line_dash="dash")
+        figure.update_layout(title="Out-of-sample relative rank of the in-sample best (logit; left of 0: at or below the median)",
+                             xaxis_title="logit of the relative rank", yaxis_title="splits")
+        logit_figure = figure.to_html(full_html=False, include_plotlyjs=False, div_id=PBO_FIGURE_ID)
+    paths = assessment.candidate_paths.pivot(on="path_id", index="strategy", values="sharpe").sort("strategy") \
+        if assessment.candidate_paths.height else pl.DataFrame()
+    path_ids = [col for col in paths.columns if col != "strategy"]
+    groups = assessment.candidate_groups
+    group_spans = groups.select("test_group", "start", "end").unique().sort("test_group").rows()
+    selection_chosen = ", ".join(f"split {split}: {readable_label(name)}" for split, name in sorted(assessment.selection.items()))
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("quantlab_assets.compute.backtest", "templates"),
+                                     autoescape=jinja2.select_autoescape(["html", "j2"]))
+    return environment.get_template(OVERFITTING_TEMPLATE).render(
+        n_trials=n_trials, counts={kind: first.get(f"trials_{kind}", 0) for kind in ("strategy", "model", "tuning")},
+        sharpe_sd=None if variance is None else math.sqrt(variance * periods), expected_max=expected_max,
+        excluded=excluded, pbo=assessment.pbo, logit_figure=logit_figure, notes=assessment.notes, horizon=horizon,
+        path_table={"header": ["Sharpe on CPCV path", *path_ids],
+                    "rows": [[readable_label(row[0]), *map(_sharpe_cell, row[1:])] for row in paths.rows()]},
+        group_table={"header": ["Sharpe on CPCV group", *(f"{g}: {s} .. {e}" for g, s, e in group_spans)],
+                     "rows": [[readable_label(name), *map(_sharpe_cell, frame.sort("test_group")["sharpe"].to_list())]
+                              for (name,), frame in groups.group_by("strategy", maintain_order=True)]},
+        selection_table={"header": ["Selection path", *map(str, assessment.selection_paths["path_id"].to_list())],
+                         "rows": [["Sharpe", *map(_sharpe_cell, assessment.selection_paths["sharpe"].to_list())],
+                                  ["days", *map(str, assessment.selection_paths["days"].to_list())]]},
+        selection_chosen=selection_chosen,
+    )
+
+
+# --- Section 8: the live track record beside the backtest ------------------------------------------------
 LIVE_SECTION_ID = "live-track-record"
 LIVE_LABELS = {
     "scored_days": "Scored days", "last_scored": "Last scored day", "cumulative_return": "Cumulative return (net)",
@@ -403,7 +458,7 @@ LIVE_LABELS = {
 }
 LIVE_PERCENT = {"cumulative_return", "hit_rate", "total_cost"}
 LIVE_TEMPLATE = jinja2.Environment(autoescape=True).from_string(
-    '<section id="{{ id }}">\n<h2>7. Live track record</h2>\n'
+    '<section id="{{ id }}">\n<h2>8. Live track record</h2>\n'
     '<p class="note">The lab\'s recorded daily decisions (the decision ledger), scored on the returns that arrived '
     'after them with the backtest\'s timing and costs: the out-of-sample record no backtest can fake. '
     'The live Sharpe ratio and its interval appear from {{ min_days }} scored days on.</p>\n'

@@ -16,9 +16,16 @@ from pydantic import Field
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.comparison import COMPARISON_COLUMNS, best_candidate_verdict, versus_equal_weight
 from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars, run_backtest
-from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics, sharpe_ratio
-from quantlab_assets.compute.backtest.report import StrategyRun, render_report, report_preview_markdown, run_page_url
+from quantlab_assets.compute.backtest.overfitting import PBO, OverfittingAssessment, OverfittingParams, assess_overfitting
+from quantlab_assets.compute.backtest.report import (
+    StrategyRun,
+    overfitting_section,
+    render_report,
+    report_preview_markdown,
+    run_page_url,
+)
 from quantlab_assets.compute.backtest.tracking import log_report_run
+from quantlab_assets.compute.backtest.trials import KINDS, TRIAL_COLUMNS, deflated_metrics, trial_registry
 from quantlab_assets.compute.data.membership import (
     cross_section_rows,
     members_per_date,
@@ -29,12 +36,17 @@ from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.portfolio.names import BENCHMARK, QP
 from quantlab_assets.compute.portfolio.desk import summarise
 from quantlab_assets.compute.portfolio.qp import WARM_UP, QpParams
-from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights, unexpected_shorts
+from quantlab_assets.compute.portfolio.strategies import (
+    ALPHA_HORIZON_DAYS,
+    StrategyParams,
+    build_target_weights,
+    unexpected_shorts,
+)
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.deep import TbmProbabilitiesSchema
 from quantlab_assets.compute.schemas.portfolio import BacktestDailySchema, TargetWeightsSchema
-from quantlab_assets.compute.storage import write_text_atomic
+from quantlab_assets.compute.storage import write_parquet_atomic, write_text_atomic
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.config import config_from, run_config_fields, settings
 from quantlab_assets.defs.io_managers import (
@@ -259,6 +271,23 @@ def _by_strategy(frames: KeyedFrames) -> dict[str, pl.DataFrame]:
     return {split_strategy_key(key)[0]: frame for key, frame in sorted(frames.items())}
 
 
+# The trial registry's and the CPCV paths' inputs: optional, so the metrics of a strategy set stand before
+# the model stack's per-model predictions, the folds or a hyper-parameter search are stored; the metadata
+# and the report then say which trials were not counted.
+TRIAL_INPUTS = {
+    "oof_predictions": optional_input(partition_mapping=same_universe),
+    "hyperparameter_search": optional_input(),
+    "cv_folds": optional_input(),
+}
+
+
+def _overfitting(daily: dict[str, pl.DataFrame], metrics: pl.DataFrame, cv_folds: UniverseFrames, universe: str) -> OverfittingAssessment:
+    """PBO and CPCV paths of the candidate strategies (backtest_metrics' `candidate` column)."""
+    chosen = set(metrics.filter(pl.col("candidate"))["strategy"].to_list())
+    return assess_overfitting({name: frame for name, frame in daily.items() if name in chosen}, cv_folds.get(universe),
+                              OverfittingParams(horizon_days=ALPHA_HORIZON_DAYS))
+
+
 @dg.asset(
     kinds={"polars"},
     partitions_def=universe_partitions,
@@ -266,29 +295,48 @@ def _by_strategy(frames: KeyedFrames) -> dict[str, pl.DataFrame]:
     ins={
         "backtest": dg.AssetIn(partition_mapping=same_universe),
         "backtest_trades": dg.AssetIn(partition_mapping=same_universe),
+        "cleaned_bars": dg.AssetIn(partition_mapping=same_universe),
+        **TRIAL_INPUTS,
     },
 )
 def backtest_metrics(
-    context: dg.AssetExecutionContext, backtest: KeyedFrames, backtest_trades: KeyedFrames
+    context: dg.AssetExecutionContext, backtest: KeyedFrames, backtest_trades: KeyedFrames, cleaned_bars: UniverseFrames,
+    oof_predictions: KeyedFrames, hyperparameter_search: UniverseFrames, cv_folds: UniverseFrames,
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
 ) -> UniverseFrames:
-    """Per strategy: performance, Sharpe bootstrap CI, PSR, DSR (over the strategies of the universe), MinTRL, trades,
-    and the Sharpe difference with equal weight on the same days with its paired bootstrap interval."""
+    """Per strategy: performance, Sharpe bootstrap CI, PSR, DSR (N and the trials' Sharpe variance from the trial
+    registry), MinTRL, trades, the Sharpe difference with equal weight on the same days with its paired bootstrap
+    interval; the registry, the PBO and the CPCV path Sharpes of the candidates in the metadata."""
+    name = context.partition_key
     daily, trades = _by_strategy(backtest), _by_strategy(backtest_trades)
-    sharpes = [s for frame in daily.values() if (s := sharpe_ratio(frame["net_return"].to_numpy())) is not None]
-    params = MetricParams(n_trials=len(daily), trial_sharpe_variance=float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else None)
-    rows = [{"strategy": name, **compute_metrics(frame, trades[name], params)} for name, frame in daily.items()]
-    metrics = pl.DataFrame(rows, infer_schema_length=None)
-    metrics = metrics.with_columns(pl.col(col).cast(pl.Float64) for col, dtype in metrics.schema.items() if dtype == pl.Null)
-    metrics = metrics.join(versus_equal_weight(daily, params), on="strategy", how="left", maintain_order="left")
+    models = {key.split("|")[0]: frame for key, frame in oof_predictions.items()}  # 'ridge_21d|synthetic' -> 'ridge_21d'
+    registry = trial_registry(daily, models, returns_from_bars(conform(cleaned_bars[name], CleanedBarsSchema)),
+                              hyperparameter_search.get(name))
+    metrics = deflated_metrics(daily, trades, registry)
+    assessment = _overfitting(daily, metrics, cv_folds, name)
+    metrics = metrics.with_columns(pl.lit(None if assessment.pbo is None else assessment.pbo.pbo, dtype=pl.Float64).alias(PBO))
+    comparison_params = MetricParams()
+    metrics = metrics.join(versus_equal_weight(daily, comparison_params), on="strategy", how="left", maintain_order="left")
+    registry_path = write_parquet_atomic(registry, io_manager.layout.artifact("backtest_metrics", f"{name}_trials.parquet"))
     summary = metrics.select("strategy", "cagr", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "psr", "dsr", "max_drawdown",
                              *COMPARISON_COLUMNS)
+    first = metrics.row(0, named=True)
     context.add_output_metadata({
-        "best_vs_equal_weight": best_candidate_verdict(metrics, params.confidence),
-        "n_trials": params.n_trials, "trial_sharpe_variance": params.trial_sharpe_variance,
+        "best_vs_equal_weight": best_candidate_verdict(metrics, comparison_params.confidence),
+        "n_trials": first["n_trials"],
+        "trials_by_kind": dg.MetadataValue.json({kind: first[f"trials_{kind}"] for kind in KINDS}),
+        "trial_sharpe_variance": first["trial_sharpe_variance"],
+        "trial_inputs_not_stored": ", ".join(
+            input_name for input_name, stored in (("oof_predictions", bool(oof_predictions)), ("cv_folds", name in cv_folds),
+                                                  ("hyperparameter_search", name in hyperparameter_search)) if not stored) or "none",
+        "trial_registry": dg.MetadataValue.json(registry.with_columns(pl.col("sharpe").round(4)).to_dicts()),
+        "trial_registry_file": dg.MetadataValue.path(str(registry_path)),
+        "pbo": first[PBO],
+        "overfitting": dg.MetadataValue.json(assessment.summary()),
         "summary": dg.MetadataValue.json([{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
                                           for row in summary.to_dicts()]),
     })
-    return {context.partition_key: metrics}
+    return {name: metrics}
 
 
 @dg.asset(
@@ -303,6 +351,7 @@ def backtest_metrics(
         "universe": dg.AssetIn(),
         "regime_labels": optional_input(),
         "live_track_record": optional_input(),
+        "cv_folds": optional_input(),
     },
 )
 def backtest_report(
@@ -314,10 +363,12 @@ def backtest_report(
     universe: UniverseFrames,
     regime_labels: UniverseFrames,
     live_track_record: UniverseFrames,
+    cv_folds: UniverseFrames,
     io_manager: dg.ResourceParam[PartitionedParquetIOManager],
     mlflow: MlflowTrackingResource,
 ) -> dg.MaterializeResult:
-    """One self-contained HTML report of the universe's strategy set (seed 003's six sections)."""
+    """One self-contained HTML report of the universe's strategy set (seed 003's six sections; a seventh: the
+    trials the DSR counts, the PBO and the CPCV paths; an eighth: the desk's live track record)."""
     name = context.partition_key
     daily, positions, trades = _by_strategy(backtest), _by_strategy(backtest_positions), _by_strategy(backtest_trades)
     order = [QP, *sorted(set(daily) - {QP, BENCHMARK}), BENCHMARK]
@@ -328,11 +379,12 @@ def backtest_report(
         pl.col("strategy").replace_strict({r.name: i for i, r in enumerate(runs)}, return_dtype=pl.Int64))
     used = used_backtest_params(context.instance, sorted(backtest))
     html = render_report(
-        runs, ordered,
+        runs, ordered.drop(*TRIAL_COLUMNS, PBO),  # universe-wide figures: section 7 states them once
         title=f"Backtest report: {name}", benchmark=BENCHMARK if BENCHMARK in daily else None,
         regimes=regimes, sectors=_sectors(universe[name]), execution=used,
         notes=[f"Regime labels: {'read' if regimes is not None else 'not materialised'}.",
                membership_note(universe[name])],
+        overfitting=overfitting_section(ordered, _overfitting(daily, metrics, cv_folds, name), ALPHA_HORIZON_DAYS),
         live_record=summarise(live_track_record[name]) if name in live_track_record else None,
     )
     path = write_text_atomic(html, io_manager.layout.report("backtest_report", name))
