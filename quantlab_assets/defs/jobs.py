@@ -1,10 +1,18 @@
-"""Jobs: the main job (every month x universe asset, end to end) and the universe tables."""
+"""Named selections (the core research path, the heavy tracks) and the jobs of one partitions definition each."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from quantlab_assets.defs.executors import GPU_EXECUTOR_CONFIG, lab_executor
+from quantlab_assets.defs.groups import CORE_RESEARCH, DEEP_LEARNING, HEDGING, REINFORCEMENT_LEARNING, TUNING
+
+# The named selections: the core research path (what command 1 and the UI's one-click backfill run) and each
+# heavy track. Their assets span several partitions definitions, so they are launched as one asset backfill
+# (quantlab_assets/pipeline.py, or the UI), not as an asset job, which must share one partitions definition.
+SELECTIONS: dict[str, dg.AssetSelection] = {
+    name: dg.AssetSelection.groups(name) for name in (CORE_RESEARCH, DEEP_LEARNING, REINFORCEMENT_LEARNING, HEDGING, TUNING)
+}
 
 # Every asset partitioned by month x universe; static-partitioned ones (the universe table) run in
 # their own job, since a job's assets must share one partitions definition.

@@ -27,6 +27,7 @@ from quantlab_assets.compute.data.quality import duplicate_keys, examples, futur
 from quantlab_assets.compute.schemas.base import conform, schema_failures, validate
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema, QuarantinedBarsSchema, RawBarsSchema, UniverseSchema
 from quantlab_assets.compute.universe import universe_frame
+from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import StoredHistory, UniverseFrames, months_span
 from quantlab_assets.defs.partitions import (
     LOOKBACK_MONTHS,
@@ -40,7 +41,7 @@ from quantlab_assets.defs.partitions import (
 )
 from quantlab_assets.defs.resources import DataQualityResource, MarketDataResource
 
-GROUP = "data"
+GROUP = CORE_RESEARCH
 
 
 @dg.asset(partitions_def=universe_partitions, group_name=GROUP, kinds={"polars"})

@@ -12,6 +12,7 @@ from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.features import LabelsSchema
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
+from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (
     bars_partitions,
@@ -21,7 +22,7 @@ from quantlab_assets.defs.partitions import (
     same_universe,
 )
 
-GROUP = "research"
+GROUP = CORE_RESEARCH
 
 
 @dg.asset(

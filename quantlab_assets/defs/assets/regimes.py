@@ -34,6 +34,7 @@ from quantlab_assets.compute.schemas.regimes import (
 )
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.config import config_from, settings
+from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.partitions import (
     bars_partitions,
@@ -45,7 +46,7 @@ from quantlab_assets.defs.partitions import (
 )
 from quantlab_assets.defs.resources import MarketDataResource
 
-GROUP = "regimes"
+GROUP = CORE_RESEARCH
 # Cut dates per run for the look-ahead checks (the property does not depend on how many).
 LOOKAHEAD_CUTS = 2
 # Stored and recomputed filtered probabilities agree to rounding (the filter runs the same operations).
