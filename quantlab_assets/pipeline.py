@@ -21,6 +21,7 @@ from quantlab_assets.defs.backfill import (
     FINISHED_RUN_STATUSES,
     BackfillRun,
     backfill_runs,
+    backfill_title,
     drive_backfill,
     run_failures,
     selection_subset,
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance, workspace_context(instance, args.workspace) as context:
         asset_graph = context.create_request_context().asset_graph
         subset = selection_subset(asset_graph, SELECTIONS[args.selection], args.universe, args.first, args.last)
-        title = f"{args.selection} {args.universe} {args.first[:7]}..{args.last[:7]}"
+        title = backfill_title(args.selection, args.universe, args.first, args.last)
         backfill_id = submit_backfill(instance, subset, title)
         print(f"backfill {backfill_id} ({title}): {subset.num_partitions_and_non_partitioned_assets} asset-partitions",
               flush=True)

@@ -75,6 +75,10 @@ def selection_subset(asset_graph: BaseAssetGraph, selection: dg.AssetSelection, 
     return AssetGraphSubset.from_asset_partition_set(asset_partitions, asset_graph)
 
 
+def backfill_title(selection: str, universe: str, first_month: str, last_month: str) -> str:
+    return f"{selection} {universe} {first_month[:7]}..{last_month[:7]}"
+
+
 def submit_backfill(instance: dg.DagsterInstance, subset: AssetGraphSubset, title: str) -> str:
     """Record an asset backfill of `subset` on the instance (status REQUESTED); its id."""
     backfill = PartitionBackfill.from_asset_graph_subset(
@@ -187,16 +191,22 @@ def run_failures(instance: dg.DagsterInstance, run_id: str) -> list[Failure]:
     ]
     if failures:
         return failures
-    return [Failure(run_id, "(run)", entry.message, None)
+    # A run that failed before its steps (its process could not load the definitions, ...): the engine's errors.
+    engine_errors = [
+        _first_line(entry.dagster_event.engine_event_data.error)
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+        if entry.dagster_event.engine_event_data and entry.dagster_event.engine_event_data.error
+    ]
+    return [Failure(run_id, "(run)", "; ".join([entry.message, *engine_errors]), None)
             for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)]
 
 
 def _first_line(error: object) -> str:
-    """The first line of the innermost cause (Dagster wraps a step's exception in its own)."""
+    """The start of the innermost cause's message, on one line (Dagster wraps a step's exception in its own)."""
     while getattr(error, "cause", None) is not None:
         error = error.cause
-    message = getattr(error, "message", "") or ""
-    return message.strip().splitlines()[0] if message.strip() else "(no message)"
+    message = " ".join((getattr(error, "message", "") or "").split())
+    return message[:300] or "(no message)"
 
 
 def workspace_context(instance: dg.DagsterInstance, workspace_file: str) -> WorkspaceProcessContext:

@@ -1,9 +1,13 @@
 """Named selections (the core research path, the heavy tracks) and the jobs of one partitions definition each."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the op's config class must stay a class, not a string, for Dagster.
+import datetime as dt
 
 import dagster as dg
 
+from pydantic import Field
+
+from quantlab_assets.defs.backfill import backfill_title, selection_subset, submit_backfill
 from quantlab_assets.defs.executors import GPU_EXECUTOR_CONFIG, lab_executor
 from quantlab_assets.defs.groups import CORE_RESEARCH, DEEP_LEARNING, HEDGING, REINFORCEMENT_LEARNING, TUNING
 
@@ -13,6 +17,35 @@ from quantlab_assets.defs.groups import CORE_RESEARCH, DEEP_LEARNING, HEDGING, R
 SELECTIONS: dict[str, dg.AssetSelection] = {
     name: dg.AssetSelection.groups(name) for name in (CORE_RESEARCH, DEEP_LEARNING, REINFORCEMENT_LEARNING, HEDGING, TUNING)
 }
+
+
+class SelectionBackfillConfig(dg.Config):
+    """What the launchpad of `launch_backfill` asks for: a named selection, a universe and a month range."""
+
+    selection: str = Field(default=CORE_RESEARCH, description=f"one of {sorted(SELECTIONS)}")
+    universe: str = Field(default="synthetic", description="the universe whose partitions to materialise")
+    first_month: str = Field(default="2005-01-01", description="first month of the month-partitioned assets")
+    last_month: str = Field(default="", description="last month (YYYY-MM-01); empty: the current month")
+
+
+@dg.op
+def submit_selection_backfill(context: dg.OpExecutionContext, config: SelectionBackfillConfig) -> None:
+    """Record one asset backfill of the selection (the daemon of `dagster dev` then runs it; Overview -> Backfills)."""
+    last_month = config.last_month or dt.date.today().replace(day=1).isoformat()
+    subset = selection_subset(context.repository_def.asset_graph, SELECTIONS[config.selection], config.universe,
+                              config.first_month, last_month)
+    title = backfill_title(config.selection, config.universe, config.first_month, last_month)
+    backfill_id = submit_backfill(context.instance, subset, title)
+    context.log.info(f"backfill {backfill_id} ({title}): {subset.num_partitions_and_non_partitioned_assets} asset-partitions")
+
+
+# The UI's route to the same backfill as `python -m quantlab_assets.pipeline`: the UI's own Materialize button
+# offers a mixed selection only as a backfill of every partition (all universes, every month since 1990).
+@dg.job(description="Launch one asset backfill of a named selection (default: core_research) for one universe and "
+                    "a month range; the run ends once the backfill is recorded, the daemon then runs it.")
+def launch_backfill() -> None:
+    submit_selection_backfill()
+
 
 # Every asset partitioned by month x universe; static-partitioned ones (the universe table) run in
 # their own job, since a job's assets must share one partitions definition.
