@@ -31,8 +31,10 @@ class SelectionBackfillConfig(dg.Config):
 @dg.op
 def submit_selection_backfill(context: dg.OpExecutionContext, config: SelectionBackfillConfig) -> None:
     """Record one asset backfill of the selection (the daemon of `dagster dev` then runs it; Overview -> Backfills)."""
+    from quantlab_assets.definitions import defs  # the definitions import this module: imported when it runs
+
     last_month = config.last_month or dt.date.today().replace(day=1).isoformat()
-    subset = selection_subset(context.repository_def.asset_graph, SELECTIONS[config.selection], config.universe,
+    subset = selection_subset(defs.resolve_asset_graph(), SELECTIONS[config.selection], config.universe,
                               config.first_month, last_month)
     title = backfill_title(config.selection, config.universe, config.first_month, last_month)
     backfill_id = submit_backfill(context.instance, subset, title)

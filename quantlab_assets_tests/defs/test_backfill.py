@@ -51,6 +51,24 @@ def test_no_deep_learning_rl_hedging_or_tuning_asset_is_in_core_research(asset_g
     assert len(core) + sum(map(len, heavy.values())) == len(list(asset_graph.get_all_asset_keys()))
 
 
+def test_the_launchpad_job_records_one_asset_backfill_of_the_selection(asset_graph, instance: dg.DagsterInstance) -> None:
+    from quantlab_assets.definitions import defs
+
+    config = {"universe": "synthetic", "first_month": "2024-01-01", "last_month": "2024-03-01"}
+    result = defs.get_job_def("launch_backfill").execute_in_process(
+        instance=instance, run_config={"ops": {"submit_selection_backfill": {"config": config}}})
+
+    assert result.success
+    [backfill] = instance.get_backfills()
+    assert backfill.is_asset_backfill and backfill.title == "core_research synthetic 2024-01..2024-03"
+    assert {key.to_user_string() for key in backfill.asset_selection} == CORE_ASSETS
+    targeted = backfill.asset_backfill_data.target_subset
+    assert set(targeted.get_partitions_subset(dg.AssetKey("raw_ohlcv")).get_partition_keys()) == {
+        f"2024-0{month}-01|synthetic" for month in (1, 2, 3)}
+    assert set(targeted.get_partitions_subset(dg.AssetKey("oof_predictions")).get_partition_keys()) == {
+        f"{model}_{horizon}d|synthetic" for model in ("xgboost", "lightgbm", "ridge") for horizon in (21, 63)}
+
+
 def test_a_universe_and_month_range_pick_their_partitions_of_each_partitions_definition() -> None:
     universes = dg.StaticPartitionsDefinition(["a", "b"])
     months = dg.MonthlyPartitionsDefinition(start_date="2024-01-01", end_date="2024-06-01")
