@@ -76,8 +76,8 @@ with dg.DagsterInstance.get() as instance:
              "partition": r.dagster_run.tags.get("dagster/partition", "range"),
              "status": r.dagster_run.status.value,
              "created_s": r.create_timestamp.timestamp() - t0,
-             "started_s": (r.start_time or t0) - t0, "ended_s": (r.end_time or t0) - t0,
-             "run_s": (r.end_time or 0) - (r.start_time or 0)} for r in records]
+             "started_s": r.start_time - t0 if r.start_time else None,
+             "run_s": r.end_time - r.start_time if r.start_time and r.end_time else None} for r in records]
     print(json.dumps(sorted(rows, key=lambda row: row["created_s"])))
 """
 
@@ -145,8 +145,9 @@ def main() -> None:
     print(f"\nbackfill route: {backfill['wall_s']:.0f} s wall, exit code {backfill['exit_code']}")
     print(f"{'run (assets)':70s} {'partition':>12s} {'created':>8s} {'started':>8s} {'run s':>6s}")
     for run in backfill["runs"]:
-        print(f"{run['assets'][:70]:70s} {run['partition'][-12:]:>12s} {run['created_s']:8.0f} {run['started_s']:8.0f} "
-              f"{run['run_s']:6.0f}")
+        started, took = (f"{run[k]:.0f}" if run[k] is not None else "-" for k in ("started_s", "run_s"))
+        print(f"{run['assets'][:70]:70s} {run['partition'][-12:]:>12s} {run['created_s']:8.0f} {started:>8s} {took:>6s}"
+              f"  {run['status']}")
     if "previous" in result:
         previous = result["previous"]
         print(f"\nprevious route (one process per step): {previous['wall_s']:.0f} s wall")
