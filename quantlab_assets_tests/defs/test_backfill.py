@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from quantlab_assets.defs.backfill import partition_keys_for
+from quantlab_assets.defs.backfill import partition_keys_for, run_failures
 from quantlab_assets.defs.groups import CORE_RESEARCH, DEEP_LEARNING, HEDGING, REINFORCEMENT_LEARNING, TUNING
 from quantlab_assets.defs.jobs import SELECTIONS
 from quantlab_assets.defs.partitions import MONTH, UNIVERSE
@@ -67,6 +67,18 @@ def test_the_launchpad_job_records_one_asset_backfill_of_the_selection(asset_gra
         f"2024-0{month}-01|synthetic" for month in (1, 2, 3)}
     assert set(targeted.get_partitions_subset(dg.AssetKey("oof_predictions")).get_partition_keys()) == {
         f"{model}_{horizon}d|synthetic" for model in ("xgboost", "lightgbm", "ridge") for horizon in (21, 63)}
+
+
+def test_a_failed_run_is_reported_with_its_step_and_the_cause_of_its_error(instance: dg.DagsterInstance) -> None:
+    @dg.asset
+    def needs_stored_universe() -> None:
+        raise FileNotFoundError("materialise universe [synthetic] first")
+
+    result = dg.materialize([needs_stored_universe], instance=instance, raise_on_error=False)
+
+    [failure] = run_failures(instance, result.run_id)
+    assert failure.run_id == result.run_id and failure.step == "needs_stored_universe"
+    assert failure.message == "FileNotFoundError: materialise universe [synthetic] first"
 
 
 def test_a_universe_and_month_range_pick_their_partitions_of_each_partitions_definition() -> None:
@@ -125,7 +137,7 @@ def test_one_backfill_materialises_every_core_asset_partition_in_dependency_orde
     code = f"""
 import json, dagster as dg
 from quantlab_assets.definitions import defs
-from quantlab_assets.defs.backfill import partition_keys_for
+from quantlab_assets.defs.backfill import partition_keys_for, run_failures
 from quantlab_assets.defs.jobs import SELECTIONS
 graph = defs.resolve_asset_graph()
 with dg.DagsterInstance.get() as instance:
