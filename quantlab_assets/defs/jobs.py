@@ -7,7 +7,6 @@ import dagster as dg
 
 from pydantic import Field
 
-from quantlab_assets.defs.backfill import backfill_title, selection_subset, submit_backfill
 from quantlab_assets.defs.executors import GPU_EXECUTOR_CONFIG, lab_executor
 from quantlab_assets.defs.groups import CORE_RESEARCH, DEEP_LEARNING, HEDGING, REINFORCEMENT_LEARNING, TUNING
 
@@ -31,7 +30,10 @@ class SelectionBackfillConfig(dg.Config):
 @dg.op
 def submit_selection_backfill(context: dg.OpExecutionContext, config: SelectionBackfillConfig) -> None:
     """Record one asset backfill of the selection (the daemon of `dagster dev` then runs it; Overview -> Backfills)."""
-    from quantlab_assets.definitions import defs  # the definitions import this module: imported when it runs
+    # Imported when the op runs: the definitions import this module, and the backfill machinery (Dagster's
+    # daemon modules) would add 5 % to every run process's import of the definitions (-X importtime).
+    from quantlab_assets.definitions import defs
+    from quantlab_assets.defs.backfill import backfill_title, selection_subset, submit_backfill
 
     last_month = config.last_month or dt.date.today().replace(day=1).isoformat()
     subset = selection_subset(defs.resolve_asset_graph(), SELECTIONS[config.selection], config.universe,
