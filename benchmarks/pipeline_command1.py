@@ -143,10 +143,10 @@ def main() -> None:
     print(f"commit {result['commit']}, {result['cores']} cores, load average before {result['load_before'][0]:.1f}, "
           f"after {result['load_after'][0]:.1f}")
     print(f"\nbackfill route: {backfill['wall_s']:.0f} s wall, exit code {backfill['exit_code']}")
-    print(f"{'run (assets)':70s} {'partition':>12s} {'created':>8s} {'started':>8s} {'run s':>6s}")
+    print(f"{'run (assets)':60s} {'partition':>28s} {'created':>8s} {'started':>8s} {'run s':>6s}")
     for run in backfill["runs"]:
         started, took = (f"{run[k]:.0f}" if run[k] is not None else "-" for k in ("started_s", "run_s"))
-        print(f"{run['assets'][:70]:70s} {run['partition'][-12:]:>12s} {run['created_s']:8.0f} {started:>8s} {took:>6s}"
+        print(f"{run['assets'][:60]:60s} {run['partition'][-28:]:>28s} {run['created_s']:8.0f} {started:>8s} {took:>6s}"
               f"  {run['status']}")
     if "previous" in result:
         previous = result["previous"]
