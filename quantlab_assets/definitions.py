@@ -17,6 +17,7 @@ from quantlab_assets.defs.jobs import (
     hedging_job,
     hedging_study_job,
     hyperparameter_search_job,
+    launch_backfill,
     main_job,
     model_job,
     oof_job,
@@ -37,8 +38,8 @@ ASSET_MODULES = [data, deep, desk, embeddings, features, hedging, labels, models
 defs = dg.Definitions(
     assets=with_automation(dg.load_assets_from_modules(ASSET_MODULES)),
     asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
-    jobs=[main_job, universe_job, training_span_job, oof_job, model_job, regime_job, backtest_job, backtest_report_job,
-          gpu_training_job, hyperparameter_search_job, hedging_environments_job, hedging_job, hedging_study_job,
+    jobs=[launch_backfill, main_job, universe_job, training_span_job, oof_job, model_job, regime_job, backtest_job,
+          backtest_report_job, gpu_training_job, hyperparameter_search_job, hedging_environments_job, hedging_job, hedging_study_job,
           rl_training_job, rl_evaluation_job, quantile_training_job, tbm_training_job, supcon_training_job],
     schedules=[daily_refresh_schedule],
     sensors=[automation_sensor],

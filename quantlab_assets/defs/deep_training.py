@@ -21,9 +21,10 @@ from quantlab_assets.compute.torch_runtime.inputs import input_panel
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel
 from quantlab_assets.defs.config import config_from, settings
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.groups import DEEP_LEARNING
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
 
-GROUP = "deep"
+GROUP = DEEP_LEARNING
 # Every deep asset: one partition per universe, in the deep group, a step of the GPU pool.
 DEEP_ASSET = {"partitions_def": universe_partitions, "group_name": GROUP, "pool": GPU_POOL, "op_tags": GPU_OP_TAGS}
 # The universe's features and labels, and the model stack's folds.

@@ -1,10 +1,55 @@
-"""Jobs: the main job (every month x universe asset, end to end) and the universe tables."""
+"""Named selections (the core research path, the heavy tracks) and the jobs of one partitions definition each."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the op's config class must stay a class, not a string, for Dagster.
+import datetime as dt
 
 import dagster as dg
 
+from pydantic import Field
+
 from quantlab_assets.defs.executors import GPU_EXECUTOR_CONFIG, lab_executor
+from quantlab_assets.defs.groups import CORE_RESEARCH, DEEP_LEARNING, HEDGING, REINFORCEMENT_LEARNING, TUNING
+
+# The named selections: the core research path (what command 1 and the UI's one-click backfill run) and each
+# heavy track. Their assets span several partitions definitions, so they are launched as one asset backfill
+# (quantlab_assets/pipeline.py, or the UI), not as an asset job, which must share one partitions definition.
+SELECTIONS: dict[str, dg.AssetSelection] = {
+    name: dg.AssetSelection.groups(name) for name in (CORE_RESEARCH, DEEP_LEARNING, REINFORCEMENT_LEARNING, HEDGING, TUNING)
+}
+
+
+class SelectionBackfillConfig(dg.Config):
+    """What the launchpad of `launch_backfill` asks for: a named selection, a universe and a month range."""
+
+    selection: str = Field(default=CORE_RESEARCH, description=f"one of {sorted(SELECTIONS)}")
+    universe: str = Field(default="synthetic", description="the universe whose partitions to materialise")
+    first_month: str = Field(default="2005-01-01", description="first month of the month-partitioned assets")
+    last_month: str = Field(default="", description="last month (YYYY-MM-01); empty: the current month")
+
+
+@dg.op
+def submit_selection_backfill(context: dg.OpExecutionContext, config: SelectionBackfillConfig) -> None:
+    """Record one asset backfill of the selection (the daemon of `dagster dev` then runs it; Overview -> Backfills)."""
+    # Imported when the op runs: the definitions import this module, and the backfill machinery (Dagster's
+    # daemon modules) would add 5 % to every run process's import of the definitions (-X importtime).
+    from quantlab_assets.definitions import defs
+    from quantlab_assets.defs.backfill import backfill_title, selection_subset, submit_backfill
+
+    last_month = config.last_month or dt.date.today().replace(day=1).isoformat()
+    subset = selection_subset(defs.resolve_asset_graph(), SELECTIONS[config.selection], config.universe,
+                              config.first_month, last_month)
+    title = backfill_title(config.selection, config.universe, config.first_month, last_month)
+    backfill_id = submit_backfill(context.instance, subset, title)
+    context.log.info(f"backfill {backfill_id} ({title}): {subset.num_partitions_and_non_partitioned_assets} asset-partitions")
+
+
+# The UI's route to the same backfill as `python -m quantlab_assets.pipeline`: the UI's own Materialize button
+# offers a mixed selection only as a backfill of every partition (all universes, every month since 1990).
+@dg.job(description="Launch one asset backfill of a named selection (default: core_research) for one universe and "
+                    "a month range; the run ends once the backfill is recorded, the daemon then runs it.")
+def launch_backfill() -> None:
+    submit_selection_backfill()
+
 
 # Every asset partitioned by month x universe; static-partitioned ones (the universe table) run in
 # their own job, since a job's assets must share one partitions definition.

@@ -28,6 +28,7 @@ from quantlab_assets.compute.schemas.base import conform, schema_failures, valid
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema, QuarantinedBarsSchema, RawBarsSchema, UniverseSchema
 from quantlab_assets.compute.universe import universe_frame
 from quantlab_assets.defs.checks import log_partition_evaluations
+from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import StoredHistory, UniverseFrames, months_span
 from quantlab_assets.defs.partitions import (
     LOOKBACK_MONTHS,
@@ -41,7 +42,7 @@ from quantlab_assets.defs.partitions import (
 )
 from quantlab_assets.defs.resources import DataQualityResource, MarketDataResource
 
-GROUP = "data"
+GROUP = CORE_RESEARCH
 
 
 @dg.asset(partitions_def=universe_partitions, group_name=GROUP, kinds={"polars"})

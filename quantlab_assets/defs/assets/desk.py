@@ -30,11 +30,12 @@ from quantlab_assets.compute.schemas.desk import DecidedTargetsSchema, LiveTrack
 from quantlab_assets.defs.assets.portfolio import market_regimes
 from quantlab_assets.defs.automation import DAILY
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
+from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames, optional_input
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
 from quantlab_assets.defs.resources import MarketDataResource
 
-GROUP = "desk"
+GROUP = CORE_RESEARCH  # command 1 ends in today's portfolio
 LEDGER = "decision_ledger"
 # What a record names as its inputs: the assets whose stored versions the decision was made from.
 RECORDED_INPUTS = ("live_alpha", "cleaned_bars")

@@ -17,6 +17,7 @@ from quantlab_assets.compute.schemas.base import conform, empty_frame, schema_fa
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.features import FeaturesSchema, FfdOrdersSchema
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks, per_partition_check, stored_months, withheld
+from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import StoredHistory, UniverseFrames
 from quantlab_assets.defs.partitions import (
     LOOKBACK_MONTHS,
@@ -30,7 +31,7 @@ from quantlab_assets.defs.partitions import (
 )
 from quantlab_assets.defs.resources import MarketDataResource
 
-GROUP = "research"
+GROUP = CORE_RESEARCH
 # The look-ahead check recomputes the features on perturbed futures: this many cut dates per run, on
 # at most this many instruments and trading days (the property does not depend on the panel's size).
 LOOKAHEAD_CUTS = 2

@@ -37,6 +37,7 @@ from quantlab_assets.compute.schemas.hedging import HedgePolicySchema, HedgingMe
 from quantlab_assets.compute.storage import StorageLayout, read_parquet_file
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.groups import HEDGING
 from quantlab_assets.defs.io_managers import (
     KeyedFrames,
     MissingUpstreamPartitionError,
@@ -52,7 +53,7 @@ from quantlab_assets.defs.partitions import (
 )
 from quantlab_assets.defs.resources import HedgingStudyResource, MlflowTrackingResource, TorchDeviceResource
 
-GROUP = "hedging"
+GROUP = HEDGING
 EXPERIMENT = "quantlab_hedging"
 
 

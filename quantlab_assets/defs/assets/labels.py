@@ -14,6 +14,7 @@ from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.features import LabelsSchema
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks, per_partition_check, stored_months, withheld
+from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import StoredHistory, UniverseFrames
 from quantlab_assets.defs.partitions import (
     LOOKBACK_MONTHS,
@@ -25,7 +26,7 @@ from quantlab_assets.defs.partitions import (
     same_universe,
 )
 
-GROUP = "research"
+GROUP = CORE_RESEARCH
 
 
 @dg.asset(

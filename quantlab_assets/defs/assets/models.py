@@ -48,6 +48,7 @@ from quantlab_assets.compute.schemas.models import (
 )
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.config import config_from, settings
+from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import KeyedFrames, MissingUpstreamPartitionError, UniverseFrames, optional_input
 from quantlab_assets.defs.partitions import (
     MODEL_HORIZONS,
@@ -59,7 +60,7 @@ from quantlab_assets.defs.partitions import (
 )
 from quantlab_assets.defs.resources import MlflowTrackingResource
 
-GROUP = "models"
+GROUP = CORE_RESEARCH
 
 
 def _check(name: str, problems: list[str]) -> dg.AssetCheckResult:

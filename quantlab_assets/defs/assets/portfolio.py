@@ -49,6 +49,7 @@ from quantlab_assets.compute.schemas.portfolio import BacktestDailySchema, Targe
 from quantlab_assets.compute.storage import write_parquet_atomic, write_text_atomic
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.config import config_from, run_config_fields, settings
+from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import (
     KeyedFrames,
     MissingUpstreamPartitionError,
@@ -65,7 +66,7 @@ from quantlab_assets.defs.partitions import (
 )
 from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource
 
-GROUP = "portfolio"
+GROUP = CORE_RESEARCH
 REGIME_COLUMNS = ("regime_label", "regime")
 SEQUENCE_CLASSIFIER = "tbm_classifier"
 # Optional inputs (edges of the graph, read when stored): the backtest runs, and its report says so, before

@@ -35,6 +35,7 @@ from quantlab_assets.compute.schemas.regimes import (
 )
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks, per_partition_check, stored_months, withheld
 from quantlab_assets.defs.config import config_from, settings
+from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import StoredHistory, UniverseFrames
 from quantlab_assets.defs.partitions import (
     MARKET_STATE_LOOKBACK_MONTHS,
@@ -48,7 +49,7 @@ from quantlab_assets.defs.partitions import (
 )
 from quantlab_assets.defs.resources import MarketDataResource
 
-GROUP = "regimes"
+GROUP = CORE_RESEARCH
 # Cut dates per run for the look-ahead checks (the property does not depend on how many).
 LOOKAHEAD_CUTS = 2
 # Stored and recomputed filtered probabilities agree to rounding (the filter runs the same operations).

@@ -51,6 +51,7 @@ from quantlab_assets.compute.storage import write_atomic, write_text_atomic
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.config import config_from, settings
 from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from quantlab_assets.defs.groups import REINFORCEMENT_LEARNING
 from quantlab_assets.defs.io_managers import KeyedFrames, PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import (
     all_months_of_universe,
@@ -61,7 +62,7 @@ from quantlab_assets.defs.partitions import (
 )
 from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource, TorchDeviceResource
 
-GROUP = "rl"
+GROUP = REINFORCEMENT_LEARNING
 # The env's accounting restates the engine's; they may differ by rounding only.
 ENGINE_TOLERANCE = 1e-10
 

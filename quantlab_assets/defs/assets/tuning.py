@@ -21,11 +21,12 @@ from quantlab_assets.compute.schemas.models import HyperparameterTrialsSchema
 from quantlab_assets.compute.storage import write_text_atomic
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.config import config_from, settings
+from quantlab_assets.defs.groups import TUNING
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
 from quantlab_assets.defs.partitions import same_universe, universe_partitions
 from quantlab_assets.defs.resources import MarketDataResource, MlflowTrackingResource
 
-GROUP = "model_stack"
+GROUP = TUNING
 
 
 class HyperparameterSearchConfig(config_from("HyperparameterSearchFields", TuningParams)):

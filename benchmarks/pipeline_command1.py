@@ -1,0 +1,161 @@
+"""Command 1's pipeline (the `core_research` selection), timed step by step, each route on a fresh instance.
+
+- backfill (today's command 1): `python -m quantlab_assets.pipeline core_research ...`, one asset backfill.
+  Per run of the backfill: its assets and partitions, the seconds from the backfill's submission to the run's
+  creation (when its parents were stored and the backfill requested it) and to its start, and its own wall
+  time (process start-up and the definitions' import are before its start).
+- previous (with --previous): the earlier command 1, 21 `dagster asset materialize` processes in sequence, the
+  six base models and the seven strategies as many at once as there are cores. Per step: its wall time,
+  process start-up included.
+
+Both run in the same invocation so they share the machine's load (printed, with the load averages at the
+start and the end: a shared machine's figures say how loaded it was).
+
+    .venv/bin/python benchmarks/pipeline_command1.py --previous                    # default universe, both routes
+    .venv/bin/python benchmarks/pipeline_command1.py --as-of 2008-06-30 --last 2008-06-01 --output /tmp/smoke.json
+
+Results are printed and written to benchmarks/results/pipeline_command1.json (or `--output`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness import git_commit
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+MODELS = ["xgboost_63d", "xgboost_21d", "lightgbm_63d", "lightgbm_21d", "ridge_63d", "ridge_21d"]
+STRATEGIES = ["qp_optimal", "top_n_equal", "equal_weight", "buy_and_hold_benchmark", "sniper", "audited", "reckless"]
+
+
+def _fresh_home(root: Path, name: str, as_of: str) -> dict[str, str]:
+    home = root / name / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONWARNINGS": "ignore",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    if as_of:
+        env["QUANTLAB_AS_OF"] = as_of
+    return env
+
+
+def backfill_route(env: dict[str, str], universe: str, first: str, last: str) -> dict[str, object]:
+    began = time.monotonic()
+    with open(Path(env["DAGSTER_HOME"]) / "pipeline.log", "w") as log:
+        done = subprocess.run(
+            [sys.executable, "-m", "quantlab_assets.pipeline", "core_research", "--universe", universe, "--first", first,
+             "--last", last], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True, check=False)
+    wall = time.monotonic() - began
+    # The instance's record of the backfill's runs, read in a process with the same DAGSTER_HOME.
+    runs = subprocess.run([sys.executable, "-c", _RUNS_OF_LAST_BACKFILL], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, check=True)
+    return {"wall_s": wall, "exit_code": done.returncode, "stdout_tail": done.stdout[-2000:],
+            "runs": json.loads(runs.stdout.strip().splitlines()[-1])}
+
+
+_RUNS_OF_LAST_BACKFILL = """
+import json, dagster as dg
+from dagster._core.storage.dagster_run import RunsFilter
+from dagster._core.storage.tags import BACKFILL_ID_TAG
+with dg.DagsterInstance.get() as instance:
+    backfill = instance.get_backfills()[0]
+    records = instance.get_run_records(filters=RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id}))
+    t0 = backfill.backfill_timestamp
+    rows = [{"assets": ",".join(sorted(k.to_user_string() for k in r.dagster_run.asset_selection or ())),
+             "partition": r.dagster_run.tags.get("dagster/partition", "range"),
+             "status": r.dagster_run.status.value,
+             "created_s": r.create_timestamp.timestamp() - t0,
+             "started_s": r.start_time - t0 if r.start_time else None,
+             "run_s": r.end_time - r.start_time if r.start_time and r.end_time else None} for r in records]
+    print(json.dumps(sorted(rows, key=lambda row: row["created_s"])))
+"""
+
+
+def previous_route(env: dict[str, str], universe: str, first: str, last: str) -> dict[str, object]:
+    """The earlier scripts/run_main.sh, step for step."""
+    dagster = str(VENV_BIN / "dagster")
+    jobs = os.cpu_count() or 1
+
+    def materialize(select: str, *partition: str) -> float:
+        began = time.monotonic()
+        subprocess.run([dagster, "asset", "materialize", "-m", "quantlab_assets.definitions", "--select", select, *partition],
+                       cwd=REPO_ROOT, env=env, capture_output=True, check=True)
+        return time.monotonic() - began
+
+    def each_at_once(select: str, keys: list[str]) -> float:
+        began = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(lambda key: materialize(select, "--partition", f"{key}|{universe}"), keys))
+        return time.monotonic() - began
+
+    span = ("--partition-range", f"{first}|{universe}...{last}|{universe}")
+    steps = [
+        ("universe", lambda: materialize("universe", "--partition", universe)),
+        ("bars and labels", lambda: materialize("raw_ohlcv,cleaned_bars,rejected_bars,labels", *span)),
+        ("ffd_orders", lambda: materialize("ffd_orders", "--partition", universe)),
+        ("features, market state", lambda: materialize("features,market_state", *span)),
+        ("regimes", lambda: materialize("regime_hmm,regime_hmm_params,regime_clusters,regime_labels", "--partition", universe)),
+        ("cv_folds", lambda: materialize("cv_folds", "--partition", universe)),
+        (f"oof x6 ({jobs} at once)", lambda: each_at_once("oof_predictions", MODELS)),
+        ("stack, live alpha, barrier", lambda: materialize(
+            "stacked_alpha,model_scorecard,meta_labels,live_alpha,barrier_probabilities", "--partition", universe)),
+        (f"backtests x7 ({jobs} at once)", lambda: each_at_once(
+            "target_weights,backtest,backtest_positions,backtest_trades", STRATEGIES)),
+        ("metrics, report", lambda: materialize("backtest_metrics,backtest_report", "--partition", universe)),
+    ]
+    began = time.monotonic()
+    timed = [{"step": name, "wall_s": run()} for name, run in steps]
+    return {"wall_s": time.monotonic() - began, "steps": timed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--universe", default="synthetic")
+    parser.add_argument("--first", default="2005-01-01")
+    parser.add_argument("--last", default=dt.date.today().replace(day=1).isoformat())
+    parser.add_argument("--as-of", default="", help="QUANTLAB_AS_OF for both routes (empty: today)")
+    parser.add_argument("--previous", action="store_true", help="also time the previous 21-process command 1")
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "pipeline_command1.json")
+    args = parser.parse_args()
+
+    result: dict[str, object] = {"commit": git_commit(), "cores": os.cpu_count(), "load_before": os.getloadavg(),
+                                 "universe": args.universe, "first": args.first, "last": args.last, "as_of": args.as_of}
+    with tempfile.TemporaryDirectory(prefix="pipeline_command1_") as root:
+        result["backfill"] = backfill_route(_fresh_home(Path(root), "backfill", args.as_of), args.universe, args.first,
+                                            args.last)
+        if args.previous:
+            result["previous"] = previous_route(_fresh_home(Path(root), "previous", args.as_of), args.universe,
+                                                args.first, args.last)
+    result["load_after"] = os.getloadavg()
+
+    backfill = result["backfill"]
+    print(f"commit {result['commit']}, {result['cores']} cores, load average before {result['load_before'][0]:.1f}, "
+          f"after {result['load_after'][0]:.1f}")
+    print(f"\nbackfill route: {backfill['wall_s']:.0f} s wall, exit code {backfill['exit_code']}")
+    print(f"{'run (assets)':60s} {'partition':>28s} {'created':>8s} {'started':>8s} {'run s':>6s}")
+    for run in backfill["runs"]:
+        started, took = (f"{run[k]:.0f}" if run[k] is not None else "-" for k in ("started_s", "run_s"))
+        print(f"{run['assets'][:60]:60s} {run['partition'][-28:]:>28s} {run['created_s']:8.0f} {started:>8s} {took:>6s}"
+              f"  {run['status']}")
+    if "previous" in result:
+        previous = result["previous"]
+        print(f"\nprevious route (one process per step): {previous['wall_s']:.0f} s wall")
+        for step in previous["steps"]:
+            print(f"  {step['step']:40s} {step['wall_s']:6.0f} s")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
