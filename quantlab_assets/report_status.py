@@ -7,15 +7,18 @@ partitions in the data directory.
 """
 
 import argparse
+import dataclasses
 
 import dagster as dg
 import polars as pl
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.comparison import DIFFERENCE, HIGH, LOW, VERDICT, best_candidate_verdict
+from quantlab_assets.compute.data.synthetic import generate_synthetic_market, planted_oracle_rank_ic
 from quantlab_assets.compute.portfolio.desk import summarise
 from quantlab_assets.compute.regimes.validation import episodes_apply, evaluate_episodes
 from quantlab_assets.compute.storage import StorageLayout
+from quantlab_assets.compute.universe import synthetic_params
 from quantlab_assets.definitions import defs
 from quantlab_assets.defs.partitions import split_bars_key, universe_catalog
 from quantlab_assets.defs.resources import data_dir
@@ -85,15 +88,36 @@ def _print_models(universe: str) -> None:
     if not path.exists():
         return
     card = pl.read_parquet(path).filter(pl.col("fold_id").is_null()).sort("model", "horizon_days")
+    oracle = _planted_oracle(universe, card)
+    if oracle:
+        print("planted price signal (synthetic market): oracle rank IC "
+              + ", ".join(f"{h}d {ic:.4f}" for h, ic in sorted(oracle.items())) + "; 'share' = a model's rank IC / the oracle's")
     print("model scorecard (out of fold, all folds; IC null where undefined):")
     for row in card.iter_rows(named=True):
+        share = (f"  share {row['rank_ic'] / oracle[row['horizon_days']]:+.0%}"
+                 if row["rank_ic"] is not None and oracle.get(row["horizon_days"]) else "")
         print(f"  {row['model']:9s} {row['horizon_days']:2d}d  rows {row['n_rows']:>9,d}  IC {_num(row['ic'], '+.4f')}  "
-              f"rank IC {_num(row['rank_ic'], '+.4f')}  ICIR {_num(row['icir'], '+.3f')}  pred std {_num(row['prediction_std'], '.4g')}")
+              f"rank IC {_num(row['rank_ic'], '+.4f')}{share}  ICIR {_num(row['icir'], '+.3f')}  "
+              f"pred std {_num(row['prediction_std'], '.4g')}")
     live = data_dir() / "live_alpha" / f"{universe}.parquet"
     if live.exists():
         frame = pl.read_parquet(live).sort("alpha_combined", descending=True)
         top = ", ".join(f"{t} {a:+.0f}" for t, a in frame.select(c.TICKER, "alpha_combined").head(3).iter_rows())
         print(f"live_alpha     {frame.height} instruments on {frame[c.DATE].max()}  (top bp: {top})")
+
+
+def _planted_oracle(universe: str, card: pl.DataFrame) -> dict[int, float]:
+    """Horizon -> the rank IC of the synthetic market's planted price signal, recomputed from its generator up to
+    the newest stored bar (the ceiling a model's rank IC is read against); empty for a market with no oracle."""
+    spec = universe_catalog().get(universe)
+    bars = data_dir() / "cleaned_bars" / universe
+    if spec is None or spec.source != "synthetic" or not bars.exists():
+        return {}
+    newest = pl.scan_parquet(bars / "*.parquet").select(pl.col(c.DATE).max()).collect().item()
+    if newest is None:
+        return {}
+    market = generate_synthetic_market(dataclasses.replace(synthetic_params(spec), end=newest))
+    return {h: planted_oracle_rank_ic(market, c.PLANTED_EXPECTED_RETURN, h) for h in sorted(set(card["horizon_days"]))}
 
 
 def _print_backtests(universe: str) -> None:
