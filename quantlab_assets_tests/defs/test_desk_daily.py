@@ -16,7 +16,17 @@ import polars as pl
 import pytest
 
 from quantlab_assets.compute import columns as c
-from quantlab_assets.compute.portfolio.names import AUDITED, BUY_AND_HOLD, EQUAL, QP, RECKLESS, SNIPER, TOP_N
+from quantlab_assets.compute.portfolio.names import (
+    AUDITED,
+    BUY_AND_HOLD,
+    EQUAL,
+    LONG_SHORT,
+    QP,
+    RECKLESS,
+    SNIPER,
+    TOP_N,
+    TOPK_DROPOUT,
+)
 from quantlab_assets.defs.assets.data import cleaned_bars, raw_ohlcv, universe
 from quantlab_assets.defs.assets.desk import desk_decision, live_track_record
 from quantlab_assets.defs.automation import DAILY
@@ -111,10 +121,12 @@ def test_each_day_adds_one_decision_keeps_the_past_and_scores_one_more_day(
         previous_bytes = {path: path.read_bytes() for path in files}
         record = json.loads(files[-1].read_text())
         # Each strategy keeps its backtest schedule over the live decisions: all decide on the first day, the
-        # QP and top-n again on the sixth (every 5 decision dates), equal weight after 21, buy-and-hold never.
+        # QP, top-n and top-k again on the sixth (every 5 decision dates), equal weight and long-short after 21,
+        # buy-and-hold never.
         decided = {row["strategy"] for row in record["targets"]}
         first, sixth = day == DAYS[0], day == DAYS[5]
-        assert decided == ({QP, TOP_N, EQUAL, BUY_AND_HOLD} if first else {QP, TOP_N} if sixth else set())
+        every_5 = {QP, TOP_N, TOPK_DROPOUT}
+        assert decided == (every_5 | {EQUAL, BUY_AND_HOLD, LONG_SHORT} if first else every_5 if sixth else set())
         assert {row["date"] for row in record["targets"]} <= {day.isoformat()}
         # The out-of-fold classifiers end weeks before: the threshold profiles are not decided, and say why.
         assert {SNIPER, AUDITED, RECKLESS} <= set(record["undecided"])

@@ -27,6 +27,9 @@ def test_regime_assets_fit_before_train_end_and_filter_after(instance: dg.Dagste
     assert bars.success
     assert dg.materialize(ASSETS, selection=["ffd_orders"], partition_key="synthetic", instance=instance,
                           resources=resources).success
+    # the features of the two months the market state's first month looks back on
+    assert dg.materialize(ASSETS, selection=["features"], instance=instance, resources=resources,
+                          tags=range_tags("2012-11-01", "2012-12-01", "synthetic")).success
     monthly = dg.materialize(ASSETS, selection=["features", "market_state"], instance=instance, resources=resources,
                              tags=range_tags("2013-01-01", "2015-09-01", "synthetic"))
     assert monthly.success

@@ -16,6 +16,7 @@ from pydantic import Field
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.comparison import COMPARISON_COLUMNS, best_candidate_verdict, versus_equal_weight
 from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars, run_backtest
+from quantlab_assets.compute.backtest.metrics import MetricParams
 from quantlab_assets.compute.backtest.overfitting import PBO, OverfittingAssessment, OverfittingParams, assess_overfitting
 from quantlab_assets.compute.backtest.report import (
     StrategyRun,
