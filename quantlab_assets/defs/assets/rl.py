@@ -30,6 +30,7 @@ from quantlab_assets.compute.regimes.labels import REGIME
 from quantlab_assets.compute.rl.evaluation import BASELINE, BASELINES, Evaluation, EvaluationParams, evaluate_policies
 from quantlab_assets.compute.rl.names import AWARE, SAC, split_variant
 from quantlab_assets.compute.rl.panel import (
+    SPAN,
     SPANS,
     TEST,
     TRAIN,
@@ -41,9 +42,10 @@ from quantlab_assets.compute.rl.panel import (
     span_dates,
     split_spans,
 )
-from quantlab_assets.compute.rl.episodes import SPAN, walk_spans
+# The training settings only: stable-baselines3 and torch (training, episodes) are imported in rl_policy,
+# because every Dagster run process imports all the definitions and torch alone takes about 1.5 s.
+from quantlab_assets.compute.rl.params import TrainingParams
 from quantlab_assets.compute.rl.tracking import log_evaluation_run, log_policy_run
-from quantlab_assets.compute.rl.training import TrainingParams, train_policy
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.portfolio import TargetWeightsSchema
@@ -135,6 +137,9 @@ def rl_policy(
     io_manager: dg.ResourceParam[PartitionedParquetIOManager],
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """One PPO / SAC policy (regime-aware or blind, one seed): trained, selected on validation, its episodes' weights."""
+    from quantlab_assets.compute.rl.episodes import walk_spans
+    from quantlab_assets.compute.rl.training import train_policy
+
     key = str(context.partition_key)
     variant, universe = split_rl_key(key)
     algorithm, mode, seed = split_variant(variant)
