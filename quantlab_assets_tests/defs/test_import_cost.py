@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 # The libraries only some steps use, imported inside the functions that use them: torch and lightning took
-# about 3.5 s of the definitions' import, skfolio with cvxpy about 0.8 s; stable-baselines3 loads torch;
-# pyplot a plotting backend.
-LAZY_LIBRARIES = ("torch", "lightning", "stable_baselines3", "matplotlib.pyplot", "skfolio", "cvxpy")
+# about 3.5 s of the definitions' import, skfolio with cvxpy about 0.8 s, gymnasium about 0.5 s;
+# stable-baselines3 loads torch; pyplot a plotting backend.
+LAZY_LIBRARIES = ("torch", "lightning", "stable_baselines3", "gymnasium", "matplotlib.pyplot", "skfolio", "cvxpy")
 
 PROBE = (
     "import json, sys\n"

@@ -1,13 +1,17 @@
-"""The settings of the RL training (seed 003's PPO and SAC hyper-parameters): plain dataclasses, free of torch
-and stable-baselines3, so that the Dagster definitions build their run config from them without importing
-either (every run process loads the definitions). Re-exported by training.py, which trains with them."""
+"""The settings of the RL environment and training (seed 003's PPO and SAC hyper-parameters): plain
+dataclasses, free of torch, stable-baselines3 and gymnasium, so that the Dagster definitions build their run
+config from them without importing those (every run process loads the definitions). Re-exported by
+environment.py and training.py, which use them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from quantlab_assets.compute.backtest.engine import BacktestParams
 from quantlab_assets.compute.params import described
+from quantlab_assets.compute.rl.constraints import WeightConstraints
 from quantlab_assets.compute.rl.names import PPO as PPO_NAME
+from quantlab_assets.compute.rl.reward import RewardParams
 
 
 @dataclass(frozen=True)
@@ -54,3 +58,12 @@ class TrainingParams:
         1, "Intra-op torch threads while training (1: small networks on a busy machine; None: torch's setting).")
     ppo: PpoParams = field(default_factory=PpoParams)
     sac: SacParams = field(default_factory=SacParams)
+
+
+@dataclass(frozen=True)
+class EnvParams:
+    constraints: WeightConstraints = field(default_factory=WeightConstraints)
+    reward: RewardParams = field(default_factory=RewardParams)
+    backtest: BacktestParams = field(default_factory=BacktestParams)
+    # Training episodes: this many days from a random start in the span (None: the whole span every time).
+    episode_days: int | None = None

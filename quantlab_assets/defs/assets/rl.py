@@ -23,7 +23,6 @@ from pydantic import Field
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars
 from quantlab_assets.compute.backtest.metrics import MetricParams
-from quantlab_assets.compute.rl.environment import EnvParams
 from quantlab_assets.compute.backtest.report import render_report
 from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD
 from quantlab_assets.compute.regimes.labels import REGIME
@@ -42,9 +41,9 @@ from quantlab_assets.compute.rl.panel import (
     span_dates,
     split_spans,
 )
-# The training settings only: stable-baselines3 and torch (training, episodes) are imported in rl_policy,
+# The settings only: stable-baselines3, torch and gymnasium (training, episodes) are imported in rl_policy,
 # because every Dagster run process imports all the definitions and torch alone takes about 1.5 s.
-from quantlab_assets.compute.rl.params import TrainingParams
+from quantlab_assets.compute.rl.params import EnvParams, TrainingParams
 from quantlab_assets.compute.rl.tracking import log_evaluation_run, log_policy_run
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
