@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 # The libraries only some steps use, imported inside the functions that use them: torch and lightning took
-# about 3.5 s of the definitions' import, skfolio with cvxpy about 0.8 s, gymnasium about 0.5 s;
+# about 3.5 s of the definitions' import, skfolio with cvxpy about 0.8 s, gymnasium 0.5 s, optuna 0.3 s;
 # stable-baselines3 loads torch; pyplot a plotting backend.
-LAZY_LIBRARIES = ("torch", "lightning", "stable_baselines3", "gymnasium", "matplotlib.pyplot", "skfolio", "cvxpy")
+LAZY_LIBRARIES = ("torch", "lightning", "stable_baselines3", "gymnasium", "matplotlib.pyplot", "skfolio", "cvxpy", "optuna")
 
 PROBE = (
     "import json, sys\n"
