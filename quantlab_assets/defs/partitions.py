@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from quantlab_assets.compute.features.compute import MAX_LOOKBACK_DAYS
-from quantlab_assets.compute.models.base_models import MODELS
+from quantlab_assets.compute.models.names import MODELS
 from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
 from quantlab_assets.compute.universe import UniverseSpec, load_universe_catalog
 

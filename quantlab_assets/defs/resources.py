@@ -9,16 +9,18 @@ import datetime as dt
 import fcntl
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from quantlab_assets.compute.data.sources import FetchedBars, fetch_raw_bars
 from quantlab_assets.compute.models.tracking import initialise_store
-from quantlab_assets.compute.torch_runtime.device import DeviceChoice, choose_device
 from quantlab_assets.compute.universe import UniverseSpec
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager
 from quantlab_assets.defs.partitions import universe_catalog
+
+if TYPE_CHECKING:
+    from quantlab_assets.compute.torch_runtime.device import DeviceChoice
 
 DATA_DIR_ENV = "QUANTLAB_DATA_DIR"
 
@@ -112,6 +114,9 @@ class TorchDeviceResource(dg.ConfigurableResource):
     precision: str = "auto"  # auto: bf16 on GPUs with native bf16, fp32 elsewhere; or fp32 / bf16
 
     def choice(self) -> DeviceChoice:
+        # Imported here: torch takes about 1.5 s to import, and every run process loads this module.
+        from quantlab_assets.compute.torch_runtime.device import choose_device
+
         return choose_device(allow_cuda=self.allow_cuda, precision=self.precision)
 
 

@@ -47,14 +47,10 @@ from xgboost import XGBRegressor
 
 from quantlab_assets.compute.features.preprocessing import rank_gauss_per_date
 from quantlab_assets.compute.models.metrics import LABEL
+# The names live in a light module (the partitions read them); re-exported here, where the models are.
+from quantlab_assets.compute.models.names import LIGHTGBM, MODELS, PER_DATE_MODELS, RIDGE, XGBOOST  # noqa: F401
 from quantlab_assets.compute.params import described
 
-RIDGE: Final = "ridge"
-XGBOOST: Final = "xgboost"
-LIGHTGBM: Final = "lightgbm"
-MODELS: Final = (RIDGE, XGBOOST, LIGHTGBM)
-# The models that read inputs and train on labels normalised per date (model_view).
-PER_DATE_MODELS: Final = frozenset({XGBOOST, LIGHTGBM})
 SEED: Final = 42
 # A fixed thread count keeps the trees' float sums in one order. One thread: on the lab's 2-core
 # machines, shared with other jobs, 2 OpenMP threads made XGBoost and LightGBM about 10x *slower*

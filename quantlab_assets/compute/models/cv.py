@@ -38,7 +38,6 @@ from typing import Final
 
 import numpy as np
 import polars as pl
-from skfolio.model_selection import CombinatorialPurgedCV
 from sklearn.model_selection import TimeSeriesSplit
 
 from quantlab_assets.compute import columns as c
@@ -134,6 +133,10 @@ def _walk_forward_roles(n_dates: int, params: CvParams) -> Iterator[tuple[np.nda
 
 
 def _cpcv_roles(n_dates: int, params: CvParams) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    # Imported here: skfolio (with cvxpy) takes about 0.8 s to import, and every module that reads the folds,
+    # hence every Dagster run process, imports this one.
+    from skfolio.model_selection import CombinatorialPurgedCV
+
     splitter = CombinatorialPurgedCV(
         n_folds=params.cpcv_groups, n_test_folds=params.cpcv_test_groups, embargo_size=params.embargo_days
     )

@@ -27,10 +27,9 @@ import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-import optuna
 import polars as pl
 from sklearn.metrics import log_loss
 from xgboost import XGBClassifier
@@ -44,6 +43,11 @@ from quantlab_assets.compute.models.classifier import TunedParams
 from quantlab_assets.compute.models.oof import DesignPanel, design_matrix, role_mask
 from quantlab_assets.compute.params import described
 from quantlab_assets.compute.stats import t_critical, t_statistic
+
+# optuna is imported in the functions that use it: it takes about 0.3 s to import, and the models asset module,
+# which every Dagster run process loads, imports this one for the tuned parameters.
+if TYPE_CHECKING:
+    import optuna
 
 HORIZON: Final = 21
 COMPLETE: Final = "complete"
@@ -118,6 +122,8 @@ def search_barrier_classifier(
 ) -> SearchResult:
     """Tune the classifier of `design` (barrier.barrier_panel) on the research span; see the module docstring.
     `fit_score(params, x_train, y_train, x_test, y_test)` -> log loss (a seam for tests to watch the rows)."""
+    import optuna
+
     research, kept_labels = research_rows(design, labels, validation_end)
     folds = cv.make_folds(kept_labels, cv.CvParams(walk_forward_splits=params.n_folds, embargo_days=params.embargo_days,
                                                    horizons=(HORIZON,), schemes=(cv.WALK_FORWARD,)))
@@ -161,6 +167,8 @@ def search_barrier_classifier(
 
 
 def _trials_frame(study: optuna.Study, validation_end: object) -> pl.DataFrame:
+    import optuna
+
     rows = []
     for trial in study.trials:
         losses = trial.user_attrs.get("fold_log_losses", [])

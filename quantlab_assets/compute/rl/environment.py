@@ -16,24 +16,13 @@ the current weights (N + 1, cash last), then the market features (regime one-hot
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
 
-from quantlab_assets.compute.backtest.engine import BacktestParams
-from quantlab_assets.compute.rl.constraints import WeightConstraints
 from quantlab_assets.compute.rl.panel import ObservationPanel
-from quantlab_assets.compute.rl.reward import DifferentialSharpeReward, RewardParams
-
-
-@dataclass(frozen=True)
-class EnvParams:
-    constraints: WeightConstraints = field(default_factory=WeightConstraints)
-    reward: RewardParams = field(default_factory=RewardParams)
-    backtest: BacktestParams = field(default_factory=BacktestParams)
-    # Training episodes: this many days from a random start in the span (None: the whole span every time).
-    episode_days: int | None = None
+from quantlab_assets.compute.rl.params import EnvParams
+from quantlab_assets.compute.rl.reward import DifferentialSharpeReward
 
 
 class PortfolioEnv(gym.Env):

@@ -16,9 +16,7 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import SIGNAL_DATE, WEIGHT, run_backtest
 from quantlab_assets.compute.backtest.metrics import periods_per_year, sharpe_ratio
 from quantlab_assets.compute.rl.environment import EnvParams, PortfolioEnv
-from quantlab_assets.compute.rl.panel import SPANS, ObservationPanel
-
-SPAN = "span"
+from quantlab_assets.compute.rl.panel import SPAN, SPANS, ObservationPanel  # noqa: F401 (SPAN re-exported)
 
 
 @dataclass(frozen=True)

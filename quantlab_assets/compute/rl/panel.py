@@ -25,6 +25,8 @@ from quantlab_assets.compute.regimes.labels import REGIME_ID, REGIME_NAMES
 
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
 SPANS = (TRAIN, VALIDATION, TEST)
+# The column that names a row's span.
+SPAN = "span"
 EMBEDDING_PREFIX = "emb_"
 _PRESENT = "_present"
 

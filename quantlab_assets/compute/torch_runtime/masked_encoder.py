@@ -18,47 +18,11 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from quantlab_assets.compute.params import described
-from quantlab_assets.compute.torch_runtime.transformer import EncoderSizes, SinusoidalPositions
-
-MIN_MASK_RATIO = 0.15
-MAX_MASK_RATIO = 0.30
-
-
-@dataclass(frozen=True)
-class MaskedEncoderConfig(EncoderSizes):
-    """Seed 003's encoder (the forecaster's d_model 128, 8 heads, 4 layers, dim_ff 512; patch 5, seq_len 63)."""
-
-    n_features: int
-    patch_size: int = described(5, "Days per patch (one token of the encoder).")
-    mask_ratio: float = described(
-        0.2, "Share of the patches masked in pre-training (seed 003: 15-30 %; 0.2 of 12 patches masks 2).")
-
-    @property
-    def n_patches(self) -> int:
-        return self.seq_len // self.patch_size
-
-    @property
-    def n_masked(self) -> int:
-        """Patches masked per window: the count nearest mask_ratio * P among those within [15 %, 30 %] of P."""
-        if not MIN_MASK_RATIO <= self.mask_ratio <= MAX_MASK_RATIO:
-            raise ValueError(f"mask_ratio {self.mask_ratio} outside [{MIN_MASK_RATIO}, {MAX_MASK_RATIO}]")
-        patches = self.n_patches
-        low, high = math.ceil(MIN_MASK_RATIO * patches - 1e-9), math.floor(MAX_MASK_RATIO * patches + 1e-9)
-        if patches < 1 or low > high:
-            raise ValueError(f"{patches} patches of {self.patch_size} days in seq_len {self.seq_len}: no whole number "
-                             f"of them lies within [{MIN_MASK_RATIO:.0%}, {MAX_MASK_RATIO:.0%}]; lengthen seq_len")
-        return min(max(round(self.mask_ratio * patches), low), high)
-
-    @property
-    def realised_mask_ratio(self) -> float:
-        return self.n_masked / self.n_patches
+from quantlab_assets.compute.torch_runtime.configs import MAX_MASK_RATIO, MIN_MASK_RATIO, MaskedEncoderConfig  # noqa: F401 (re-exported)
+from quantlab_assets.compute.torch_runtime.transformer import SinusoidalPositions
 
 
 def patchify(windows: torch.Tensor, patch_size: int) -> torch.Tensor:

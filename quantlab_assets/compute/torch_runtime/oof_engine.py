@@ -30,33 +30,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
-from quantlab_assets.compute.params import described
+from quantlab_assets.compute.torch_runtime.configs import OptimisationConfig, TrainingConfig  # noqa: F401 (re-exported)
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice, seed_everything
 from quantlab_assets.compute.torch_runtime.transformer import cosine_warmup
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
 
 PREDICT_BATCH = 4096
-
-
-@dataclass(frozen=True)
-class OptimisationConfig:
-    """What every deep fit shares (seed 003: AdamW, gradient clipping, early stopping on a validation share)."""
-
-    lr: float = described(3e-4, "AdamW learning rate (peak, after the linear warm-up).")
-    weight_decay: float = described(0.01, "AdamW weight decay.")
-    max_epochs: int = described(20, "Most epochs per fit; early stopping may end it sooner.")
-    patience: int = described(3, "Epochs without a lower validation loss before training stops.")
-    grad_clip: float = described(1.0, "Gradient norm clipping threshold.")
-    validation_share: float = described(0.2, "Latest share of the training dates that selects the epoch.")
-    seed: int = described(42, "Seed of the weights, batches and dropout (plus the fold id per fold).")
-
-
-@dataclass(frozen=True)
-class TrainingConfig(OptimisationConfig):
-    """Optimisation over shuffled batches of windows, with a cosine schedule after `warmup_steps` linear ones."""
-
-    batch_size: int = described(256, "Windows per batch.")
-    warmup_steps: int = described(200, "Optimiser steps of linear learning-rate warm-up before the cosine decay.")
 
 
 @dataclass(frozen=True)

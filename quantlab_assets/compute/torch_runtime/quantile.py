@@ -37,52 +37,21 @@ while the pinball loss still falls (the bias learns the median), as the seed's l
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 from torch.utils.data import Sampler
 
-from quantlab_assets.compute.params import described
-from quantlab_assets.compute.torch_runtime.transformer import EncoderSizes, TransformerConfig, TransformerForecaster
+from quantlab_assets.compute.torch_runtime.configs import HEAD_INITS, HORIZONS, HeadInit, QuantileConfig  # noqa: F401 (re-exported)
+from quantlab_assets.compute.torch_runtime.transformer import TransformerForecaster
 
-HORIZONS: tuple[int, ...] = (1, 5, 10, 20)
 QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
 MEDIAN = QUANTILES.index(0.5)
 QUANTILE_COLUMNS: tuple[str, ...] = tuple(f"q{round(q * 100):02d}" for q in QUANTILES)
-HeadInit = Literal["default", "zero"]
-HEAD_INITS: tuple[str, ...] = ("default", "zero")
 # A date needs this many windows in a batch for a correlation (as the scorecard's MIN_ROWS_PER_DATE).
 MIN_ROWS_PER_DATE = 3
 _EPS = 1e-8
-
-
-@dataclass(frozen=True)
-class QuantileConfig(EncoderSizes):
-    """Encoder sizes as seed 003's transformer; heads, horizons and loss weights from seed 001's phase 3."""
-
-    n_features: int
-    horizons: tuple[int, ...] = HORIZONS
-    head_hidden: int = described(64, "Hidden width of each quantile head.")
-    head_init: HeadInit = described(
-        "default", "Heads' initialisation: \"default\" (torch's) or \"zero\" (reproduces seed 001's collapse).")
-    weight_rank_ic: float = described(0.5, "Weight of the rank-IC term in the loss.")
-    weight_ic: float = described(0.25, "Weight of the IC term in the loss.")
-    weight_variance: float = described(0.1, "Weight of the dispersion penalty in the loss.")
-    # An IC of 0.05 makes the least-squares forecast's dispersion 0.05 of the target's, so the floor sits there.
-    min_dispersion_ratio: float = described(
-        0.05, "The median's per-date std, as a share of the target's, under which the variance penalty acts.")
-
-    def __post_init__(self) -> None:
-        if self.head_init not in HEAD_INITS:
-            raise ValueError(f"head_init={self.head_init!r}: expected one of {HEAD_INITS}")
-
-    def encoder_config(self) -> TransformerConfig:
-        return TransformerConfig(n_features=self.n_features, d_model=self.d_model, n_heads=self.n_heads,
-                                 n_layers=self.n_layers, dim_ff=self.dim_ff, dropout=self.dropout, seq_len=self.seq_len)
 
 
 def _head(config: QuantileConfig) -> nn.Sequential:

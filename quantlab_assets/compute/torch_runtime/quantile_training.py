@@ -39,6 +39,7 @@ from quantlab_assets.compute.models.metrics import (
     undefined_scored_as_numbers,
 )
 from quantlab_assets.compute.torch_runtime import oof_engine as engine
+from quantlab_assets.compute.torch_runtime.configs import QuantileTrainingConfig  # noqa: F401 (re-exported)
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
 from quantlab_assets.compute.torch_runtime.quantile import (
     MEDIAN,
@@ -60,17 +61,6 @@ FOLD_HORIZON = 21
 # A fold trains only with at least this many batches of training dates: its validation split takes the
 # latest 20 % and a 20-date gap, and fewer would leave a batch or two to fit on.
 MIN_TRAINING_BATCHES = 4
-
-
-@dataclass(frozen=True)
-class QuantileTrainingConfig(engine.OptimisationConfig):
-    """Seed 001 phase 3's optimisation settings (its environment file), plus early stopping; batches of whole dates."""
-
-    lr: float = engine.described(1e-4, "AdamW learning rate (peak, after the linear warm-up).")
-    grad_clip: float = engine.described(0.5, "Gradient norm clipping threshold.")
-    # Four cross-sections of a 500-instrument universe are about the seed's batch of 2048 windows.
-    dates_per_batch: int = engine.described(4, "Whole cross-sections (dates) per batch.")
-    warmup_epochs: int = engine.described(5, "Epochs of linear learning-rate warm-up before the cosine decay.")
 
 
 @dataclass(frozen=True)

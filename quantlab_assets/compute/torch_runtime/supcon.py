@@ -35,11 +35,11 @@ from torch.nn import functional
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.calibration import across_folds, calibration_by_fold
-from quantlab_assets.compute.params import described
+from quantlab_assets.compute.torch_runtime.configs import SupConConfig  # noqa: F401 (re-exported)
 from quantlab_assets.compute.stats import UNDEFINED, difference_verdict, paired_difference
 from quantlab_assets.compute.torch_runtime import oof_engine as engine
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
-from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, TbmConfig, fold_windows, outcome_frame
+from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, fold_windows, outcome_frame
 from quantlab_assets.compute.torch_runtime.tbm import PROBABILITY as TBM_PROBABILITY
 from quantlab_assets.compute.torch_runtime.transformer import TransformerForecaster
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
@@ -50,15 +50,6 @@ CURVE_COLUMNS = ("fold_id", "epoch", "train_loss", "val_loss")
 COMPARED = ("log_loss", "auc")
 # Lower is better for log loss, higher for AUC: the sign of a difference that favours the probe.
 _PROBE_BETTER_WHEN = {"log_loss": -1, "auc": 1}
-
-
-@dataclass(frozen=True)
-class SupConConfig:
-    encoder: TbmConfig
-    projection_dim: int = described(64, "Width of the contrastive projection head.")
-    temperature: float = described(0.1, "Temperature of the supervised contrastive loss.")
-    probe_c: float = described(1.0, "Inverse L2 strength of the logistic probe (sklearn's default 1.0).")
-    probe_max_iter: int = described(1000, "Iterations of the probe's solver.")
 
 
 def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:

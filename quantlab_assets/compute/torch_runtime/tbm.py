@@ -25,10 +25,10 @@ from torch.nn import functional
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
-from quantlab_assets.compute.params import described
+from quantlab_assets.compute.torch_runtime.configs import TBM_LEARNING_RATE, TbmConfig  # noqa: F401 (re-exported)
 from quantlab_assets.compute.torch_runtime import oof_engine as engine
 from quantlab_assets.compute.torch_runtime.device import DeviceChoice
-from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig, TransformerForecaster
+from quantlab_assets.compute.torch_runtime.transformer import TransformerForecaster
 from quantlab_assets.compute.torch_runtime.windows import WindowPanel, gather_windows
 
 PROBABILITY = "tbm_probability"
@@ -36,27 +36,6 @@ HITS_UPPER = "hits_upper"
 PREDICTION_COLUMNS = (c.DATE, c.TICKER, cv.FOLD_ID, PROBABILITY, HITS_UPPER)
 FOLD_HORIZON = 21
 BARRIER_DAYS = 10
-# Seed 002's learning rate (its tuner's trial 31); the rest of the optimisation is the transformer's.
-TBM_LEARNING_RATE = 6.7e-5
-
-
-@dataclass(frozen=True)
-class TbmConfig:
-    """Seed 002's golden config (its tuner's trial 31); dim_ff and seq_len are seed 003's."""
-
-    n_features: int
-    d_model: int = described(128, "Width of the encoder (the model dimension).")
-    n_heads: int = described(4, "Attention heads per layer.")
-    n_layers: int = described(2, "Encoder layers.")
-    dim_ff: int = described(512, "Width of each layer's feed-forward block.")
-    dropout: float = described(0.23, "Dropout rate of the encoder.")
-    seq_len: int = described(63, "Trading days in each input window.")
-    focal_gamma: float = described(2.0, "Focusing parameter of the focal loss.")
-    focal_alpha: float | None = described(None, "Weight of the positive class in the focal loss; None: unweighted.")
-
-    def encoder_config(self) -> TransformerConfig:
-        return TransformerConfig(n_features=self.n_features, d_model=self.d_model, n_heads=self.n_heads,
-                                 n_layers=self.n_layers, dim_ff=self.dim_ff, dropout=self.dropout, seq_len=self.seq_len)
 
 
 def tbm_targets(labels: pl.DataFrame) -> pl.DataFrame:

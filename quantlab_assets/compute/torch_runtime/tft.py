@@ -22,29 +22,12 @@ module, so it could not read our windows-by-index panel or share the model stack
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional
 
-from quantlab_assets.compute.params import described
-from quantlab_assets.compute.torch_runtime.transformer import ForecastHeads, ForecastLoss
-
-
-@dataclass(frozen=True)
-class TftConfig(ForecastLoss):
-    """The TFT's sizes; the loss weights and flat threshold mean what they mean in TransformerConfig."""
-
-    n_features: int
-    d_model: int = described(64, "Width of the encoder (the model dimension).")
-    n_heads: int = described(4, "Attention heads per layer.")
-    lstm_layers: int = described(1, "LSTM layers of the TFT's local encoder.")
-    dropout: float = described(0.1, "Dropout rate of the encoder.")
-    seq_len: int = described(63, "Trading days in each input window.")
-
-    def build(self) -> TemporalFusionForecaster:
-        return TemporalFusionForecaster(self)
+from quantlab_assets.compute.torch_runtime.configs import TftConfig  # noqa: F401 (re-exported)
+from quantlab_assets.compute.torch_runtime.transformer import ForecastHeads
 
 
 class GatedResidualNetwork(nn.Module):

@@ -14,49 +14,13 @@ Loss = w_nll * NLL + w_direction * CE + w_vol * MSE. The point forecast is the G
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional
 
-from quantlab_assets.compute.params import described
+from quantlab_assets.compute.torch_runtime.configs import EncoderSizes, ForecastLoss, TransformerConfig  # noqa: F401 (re-exported)
 
 HEADS = ("mean", "direction", "volatility")
-
-
-@dataclass(frozen=True, kw_only=True)
-class EncoderSizes:
-    """Seed 003's encoder sizes (d_model 128, 8 heads, 4 layers, dim_ff 512, seq_len 63), shared by the
-    transformer forecaster, the quantile forecaster and the masked encoder; tests shrink them."""
-
-    d_model: int = described(128, "Width of the encoder (the model dimension).")
-    n_heads: int = described(8, "Attention heads per layer.")
-    n_layers: int = described(4, "Encoder layers.")
-    dim_ff: int = described(512, "Width of each layer's feed-forward block.")
-    dropout: float = described(0.1, "Dropout rate of the encoder.")
-    seq_len: int = described(63, "Trading days in each input window.")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ForecastLoss:
-    """The forecasting heads' loss weights and flat-direction threshold (the transformer's and the TFT's)."""
-
-    flat_threshold: float = described(
-        0.01, "Returns within +-flat_threshold (log return over the horizon) are the \"flat\" direction class.")
-    weight_nll: float = described(1.0, "Weight of the Gaussian negative log-likelihood (mean head) in the loss.")
-    weight_direction: float = described(0.5, "Weight of the direction classification (up / flat / down) in the loss.")
-    weight_volatility: float = described(0.5, "Weight of the volatility head in the loss.")
-
-
-@dataclass(frozen=True)
-class TransformerConfig(ForecastLoss, EncoderSizes):
-    """Seed 003's transformer forecaster: its encoder sizes and its heads' loss."""
-
-    n_features: int
-
-    def build(self) -> TransformerForecaster:
-        return TransformerForecaster(self)
 
 
 class SinusoidalPositions(nn.Module):

@@ -10,6 +10,7 @@ predictions collapse (seed 001). The TFT also stores what it attends to (variabl
 
 import dataclasses
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import polars as pl
@@ -21,22 +22,17 @@ from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas.base import schema_failures
 from quantlab_assets.compute.schemas.deep import TftInterpretationSchema, TrainingDiagnosticsSchema
 from quantlab_assets.compute.schemas.models import OofPredictionsSchema
-from quantlab_assets.compute.torch_runtime.device import DeviceChoice
-from quantlab_assets.compute.torch_runtime.interpretation import tft_interpretation
-from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
-from quantlab_assets.compute.torch_runtime.tft import TftConfig
-from quantlab_assets.compute.torch_runtime.training import (
-    ForecasterConfig,
-    TransformerOofResult,
-    collapse_problems,
-    fit_oof_transformer,
-)
-from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig
-from quantlab_assets.compute.torch_runtime.windows import WindowPanel
+# Only the torch-free configs here; the torch code is imported in the functions (deep_training.py says why).
+from quantlab_assets.compute.torch_runtime.configs import TftConfig, TrainingConfig, TransformerConfig
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, forecast_targets, label_panel, settings
 from quantlab_assets.defs.io_managers import UniverseFrames
 from quantlab_assets.defs.resources import MlflowTrackingResource, TorchDeviceResource
+
+if TYPE_CHECKING:
+    from quantlab_assets.compute.torch_runtime.device import DeviceChoice
+    from quantlab_assets.compute.torch_runtime.training import ForecasterConfig, TransformerOofResult
+    from quantlab_assets.compute.torch_runtime.windows import WindowPanel
 
 
 class TransformerAssetConfig(config_from("TransformerFields", TransformerConfig, TrainingConfig)):
@@ -61,18 +57,20 @@ class OofRun:
 
     name: str
     universe: str
-    result: TransformerOofResult
-    model_config: ForecasterConfig
+    result: "TransformerOofResult"
+    model_config: "ForecasterConfig"
     training: TrainingConfig
-    device: DeviceChoice
-    panel: WindowPanel
+    device: "DeviceChoice"
+    panel: "WindowPanel"
     feature_names: list[str]
 
 
-def train_out_of_fold(context: dg.AssetExecutionContext, name: str, model_config: Callable[..., ForecasterConfig],
+def train_out_of_fold(context: dg.AssetExecutionContext, name: str, model_config: Callable[..., "ForecasterConfig"],
                       config: TransformerAssetConfig | TftAssetConfig, features: UniverseFrames, labels: UniverseFrames,
                       cv_folds: UniverseFrames, torch_device: TorchDeviceResource) -> OofRun:
     """Train the forecaster of class `model_config` per walk-forward fold of the partition's universe."""
+    from quantlab_assets.compute.torch_runtime.training import fit_oof_transformer
+
     universe = context.partition_key
     panel, names = label_panel(features[universe], labels[universe], forecast_targets, config.seq_len)
     device = torch_device.choice()
@@ -85,6 +83,8 @@ def train_out_of_fold(context: dg.AssetExecutionContext, name: str, model_config
 
 def forecast_checks(run: OofRun, diagnostics_asset: str, min_std: float) -> list[dg.AssetCheckResult]:
     """The two blocking checks: forecasts not degenerate, diagnostics without a collapsed fold."""
+    from quantlab_assets.compute.torch_runtime.training import collapse_problems
+
     forecast_problems = degeneracy_problems(run.result.predictions, min_std, 0.5)
     if failure := schema_failures(OofPredictionsSchema, run.result.predictions, asset=run.name, partition=run.universe):
         forecast_problems.append(failure)
@@ -192,6 +192,8 @@ def forecaster_tft(
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Train seed 003's TFT per walk-forward fold; forecast each fold's test dates; store its attention."""
+    from quantlab_assets.compute.torch_runtime.interpretation import tft_interpretation
+
     run = train_out_of_fold(context, "forecaster_tft", TftConfig, config, features, labels, cv_folds, torch_device)
     interpretation = tft_interpretation(run.panel, cv_folds[run.universe], run.model_config, run.result.states,
                                         run.device, run.training.batch_size)

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
-import torch
 from pydantic import Field
 
 from quantlab_assets.compute import columns as c
@@ -26,20 +25,8 @@ from quantlab_assets.compute.schemas.deep import EmbeddingsSchema, PretrainingCu
 from quantlab_assets.compute.schemas.features import FeaturesSchema
 from quantlab_assets.compute.schemas.models import ModelScorecardSchema
 from quantlab_assets.compute.storage import write_atomic
-from quantlab_assets.compute.torch_runtime.embeddings import (
-    build_feature_panel,
-    collapse_problems,
-    cut_dates,
-    embed_panel,
-    lookahead_problems,
-    nonfinite_problems,
-)
-from quantlab_assets.compute.torch_runtime.inputs import input_features
-from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedEncoderConfig, MaskedTimeSeriesEncoder
-from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
-from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder, training_span_starts
-from quantlab_assets.compute.torch_runtime.transfer import PRETRAINED, RANDOM, compare_encoder_transfer
-from quantlab_assets.compute.torch_runtime.transformer import TransformerConfig
+# Only the torch-free configs here; the torch code is imported in the asset functions (deep_training.py says why).
+from quantlab_assets.compute.torch_runtime.configs import MaskedEncoderConfig, TrainingConfig, TransformerConfig
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, forecast_targets, label_panel, settings
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
@@ -80,6 +67,12 @@ def masked_encoder(
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Pre-train seed 003's masked time-series encoder on the universe's training span; store its checkpoint."""
+    import torch
+    
+    from quantlab_assets.compute.torch_runtime.embeddings import build_feature_panel
+    from quantlab_assets.compute.torch_runtime.inputs import input_features
+    from quantlab_assets.compute.torch_runtime.pretraining import pretrain_masked_encoder, training_span_starts
+
     universe = context.partition_key
     split_end = market_data.universe(universe).split.train_end
     train_end = min(split_end, dt.date.fromisoformat(config.train_end)) if config.train_end else split_end
@@ -159,6 +152,18 @@ def embeddings(
     torch_device: TorchDeviceResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The pre-trained encoder's pooled output of the window ending at each (date, ticker)."""
+    import torch
+    
+    from quantlab_assets.compute.torch_runtime.embeddings import (
+        build_feature_panel,
+        collapse_problems,
+        cut_dates,
+        embed_panel,
+        lookahead_problems,
+        nonfinite_problems,
+    )
+    from quantlab_assets.compute.torch_runtime.masked_encoder import MaskedTimeSeriesEncoder
+
     universe = context.partition_key
     checkpoint = torch.load(io_manager.layout.checkpoint("masked_encoder", universe), map_location="cpu", weights_only=True)
     model = MaskedTimeSeriesEncoder(MaskedEncoderConfig(**checkpoint["config"]))
@@ -213,6 +218,8 @@ def encoder_transfer_scorecard(
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Forecaster from the pre-trained encoder vs from random weights, same folds, the model stack's scores."""
+    from quantlab_assets.compute.torch_runtime.transfer import PRETRAINED, RANDOM, compare_encoder_transfer
+
     universe = context.partition_key
     panel, names = label_panel(features[universe], labels[universe], forecast_targets, config.seq_len)
     encoder = settings(config, MaskedEncoderConfig, n_features=len(names))

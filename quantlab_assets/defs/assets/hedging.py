@@ -10,12 +10,11 @@ input: Dagster allows an asset to depend on its own partitions only along a time
 
 import json
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import polars as pl
-import torch
 
-from quantlab_assets.compute.hedging import figures
 from quantlab_assets.compute.hedging.config import (
     ERM,
     HOLDOUT,
@@ -27,10 +26,6 @@ from quantlab_assets.compute.hedging.config import (
     policy_key,
 )
 from quantlab_assets.compute.hedging.environments import environment_frame, paths_from_frame, simulate_environment
-from quantlab_assets.compute.hedging.evaluation import diagnostics, evaluate_policies, policy_pnl, success_table
-from quantlab_assets.compute.hedging.policy import load_policy
-from quantlab_assets.compute.hedging.study_files import run_metadata, write_study_files
-from quantlab_assets.compute.hedging.training import TrainedPolicy, sha, train_policy
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas.base import empty_frame, schema_failures, validate
 from quantlab_assets.compute.schemas.hedging import HedgePolicySchema, HedgingMetricsSchema, HedgingPathsSchema
@@ -53,6 +48,11 @@ from quantlab_assets.defs.partitions import (
 )
 from quantlab_assets.defs.resources import HedgingStudyResource, MlflowTrackingResource, TorchDeviceResource
 
+# torch (policies, training, evaluation) and matplotlib (figures) are imported in the functions that use them:
+# every Dagster run process imports all the definitions, and torch alone takes about 1.5 s to import.
+if TYPE_CHECKING:
+    from quantlab_assets.compute.hedging.training import TrainedPolicy
+
 GROUP = HEDGING
 EXPERIMENT = "quantlab_hedging"
 
@@ -71,7 +71,9 @@ def hedging_environments(context: dg.AssetExecutionContext, hedging_study: Hedgi
     return frames
 
 
-def _policy_row(key: str, trained: TrainedPolicy, config_hash: str) -> pl.DataFrame:
+def _policy_row(key: str, trained: "TrainedPolicy", config_hash: str) -> pl.DataFrame:
+    from quantlab_assets.compute.hedging.training import sha
+
     method, strength, seed = parse_policy_key(key)
     return pl.DataFrame([{
         "policy": key, "method": method, "strength": strength, "seed": seed, "state": trained.state,
@@ -111,6 +113,8 @@ def hedge_policy(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Train each policy of the run (method x strength x seed) on low + medium, checkpoint chosen on high;
     a run's erm policies train first, so one run can hold a whole seed."""
+    from quantlab_assets.compute.hedging.training import train_policy
+
     config = hedging_study.config()
     paths = {name: paths_from_frame(frame) for name, frame in hedging_environments.items()}
     device = torch_device.choice()
@@ -156,6 +160,10 @@ def seen_data_problems(policies: KeyedFrames, fingerprints: dict[str, str]) -> l
 
 def frozen_extractor_problems(policies: KeyedFrames, config: HedgingConfig) -> list[str]:
     """irm_head policies whose extractor differs (bit for bit) from the stored ERM of the same seed."""
+    import torch
+    
+    from quantlab_assets.compute.hedging.policy import load_policy
+
     problems = []
     for key, frame in policies.items():
         method, _, seed = parse_policy_key(key)
@@ -200,6 +208,9 @@ def hedging_scorecard(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Every stored policy of the preset (the partition) on every environment; the success criterion across
     seeds; study files and MLflow runs."""
+    from quantlab_assets.compute.hedging.evaluation import diagnostics, evaluate_policies, success_table
+    from quantlab_assets.compute.hedging.study_files import run_metadata, write_study_files
+
     preset = context.partition_key
     config = hedging_study.config(preset)
     # A policy trained under another configuration (network size, paths, ...) is not comparable: the
@@ -266,6 +277,9 @@ def hedging_figures(
 ) -> dg.MaterializeResult:
     """PNG figures: CVaR frontier, QQ plot of crisis P&L (ERM vs the IRM selected on high), lambda/beta sweeps;
     and the study page (study.html) with them and the success-criterion table."""
+    from quantlab_assets.compute.hedging import figures
+    from quantlab_assets.compute.hedging.evaluation import policy_pnl, success_table
+
     preset = context.partition_key
     config, scorecard = hedging_study.config(preset), hedging_scorecard[preset]
     folder = io_manager.layout.hedging_study_folder(preset)

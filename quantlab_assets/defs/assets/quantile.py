@@ -31,16 +31,8 @@ from quantlab_assets.compute.models.metrics import score_predictions
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas.base import schema_failures
 from quantlab_assets.compute.schemas.deep import QuantileDiagnosticsSchema, QuantilePredictionsSchema
-from quantlab_assets.compute.torch_runtime.quantile import HORIZONS, QuantileConfig
-from quantlab_assets.compute.torch_runtime.quantile_training import (
-    HORIZON,
-    QuantileTrainingConfig,
-    cross_sectional_targets,
-    fit_oof_quantile,
-    quantile_collapse_problems,
-    quantile_forecast_problems,
-    quantile_scorecard,
-)
+# Only the torch-free configs here; the torch code is imported in the asset function (deep_training.py says why).
+from quantlab_assets.compute.torch_runtime.configs import HORIZONS, QuantileConfig, QuantileTrainingConfig
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, label_panel, settings
 from quantlab_assets.defs.io_managers import UniverseFrames
@@ -87,6 +79,15 @@ def forecaster_quantile(
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Train seed 001's quantile forecaster per walk-forward fold; forecast each fold's test dates."""
+    from quantlab_assets.compute.torch_runtime.quantile_training import (
+        HORIZON,
+        cross_sectional_targets,
+        fit_oof_quantile,
+        quantile_collapse_problems,
+        quantile_forecast_problems,
+        quantile_scorecard,
+    )
+
     universe = context.partition_key
     panel, names = label_panel(features[universe], labels[universe],
                                lambda frame: cross_sectional_targets(frame, HORIZONS), config.seq_len)

@@ -23,13 +23,13 @@ from pydantic import Field
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import BacktestParams, returns_from_bars
 from quantlab_assets.compute.backtest.metrics import MetricParams
-from quantlab_assets.compute.rl.environment import EnvParams
 from quantlab_assets.compute.backtest.report import render_report
 from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD
 from quantlab_assets.compute.regimes.labels import REGIME
 from quantlab_assets.compute.rl.evaluation import BASELINE, BASELINES, Evaluation, EvaluationParams, evaluate_policies
 from quantlab_assets.compute.rl.names import AWARE, SAC, split_variant
 from quantlab_assets.compute.rl.panel import (
+    SPAN,
     SPANS,
     TEST,
     TRAIN,
@@ -41,9 +41,10 @@ from quantlab_assets.compute.rl.panel import (
     span_dates,
     split_spans,
 )
-from quantlab_assets.compute.rl.episodes import SPAN, walk_spans
+# The settings only: stable-baselines3, torch and gymnasium (training, episodes) are imported in rl_policy,
+# because every Dagster run process imports all the definitions and torch alone takes about 1.5 s.
+from quantlab_assets.compute.rl.params import EnvParams, TrainingParams
 from quantlab_assets.compute.rl.tracking import log_evaluation_run, log_policy_run
-from quantlab_assets.compute.rl.training import TrainingParams, train_policy
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.portfolio import TargetWeightsSchema
@@ -135,6 +136,9 @@ def rl_policy(
     io_manager: dg.ResourceParam[PartitionedParquetIOManager],
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """One PPO / SAC policy (regime-aware or blind, one seed): trained, selected on validation, its episodes' weights."""
+    from quantlab_assets.compute.rl.episodes import walk_spans
+    from quantlab_assets.compute.rl.training import train_policy
+
     key = str(context.partition_key)
     variant, universe = split_rl_key(key)
     algorithm, mode, seed = split_variant(variant)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
-import torch
 from pydantic import Field
 
 from quantlab_assets.compute.models import cv
@@ -17,15 +16,8 @@ from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.deep import SupconCurveSchema, SupconProbabilitiesSchema, TbmProbabilitiesSchema
 from quantlab_assets.compute.storage import write_atomic
-from quantlab_assets.compute.torch_runtime.supcon import (
-    PROBABILITY,
-    SupConConfig,
-    compare_with_plain,
-    fit_linear_probes,
-    pretrain_supcon_encoders,
-)
-from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
-from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, TBM_LEARNING_RATE, TbmConfig, tbm_targets
+# Only the torch-free configs here; the torch code is imported in the asset functions (deep_training.py says why).
+from quantlab_assets.compute.torch_runtime.configs import TBM_LEARNING_RATE, SupConConfig, TbmConfig, TrainingConfig
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, label_panel, settings
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager, UniverseFrames
@@ -69,6 +61,11 @@ def supcon_encoder(
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """One SupCon-pre-trained encoder per 21d walk-forward fold, on that fold's training windows; their curves."""
+    import torch
+    
+    from quantlab_assets.compute.torch_runtime.supcon import pretrain_supcon_encoders
+    from quantlab_assets.compute.torch_runtime.tbm import tbm_targets
+
     universe = context.partition_key
     panel, names = label_panel(features[universe], labels[universe], tbm_targets, config.seq_len)
     model = settings(config, SupConConfig, encoder=settings(config, TbmConfig, n_features=len(names)))
@@ -136,6 +133,11 @@ def supcon_probe(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Out-of-fold probabilities of a linear probe on each fold's frozen SupCon encoder, scored and compared
     with the stored tbm_classifier on the rows and folds both hold."""
+    import torch
+    
+    from quantlab_assets.compute.torch_runtime.supcon import PROBABILITY, compare_with_plain, fit_linear_probes
+    from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, tbm_targets
+
     universe = context.partition_key
     checkpoint = torch.load(io_manager.layout.checkpoint("supcon_encoder", universe), map_location="cpu", weights_only=True)
     if set(supcon_encoder[universe]["fold_id"]) != set(checkpoint["states"]):

@@ -19,15 +19,8 @@ from quantlab_assets.compute.models.calibration import across_folds, calibration
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.schemas.base import schema_failures
 from quantlab_assets.compute.schemas.deep import TbmProbabilitiesSchema
-from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
-from quantlab_assets.compute.torch_runtime.tbm import (
-    HITS_UPPER,
-    PROBABILITY,
-    TBM_LEARNING_RATE,
-    TbmConfig,
-    fit_oof_tbm,
-    tbm_targets,
-)
+# Only the torch-free configs here; the torch code is imported in the asset function (deep_training.py says why).
+from quantlab_assets.compute.torch_runtime.configs import TBM_LEARNING_RATE, TbmConfig, TrainingConfig
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.deep_training import DEEP_ASSET, UNIVERSE_INS, config_from, label_panel, settings
 from quantlab_assets.defs.io_managers import UniverseFrames
@@ -61,6 +54,8 @@ def tbm_classifier(
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Out-of-fold probability that the upper triple barrier comes first, from a transformer on windows."""
+    from quantlab_assets.compute.torch_runtime.tbm import HITS_UPPER, PROBABILITY, fit_oof_tbm, tbm_targets
+
     universe = context.partition_key
     panel, names = label_panel(features[universe], labels[universe], tbm_targets, config.seq_len)
     model = settings(config, TbmConfig, n_features=len(names))
