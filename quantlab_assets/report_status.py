@@ -99,11 +99,22 @@ def _print_models(universe: str) -> None:
         print(f"  {row['model']:9s} {row['horizon_days']:2d}d  rows {row['n_rows']:>9,d}  IC {_num(row['ic'], '+.4f')}  "
               f"rank IC {_num(row['rank_ic'], '+.4f')}{share}  ICIR {_num(row['icir'], '+.3f')}  "
               f"pred std {_num(row['prediction_std'], '.4g')}")
+    for horizon, frame in card.group_by("horizon_days", maintain_order=True):
+        stacked = frame.filter(pl.col("model") == STACKED)["rank_ic"]
+        members = frame.filter((pl.col("model") != STACKED) & pl.col("rank_ic").is_not_null()).sort("rank_ic")
+        if stacked.len() and stacked[0] is not None and members.height:
+            best, best_ic = members["model"][-1], members["rank_ic"][-1]
+            verdict = "at least as good as" if stacked[0] >= best_ic else "below"
+            print(f"  the {horizon[0]}d stack is {verdict} its best member ({best} {best_ic:+.4f}) out of fold, "
+                  "each on its own rows")
     live = data_dir() / "live_alpha" / f"{universe}.parquet"
     if live.exists():
         frame = pl.read_parquet(live).sort("alpha_combined", descending=True)
         top = ", ".join(f"{t} {a:+.0f}" for t, a in frame.select(c.TICKER, "alpha_combined").head(3).iter_rows())
         print(f"live_alpha     {frame.height} instruments on {frame[c.DATE].max()}  (top bp: {top})")
+
+
+STACKED = "stacked"  # the model scorecard's row of the stacked alpha
 
 
 def _planted_oracle(universe: str, card: pl.DataFrame) -> dict[int, float]:
