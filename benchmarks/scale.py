@@ -126,6 +126,7 @@ def run_size(n_instruments: int, first: str, last: str, jobs: int, work: Path) -
         ("strategies_and_backtests", [_materialize("target_weights,backtest,backtest_positions,backtest_trades",
                                                    f"{strategy}|{name}") for strategy in STRATEGY_NAMES]),
         ("metrics_and_report", [_materialize("backtest_metrics,backtest_report", name)]),
+        ("desk", [_materialize("target_portfolio,orders,decision_ledger,live_track_record", name)]),
     ]
     costs = []
     for step, commands in plan:
