@@ -7,7 +7,7 @@ step as its own `dagster asset materialize` process, in the order of `scripts/ru
     universe -> bars and labels -> FFD diagnostic -> features and market state -> regimes -> CV folds
     -> out-of-fold base models (one process per partition, --jobs at a time) -> stack, scorecard,
     meta-labels, live alpha, barrier classifier -> every strategy's weights and backtest (one process per
-    partition, --jobs at a time) -> metrics and report
+    partition, --jobs at a time) -> metrics and report -> the desk (today's targets, orders, ledger, track record)
 
 Per step: wall seconds, CPU seconds (user + system of its processes, from wait4) and the peak RSS of its
 largest process. Then, per step, the growth exponent b of cost ~ N^b fitted by least squares on
