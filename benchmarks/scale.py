@@ -108,8 +108,8 @@ def run_size(n_instruments: int, first: str, last: str, jobs: int, work: Path) -
     (universes / f"{name}.yaml").write_text(_universe_yaml(name, n_instruments))
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "DAGSTER_HOME": str(home), "QUANTLAB_UNIVERSE_DIR": str(universes),
-           "QUANTLAB_AS_OF": last[:8] + "28", "MLFLOW_TRACKING_URI": (work / name / "mlruns").as_uri(),
-           "PYTHONWARNINGS": "ignore"}
+           "QUANTLAB_AS_OF": last[:8] + "28", "PYTHONWARNINGS": "ignore"}  # MLflow: the lab's default store
+    env.pop("MLFLOW_TRACKING_URI", None)
     months = f"{first}|{name}...{last}|{name}"
     slowest_first = sorted(model_horizon_partitions.get_partition_keys(), key=lambda k: ("ridge" in k, k))
     plan = [
