@@ -15,6 +15,7 @@ import polars as pl
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.comparison import DIFFERENCE, HIGH, LOW, VERDICT, best_candidate_verdict
 from quantlab_assets.compute.data.synthetic import generate_synthetic_market, planted_oracle_rank_ic
+from quantlab_assets.compute.models.scorecard import STACKED
 from quantlab_assets.compute.portfolio.desk import summarise
 from quantlab_assets.compute.regimes.validation import episodes_apply, evaluate_episodes
 from quantlab_assets.compute.storage import StorageLayout
@@ -112,9 +113,6 @@ def _print_models(universe: str) -> None:
         frame = pl.read_parquet(live).sort("alpha_combined", descending=True)
         top = ", ".join(f"{t} {a:+.0f}" for t, a in frame.select(c.TICKER, "alpha_combined").head(3).iter_rows())
         print(f"live_alpha     {frame.height} instruments on {frame[c.DATE].max()}  (top bp: {top})")
-
-
-STACKED = "stacked"  # the model scorecard's row of the stacked alpha
 
 
 def _planted_oracle(universe: str, card: pl.DataFrame) -> dict[int, float]:

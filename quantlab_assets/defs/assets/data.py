@@ -17,6 +17,7 @@ from quantlab_assets.compute.data.membership import (
     spells_without_bars,
     split_after_delisting,
 )
+from quantlab_assets.compute.data.month_coverage import shift_month
 from quantlab_assets.compute.data.partition_span import (
     OUTSIDE_PARTITIONS,
     outside_examples,
@@ -300,10 +301,9 @@ def _why_emptied(name: str, months: list[str], result: CleaningResult, run_month
     why = f"{name}: every raw row of {', '.join(months)} was dropped (rows per rule: {rules})."
     if history_rows:
         return why
-    first = dt.date.fromisoformat(run_months[0])
-    start, end = (first.year * 12 + first.month - 1 - back for back in (LOOKBACK_MONTHS, 1))
-    history = f"{start // 12}-{start % 12 + 1:02d}..{end // 12}-{end % 12 + 1:02d}|{name}"
-    return (f"{why} The run read no raw row before {first:%Y-%m}: the {LOOKBACK_MONTHS} months of history the rules "
+    first = run_months[0]
+    history = f"{shift_month(first, -LOOKBACK_MONTHS)[:7]}..{shift_month(first, -1)[:7]}|{name}"
+    return (f"{why} The run read no raw row before {first[:7]}: the {LOOKBACK_MONTHS} months of history the rules "
             f"need are not stored; materialise raw_ohlcv [{history}] first (the months the source holds), "
             f"then clean these months again.")
 
