@@ -109,3 +109,17 @@ def test_cleaning_months_without_their_stored_history_fails_a_check_that_names_t
     why = check.metadata["why"].value
     assert "every raw row of 2006-01" in why and "materialise raw_ohlcv [2004-11..2005-12|synthetic] first" in why
     assert not (data_dir / "cleaned_bars" / "synthetic" / "2006-01.parquet").exists()
+
+
+def test_the_first_month_of_a_source_cleaned_alone_is_stored_empty_behind_a_passing_check(
+    instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    # A backfill may clean a source's first month in a run of its own (it requests a partition as soon as its
+    # parents are stored). No instrument has a year of history yet, and the source holds nothing before: the
+    # month is rightly empty, whichever months share its run.
+    result = backfill_bars(instance, data_dir, "2005-12-30", "2005-01-01", "2005-01-01")
+    check = next(e for e in result.get_asset_check_evaluations()
+                 if e.check_name == "cleaned_bars_not_emptied" and e.partition is None)
+    assert result.success and check.passed
+    assert check.metadata["source_starts_in_run"].value == ["synthetic"]
+    assert pl.read_parquet(data_dir / "cleaned_bars" / "synthetic" / "2005-01.parquet").height == 0

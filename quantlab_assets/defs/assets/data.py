@@ -27,7 +27,7 @@ from quantlab_assets.compute.data.partition_span import (
 from quantlab_assets.compute.data.quality import duplicate_keys, examples, future_dates, ohlc_violations
 from quantlab_assets.compute.schemas.base import conform, schema_failures, validate
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema, QuarantinedBarsSchema, RawBarsSchema, UniverseSchema
-from quantlab_assets.compute.universe import universe_frame
+from quantlab_assets.compute.universe import UniverseSpec, universe_frame
 from quantlab_assets.defs.checks import log_partition_evaluations
 from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import StoredHistory, UniverseFrames, months_span
@@ -120,8 +120,8 @@ CHECKS = {
     "not_emptied": (
         "A universe whose raw rows of the run all get dropped (e.g. for insufficient history when the raw "
         "months before the run are not stored) stores nothing; the check names the rules and the months to "
-        "materialise first. The first months of a source, before any instrument has a year of history, may "
-        "come out empty inside a run that keeps later months."
+        "materialise first. The first months of a source, before any instrument has a year of history, come "
+        "out empty: inside a run that keeps later months, or alone when the source holds no bar before them."
     ),
 }
 
@@ -169,6 +169,7 @@ def cleaned_bars(
     as_of = market_data.as_of_date()
     span = months_span(bars_partitions)
     cleaned, quarantined, results, counts, run_months, history_rows = {}, {}, {}, {}, {}, {}
+    source_starts_in_run: dict[str, bool] = {}
     for name, months in months_by_universe(list(context.partition_keys)).items():
         spec = market_data.universe(name)
         partition = f"{months[0]}..{months[-1]}|{name}"
@@ -188,6 +189,8 @@ def cleaned_bars(
         results[name] = result
         run_months[name] = months
         history_rows[name] = raw.filter(pl.col(c.DATE) < months_window(months)[0]).height
+        if not history_rows[name] and result.raw_rows and not cleaned[name].height:
+            source_starts_in_run[name] = not _source_holds_history(market_data, spec, months)
         counts[name] = {"raw_rows": result.raw_rows, "cleaned_rows": cleaned[name].height,
                         "filled_rows": result.filled_rows, "rejected_share": round(result.rejected_share, 6),
                         **result.rule_counts, "after_delisting": after_delisting.height,
@@ -196,7 +199,7 @@ def cleaned_bars(
                         "non_tradable": non_tradable_tickers(universe[name])}
 
     checks, failed_months = _quality_checks(cleaned, results, as_of, data_quality.max_rejected_share, run_months,
-                                            history_rows)
+                                            history_rows, {name for name, young in source_starts_in_run.items() if young})
     for check in checks:
         log_partition_evaluations(context, "cleaned_bars", check.check_name, context.partition_keys, {
             bars_key(month, name): f"failed in {month[:7]}|{name} (the run's result says why); its stored file was "
@@ -232,10 +235,14 @@ def _quality_checks(
     max_rejected_share: float,
     run_months: dict[str, list[str]],
     history_rows: dict[str, int],
+    source_starts_in_run: set[str],
 ) -> tuple[list[dg.AssetCheckResult], dict[str, dict[str, list[str]]]]:
     """The blocking checks' results, and universe -> month key -> names of the checks that failed there.
 
-    history_rows: universe -> raw rows the run read before its first month (its lookback)."""
+    history_rows: universe -> raw rows the run read before its first month (its lookback);
+    source_starts_in_run: universes whose source holds no bar in the lookback before the run's first month,
+    so that no row of the run can have a year of history yet (a backfill may clean a source's first months
+    in a run of their own)."""
     failed: dict[str, dict[str, list[str]]] = {name: {} for name in cleaned}
 
     def fail(name: str, months: Sequence[str], check_name: str) -> None:
@@ -275,12 +282,14 @@ def _quality_checks(
     worst = max((share for shares in monthly.values() for share in shares.values()), default=0.0)
     # A run that keeps no row of a universe it read rows for: its months would be stored empty as if cleaned.
     emptied = {name: sorted(month for month, rows in result.raw_rows_by_month.items() if rows)
-               for name, result in results.items() if result.raw_rows and not cleaned[name].height}
+               for name, result in results.items()
+               if result.raw_rows and not cleaned[name].height and name not in source_starts_in_run}
     for name in emptied:
         fail(name, run_months[name], "cleaned_bars_not_emptied")
     checks.append(dg.AssetCheckResult(
         check_name="cleaned_bars_not_emptied", asset_key="cleaned_bars", passed=not emptied,
         metadata={"emptied_months": dg.MetadataValue.json({name: months for name, months in emptied.items() if months}),
+                  "source_starts_in_run": dg.MetadataValue.json(sorted(source_starts_in_run)),
                   "why": "\n".join(_why_emptied(name, months, results[name], run_months[name], history_rows[name])
                                    for name, months in emptied.items() if months) or "none"},
     ))
@@ -293,6 +302,15 @@ def _quality_checks(
                       {name: sorted(m[:7] for m in months) for name, months in failed.items() if months})},
     ))
     return checks, failed
+
+
+def _source_holds_history(market_data: MarketDataResource, spec: UniverseSpec, months: list[str]) -> bool:
+    """Whether the source holds any bar in the LOOKBACK_MONTHS months before the first of `months`: asked only
+    when a run read no stored history and kept no row, to tell a source's first months from raw months that
+    were never materialised."""
+    first_day = months_window(months)[0]
+    history_start = dt.date.fromisoformat(shift_month(months[0], -LOOKBACK_MONTHS))
+    return market_data.fetch(spec, history_start, first_day - dt.timedelta(days=1)).bars.height > 0
 
 
 def _why_emptied(name: str, months: list[str], result: CleaningResult, run_months: list[str], history_rows: int) -> str:
