@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from arch.bootstrap import StationaryBootstrap
 from scipy import stats
 
 from quantlab_assets.compute.params import described
@@ -141,6 +140,9 @@ def sharpe_bootstrap_interval(
     resamples, and the share of resamples where it is undefined (zero dispersion), which the interval ignores."""
     if returns.size < 2:
         return None, None, 1.0
+    # Imported here: arch loads matplotlib (0.5 s), and every run process loads this module.
+    from arch.bootstrap import StationaryBootstrap
+
     bootstrap = StationaryBootstrap(params.block_days, returns, seed=np.random.default_rng(params.seed))
 
     def annualised(sample: np.ndarray) -> np.ndarray:

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-from scipy.signal import lfilter
 
 from quantlab_assets.compute import columns as c
 
@@ -150,6 +149,9 @@ def synthetic_tickers(n_instruments: int) -> list[str]:
 def _ar1(innovations: np.ndarray, persistence: float, initial: np.ndarray) -> np.ndarray:
     """Stationary unit-variance AR(1) along axis 0, started from `initial` (shape (n,))."""
     scaled = innovations * np.sqrt(1.0 - persistence**2)
+    # Imported here: scipy.signal takes 0.7 s to import, and every run process loads this module.
+    from scipy.signal import lfilter
+
     path, _ = lfilter([1.0], [1.0, -persistence], scaled, axis=0, zi=(persistence * initial)[None, :])
     return path
 
