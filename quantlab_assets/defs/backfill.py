@@ -5,7 +5,7 @@ per-universe models, model x universe and strategy x universe fan-outs): it runs
 runs in dependency order, each launched by the instance's run coordinator and launcher, all of it recorded
 in the instance (the UI's Overview -> Backfills shows it). The daemon advances backfills every 30 s, which
 over a dozen dependency levels adds minutes; `drive_backfill` calls the same iteration functions as the
-daemon (backfill, then the run queue) as soon as a run of the backfill ends.
+daemon (backfill, then the run queue) as soon as a run of the backfill ends or one of its steps succeeds.
 
 Everything here that is not public Dagster API (the backfill record, the daemon's iteration functions) is
 pinned to dagster 1.13.27 and kept in this module; quantlab_assets_tests/defs/test_backfill.py exercises it.
@@ -22,6 +22,7 @@ import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 from dagster._core.definitions.events import AssetKeyPartitionKey
+from dagster._core.events import DagsterEventType
 from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES, BulkActionStatus, PartitionBackfill
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
@@ -126,6 +127,22 @@ def backfill_runs(instance: dg.DagsterInstance, backfill_id: str) -> list[Backfi
     return result
 
 
+def _progress(instance: dg.DagsterInstance, runs: list[BackfillRun]) -> tuple[int, int]:
+    """Runs of the backfill that ended, and steps that succeeded in those still going.
+
+    Dagster's backfill requests a partition once its parents' materialisations are stored, also by a run
+    still in progress: a universe's run of CV folds, regimes and the barrier classifier lets the base models
+    start when its CV-folds step is done. Steps, not materialisations: a step stores all its partitions
+    before its success, so a run's range of months is never seen half-stored and split over several runs.
+    """
+    ended = sum(run.status in FINISHED_RUN_STATUSES for run in runs)
+    steps = sum(
+        len(instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_SUCCESS).records)
+        for run in runs if run.status == DagsterRunStatus.STARTED
+    )
+    return ended, steps
+
+
 def _drain(iterator: Iterable[object] | None) -> None:
     for _ in iterator or ():
         pass
@@ -133,22 +150,22 @@ def _drain(iterator: Iterable[object] | None) -> None:
 
 def drive_backfill(context: WorkspaceProcessContext, backfill_id: str, on_change: Callable[[list[BackfillRun]], None],
                    tick_seconds: float = 0.5) -> BulkActionStatus:
-    """Advance the backfill until it ends: an iteration of the backfill whenever one of its runs ended (it
-    requests the runs whose parents are now stored), then the run queue; `on_change` sees the runs after
-    every change. Returns the backfill's final status."""
+    """Advance the backfill until it ends: an iteration of the backfill whenever one of its runs ended or one
+    of its steps succeeded (it requests the runs whose parents are now stored), then the run queue;
+    `on_change` sees the runs after every change. Returns the backfill's final status."""
     instance = context.instance
     logger = logging.getLogger("quantlab_assets.backfill")
     queue = QueuedRunCoordinatorDaemon(interval_seconds=tick_seconds) if isinstance(
         instance.run_coordinator, QueuedRunCoordinator) else None
     seen: list[BackfillRun] | None = None
-    finished_before = -1
+    progress_before = None
     try:
         while True:
             runs = backfill_runs(instance, backfill_id)
-            finished = sum(run.status in FINISHED_RUN_STATUSES for run in runs)
-            if finished != finished_before:
+            progress = _progress(instance, runs)
+            if progress != progress_before:
                 _drain(execute_backfill_iteration(context, logger))
-                finished_before = finished
+                progress_before = progress
             if queue and any(run.status == DagsterRunStatus.QUEUED for run in runs):
                 _drain(queue.run_iteration(context))
             runs = backfill_runs(instance, backfill_id)
