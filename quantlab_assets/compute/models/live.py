@@ -33,7 +33,6 @@ from typing import Final
 
 import numpy as np
 import polars as pl
-from sklearn.base import RegressorMixin
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.labels.compute import label_end_column

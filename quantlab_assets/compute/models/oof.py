@@ -16,7 +16,6 @@ from typing import Final
 
 import numpy as np
 import polars as pl
-from sklearn.base import RegressorMixin
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
