@@ -198,7 +198,7 @@ def download_yfinance_bars(
     symbols = tuple(dict.fromkeys(ticker.strip().upper() for ticker in tickers))
     if "" in symbols:
         raise ValueError("empty ticker symbol")
-    # Imported here: yfinance with curl_cffi takes about 0.2 s to import, and every run process loads this module.
+    # Imported here: yfinance with curl_cffi takes about 0.3 s to import, and every run process loads this module.
     from curl_cffi import requests as curl_requests
 
     session = curl_requests.Session(impersonate="chrome") if session is None else session
@@ -230,7 +230,7 @@ def _download_attempt(
     tickers: tuple[str, ...], start: dt.date, end: dt.date, params: YFinanceParams, session: curl_requests.Session
 ) -> _Attempt:
     """One `yf.download` call, then each ticker judged by its rows and its last chart response."""
-    # Imported here: yfinance with curl_cffi takes about 0.2 s to import, and every run process loads this module.
+    # Imported here: yfinance with curl_cffi takes about 0.3 s to import, and every run process loads this module.
     import yfinance as yf
     from yfinance.data import YfData
 

@@ -134,7 +134,7 @@ def _choose_d(log_close: np.ndarray, params: FfdParams) -> FfdOrder:
         return FfdOrder(d=None, adf_stat=None, p_value=None, n_obs=int(log_close.size), status="insufficient_history")
     if np.ptp(log_close) == 0:
         return FfdOrder(d=None, adf_stat=None, p_value=None, n_obs=int(log_close.size), status="constant_price")
-    # Imported here: statsmodels (with scipy.signal) takes about 0.15 s to import, and every run process loads this module.
+    # Imported here: statsmodels (with scipy.signal) takes 0.3 s to import, and every run process loads this module.
     from statsmodels.tsa.stattools import adfuller
 
     for d in sorted(params.d_grid):

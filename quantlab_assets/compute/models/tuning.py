@@ -107,7 +107,7 @@ FitScore = Callable[[XGBoostParams, np.ndarray, np.ndarray, np.ndarray, np.ndarr
 
 def xgboost_log_loss(params: XGBoostParams, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                      y_test: np.ndarray) -> float:
-    # Imported here: xgboost and sklearn take about 0.5 s to import, and every Dagster run process imports this module.
+    # Imported here: xgboost and sklearn take about 0.3 s to import, and every Dagster run process imports this module.
     from sklearn.metrics import log_loss
     from xgboost import XGBClassifier
 

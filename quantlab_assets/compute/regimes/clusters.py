@@ -90,7 +90,7 @@ def _relabel(labels: np.ndarray, remap: np.ndarray) -> np.ndarray:
 
 def hdbscan_assign(train: np.ndarray, train_labels: np.ndarray, new: np.ndarray, min_samples: int) -> np.ndarray:
     """Out-of-sample HDBSCAN labels (see the module docstring); train rows and labels from the fit."""
-    # Imported here: sklearn takes about 0.2 s to import, and every run process loads this module.
+    # Imported here: sklearn takes about 0.3 s to import, and every run process loads this module.
     from sklearn.neighbors import NearestNeighbors
 
     clustered = train_labels != NOISE
@@ -107,7 +107,7 @@ def hdbscan_assign(train: np.ndarray, train_labels: np.ndarray, new: np.ndarray,
 
 def fit_regime_clusters(state: pl.DataFrame, train_end: dt.date, params: ClusterParams = ClusterParams()) -> ClusterResult:
     """Fit the three methods on rows <= train_end and assign every later row (module docstring)."""
-    # Imported here: sklearn takes about 0.2 s to import, and every run process loads this module.
+    # Imported here: sklearn takes about 0.3 s to import, and every run process loads this module.
     from sklearn.cluster import HDBSCAN, KMeans
     from sklearn.decomposition import PCA
     from sklearn.mixture import GaussianMixture

@@ -182,7 +182,7 @@ def initial_parameters(
 
 def fit_hmm(transformed: np.ndarray, params: HmmParams) -> FittedHmm:
     """Fit a GaussianHMM to fit-span rows (T, F), standardised by their own mean and std, from volatility bins."""
-    # Imported here: hmmlearn (with sklearn) takes about 0.2 s to import, and every run process loads this module.
+    # Imported here: hmmlearn (with sklearn) takes about 0.4 s to import, and every run process loads this module.
     from hmmlearn.hmm import GaussianHMM
 
     center = transformed.mean(axis=0)
