@@ -12,8 +12,9 @@ import sys
 # stable-baselines3 loads torch; matplotlib's pyplot a plotting backend. Then arch (0.5 s; it loads
 # matplotlib and statsmodels), yfinance with curl_cffi, statsmodels (its adfuller loads scipy.signal),
 # sklearn, hmmlearn, xgboost and lightgbm: 0.3-0.4 s each on top of the definitions, sklearn shared by the
-# last three. Together these took the definitions' import from 3.7 s to 2.4 s (`python -X importtime -c
-# "import quantlab_assets.definitions"`, median of 6 alternating runs each, on a loaded 2-core machine).
+# last three. Together these took the definitions' import from 3.2 s to 2.1 s (`python -X importtime -c
+# "import quantlab_assets.definitions"`, median of 5 alternating runs each, idle 2-core machine; 3.7 s to
+# 2.4 s under load).
 LAZY_LIBRARIES = (
     "torch", "lightning", "stable_baselines3", "gymnasium", "matplotlib", "skfolio", "cvxpy", "optuna", "arch",
     "yfinance", "curl_cffi", "statsmodels", "scipy.signal", "sklearn", "hmmlearn", "xgboost", "lightgbm",
