@@ -28,7 +28,7 @@ into the bp bounds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
@@ -41,6 +41,10 @@ from quantlab_assets.compute.models.base_models import MODELS, SEED
 from quantlab_assets.compute.models.metrics import LABEL, PREDICTION
 from quantlab_assets.compute.models.oof import role_mask
 from quantlab_assets.compute.params import described
+
+if TYPE_CHECKING:
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import Ridge
 
 BP: Final = 1e4
 ALPHA_BOUND_BP: Final = 1000.0
