@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 import numpy as np
-from arch.bootstrap import StationaryBootstrap
 from scipy import stats
 
 BETTER: Final = "better"
@@ -94,6 +93,9 @@ def paired_sharpe_difference(a: np.ndarray, b: np.ndarray, *, periods: float, co
     point = _annualised_sharpe_difference(a, b, periods) if a.size > 1 else math.nan
     if not math.isfinite(point):
         return Interval(None, None, None)
+    # Imported here: arch loads matplotlib (0.5 s), and every run process loads this module.
+    from arch.bootstrap import StationaryBootstrap
+
     bootstrap = StationaryBootstrap(block_days, a, b, seed=np.random.default_rng(seed))
     draws = bootstrap.apply(lambda x, y: np.array([_annualised_sharpe_difference(x, y, periods)]), reps=reps)[:, 0]
     finite = draws[np.isfinite(draws)]

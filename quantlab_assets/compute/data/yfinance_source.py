@@ -15,17 +15,17 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 import polars as pl
-import yfinance as yf
-from curl_cffi import requests as curl_requests
-from yfinance.data import YfData
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.data.raw import as_raw_frame, empty_raw_frame
+
+if TYPE_CHECKING:
+    from curl_cffi import requests as curl_requests
 
 SOURCE = "yfinance"
 
@@ -198,6 +198,9 @@ def download_yfinance_bars(
     symbols = tuple(dict.fromkeys(ticker.strip().upper() for ticker in tickers))
     if "" in symbols:
         raise ValueError("empty ticker symbol")
+    # Imported here: yfinance with curl_cffi takes about 0.3 s to import, and every run process loads this module.
+    from curl_cffi import requests as curl_requests
+
     session = curl_requests.Session(impersonate="chrome") if session is None else session
     batches = [symbols[i : i + params.batch_size] for i in range(0, len(symbols), params.batch_size)]
 
@@ -227,6 +230,10 @@ def _download_attempt(
     tickers: tuple[str, ...], start: dt.date, end: dt.date, params: YFinanceParams, session: curl_requests.Session
 ) -> _Attempt:
     """One `yf.download` call, then each ticker judged by its rows and its last chart response."""
+    # Imported here: yfinance with curl_cffi takes about 0.3 s to import, and every run process loads this module.
+    import yfinance as yf
+    from yfinance.data import YfData
+
     # yfinance memoises past-range chart responses, failed ones included, for the life of the process:
     # without this a retry would be answered from memory instead of by Yahoo.
     YfData.cache_get.cache_clear()

@@ -38,7 +38,6 @@ from typing import Final, Literal
 
 import numpy as np
 import polars as pl
-from statsmodels.tsa.stattools import adfuller
 
 from quantlab_assets.compute import columns as c
 
@@ -135,6 +134,9 @@ def _choose_d(log_close: np.ndarray, params: FfdParams) -> FfdOrder:
         return FfdOrder(d=None, adf_stat=None, p_value=None, n_obs=int(log_close.size), status="insufficient_history")
     if np.ptp(log_close) == 0:
         return FfdOrder(d=None, adf_stat=None, p_value=None, n_obs=int(log_close.size), status="constant_price")
+    # Imported here: statsmodels (with scipy.signal) takes 0.3 s to import, and every run process loads this module.
+    from statsmodels.tsa.stattools import adfuller
+
     for d in sorted(params.d_grid):
         series = np.convolve(log_close, ffd_weights(d, params.threshold, params.max_width), mode="valid")
         test = adfuller(series, maxlag=params.adf_maxlag, regression="c", autolag=None, result_object=True)

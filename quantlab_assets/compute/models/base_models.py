@@ -3,13 +3,8 @@
 Missing features: the trees (XGBoost, LightGBM) take NaN natively and learn a default direction per
 split; Ridge cannot, so its pipeline imputes each feature's median *of the fold's training rows* and
 standardises with the training rows' mean and std (both fitted inside the fold, so no test row
-informs them). Rows whose label is null are never training or test rows (oof.py).
-
-The median imputer is ours (`MedianImputer`), not scikit-learn's `SimpleImputer(strategy="median")`:
-that one takes medians through numpy masked arrays, 19.4 s and 4.5 GB above its input for 1.86 M x 73
-training rows, where `np.nanmedian` takes 2.0 s and no extra memory for the same, bit-identical,
-statistics (a test compares the two). At 500 instruments it made a Ridge partition slower than the
-LightGBM fits' share of the same folds and its peak RSS 9 GB.
+informs them). Rows whose label is null are never training or test rows (oof.py). The median imputer is
+ours (imputer.py: `MedianImputer`, and why not scikit-learn's).
 
 Inputs and labels per date: the trees (PER_DATE_MODELS) read every input and train on a label
 rank-gaussed within its date (features/preprocessing.py: rank_gauss_per_date), the way the peers'
@@ -31,25 +26,21 @@ inputs and thread count (tested: run twice, compare bits).
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import polars as pl
-from lightgbm import LGBMRegressor
-from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from xgboost import XGBRegressor
 
 from quantlab_assets.compute.features.preprocessing import rank_gauss_per_date
 from quantlab_assets.compute.models.metrics import LABEL
 # The names live in a light module (the partitions read them); re-exported here, where the models are.
 from quantlab_assets.compute.models.names import LIGHTGBM, MODELS, PER_DATE_MODELS, RIDGE, XGBOOST  # noqa: F401
 from quantlab_assets.compute.params import described
+
+if TYPE_CHECKING:
+    from sklearn.base import RegressorMixin
 
 SEED: Final = 42
 # A fixed thread count keeps the trees' float sums in one order. One thread: on the lab's 2-core
@@ -120,27 +111,13 @@ class BaseModelParams:
         return dataclasses.asdict(self.of(model))
 
 
-class MedianImputer(TransformerMixin, BaseEstimator):
-    """NaN -> the column's median over the rows it was fitted on; a column without any value -> 0.
+def __getattr__(name: str) -> Any:
+    # Ridge fits stored before MedianImputer moved to imputer.py were pickled under this module's name.
+    if name == "MedianImputer":
+        from quantlab_assets.compute.models.imputer import MedianImputer
 
-    What `SimpleImputer(strategy="median", keep_empty_features=True)` computes, without its masked-array
-    cost. Transforming returns a new array (the input, often a view of the design matrix, is left as is).
-    """
-
-    def fit(self, x: np.ndarray, y: object = None) -> MedianImputer:
-        x = np.asarray(x, dtype=np.float64)
-        with warnings.catch_warnings():  # a column without any value has no median: it is filled with 0
-            warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-            medians = np.nanmedian(x, axis=0)
-        self.statistics_ = np.where(np.isnan(medians), 0.0, medians)
-        self.n_features_in_ = x.shape[1]
-        return self
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if x.shape[1] != self.n_features_in_:
-            raise ValueError(f"MedianImputer was fitted on {self.n_features_in_} features, got {x.shape[1]}")
-        return np.where(np.isnan(x), self.statistics_, x)
+        return MedianImputer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def model_view(frame: pl.DataFrame, inputs: Sequence[str], model: str, per_date: bool = True) -> pl.DataFrame:
@@ -160,13 +137,25 @@ def model_view(frame: pl.DataFrame, inputs: Sequence[str], model: str, per_date:
 def make_estimator(model: str, params: BaseModelParams = BaseModelParams()) -> RegressorMixin:
     """An unfitted estimator of `model` with `params`."""
     kwargs = params.as_dict(model)
+    # Imported here: sklearn, xgboost and lightgbm together take about 0.35 s to import, and every Dagster run
+    # process imports this module.
     if model == RIDGE:
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        from quantlab_assets.compute.models.imputer import MedianImputer
+
         return Pipeline(
             # The imputer returns a new array, so scaling and Ridge's centring may work in place on it.
             [("impute", MedianImputer()), ("scale", StandardScaler(copy=False)), ("ridge", Ridge(**kwargs, copy_X=False))]
         )
     if model == XGBOOST:
+        from xgboost import XGBRegressor
+
         return XGBRegressor(**kwargs)
+    from lightgbm import LGBMRegressor
+
     return LGBMRegressor(**kwargs)
 
 

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
-from sklearn.metrics import roc_auc_score
-from xgboost import XGBClassifier
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import XGBoostParams
 from quantlab_assets.compute.models.oof import DesignPanel, design_matrix, role_mask
+
+if TYPE_CHECKING:
+    from xgboost import XGBClassifier
 
 FOLDS_HORIZON: Final = 21
 
@@ -57,6 +58,9 @@ class TunedParams:
 
 
 def _auc(label: np.ndarray, probability: np.ndarray) -> float | None:
+    # Imported here: sklearn takes about 0.3 s to import, and every Dagster run process imports this module.
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(label, probability)) if len(np.unique(label)) == 2 else None
 
 
@@ -72,6 +76,9 @@ def fit_oof_classifier(
     With `TunedParams`, each test row is predicted with the parameters its date may use (module docstring)."""
     if target in design.inputs:
         raise ValueError(f"classifier target {target!r} is among its inputs")
+    # Imported here: xgboost (with sklearn) takes 0.3 s to import, and every Dagster run process imports this module.
+    from xgboost import XGBClassifier
+
     panel, x = design.frame, design_matrix(design)
     y = panel[target].to_numpy()
     schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == FOLDS_HORIZON))

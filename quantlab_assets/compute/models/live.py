@@ -29,11 +29,10 @@ from __future__ import annotations
 import datetime as dt
 import pickle
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
-from sklearn.base import RegressorMixin
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.labels.compute import label_end_column
@@ -51,6 +50,9 @@ from quantlab_assets.compute.models.stacking import (
     wide_oof,
     with_label_ends,
 )
+
+if TYPE_CHECKING:
+    from sklearn.base import RegressorMixin
 
 FIT_COLUMNS: Final = ("model", "horizon_days", "as_of", "training_rows", "labels_ended_by", "inputs", "estimator")
 

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
-from sklearn.base import RegressorMixin
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import BaseModelParams, feature_importance, make_estimator, model_view
 from quantlab_assets.compute.models.metrics import LABEL, PREDICTION, score_predictions
 from quantlab_assets.compute.schemas.features import FEATURE_NAME_PATTERN
+
+if TYPE_CHECKING:
+    from sklearn.base import RegressorMixin
 
 MODEL: Final = "model"
 FEATURE: Final = "feature"

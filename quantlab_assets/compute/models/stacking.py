@@ -28,12 +28,10 @@ into the bp bounds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import Ridge
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.labels.compute import label_end_column
@@ -43,6 +41,10 @@ from quantlab_assets.compute.models.base_models import MODELS, SEED
 from quantlab_assets.compute.models.metrics import LABEL, PREDICTION
 from quantlab_assets.compute.models.oof import role_mask
 from quantlab_assets.compute.params import described
+
+if TYPE_CHECKING:
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import Ridge
 
 BP: Final = 1e4
 ALPHA_BOUND_BP: Final = 1000.0
@@ -136,6 +138,9 @@ def inner_oof_scores(
     folds = cv.make_folds(calendar, cv.CvParams(
         embargo_days=params.calibration_embargo_days, kfold_groups=params.calibration_folds, horizons=(horizon,),
         schemes=(cv.PURGED_KFOLD,)))
+    # Imported here: sklearn takes about 0.3 s to import, and every Dagster run process imports this module.
+    from sklearn.linear_model import Ridge
+
     scores = np.full(len(y_bp), np.nan)
     for _, fold in folds.group_by(cv.FOLD_ID):
         train, test = role_mask(fold, dates, cv.TRAIN), role_mask(fold, dates, cv.TEST)
@@ -153,6 +158,10 @@ def fit_stack(
     scored = ~np.isnan(scores)
     if not scored.any():
         return None
+    # Imported here: sklearn takes about 0.3 s to import, and every Dagster run process imports this module.
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import Ridge
+
     calibrator = IsotonicRegression(
         y_min=-ALPHA_BOUND_BP, y_max=ALPHA_BOUND_BP, increasing=True, out_of_bounds="clip"
     ).fit(scores[scored], y_bp[scored])

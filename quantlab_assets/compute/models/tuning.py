@@ -31,8 +31,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import polars as pl
-from sklearn.metrics import log_loss
-from xgboost import XGBClassifier
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.labels.compute import label_end_column
@@ -109,6 +107,10 @@ FitScore = Callable[[XGBoostParams, np.ndarray, np.ndarray, np.ndarray, np.ndarr
 
 def xgboost_log_loss(params: XGBoostParams, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                      y_test: np.ndarray) -> float:
+    # Imported here: xgboost and sklearn take about 0.3 s to import, and every Dagster run process imports this module.
+    from sklearn.metrics import log_loss
+    from xgboost import XGBClassifier
+
     model = XGBClassifier(**vars(params), eval_metric="logloss").fit(x_train, y_train)
     return float(log_loss(y_test, model.predict_proba(x_test)[:, 1], labels=[0, 1]))
 
@@ -123,6 +125,8 @@ def search_barrier_classifier(
     """Tune the classifier of `design` (barrier.barrier_panel) on the research span; see the module docstring.
     `fit_score(params, x_train, y_train, x_test, y_test)` -> log loss (a seam for tests to watch the rows)."""
     import optuna
+    # Imported here: sklearn takes about 0.3 s to import, and every Dagster run process imports this module.
+    from sklearn.metrics import log_loss
 
     research, kept_labels = research_rows(design, labels, validation_end)
     folds = cv.make_folds(kept_labels, cv.CvParams(walk_forward_splits=params.n_folds, embargo_days=params.embargo_days,

@@ -26,10 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from sklearn.cluster import HDBSCAN, KMeans
-from sklearn.decomposition import PCA
-from sklearn.mixture import GaussianMixture
-from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from quantlab_assets.compute import columns as c
@@ -94,6 +90,9 @@ def _relabel(labels: np.ndarray, remap: np.ndarray) -> np.ndarray:
 
 def hdbscan_assign(train: np.ndarray, train_labels: np.ndarray, new: np.ndarray, min_samples: int) -> np.ndarray:
     """Out-of-sample HDBSCAN labels (see the module docstring); train rows and labels from the fit."""
+    # Imported here: sklearn takes about 0.3 s to import, and every run process loads this module.
+    from sklearn.neighbors import NearestNeighbors
+
     clustered = train_labels != NOISE
     if not clustered.any() or len(new) == 0:
         return np.full(len(new), NOISE, dtype=np.int64)
@@ -108,6 +107,11 @@ def hdbscan_assign(train: np.ndarray, train_labels: np.ndarray, new: np.ndarray,
 
 def fit_regime_clusters(state: pl.DataFrame, train_end: dt.date, params: ClusterParams = ClusterParams()) -> ClusterResult:
     """Fit the three methods on rows <= train_end and assign every later row (module docstring)."""
+    # Imported here: sklearn takes about 0.3 s to import, and every run process loads this module.
+    from sklearn.cluster import HDBSCAN, KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
     rows = _transformed(state, params)
     is_train = (rows.get_column(c.DATE) <= train_end).to_numpy()
     values = rows.select(params.features).to_numpy()

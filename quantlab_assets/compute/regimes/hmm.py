@@ -41,7 +41,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from hmmlearn.hmm import GaussianHMM
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import multivariate_normal
 from threadpoolctl import threadpool_limits
@@ -183,6 +182,9 @@ def initial_parameters(
 
 def fit_hmm(transformed: np.ndarray, params: HmmParams) -> FittedHmm:
     """Fit a GaussianHMM to fit-span rows (T, F), standardised by their own mean and std, from volatility bins."""
+    # Imported here: hmmlearn (with sklearn) takes about 0.4 s to import, and every run process loads this module.
+    from hmmlearn.hmm import GaussianHMM
+
     center = transformed.mean(axis=0)
     scale = transformed.std(axis=0, ddof=1)
     scale = np.where(scale > 0, scale, 1.0)

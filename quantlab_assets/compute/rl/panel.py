@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from sklearn.decomposition import PCA
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.engine import RETURN, wide_panel
@@ -123,6 +122,9 @@ def _embedding_features(embeddings: pl.DataFrame, dates: pl.Series, tickers: lis
     if not fit_rows.any():
         raise ValueError(f"no embedding rows on or before {fit_end} to fit the projection on")
     if params.embedding_components is not None and params.embedding_components < len(names):
+        # Imported here: sklearn takes about 0.3 s to import, and every Dagster run process imports this module.
+        from sklearn.decomposition import PCA
+
         pca = PCA(n_components=params.embedding_components, random_state=params.seed).fit(values[fit_rows])
         values, names = pca.transform(values), [f"emb_pc{i}" for i in range(params.embedding_components)]
     scale = values[fit_rows].std(axis=0)
