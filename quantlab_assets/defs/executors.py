@@ -20,6 +20,10 @@ from typing import Any
 import dagster as dg
 
 EXECUTOR_ENV = "QUANTLAB_EXECUTOR"
+# Steps whose output other runs of a backfill wait on (the labels for the CV folds; the stacked alpha and
+# meta-labels for every strategy): a run's ready steps start highest `dagster/priority` first, and the
+# backfill requests the waiting runs as soon as these are stored, while the rest of the run goes on.
+UNBLOCKING_STEP_TAGS = {"dagster/priority": "1"}
 # At most this many step pods of one run at once; the gpu pool still admits one GPU step at a time.
 K8S_EXECUTOR_CONFIG = {"max_concurrent": 8}
 # One machine: CPU steps of a run in parallel, GPU-tagged steps (defs/gpu.py) one at a time per run.

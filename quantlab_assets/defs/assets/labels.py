@@ -14,6 +14,7 @@ from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.data import CleanedBarsSchema
 from quantlab_assets.compute.schemas.features import LabelsSchema
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks, per_partition_check, stored_months, withheld
+from quantlab_assets.defs.executors import UNBLOCKING_STEP_TAGS
 from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import StoredHistory, UniverseFrames
 from quantlab_assets.defs.partitions import (
@@ -34,6 +35,7 @@ GROUP = CORE_RESEARCH
     partitions_def=bars_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
+    op_tags=UNBLOCKING_STEP_TAGS,
     output_required=False,
     ins={
         "cleaned_bars": dg.AssetIn(partition_mapping=bars_with_lookback_and_lookahead),

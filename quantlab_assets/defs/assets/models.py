@@ -48,6 +48,7 @@ from quantlab_assets.compute.schemas.models import (
 )
 from quantlab_assets.defs.checks import Outputs, outputs_then_checks
 from quantlab_assets.defs.config import config_from, settings
+from quantlab_assets.defs.executors import UNBLOCKING_STEP_TAGS
 from quantlab_assets.defs.groups import CORE_RESEARCH
 from quantlab_assets.defs.io_managers import KeyedFrames, MissingUpstreamPartitionError, UniverseFrames, optional_input
 from quantlab_assets.defs.partitions import (
@@ -190,6 +191,7 @@ class StackConfig(config_from("StackFields", StackParams)):
     kinds={"sklearn"},
     partitions_def=universe_partitions,
     group_name=GROUP,
+    op_tags=UNBLOCKING_STEP_TAGS,
     ins={
         "oof_predictions": dg.AssetIn(partition_mapping=same_universe),
         "features": dg.AssetIn(partition_mapping=same_universe),
@@ -402,6 +404,7 @@ def _classifier_output(
     kinds={"xgboost"},
     partitions_def=universe_partitions,
     group_name=GROUP,
+    op_tags=UNBLOCKING_STEP_TAGS,
     output_required=False,
     ins={
         "features": dg.AssetIn(partition_mapping=same_universe),
