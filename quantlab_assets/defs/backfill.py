@@ -106,6 +106,7 @@ class BackfillRun:
     partition: str
     start: float | None
     end: float | None
+    ranged: bool  # one run over a range of partitions (a single-run backfill policy: months of bars)
 
 
 def backfill_runs(instance: dg.DagsterInstance, backfill_id: str) -> list[BackfillRun]:
@@ -122,19 +123,24 @@ def backfill_runs(instance: dg.DagsterInstance, backfill_id: str) -> list[Backfi
         result.append(BackfillRun(
             run_id=run.run_id, status=run.status,
             assets=tuple(sorted(key.to_user_string() for key in run.asset_selection or ())), partition=partition,
-            start=record.start_time, end=record.end_time,
+            start=record.start_time, end=record.end_time, ranged=bool(start),
         ))
     return result
 
 
-def _progress(instance: dg.DagsterInstance, runs: list[BackfillRun]) -> tuple[int, int]:
-    """Runs of the backfill that ended, and steps that succeeded in those still going.
+def backfill_progress(instance: dg.DagsterInstance, runs: list[BackfillRun]) -> tuple[int, int] | None:
+    """Runs of the backfill that ended, and steps that succeeded in those still going; None while a run over
+    a range of months has not ended.
 
     Dagster's backfill requests a partition once its parents' materialisations are stored, also by a run
-    still in progress: a universe's run of CV folds, regimes and the barrier classifier lets the base models
-    start when its CV-folds step is done. Steps, not materialisations: a step stores all its partitions
-    before its success, so a run's range of months is never seen half-stored and split over several runs.
+    still in progress: the base models start once the CV folds are stored, while the regimes and the barrier
+    classifier go on. A step over a range of months, though, stores its partitions one after the other; an
+    iteration while it does (on another run's end) sees some months stored and splits their children over
+    several runs, each paying the process start-up (a fresh clone's first backfill once split the market
+    state into dozens of runs). So nothing is requested while such a run is going.
     """
+    if any(run.ranged and run.status not in FINISHED_RUN_STATUSES for run in runs):
+        return None
     ended = sum(run.status in FINISHED_RUN_STATUSES for run in runs)
     steps = sum(
         len(instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_SUCCESS).records)
@@ -151,7 +157,8 @@ def _drain(iterator: Iterable[object] | None) -> None:
 def drive_backfill(context: WorkspaceProcessContext, backfill_id: str, on_change: Callable[[list[BackfillRun]], None],
                    tick_seconds: float = 0.5) -> BulkActionStatus:
     """Advance the backfill until it ends: an iteration of the backfill whenever one of its runs ended or one
-    of its steps succeeded (it requests the runs whose parents are now stored), then the run queue;
+    of its steps succeeded, unless a run over a range of months is going (it requests the runs whose parents
+    are now stored), then the run queue;
     `on_change` sees the runs after every change. Returns the backfill's final status."""
     instance = context.instance
     logger = logging.getLogger("quantlab_assets.backfill")
@@ -162,8 +169,8 @@ def drive_backfill(context: WorkspaceProcessContext, backfill_id: str, on_change
     try:
         while True:
             runs = backfill_runs(instance, backfill_id)
-            progress = _progress(instance, runs)
-            if progress != progress_before:
+            progress = backfill_progress(instance, runs)
+            if progress is not None and progress != progress_before:
                 _drain(execute_backfill_iteration(context, logger))
                 progress_before = progress
             if queue and any(run.status == DagsterRunStatus.QUEUED for run in runs):

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.storage.dagster_run import DagsterRunStatus
 
-from quantlab_assets.defs.backfill import partition_keys_for, run_failures
+from quantlab_assets.defs.backfill import BackfillRun, backfill_progress, partition_keys_for, run_failures
 from quantlab_assets.defs.groups import CORE_RESEARCH, DEEP_LEARNING, HEDGING, REINFORCEMENT_LEARNING, TUNING
 from quantlab_assets.defs.jobs import SELECTIONS
 from quantlab_assets.defs.partitions import MONTH, UNIVERSE
@@ -82,6 +83,20 @@ def test_a_failed_run_is_reported_with_its_step_and_the_cause_of_its_error(insta
     assert failure.message == "FileNotFoundError: materialise universe [synthetic] first"
 
 
+def _run(run_id: str, status: DagsterRunStatus, *, ranged: bool) -> BackfillRun:
+    return BackfillRun(run_id=run_id, status=status, assets=("cleaned_bars",), partition="", start=None, end=None,
+                       ranged=ranged)
+
+
+def test_nothing_is_requested_while_a_run_over_a_range_of_months_is_going(instance: dg.DagsterInstance) -> None:
+    # A range run stores its months one after the other: an iteration then would split their children.
+    universe_done = _run("a", DagsterRunStatus.SUCCESS, ranged=False)
+    assert backfill_progress(instance, [universe_done, _run("b", DagsterRunStatus.STARTED, ranged=True)]) is None
+    assert backfill_progress(instance, [universe_done, _run("b", DagsterRunStatus.QUEUED, ranged=True)]) is None
+    assert backfill_progress(instance, [universe_done, _run("b", DagsterRunStatus.SUCCESS, ranged=True)]) == (2, 0)
+    assert backfill_progress(instance, [universe_done, _run("c", DagsterRunStatus.STARTED, ranged=False)]) == (1, 0)
+
+
 def test_a_universe_and_month_range_pick_their_partitions_of_each_partitions_definition() -> None:
     universes = dg.StaticPartitionsDefinition(["a", "b"])
     months = dg.MonthlyPartitionsDefinition(start_date="2024-01-01", end_date="2024-06-01")
@@ -140,7 +155,7 @@ def test_one_backfill_materialises_every_core_asset_partition_in_dependency_orde
     code = f"""
 import json, dagster as dg
 from quantlab_assets.definitions import defs
-from quantlab_assets.defs.backfill import partition_keys_for, run_failures
+from quantlab_assets.defs.backfill import BackfillRun, backfill_progress, partition_keys_for, run_failures
 from quantlab_assets.defs.jobs import SELECTIONS
 graph = defs.resolve_asset_graph()
 with dg.DagsterInstance.get() as instance:
