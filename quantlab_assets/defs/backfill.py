@@ -130,16 +130,16 @@ def backfill_runs(instance: dg.DagsterInstance, backfill_id: str) -> list[Backfi
 
 def backfill_progress(instance: dg.DagsterInstance, runs: list[BackfillRun]) -> tuple[int, int] | None:
     """Runs of the backfill that ended, and steps that succeeded in those still going; None while a run over
-    a range of months has not ended.
+    a range of months is storing a step's months.
 
     Dagster's backfill requests a partition once its parents' materialisations are stored, also by a run
-    still in progress: the base models start once the CV folds are stored, while the regimes and the barrier
-    classifier go on. A step over a range of months, though, stores its partitions one after the other; an
-    iteration while it does (on another run's end) sees some months stored and splits their children over
-    several runs, each paying the process start-up (a fresh clone's first backfill once split the market
-    state into dozens of runs). So nothing is requested while such a run is going.
+    still in progress: the CV folds start once the labels are stored, the base models once the CV folds are,
+    while the features, the regimes and the barrier classifier go on. A step over a range of months, though,
+    stores its months one after the other; an iteration while it does (on another run's end) sees some months
+    stored and splits their children over several runs, each paying the process start-up (a fresh clone's
+    first backfill once split the market state into dozens of runs).
     """
-    if any(run.ranged and run.status not in FINISHED_RUN_STATUSES for run in runs):
+    if any(run.ranged and run.status == DagsterRunStatus.STARTED and _storing(instance, run.run_id) for run in runs):
         return None
     ended = sum(run.status in FINISHED_RUN_STATUSES for run in runs)
     steps = sum(
@@ -147,6 +147,17 @@ def backfill_progress(instance: dg.DagsterInstance, runs: list[BackfillRun]) -> 
         for run in runs if run.status == DagsterRunStatus.STARTED
     )
     return ended, steps
+
+
+STEP_EVENTS = {DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
+               DagsterEventType.ASSET_MATERIALIZATION}
+
+
+def _storing(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether a run is storing a step's outputs: its last step event is a materialisation (a step's
+    materialisations come after its computation and before its success)."""
+    last = instance.get_records_for_run(run_id, of_type=STEP_EVENTS, limit=1, ascending=False).records
+    return bool(last) and last[0].event_log_entry.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION
 
 
 def _drain(iterator: Iterable[object] | None) -> None:
@@ -157,8 +168,8 @@ def _drain(iterator: Iterable[object] | None) -> None:
 def drive_backfill(context: WorkspaceProcessContext, backfill_id: str, on_change: Callable[[list[BackfillRun]], None],
                    tick_seconds: float = 0.5) -> BulkActionStatus:
     """Advance the backfill until it ends: an iteration of the backfill whenever one of its runs ended or one
-    of its steps succeeded, unless a run over a range of months is going (it requests the runs whose parents
-    are now stored), then the run queue;
+    of its steps succeeded, unless a run over a range of months is storing its months (it requests the runs
+    whose parents are now stored), then the run queue;
     `on_change` sees the runs after every change. Returns the backfill's final status."""
     instance = context.instance
     logger = logging.getLogger("quantlab_assets.backfill")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+from dagster._core.execution.plan.objects import StepSuccessData
 from dagster._core.storage.dagster_run import DagsterRunStatus
 
 from quantlab_assets.defs.backfill import BackfillRun, backfill_progress, partition_keys_for, run_failures
@@ -88,13 +90,29 @@ def _run(run_id: str, status: DagsterRunStatus, *, ranged: bool) -> BackfillRun:
                        ranged=ranged)
 
 
-def test_nothing_is_requested_while_a_run_over_a_range_of_months_is_going(instance: dg.DagsterInstance) -> None:
-    # A range run stores its months one after the other: an iteration then would split their children.
-    universe_done = _run("a", DagsterRunStatus.SUCCESS, ranged=False)
-    assert backfill_progress(instance, [universe_done, _run("b", DagsterRunStatus.STARTED, ranged=True)]) is None
-    assert backfill_progress(instance, [universe_done, _run("b", DagsterRunStatus.QUEUED, ranged=True)]) is None
-    assert backfill_progress(instance, [universe_done, _run("b", DagsterRunStatus.SUCCESS, ranged=True)]) == (2, 0)
-    assert backfill_progress(instance, [universe_done, _run("c", DagsterRunStatus.STARTED, ranged=False)]) == (1, 0)
+def _report(instance: dg.DagsterInstance, run_id: str, event_type: DagsterEventType, data: object = None) -> None:
+    event = DagsterEvent(event_type_value=event_type.value, job_name="__ASSET_JOB", step_key="cleaned_bars",
+                         event_specific_data=data)
+    instance.report_dagster_event(event, run_id=run_id)
+
+
+def test_nothing_is_requested_while_a_run_over_a_range_of_months_stores_its_months(
+    instance: dg.DagsterInstance,
+) -> None:
+    # A range run's step stores its months one after the other: an iteration then would split their children.
+    universe_done = _run("universe-run", DagsterRunStatus.SUCCESS, ranged=False)
+    months = _run("months-run", DagsterRunStatus.STARTED, ranged=True)
+    _report(instance, months.run_id, DagsterEventType.STEP_START)
+    assert backfill_progress(instance, [universe_done, months]) == (1, 0)  # computing: nothing stored yet
+
+    stored = dg.AssetMaterialization("cleaned_bars", partition="2024-01-01|synthetic")
+    _report(instance, months.run_id, DagsterEventType.ASSET_MATERIALIZATION, StepMaterializationData(stored))
+    assert backfill_progress(instance, [universe_done, months]) is None
+
+    _report(instance, months.run_id, DagsterEventType.STEP_SUCCESS, StepSuccessData(duration_ms=1.0))
+    assert backfill_progress(instance, [universe_done, months]) == (1, 1)
+    # The same events in a run over one partition hold nothing back.
+    assert backfill_progress(instance, [universe_done, _run("months-run", DagsterRunStatus.STARTED, ranged=False)]) == (1, 1)
 
 
 def test_a_universe_and_month_range_pick_their_partitions_of_each_partitions_definition() -> None:
