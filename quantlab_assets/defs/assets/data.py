@@ -169,7 +169,7 @@ def cleaned_bars(
     as_of = market_data.as_of_date()
     span = months_span(bars_partitions)
     cleaned, quarantined, results, counts, run_months, history_rows = {}, {}, {}, {}, {}, {}
-    source_starts_in_run: dict[str, bool] = {}
+    source_starts_in_run: set[str] = set()
     for name, months in months_by_universe(list(context.partition_keys)).items():
         spec = market_data.universe(name)
         partition = f"{months[0]}..{months[-1]}|{name}"
@@ -189,8 +189,9 @@ def cleaned_bars(
         results[name] = result
         run_months[name] = months
         history_rows[name] = raw.filter(pl.col(c.DATE) < months_window(months)[0]).height
-        if not history_rows[name] and result.raw_rows and not cleaned[name].height:
-            source_starts_in_run[name] = not _source_holds_history(market_data, spec, months)
+        if (not history_rows[name] and result.raw_rows and not cleaned[name].height
+                and not _source_holds_history(market_data, spec, months)):
+            source_starts_in_run.add(name)
         counts[name] = {"raw_rows": result.raw_rows, "cleaned_rows": cleaned[name].height,
                         "filled_rows": result.filled_rows, "rejected_share": round(result.rejected_share, 6),
                         **result.rule_counts, "after_delisting": after_delisting.height,
@@ -199,7 +200,7 @@ def cleaned_bars(
                         "non_tradable": non_tradable_tickers(universe[name])}
 
     checks, failed_months = _quality_checks(cleaned, results, as_of, data_quality.max_rejected_share, run_months,
-                                            history_rows, {name for name, young in source_starts_in_run.items() if young})
+                                            history_rows, source_starts_in_run)
     for check in checks:
         log_partition_evaluations(context, "cleaned_bars", check.check_name, context.partition_keys, {
             bars_key(month, name): f"failed in {month[:7]}|{name} (the run's result says why); its stored file was "
