@@ -338,15 +338,22 @@ def live_alpha(
     yield from outputs_then_checks(outputs, check)
 
 
-class MetaLabelConfig(config_from("ClassifierFields", XGBoostParams)):
+class _ClassifierConfig(config_from("ClassifierFields", XGBoostParams)):
     """Seed 004's XGBoost parameters for the classifiers too (auditor, barrier); tests lower the tree count."""
 
     def params(self) -> XGBoostParams:
         return settings(self, XGBoostParams)
 
 
-class BarrierClassifierConfig(MetaLabelConfig):
-    """As MetaLabelConfig, or (use_tuned_params) the best trial of the universe's stored hyperparameter_search
+class MetaLabelConfig(_ClassifierConfig):
+    """As the barrier classifier, on every core: the meta-labels are the one step running when the base
+    models are done, and every strategy waits for them (XGBoost's hist gives the same model on 1 or 2 threads)."""
+
+    n_jobs: int = Field(default=2, description="Threads per fit (2: the step runs alone, strategies wait for it).")
+
+
+class BarrierClassifierConfig(_ClassifierConfig):
+    """Seed 004's XGBoost parameters, or (use_tuned_params) the best trial of the universe's stored hyperparameter_search
     (an optional input) for the rows dated after the span it was tuned on; earlier rows keep the fields above."""
 
     use_tuned_params: bool = Field(
