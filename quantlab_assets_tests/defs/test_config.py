@@ -4,6 +4,8 @@ dataclasses the assets compute with."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import dagster as dg
 import pytest
 
@@ -16,7 +18,7 @@ from quantlab_assets.compute.regimes.clusters import ClusterParams
 from quantlab_assets.compute.regimes.hmm import HmmParams
 from quantlab_assets.compute.rl.training import PpoParams, TrainingParams
 from quantlab_assets.compute.torch_runtime.oof_engine import TrainingConfig
-from quantlab_assets.defs.assets.models import LiveAlphaConfig, MetaLabelConfig, OofConfig, StackConfig
+from quantlab_assets.defs.assets.models import BarrierClassifierConfig, LiveAlphaConfig, MetaLabelConfig, OofConfig, StackConfig
 from quantlab_assets.compute.portfolio.strategies import StrategyParams
 from quantlab_assets.defs.assets.portfolio import BacktestConfig, TargetWeightsConfig
 from quantlab_assets.defs.assets.regimes import RegimeClustersConfig, RegimeHmmConfig
@@ -34,7 +36,7 @@ DERIVED = [
     (OofConfig, (BaseModelParams,)),
     (StackConfig, (StackParams,)),
     (LiveAlphaConfig, (StackParams,)),
-    (MetaLabelConfig, (XGBoostParams,)),
+    (BarrierClassifierConfig, (XGBoostParams,)),
     (RlPolicyConfig, (TrainingParams,)),
     (RlEvaluationConfig, (MetricParams, BacktestParams)),
 ]
@@ -89,3 +91,10 @@ def test_every_launchpad_field_of_the_lab_has_a_description() -> None:
             if undescribed := [name for name, field in config_type.fields.items() if not field.description]:
                 missing[asset.op.name] = undescribed
     assert missing == {}
+
+
+def test_the_meta_labels_differ_from_the_seed_classifier_only_in_threads() -> None:
+    # The meta-labels run alone once the base models are done: both cores, the same seed parameters.
+    meta, barrier = MetaLabelConfig().params(), BarrierClassifierConfig().params()
+    assert (meta.n_jobs, barrier.n_jobs) == (2, XGBoostParams().n_jobs)
+    assert dataclasses.replace(meta, n_jobs=barrier.n_jobs) == barrier == XGBoostParams()
