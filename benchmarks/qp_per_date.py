@@ -21,7 +21,8 @@ Per date, with the production parameters (QpParams(): 20 % cap, 2 % minimum, 20 
   dates without the minimum position (one solve per date, which flatters it: with the minimum it solved
   about twice per date), the largest weight difference to the working-set solution of that problem and
   the objective gained by the working set (it must not be negative); `--reference-dates 0` leaves it out
-  (needed past about 1,000 assets, e.g. `--assets 3000 --dates 20 --reference-dates 0`).
+  (needed at large sizes: cvxpy's dense coefficient matrix for it has (2N+1) x (N+1)^2 entries, 15 GiB at
+  1,000 assets and 403 GiB at 3,000; e.g. `--assets 3000 --dates 20 --reference-dates 0`).
 Everything runs on one BLAS thread, as `qp_weights` does.
 
 The machine's load average is printed with the results (this machine is shared: state it with any figure),
@@ -127,8 +128,7 @@ def benchmark_size(n_assets: int, n_dates: int, reference_dates: int, seed: int)
         differences.append(float(np.abs(solution.weights - from_scratch.weights).max()))
         if solution.status == "optimal":
             previous = solution.weights
-    # `--reference-dates 0` skips the previous solver: past about 1,000 names cvxpy cannot even build its
-    # problem (at 3,000 it asks for a 403 GiB matrix).
+    # `--reference-dates 0` skips the previous solver, whose problem cvxpy cannot build at 3,000 names.
     reference = benchmark_previous_solver(returns, expected, min(reference_dates, n_dates), params) if reference_dates else None
     return {
         "assets": n_assets, "dates": n_dates, "statuses": sorted(statuses),
