@@ -129,7 +129,8 @@ def benchmark_size(n_assets: int, n_dates: int, reference_dates: int, seed: int)
         if solution.status == "optimal":
             previous = solution.weights
     # `--reference-dates 0` skips the previous solver, whose problem cvxpy cannot build at 3,000 names.
-    reference = benchmark_previous_solver(returns, expected, min(reference_dates, n_dates), params) if reference_dates else None
+    reference = (benchmark_previous_solver(returns, expected, min(reference_dates, n_dates), params)
+                 if reference_dates else None)
     return {
         "assets": n_assets, "dates": n_dates, "statuses": sorted(statuses),
         "per_date_covariance_plus_warm_solve": _ms(total_s),

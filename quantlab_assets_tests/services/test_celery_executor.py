@@ -61,15 +61,15 @@ class CeleryCluster:
     def start_worker(self, name: str, queues: tuple[str, ...] = ()) -> None:
         """One worker (its own session, like a machine of its own) running one step at a time in a pool
         process, consuming `queues` (default: dagster-celery's default queue only)."""
-        from dagster_celery.defaults import task_default_queue
+        from dagster_celery.defaults import task_default_queue  # here: without dagster-celery the suite skips
 
         log = self.logs / f"{name}.log"
         self.log_offsets[name] = log.stat().st_size if log.exists() else 0
         with open(log, "ab") as output:
             self.workers[name] = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "quantlab_assets.defs.celery_worker", "worker", "--pool=prefork", "--concurrency=1",
-                 "-n", f"{name}@%h", "-Q", ",".join(queues or (task_default_queue,)), "--include", celery_defs.__name__, "--loglevel=INFO",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                 "-n", f"{name}@%h", "-Q", ",".join(queues or (task_default_queue,)), "--include", celery_defs.__name__,
+                 "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
                 cwd=REPO_ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
