@@ -9,7 +9,9 @@ QUANTLAB_EXECUTOR=celery selects dagster-celery's `celery_executor`: the run sub
 Celery task to a broker (Redis), and whichever worker takes it runs the step against the same Dagster
 instance and the same data directory (`celery -A quantlab_assets.defs.celery_worker worker`, started on
 each machine with this environment). A worker that dies mid-step has not acknowledged its task, so the
-broker hands the task to another worker once the visibility timeout has passed.
+broker hands the task to another worker once the visibility timeout has passed. Steps tagged with
+defs/gpu.py's GPU_OP_TAGS go to the Celery queue `gpu`, consumed only by workers started with `-Q gpu`
+(GPU machines); the others to dagster-celery's default queue `dagster`.
 """
 
 from __future__ import annotations

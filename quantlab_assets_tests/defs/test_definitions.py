@@ -110,6 +110,22 @@ RL_CHECKS = {"rl_policy_weights_valid", "rl_policy_matches_engine", "rl_policy_n
              "rl_evaluation_finite_with_intervals"}
 
 
+def test_gpu_steps_and_only_they_go_to_the_gpu_celery_queue() -> None:
+    from dagster_celery.defaults import task_default_queue
+    from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
+
+    from quantlab_assets.defs.gpu import CELERY_QUEUE_TAG, GPU_CELERY_QUEUE, GPU_POOL
+
+    assert CELERY_QUEUE_TAG == DAGSTER_CELERY_QUEUE_TAG and GPU_CELERY_QUEUE != task_default_queue
+    # The queue dagster-celery's executor picks for each step: its tag, else the default queue.
+    queue_of_op = {asset.op.name: (asset.op.pool, asset.op.tags.get(CELERY_QUEUE_TAG, task_default_queue))
+                   for asset in defs.resolve_asset_graph().assets_defs}
+    gpu_ops = {op for op, (pool, _) in queue_of_op.items() if pool == GPU_POOL}
+    assert {"hedge_policy", "rl_policy", "forecaster_tft"} <= gpu_ops
+    assert {op for op, (_, queue) in queue_of_op.items() if queue == GPU_CELERY_QUEUE} == gpu_ops
+    assert {queue for op, (_, queue) in queue_of_op.items() if op not in gpu_ops} == {task_default_queue}
+
+
 def test_rl_policy_is_variant_by_universe_and_the_evaluation_reads_every_variant() -> None:
     from quantlab_assets.compute.rl.names import VARIANT_NAMES
     from quantlab_assets.defs.partitions import rl_partitions

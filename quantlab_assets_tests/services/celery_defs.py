@@ -7,6 +7,9 @@ lab's executor choice (QUANTLAB_EXECUTOR). Each step records the process that ra
 A panel named by a file `<asset>.request` in $QUANTLAB_TEST_STALL_DIR stalls halfway through writing its
 partition the first time it runs (it leaves `<asset>.stalled` holding its pid), so a test can kill its
 worker in the middle of the write; run again, it writes as usual.
+
+gpu_queue_job: a CPU step and a GPU-tagged step (defs/gpu.py's tags, as the training assets carry) that
+fits on its output, to show which Celery queue, hence which worker, each one goes to.
 """
 
 import io
@@ -21,6 +24,7 @@ import polars as pl
 
 from quantlab_assets.compute.storage import StorageLayout, write_atomic
 from quantlab_assets.defs.executors import lab_executor
+from quantlab_assets.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager
 from quantlab_assets.defs.resources import data_dir
 
@@ -85,5 +89,19 @@ def panel_summary(context: dg.AssetExecutionContext, panel_a: pl.DataFrame, pane
 
 ASSETS = [*PANELS, panel_summary]
 panels_job = dg.define_asset_job("panels_job", selection=dg.AssetSelection.assets(*ASSETS))
-defs = dg.Definitions(assets=ASSETS, jobs=[panels_job], executor=lab_executor(),
+
+
+@dg.asset
+def cpu_features() -> pl.DataFrame:
+    return seeded_panel(PANEL_SEEDS["panel_a"])
+
+
+@dg.asset(pool=GPU_POOL, op_tags=GPU_OP_TAGS)
+def gpu_fit(cpu_features: pl.DataFrame) -> pl.DataFrame:
+    return cpu_features.group_by("instrument").agg(pl.col("ret").std().alias("ret_std")).sort("instrument")
+
+
+GPU_QUEUE_ASSETS = [cpu_features, gpu_fit]
+gpu_queue_job = dg.define_asset_job("gpu_queue_job", selection=dg.AssetSelection.assets(*GPU_QUEUE_ASSETS))
+defs = dg.Definitions(assets=[*ASSETS, *GPU_QUEUE_ASSETS], jobs=[panels_job, gpu_queue_job], executor=lab_executor(),
                       resources={"io_manager": PartitionedParquetIOManager(base_dir=str(data_dir()))})

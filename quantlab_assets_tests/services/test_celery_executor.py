@@ -4,6 +4,8 @@ The workers are separate processes that share what separate machines would share
 (PostgreSQL) and the data directory (QUANTLAB_DATA_DIR). A run of celery_defs.panels_job submits its steps
 to the broker from its own process; the event log says which worker (Celery's name, the process id) ran
 each step. Every stored file is compared byte for byte with a single-process run of the same assets.
+A fourth worker listening only on the `gpu` queue takes the GPU-tagged step of celery_defs.gpu_queue_job,
+and only that one.
 """
 
 import json
@@ -26,6 +28,7 @@ from quantlab_assets.defs.executors import (
     CELERY_BACKEND_ENV, CELERY_BROKER_ENV, CELERY_VISIBILITY_TIMEOUT_ENV, DEFAULT_CELERY_BROKER, EXECUTOR_ENV,
     celery_executor_config, lab_executor,
 )
+from quantlab_assets.defs.gpu import GPU_CELERY_QUEUE
 from quantlab_assets.defs.io_managers import PartitionedParquetIOManager
 from quantlab_assets.defs.resources import DATA_DIR_ENV
 from quantlab_assets_tests.services import celery_defs
@@ -34,7 +37,8 @@ from quantlab_assets_tests.services.servers import PostgresServer
 
 pytestmark = pytest.mark.services
 
-WORKERS = ("w1", "w2", "w3")
+WORKERS = ("w1", "w2", "w3")  # on dagster-celery's default queue only
+GPU_WORKER = "g1"  # on the gpu queue only, as a GPU machine's worker
 # A killed worker's step goes to another worker this long after it was first handed out. Every step
 # here takes a few seconds: a step still running at this age would be started twice.
 VISIBILITY_TIMEOUT_S = 10
@@ -54,15 +58,18 @@ class CeleryCluster:
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_offsets: dict[str, int] = field(default_factory=dict)  # where each worker's current log begins
 
-    def start_worker(self, name: str) -> None:
-        """One worker (its own session, like a machine of its own) running one step at a time in a pool process."""
+    def start_worker(self, name: str, queues: tuple[str, ...] = ()) -> None:
+        """One worker (its own session, like a machine of its own) running one step at a time in a pool
+        process, consuming `queues` (default: dagster-celery's default queue only)."""
+        from dagster_celery.defaults import task_default_queue  # here: without dagster-celery the suite skips
+
         log = self.logs / f"{name}.log"
         self.log_offsets[name] = log.stat().st_size if log.exists() else 0
         with open(log, "ab") as output:
             self.workers[name] = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "quantlab_assets.defs.celery_worker", "worker", "--pool=prefork", "--concurrency=1",
-                 "-n", f"{name}@%h", "-Q", "dagster", "--include", celery_defs.__name__, "--loglevel=INFO",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                 "-n", f"{name}@%h", "-Q", ",".join(queues or (task_default_queue,)), "--include", celery_defs.__name__,
+                 "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
                 cwd=REPO_ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
@@ -76,17 +83,22 @@ class CeleryCluster:
                 assert time.monotonic() < deadline, f"worker {name} not ready: {log.read_text()[-2000:]}"
                 time.sleep(0.2)
 
+    def stop_worker(self, name: str) -> None:
+        process = self.workers.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
     def worker_of_pid(self, pid: int) -> str:
         """The worker whose process group (its session) holds the process `pid`."""
         group = os.getpgid(pid)
         return next(name for name, process in self.workers.items() if process.pid == group)
 
-    def start_run(self) -> subprocess.Popen[str]:
-        """`dagster job execute` of panels_job: the run's own process submits the steps and waits for them."""
+    def start_run(self, job: str = celery_defs.panels_job.name) -> subprocess.Popen[str]:
+        """`dagster job execute` of a job of celery_defs: the run's own process submits the steps and waits for them."""
         for stored in self.data_dir.glob("*"):
             stored.unlink()
         return subprocess.Popen(
-            [sys.executable, "-m", "dagster", "job", "execute", "-m", celery_defs.__name__, "-j", "panels_job"],
+            [sys.executable, "-m", "dagster", "job", "execute", "-m", celery_defs.__name__, "-j", job],
             cwd=REPO_ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
 
@@ -142,7 +154,19 @@ def _finish(run: subprocess.Popen[str]) -> None:
     assert run.returncode == 0, output[-3000:]
 
 
-def _step_placements(instance: dg.DagsterInstance) -> dict[str, list[tuple[str, int]]]:
+@pytest.fixture
+def gpu_worker(cluster: CeleryCluster) -> Iterator[str]:
+    """A worker that consumes the gpu queue only, for one test."""
+    cluster.start_worker(GPU_WORKER, queues=(GPU_CELERY_QUEUE,))
+    try:
+        cluster.wait_until_ready((GPU_WORKER,))
+        yield GPU_WORKER
+    finally:
+        cluster.stop_worker(GPU_WORKER)
+
+
+def _step_placements(instance: dg.DagsterInstance, assets: list[dg.AssetsDefinition] = celery_defs.ASSETS
+                     ) -> dict[str, list[tuple[str, int]]]:
     """Step key -> (Celery worker name, process id) of each time a worker started the step, in order.
 
     dagster-celery logs the worker's name when it takes a step; the step's own STEP_START carries the
@@ -160,7 +184,7 @@ def _step_placements(instance: dg.DagsterInstance) -> dict[str, list[tuple[str, 
             names.setdefault(event.step_key, []).append(event.engine_event_data.metadata[CELERY_WORKER_METADATA].value)
         if event.event_type == dg.DagsterEventType.STEP_START:
             pids.setdefault(event.step_key, []).append(event.pid)
-    assert names.keys() == pids.keys() == {asset.key.to_user_string() for asset in celery_defs.ASSETS}
+    assert names.keys() == pids.keys() == {asset.key.to_user_string() for asset in assets}
     return {step: list(zip(names[step], pids[step], strict=True)) for step in names}
 
 
@@ -237,3 +261,18 @@ def test_a_worker_killed_mid_write_has_its_step_rerun_by_another_and_no_half_wri
     assert half_written.exists()
     assert _stored_files(cluster.data_dir) == single_process_files
     cluster.start_worker(killed)  # a replacement, for the tests that want three workers
+
+
+def test_a_gpu_tagged_step_runs_on_the_gpu_queue_worker_and_a_cpu_step_on_a_default_queue_worker(
+    cluster: CeleryCluster, gpu_worker: str
+) -> None:
+    cluster.wait_until_ready(WORKERS)
+    _finish(cluster.start_run(celery_defs.gpu_queue_job.name))
+
+    placements = _step_placements(cluster.instance, celery_defs.GPU_QUEUE_ASSETS)
+    [(gpu_step_worker, gpu_step_pid)] = placements[celery_defs.gpu_fit.key.to_user_string()]
+    [(cpu_step_worker, cpu_step_pid)] = placements[celery_defs.cpu_features.key.to_user_string()]
+    # Celery's name of the worker that took each task, and the process group the step's process was in.
+    assert gpu_step_worker.split("@")[0] == cluster.worker_of_pid(gpu_step_pid) == gpu_worker
+    assert cpu_step_worker.split("@")[0] == cluster.worker_of_pid(cpu_step_pid)
+    assert cluster.worker_of_pid(cpu_step_pid) in WORKERS
