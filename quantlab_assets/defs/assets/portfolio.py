@@ -27,7 +27,6 @@ from quantlab_assets.compute.backtest.report import (
 )
 from quantlab_assets.compute.backtest.tracking import log_report_run
 from quantlab_assets.compute.backtest.trials import KINDS, TRIAL_COLUMNS, deep_model_scores, deflated_metrics, trial_registry
-from quantlab_assets.compute.models.metrics import PREDICTION
 from quantlab_assets.compute.data.membership import (
     cross_section_rows,
     members_per_date,
@@ -35,6 +34,7 @@ from quantlab_assets.compute.data.membership import (
     non_tradable_tickers,
 )
 from quantlab_assets.compute.backtest.trades import round_trips
+from quantlab_assets.compute.models.metrics import PREDICTION
 from quantlab_assets.compute.portfolio.names import BENCHMARK, QP
 from quantlab_assets.compute.portfolio.desk import summarise
 from quantlab_assets.compute.portfolio.qp import WARM_UP, QpParams
