@@ -121,11 +121,11 @@ def deep_model_scores(name: str, frame: pl.DataFrame, score: str) -> dict[str, p
     """A deep model's out-of-fold frame as trials: trial name -> (date, ticker, prediction), `score` the column
     it ranks instruments by. One trial, or one per horizon when the frame forecasts several (a `horizon_days`
     column: forecaster_quantile -> 'forecaster_quantile_5d', ...)."""
-    scores = frame.select(c.DATE, c.TICKER, pl.col(score).alias(PREDICTION), *([HORIZON_DAYS] if HORIZON_DAYS in frame.columns else []))
-    if HORIZON_DAYS not in scores.columns:
-        return {name: scores}
-    return {f"{name}_{horizon}d": part.drop(HORIZON_DAYS)
-            for (horizon,), part in sorted(scores.partition_by(HORIZON_DAYS, as_dict=True).items())}
+    columns = (c.DATE, c.TICKER, pl.col(score).alias(PREDICTION))
+    if HORIZON_DAYS not in frame.columns:
+        return {name: frame.select(columns)}
+    by_horizon = frame.partition_by(HORIZON_DAYS, as_dict=True)
+    return {f"{name}_{horizon}d": part.select(columns) for (horizon,), part in sorted(by_horizon.items())}
 
 
 def _series_row(trial: str, kind: str, counted: bool, note: str, daily: pl.DataFrame) -> dict[str, object]:
