@@ -14,6 +14,7 @@ import polars as pl
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.comparison import DIFFERENCE, HIGH, LOW, VERDICT, best_candidate_verdict
+from quantlab_assets.compute.backtest.trials import KIND_LABELS
 from quantlab_assets.compute.data.synthetic import generate_synthetic_market, planted_oracle_rank_ic
 from quantlab_assets.compute.models.scorecard import STACKED
 from quantlab_assets.compute.portfolio.desk import summarise
@@ -185,8 +186,9 @@ def _print_overfitting(universe: str, instance: dg.DagsterInstance) -> None:
         return
     metadata = records[0].asset_materialization.metadata
     kinds, overfitting = metadata["trials_by_kind"].value, metadata["overfitting"].value
-    print(f"trials counted (the DSR's N): {metadata['n_trials'].value} = {kinds['strategy']} candidate strategies + "
-          f"{kinds['model']} models x horizons + {kinds['tuning']} tuning trials (not stored: {metadata['trial_inputs_not_stored'].value})")
+    counted = " + ".join(f"{kinds.get(kind, 0)} {label}" for kind, label in KIND_LABELS.items())
+    print(f"trials counted (the DSR's N): {metadata['n_trials'].value} = {counted} "
+          f"(not stored: {metadata['trial_inputs_not_stored'].value})")
     print(f"PBO across {len(overfitting['candidates'])} candidates: {_num(overfitting['pbo'], '.3f')} "
           f"({overfitting['pbo_splits']} CSCV splits); the in-sample best loses out of sample in "
           f"{_num(overfitting['pbo_oos_loss_share'], '.1%')} of them")

@@ -29,6 +29,9 @@ def test_the_lab_graph_shows_the_inputs_its_assets_read() -> None:
 
     assert {"regime_labels", "tbm_classifier"} <= parents("target_weights")
     assert "regime_labels" in parents("backtest_report")
+    # The heavy tracks' trials: optional inputs of the metrics, whose trial registry counts them once stored.
+    assert {"forecaster_transformer", "forecaster_tft", "forecaster_quantile", "tbm_classifier", "supcon_probe",
+            "rl_evaluation"} <= parents("backtest_metrics")
     assert "masked_encoder" in parents("embeddings")
     assert "supcon_encoder" in parents("supcon_probe")
 

@@ -71,7 +71,8 @@ def fake_barrier_probabilities(context: dg.AssetExecutionContext, cleaned_bars: 
 # Optional inputs of the portfolio assets, never materialised here except by writing their files.
 OPTIONAL_UPSTREAM = [dg.AssetSpec(name, partitions_def=universe_partitions)
                      for name in ("regime_labels", "tbm_classifier", "live_track_record", "cv_folds",
-                                  "hyperparameter_search")]
+                                  "hyperparameter_search", "forecaster_transformer", "forecaster_tft",
+                                  "forecaster_quantile", "supcon_probe", "rl_evaluation")]
 OPTIONAL_UPSTREAM.append(dg.AssetSpec("oof_predictions", partitions_def=oof_partitions))
 ASSETS = [universe, raw_ohlcv, cleaned_bars, fake_stacked_alpha, fake_meta_labels, fake_barrier_probabilities,
           target_weights, backtest, backtest_metrics, backtest_report, *OPTIONAL_UPSTREAM]
@@ -160,19 +161,31 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
         alpha_rows.with_columns(pl.lit(0, dtype=pl.Int64).alias("fold_id"),
                                 pl.Series("prediction", np.random.default_rng(seed).normal(size=alpha_rows.height)),
                                 pl.lit(0.0).alias("label")).write_parquet(data_dir / "oof_predictions" / "synthetic" / f"{model}.parquet")
+    # The heavy tracks, as their assets store them: the TFT's out-of-fold forecasts and an RL evaluation of two
+    # policies (with its baselines); the transformer, quantile forecaster and SupCon probe are not stored.
+    alpha_rows.with_columns(pl.lit(0, dtype=pl.Int64).alias("fold_id"),
+                            pl.Series("prediction", np.random.default_rng(7).normal(size=alpha_rows.height)),
+                            pl.lit(0.0).alias("label")).write_parquet(data_dir / "forecaster_tft" / "synthetic.parquet", mkdir=True)
+    pl.DataFrame([{"strategy": name, "span": span, "kind": kind, "sharpe": 0.4}
+                  for name, kind in (("ppo_aware_seed0", "rl"), ("sac_blind_seed0", "rl"), (EQUAL, "baseline"))
+                  for span in ("train", "validation", "test")]).write_parquet(data_dir / "rl_evaluation" / "synthetic.parquet", mkdir=True)
     final = dg.materialize(ASSETS, selection=["backtest_metrics", "backtest_report"], partition_key="synthetic",
                            instance=instance, resources=resources)
     metrics = pl.read_parquet(data_dir / "backtest_metrics" / "synthetic.parquet")
     assert sorted(metrics["strategy"]) == sorted(STRATEGY_NAMES)
-    # The DSR's N: the candidates (never the passive baselines) and the two models; no search is stored.
+    # The DSR's N: the candidates (never the passive baselines), the two models, the two stored deep models (the TFT
+    # and the sequence classifier stored above) and the two RL policies; no search is stored.
     assert not metrics.filter(pl.col("strategy").is_in([EQUAL, BUY_AND_HOLD]))["candidate"].any()
-    assert (metrics["n_trials"] == metrics["candidate"].sum() + 2).all() and metrics["candidate"].sum() >= 2
+    assert (metrics["n_trials"] == metrics["candidate"].sum() + 2 + 2 + 2).all() and metrics["candidate"].sum() >= 2
     recorded = final.asset_materializations_for_node("backtest_metrics")[0].metadata
     assert recorded["n_trials"].value == metrics["n_trials"][0]
-    assert recorded["trials_by_kind"].value["model"] == 2
-    assert recorded["trial_inputs_not_stored"].value == "hyperparameter_search"
+    assert recorded["trials_by_kind"].value == {"strategy": metrics["candidate"].sum(), "model": 2, "tuning": 0, "deep": 2, "rl": 2}
+    assert set(recorded["trial_inputs_not_stored"].value.split(", ")) == {
+        "hyperparameter_search", "forecaster_transformer", "forecaster_quantile", "supcon_probe"}
     registry = pl.read_parquet(recorded["trial_registry_file"].value)
-    assert registry.filter(pl.col("kind") == "model")["sharpe"].is_not_null().all()
+    assert registry.filter(pl.col("kind").is_in(["model", "deep"]))["sharpe"].is_not_null().all()
+    assert sorted(registry.filter(pl.col("kind") == "deep")["trial"]) == ["forecaster_tft", "tbm_classifier"]
+    assert registry.filter(pl.col("kind") == "rl")["sharpe"].is_null().all()
     overfitting = recorded["overfitting"].value
     assert 0 <= recorded["pbo"].value <= 1 and overfitting["pbo_splits"] == 12870
     assert len(overfitting["selection_path_sharpes"]) == 5  # 6 groups, 2 tested a split: 5 paths
@@ -188,6 +201,7 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
     parser.feed(path.read_text(encoding="utf-8"))
     assert set(SECTION_IDS) <= parser.ids and "no-regimes" in parser.ids
     assert {"overfitting", "trials-counted", "pbo", "cpcv-paths", PBO_FIGURE_ID} <= parser.ids
+    assert "2 deep-learning out-of-fold models, 2 RL policies" in path.read_text(encoding="utf-8")
     regime_figures = set(FIGURE_IDS["regime-analysis"])
     assert {f for ids in FIGURE_IDS.values() for f in ids} - regime_figures <= parser.ids
     # The long-short book: dollar neutral, it pays a borrow fee; every strategy is compared with equal weight.

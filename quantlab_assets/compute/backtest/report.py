@@ -22,6 +22,7 @@ from quantlab_assets.compute.backtest.comparison import COMPARISON_COLUMNS, DIFF
 from quantlab_assets.compute.backtest.engine import BacktestParams
 from quantlab_assets.compute.backtest.metrics import expected_max_sharpe, periods_per_year, regime_breakdown
 from quantlab_assets.compute.backtest.overfitting import OverfittingAssessment
+from quantlab_assets.compute.backtest.trials import KIND_LABELS
 from quantlab_assets.compute.portfolio.names import (
     AUDITED,
     BUY_AND_HOLD,
@@ -433,7 +434,7 @@ def overfitting_section(metrics: pl.DataFrame, assessment: OverfittingAssessment
     environment = jinja2.Environment(loader=jinja2.PackageLoader("quantlab_assets.compute.backtest", "templates"),
                                      autoescape=jinja2.select_autoescape(["html", "j2"]))
     return environment.get_template(OVERFITTING_TEMPLATE).render(
-        n_trials=n_trials, counts={kind: first.get(f"trials_{kind}", 0) for kind in ("strategy", "model", "tuning")},
+        n_trials=n_trials, counts=[(label, first.get(f"trials_{kind}", 0)) for kind, label in KIND_LABELS.items()],
         sharpe_sd=None if variance is None else math.sqrt(variance * periods), expected_max=expected_max,
         excluded=excluded, pbo=assessment.pbo, logit_figure=logit_figure, notes=assessment.notes, horizon=horizon,
         path_table={"header": ["Sharpe on CPCV path", *path_ids],

@@ -20,6 +20,21 @@ configuration that was evaluated and could have been chosen counts:
 - tuning: each Optuna trial of the barrier classifier's hyper-parameter search (pruned ones too: they
   were evaluated on part of the folds). A trial is scored by log loss and has no return series, so it
   counts in N and not in the variance.
+- deep: each stored out-of-fold model of the deep-learning track (the transformer and TFT forecasters,
+  the quantile forecaster once per horizon of its median, the sequence barrier classifier and the SupCon
+  probe by their probability that the upper barrier comes first). They are trained on the same
+  walk-forward folds as the base models and could be traded the same way, so each is scored like a
+  base model (`long_short_rank_returns` of its scores) and enters N and the variance. The heavy track
+  is often not materialised: a deep model that is not stored is not a trial.
+- rl: each RL policy variant (algorithm x regime inputs x seed) that rl_evaluation backtested. It stores
+  a Sharpe per span (train, validation, test) and no daily return series, so a policy counts in N and
+  not in the variance, as a tuning trial does. Its baselines (equal weight, top-N, buy-and-hold) are
+  not trials: the passive ones are benchmarks and top-N is a strategy partition, counted above.
+
+Not trials: the deep-hedging policies (defs/assets/hedging.py) hedge a simulated option position; their
+outcome is a hedging error on simulated environments, not a return of trading the universe, and none of
+them could be chosen as the lab's strategy. The encoder-transfer scorecard's two forecasters store
+no forecasts, only their scores: they are a study of pre-training, not counted.
 
 The variance is that of the annualised Sharpe ratios of every counted trial that has one, converted
 to the per-period Sharpe of the series being deflated (divided by its periods per year), so a trial on
@@ -45,16 +60,25 @@ from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metri
 from quantlab_assets.compute.backtest.overfitting import NET_RETURN
 from quantlab_assets.compute.models.metrics import PREDICTION
 from quantlab_assets.compute.portfolio.names import PASSIVE
+from quantlab_assets.compute.rl import names as rl_names
 
 STRATEGY: Final = "strategy"
 MODEL: Final = "model"
 TUNING: Final = "tuning"
-KINDS: Final = (STRATEGY, MODEL, TUNING)
+DEEP: Final = "deep"
+RL: Final = "rl"
+KINDS: Final = (STRATEGY, MODEL, TUNING, DEEP, RL)
+# How the report and the run summary name each kind's count.
+KIND_LABELS: Final = {STRATEGY: "candidate strategies", MODEL: "base models x horizons",
+                      TUNING: "hyper-parameter search trials", DEEP: "deep-learning out-of-fold models", RL: "RL policies"}
 PASSIVE_BASELINES: Final = PASSIVE
 PASSIVE_BASELINE_NOTE = "passive baseline: a benchmark, not a choice of the search"
 NEVER_TRADES_NOTE = "never trades: no turnover on any day, no Sharpe to select"
+MODEL_NOTE = "long-short rank portfolio of its out-of-fold scores, before costs"
+RL_NOTE = "RL policy backtested by rl_evaluation: a Sharpe per span, no daily return series stored (N only)"
+HORIZON_DAYS = "horizon_days"
 # The columns deflated_metrics adds to compute_metrics' (the same for every strategy but the last two).
-TRIAL_COLUMNS: Final = ("trial_sharpe_variance", "trials_strategy", "trials_model", "trials_tuning", "candidate", "trial_note")
+TRIAL_COLUMNS: Final = ("trial_sharpe_variance", *(f"trials_{kind}" for kind in KINDS), "candidate", "trial_note")
 REGISTRY_SCHEMA: Final = {
     "trial": pl.String, "kind": pl.String, "counted": pl.Boolean, "note": pl.String, "days": pl.Int64,
     "periods_per_year": pl.Float64, "sharpe": pl.Float64,
@@ -93,6 +117,17 @@ def long_short_rank_returns(predictions: pl.DataFrame, returns: pl.DataFrame) ->
     )
 
 
+def deep_model_scores(name: str, frame: pl.DataFrame, score: str) -> dict[str, pl.DataFrame]:
+    """A deep model's out-of-fold frame as trials: trial name -> (date, ticker, prediction), `score` the column
+    it ranks instruments by. One trial, or one per horizon when the frame forecasts several (a `horizon_days`
+    column: forecaster_quantile -> 'forecaster_quantile_5d', ...)."""
+    columns = (c.DATE, c.TICKER, pl.col(score).alias(PREDICTION))
+    if HORIZON_DAYS not in frame.columns:
+        return {name: frame.select(columns)}
+    by_horizon = frame.partition_by(HORIZON_DAYS, as_dict=True)
+    return {f"{name}_{horizon}d": part.select(columns) for (horizon,), part in sorted(by_horizon.items())}
+
+
 def _series_row(trial: str, kind: str, counted: bool, note: str, daily: pl.DataFrame) -> dict[str, object]:
     sharpe = sharpe_ratio(daily[NET_RETURN].to_numpy()) if counted else None
     periods = periods_per_year(daily[c.DATE])
@@ -100,32 +135,42 @@ def _series_row(trial: str, kind: str, counted: bool, note: str, daily: pl.DataF
             "periods_per_year": periods, "sharpe": None if sharpe is None else sharpe * math.sqrt(periods)}
 
 
+def _unscored_row(trial: str, kind: str, note: str) -> dict[str, object]:
+    """A counted trial without a return series: in N, not in the variance."""
+    return {"trial": trial, "kind": kind, "counted": True, "note": note, "days": None, "periods_per_year": None, "sharpe": None}
+
+
 def trial_registry(
     strategies: Mapping[str, pl.DataFrame],
     model_predictions: Mapping[str, pl.DataFrame] | None = None,
     returns: pl.DataFrame | None = None,
     tuning_trials: pl.DataFrame | None = None,
+    deep_scores: Mapping[str, pl.DataFrame] | None = None,
+    rl_evaluation: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """One row per configuration evaluated (REGISTRY_SCHEMA): trial, kind, counted (in N), note (why not,
     or what the Sharpe is of), days, periods_per_year and the annualised Sharpe where a return series exists.
 
     strategies: strategy name -> its backtest; model_predictions: model key ('ridge_21d') -> out-of-fold
-    predictions (date, ticker, prediction), read with `returns` (date, ticker, return); tuning_trials: the
-    hyper-parameter search's trials (one row each), None when the search is not stored.
+    predictions (date, ticker, prediction), and deep_scores the same for the deep models (`deep_model_scores`),
+    both read with `returns` (date, ticker, return); tuning_trials: the hyper-parameter search's trials (one
+    row each), None when the search is not stored; rl_evaluation: rl_evaluation's rows (strategy x span, its
+    `kind` telling policies from baselines), None when not stored.
     """
     rows = []
     for name, daily in sorted(strategies.items()):
         reason = exclusion_reason(name, daily)
         rows.append(_series_row(name, STRATEGY, reason is None, reason or "net daily return after costs", daily))
-    if model_predictions and returns is not None:
-        for key, predictions in sorted(model_predictions.items()):
-            rows.append(_series_row(key, MODEL, True, "long-short rank portfolio of its out-of-fold scores, before costs",
-                                    long_short_rank_returns(predictions, returns)))
+    for kind, scored in ((MODEL, model_predictions), (DEEP, deep_scores)):
+        if scored and returns is not None:
+            rows += [_series_row(key, kind, True, MODEL_NOTE, long_short_rank_returns(predictions, returns))
+                     for key, predictions in sorted(scored.items())]
     if tuning_trials is not None:
-        for trial, state in tuning_trials.select("trial", "state").sort("trial").iter_rows():
-            rows.append({"trial": f"trial_{trial}", "kind": TUNING, "counted": True,
-                         "note": f"barrier classifier search, {state}: scored by log loss, no return series",
-                         "days": None, "periods_per_year": None, "sharpe": None})
+        rows += [_unscored_row(f"trial_{trial}", TUNING, f"barrier classifier search, {state}: scored by log loss, no return series")
+                 for trial, state in tuning_trials.select("trial", "state").sort("trial").iter_rows()]
+    if rl_evaluation is not None:
+        policies = rl_evaluation.filter(pl.col("kind") == rl_names.RL)["strategy"].unique().sort()
+        rows += [_unscored_row(policy, RL, RL_NOTE) for policy in policies]
     return pl.DataFrame(rows, schema=REGISTRY_SCHEMA)
 
 
@@ -159,7 +204,7 @@ def deflated_metrics(backtests: Mapping[str, pl.DataFrame], trades: Mapping[str,
                      params: MetricParams = MetricParams()) -> pl.DataFrame:
     """compute_metrics for every strategy (one row each, column `strategy`), its DSR deflated by the registry's
     N and trial-Sharpe variance in the strategy's own periods per year, with the registry's verdict on it
-    (candidate, trial_note) and the count of each kind of trial (trials_strategy, trials_model, trials_tuning)."""
+    (candidate, trial_note) and the count of each kind of trial (trials_<kind> for every kind of KINDS)."""
     notes = dict(registry.filter(pl.col("kind") == STRATEGY).select("trial", "note").iter_rows())
     counted = dict(registry.filter(pl.col("kind") == STRATEGY).select("trial", "counted").iter_rows())
     rows = []

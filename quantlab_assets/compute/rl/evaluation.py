@@ -28,12 +28,11 @@ from quantlab_assets.compute.backtest.report import StrategyRun
 from quantlab_assets.compute.backtest.trades import round_trips
 from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD, EQUAL, TOP_N
 from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights
-from quantlab_assets.compute.rl.names import AWARE, BLIND, split_variant
+from quantlab_assets.compute.rl.names import AWARE, BASELINE, BLIND, RL, split_variant
 from quantlab_assets.compute.rl.panel import SPAN, SPANS, TEST, TRAIN, VALIDATION
 from quantlab_assets.compute.stats import difference_verdict
 
 BASELINES = (EQUAL, TOP_N, BUY_AND_HOLD)
-RL, BASELINE = "rl", "baseline"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 PPO, SAC = "ppo", "sac"
 ALGORITHMS = (PPO, SAC)
 AWARE, BLIND = "aware", "blind"
+# The kind of an evaluated strategy (rl_evaluation's `kind` column): a trained policy or a baseline beside it.
+RL, BASELINE = "rl", "baseline"
 REGIME_MODES = (AWARE, BLIND)
 # Two seeds per algorithm x regime mode: enough to see seed-to-seed spread and to select on validation,
 # few enough that the eight policies of a universe train in about an hour on two CPU cores.

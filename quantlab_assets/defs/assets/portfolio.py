@@ -26,7 +26,7 @@ from quantlab_assets.compute.backtest.report import (
     run_page_url,
 )
 from quantlab_assets.compute.backtest.tracking import log_report_run
-from quantlab_assets.compute.backtest.trials import KINDS, TRIAL_COLUMNS, deflated_metrics, trial_registry
+from quantlab_assets.compute.backtest.trials import KINDS, TRIAL_COLUMNS, deep_model_scores, deflated_metrics, trial_registry
 from quantlab_assets.compute.data.membership import (
     cross_section_rows,
     members_per_date,
@@ -34,6 +34,7 @@ from quantlab_assets.compute.data.membership import (
     non_tradable_tickers,
 )
 from quantlab_assets.compute.backtest.trades import round_trips
+from quantlab_assets.compute.models.metrics import PREDICTION
 from quantlab_assets.compute.portfolio.names import BENCHMARK, QP
 from quantlab_assets.compute.portfolio.desk import summarise
 from quantlab_assets.compute.portfolio.qp import WARM_UP, QpParams
@@ -273,13 +274,20 @@ def _by_strategy(frames: KeyedFrames) -> dict[str, pl.DataFrame]:
     return {split_strategy_key(key)[0]: frame for key, frame in sorted(frames.items())}
 
 
+# The heavy tracks' trials, outside the core selection and often not materialised: a stored deep model or RL
+# evaluation enters the DSR's N, one not stored is no trial. Each deep model's trial ranks instruments by the
+# column named here (trials.py: deep_model_scores); the RL evaluation's policies count in N only.
+DEEP_TRIAL_SCORES = {"forecaster_transformer": PREDICTION, "forecaster_tft": PREDICTION, "forecaster_quantile": PREDICTION,
+                     SEQUENCE_CLASSIFIER: "tbm_probability", "supcon_probe": "supcon_probability"}
+RL_TRIALS = "rl_evaluation"
 # The trial registry's and the CPCV paths' inputs: optional, so the metrics of a strategy set stand before
-# the model stack's per-model predictions, the folds or a hyper-parameter search are stored; the metadata
-# and the report then say which trials were not counted.
+# the model stack's per-model predictions, the folds, a hyper-parameter search or a heavy track are stored;
+# the metadata and the report then say which trials were not counted.
 TRIAL_INPUTS = {
     "oof_predictions": optional_input(partition_mapping=same_universe),
     "hyperparameter_search": optional_input(),
     "cv_folds": optional_input(),
+    **{asset: optional_input() for asset in (*DEEP_TRIAL_SCORES, RL_TRIALS)},
 }
 
 
@@ -304,16 +312,19 @@ def _overfitting(daily: dict[str, pl.DataFrame], metrics: pl.DataFrame, cv_folds
 def backtest_metrics(
     context: dg.AssetExecutionContext, backtest: KeyedFrames, backtest_trades: KeyedFrames, cleaned_bars: UniverseFrames,
     oof_predictions: KeyedFrames, hyperparameter_search: UniverseFrames, cv_folds: UniverseFrames,
-    io_manager: dg.ResourceParam[PartitionedParquetIOManager],
+    io_manager: dg.ResourceParam[PartitionedParquetIOManager], **heavy_tracks: UniverseFrames,
 ) -> UniverseFrames:
     """Per strategy: performance, Sharpe bootstrap CI, PSR, DSR (N and the trials' Sharpe variance from the trial
     registry), MinTRL, trades, the Sharpe difference with equal weight on the same days with its paired bootstrap
-    interval; the registry, the PBO and the CPCV path Sharpes of the candidates in the metadata."""
+    interval; the registry, the PBO and the CPCV path Sharpes of the candidates in the metadata. heavy_tracks:
+    the deep models and the RL evaluation (DEEP_TRIAL_SCORES, RL_TRIALS), each as stored."""
     name = context.partition_key
     daily, trades = _by_strategy(backtest), _by_strategy(backtest_trades)
     models = {key.split("|")[0]: frame for key, frame in oof_predictions.items()}  # 'ridge_21d|synthetic' -> 'ridge_21d'
+    deep = {trial: scores for asset, score in DEEP_TRIAL_SCORES.items() if name in heavy_tracks[asset]
+            for trial, scores in deep_model_scores(asset, heavy_tracks[asset][name], score).items()}
     registry = trial_registry(daily, models, returns_from_bars(conform(cleaned_bars[name], CleanedBarsSchema)),
-                              hyperparameter_search.get(name))
+                              hyperparameter_search.get(name), deep, heavy_tracks[RL_TRIALS].get(name))
     metrics = deflated_metrics(daily, trades, registry)
     assessment = _overfitting(daily, metrics, cv_folds, name)
     metrics = metrics.with_columns(pl.lit(None if assessment.pbo is None else assessment.pbo.pbo, dtype=pl.Float64).alias(PBO))
@@ -330,7 +341,9 @@ def backtest_metrics(
         "trial_sharpe_variance": first["trial_sharpe_variance"],
         "trial_inputs_not_stored": ", ".join(
             input_name for input_name, stored in (("oof_predictions", bool(oof_predictions)), ("cv_folds", name in cv_folds),
-                                                  ("hyperparameter_search", name in hyperparameter_search)) if not stored) or "none",
+                                                  ("hyperparameter_search", name in hyperparameter_search),
+                                                  *((asset, name in frames) for asset, frames in heavy_tracks.items()))
+            if not stored) or "none",
         "trial_registry": dg.MetadataValue.json(registry.with_columns(pl.col("sharpe").round(4)).to_dicts()),
         "trial_registry_file": dg.MetadataValue.path(str(registry_path)),
         "pbo": first[PBO],

@@ -1,5 +1,6 @@
 """The trial registry on a constructed set (passive baselines and a strategy that never trades left out),
-the model trials' long-short returns by hand, and the deflated Sharpe with the registry's N and variance
+the model trials' long-short returns by hand, the deep-learning models scored like the base models and the
+RL policies counted in N only, and the deflated Sharpe with the registry's N and variance
 against the formula of Bailey & Lopez de Prado (2014) restated here."""
 
 import datetime as dt
@@ -14,12 +15,15 @@ from scipy import stats
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.metrics import MetricParams
 from quantlab_assets.compute.backtest.trials import (
+    DEEP,
     MODEL,
     NEVER_TRADES_NOTE,
     PASSIVE_BASELINE_NOTE,
+    RL,
     STRATEGY,
     TUNING,
     candidates,
+    deep_model_scores,
     deflated_metrics,
     deflation,
     long_short_rank_returns,
@@ -72,7 +76,7 @@ def test_the_registry_counts_candidates_models_and_tuning_trials_but_no_baseline
     assert notes == {EQUAL: PASSIVE_BASELINE_NOTE, BUY_AND_HOLD: PASSIVE_BASELINE_NOTE, SNIPER: NEVER_TRADES_NOTE}
     deflate = deflation(registry, 365.25)
     assert deflate.n_trials == 3 + 2 + 3
-    assert deflate.counts == {STRATEGY: 3, MODEL: 2, TUNING: 3}
+    assert deflate.counts == {STRATEGY: 3, MODEL: 2, TUNING: 3, DEEP: 0, RL: 0}
     # Tuning trials have no return series: no Sharpe, N only. Excluded strategies carry no Sharpe either.
     assert registry.filter(pl.col("kind") == TUNING)["sharpe"].null_count() == 3
     assert registry.filter(~pl.col("counted"))["sharpe"].null_count() == 3
@@ -112,3 +116,57 @@ def test_the_dsr_deflates_with_the_registry_n_and_variance() -> None:
     assert row["dsr"] == pytest.approx(expected, rel=1e-10)
     assert row["candidate"] and (row["trials_strategy"], row["trials_model"], row["trials_tuning"]) == (3, 2, 3)
     assert metrics.filter(pl.col("strategy") == SNIPER)["trial_note"].item() == NEVER_TRADES_NOTE
+
+
+def _quantile_forecasts() -> pl.DataFrame:
+    """forecaster_quantile's layout: one row per (date, ticker) x horizon, the median as `prediction`."""
+    horizons = [_predictions(seed).with_columns(pl.lit(h, dtype=pl.Int64).alias("horizon_days")) for seed, h in ((3, 1), (4, 5))]
+    return pl.concat(horizons).with_columns((pl.col("prediction") - 1).alias("q10"), pl.col("prediction").alias("q50"),
+                                            (pl.col("prediction") + 1).alias("q90"))
+
+
+def _rl_evaluation() -> pl.DataFrame:
+    """rl_evaluation's rows: every policy and baseline on each span (only the columns the registry reads)."""
+    names = [("ppo_aware_seed0", "rl"), ("sac_blind_seed1", "rl"), (EQUAL, "baseline"), (TOP_N, "baseline")]
+    return pl.DataFrame([{"strategy": name, "span": span, "kind": kind, "sharpe": 0.5}
+                         for name, kind in names for span in ("train", "validation", "test")])
+
+
+def _tbm_probabilities() -> pl.DataFrame:
+    """tbm_classifier's probability column, a monotone map of xgboost_63d's scores (the same ranks)."""
+    return _predictions(2).select(c.DATE, c.TICKER, (1 / (1 + (-pl.col("prediction")).exp())).alias("tbm_probability"))
+
+
+def test_a_deep_model_is_one_trial_per_horizon_ranked_by_its_score_column() -> None:
+    tbm = _tbm_probabilities()
+    assert list(deep_model_scores("tbm_classifier", tbm, "tbm_probability")) == ["tbm_classifier"]
+    assert deep_model_scores("tbm_classifier", tbm, "tbm_probability")["tbm_classifier"].columns == [c.DATE, c.TICKER, "prediction"]
+    by_horizon = deep_model_scores("forecaster_quantile", _quantile_forecasts(), "prediction")
+    assert sorted(by_horizon) == ["forecaster_quantile_1d", "forecaster_quantile_5d"]
+    assert by_horizon["forecaster_quantile_5d"].equals(_predictions(4))
+
+
+def test_stored_deep_models_enter_n_and_the_variance_and_rl_policies_n_only() -> None:
+    # The transformer forecasts what ridge does and the sequence classifier's probability is a monotone map of
+    # xgboost's scores: scored like the base models, each earns the same long-short Sharpe as its twin.
+    tbm = _tbm_probabilities()
+    deep = {**deep_model_scores("forecaster_transformer", _predictions(1), "prediction"),
+            **deep_model_scores("forecaster_quantile", _quantile_forecasts(), "prediction"),
+            **deep_model_scores("tbm_classifier", tbm, "tbm_probability")}
+    registry = trial_registry(_strategies(), {"ridge_21d": _predictions(1), "xgboost_63d": _predictions(2)}, _returns(),
+                              _tuning(), deep, _rl_evaluation())
+    sharpe = dict(registry.select("trial", "sharpe").iter_rows())
+    assert sharpe["forecaster_transformer"] == pytest.approx(sharpe["ridge_21d"], rel=1e-12)
+    assert sharpe["tbm_classifier"] == pytest.approx(sharpe["xgboost_63d"], rel=1e-12)
+    deflate = deflation(registry, 365.25)
+    # 4 deep trials (the quantile forecaster once per horizon) and the 2 policies, never rl_evaluation's baselines.
+    assert deflate.counts == {STRATEGY: 3, MODEL: 2, TUNING: 3, DEEP: 4, RL: 2}
+    assert deflate.n_trials == deflation(_registry(), 365.25).n_trials + 4 + 2
+    assert sorted(registry.filter(pl.col("kind") == RL)["trial"]) == ["ppo_aware_seed0", "sac_blind_seed1"]
+    # The variance: the Sharpes of the 3 candidates, 2 models and 4 deep models; the policies store no daily returns.
+    assert registry.filter(pl.col("kind") == RL)["sharpe"].null_count() == 2
+    with_series = [sharpe[name] for name in (QP, TOP_N, AUDITED, "ridge_21d", "xgboost_63d", "forecaster_transformer",
+                                             "forecaster_quantile_1d", "forecaster_quantile_5d", "tbm_classifier")]
+    assert deflate.sharpe_variance == pytest.approx(statistics.variance(with_series) / 365.25, rel=1e-12)
+    # A heavy track not stored is no trial: the registry of the core inputs alone.
+    assert trial_registry(_strategies(), None, _returns(), None, {}, None).height == 6
