@@ -139,11 +139,11 @@ def rank_gauss_per_date(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataF
         .alias(name)
         for name in columns
     ]
-    return frame.with_columns(quantiles).with_columns(
-        pl.col(name)
-        .map_batches(lambda u: pl.Series(ndtri(u.to_numpy()), dtype=pl.Float64), return_dtype=pl.Float64)
-        .fill_nan(None)
-        for name in columns
+    ranked = frame.with_columns(quantiles)
+    # ndtri on each whole column in numpy (a null is NaN there, and back to null): a Python function inside
+    # a polars expression runs on polars' threads, and once failed there in a run process.
+    return ranked.with_columns(
+        pl.Series(name, ndtri(ranked[name].to_numpy()), dtype=pl.Float64).fill_nan(None) for name in columns
     )
 
 
