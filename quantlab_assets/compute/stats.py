@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 import numpy as np
-from scipy import stats
 
 BETTER: Final = "better"
 WORSE: Final = "worse"
@@ -46,6 +45,10 @@ class Interval(NamedTuple):
 def t_critical(confidence: float, n: int) -> float:
     """The two-sided Student-t quantile for `n` values (n - 1 degrees of freedom); infinite below two values,
     where no interval exists (so no edge can clear it)."""
+    # Imported here: scipy.stats loads scipy.optimize, interpolate and ndimage (0.4 s), and every Dagster run
+    # process imports this module.
+    from scipy import stats
+
     return float(stats.t.ppf(0.5 + confidence / 2, n - 1)) if n > 1 else math.inf
 
 

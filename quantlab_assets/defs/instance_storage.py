@@ -8,8 +8,10 @@ cleaning 264 months spent 47 s of its 61 s storing events that way, 15 s with th
 (`dagster asset materialize` of cleaned_bars over 2005-01..2026-12 on the default universe, 2026-12-07).
 
 Everything else is Dagster's: the same files, tables, WAL journal, busy timeout and initialisation (the
-instance's data stays readable by a plain SQLite instance). dagster.yaml selects it (`storage: custom`);
-run processes rebuild it from the instance reference. Pinned to dagster 1.13.27's SqliteEventLogStorage
+instance's data stays readable by a plain SQLite instance). dagster.yaml selects it through its instance
+class, whose default storage it is: under the instance's folder wherever that is ($DAGSTER_HOME, or the
+temporary folder of a `dagster dev` without one), and replaced by a `storage` block such as PostgreSQL's.
+Run processes rebuild it from the instance reference. Pinned to dagster 1.13.27's SqliteEventLogStorage
 (`_connect`, `_initdb`, `has_table`); quantlab_assets_tests/defs/test_instance_storage.py exercises it.
 """
 
@@ -17,11 +19,13 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import yaml
+from dagster._core.instance import DagsterInstance
+from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
@@ -107,3 +111,17 @@ class PooledSqliteStorage(DagsterSqliteStorage):
     def event_storage_data(self) -> ConfigurableClassData | None:
         return ConfigurableClassData(__name__, PooledSqliteEventLogStorage.__name__,
                                      yaml.dump({"base_dir": self._event_log_storage._base_dir}, default_flow_style=False))
+
+
+class PooledSqliteInstance(DagsterInstance):
+    """Dagster's instance, its default storage PooledSqliteStorage in the instance's folder."""
+
+    @classmethod
+    def config_schema(cls) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    def config_defaults(base_dir: str) -> Mapping[str, ConfigurableClassData | None]:
+        storage = ConfigurableClassData(__name__, PooledSqliteStorage.__name__,
+                                        yaml.dump({"base_dir": base_dir}, default_flow_style=False))
+        return {**InstanceRef.config_defaults(base_dir), "storage": storage}

@@ -14,10 +14,12 @@ import sys
 # sklearn, hmmlearn, xgboost and lightgbm: 0.3-0.4 s each on top of the definitions, sklearn shared by the
 # last three. Together these took the definitions' import from 3.2 s to 2.1 s (`python -X importtime -c
 # "import quantlab_assets.definitions"`, median of 5 alternating runs each, idle 2-core machine; 3.7 s to
-# 2.4 s under load).
+# 2.4 s under load). scipy.stats (with the scipy.optimize, interpolate and ndimage it loads) was another 0.4 s;
+# the normal distribution's cdf and quantile are scipy.special's ndtr and ndtri, which the features use anyway.
 LAZY_LIBRARIES = (
     "torch", "lightning", "stable_baselines3", "gymnasium", "matplotlib", "skfolio", "cvxpy", "optuna", "arch",
     "yfinance", "curl_cffi", "statsmodels", "scipy.signal", "sklearn", "hmmlearn", "xgboost", "lightgbm",
+    "scipy.stats", "scipy.optimize",
 )
 
 PROBE = (

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
@@ -55,6 +56,17 @@ def test_run_processes_rebuild_the_pooled_event_log_from_the_instance_reference(
     assert isinstance(repository_instance.event_log_storage, PooledSqliteEventLogStorage)
     rebuilt = dg.DagsterInstance.from_ref(repository_instance.get_ref())
     assert isinstance(rebuilt.event_log_storage, PooledSqliteEventLogStorage)
+
+
+def test_dagster_dev_without_a_dagster_home_keeps_the_pooled_storage_in_its_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `dagster dev` with no $DAGSTER_HOME reads ./dagster.yaml and stores under a temporary folder.
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path), config_dir=str(REPO_ROOT))) as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        assert Path(storage._base_dir) == tmp_path / "history" / "runs"
 
 
 def _run_over_twelve_months(instance: dg.DagsterInstance) -> tuple[str, int]:

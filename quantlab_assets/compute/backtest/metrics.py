@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy.special import ndtr, ndtri
 
 from quantlab_assets.compute.params import described
 
@@ -84,6 +84,10 @@ def max_drawdown(returns: np.ndarray) -> float:
 
 def _moments(returns: np.ndarray) -> tuple[float, float]:
     """Skewness and (non-excess) kurtosis, biased sample estimators as in Bailey & Lopez de Prado."""
+    # Imported here: scipy.stats loads scipy.optimize, interpolate and ndimage (0.4 s), and every Dagster run
+    # process imports this module.
+    from scipy import stats
+
     return float(stats.skew(returns, bias=True)), float(stats.kurtosis(returns, fisher=False, bias=True))
 
 
@@ -100,7 +104,7 @@ def probabilistic_sharpe_ratio(returns: np.ndarray, benchmark_sharpe: float = 0.
     factor = _sharpe_variance_factor(sharpe, *_moments(returns))
     if factor <= 0:
         return None
-    return float(stats.norm.cdf((sharpe - benchmark_sharpe) * math.sqrt(returns.size - 1) / math.sqrt(factor)))
+    return float(ndtr((sharpe - benchmark_sharpe) * math.sqrt(returns.size - 1) / math.sqrt(factor)))
 
 
 def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
@@ -108,8 +112,8 @@ def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
     if n_trials <= 1:
         return 0.0
     return math.sqrt(sharpe_variance) * (
-        (1.0 - EULER_GAMMA) * stats.norm.ppf(1.0 - 1.0 / n_trials)
-        + EULER_GAMMA * stats.norm.ppf(1.0 - 1.0 / (n_trials * math.e))
+        (1.0 - EULER_GAMMA) * ndtri(1.0 - 1.0 / n_trials)
+        + EULER_GAMMA * ndtri(1.0 - 1.0 / (n_trials * math.e))
     )
 
 
@@ -130,7 +134,7 @@ def minimum_track_record_length(returns: np.ndarray, benchmark_sharpe: float = 0
     if sharpe is None or sharpe <= benchmark_sharpe or returns.size < 3:
         return None
     factor = _sharpe_variance_factor(sharpe, *_moments(returns))
-    return 1.0 + factor * (stats.norm.ppf(confidence) / (sharpe - benchmark_sharpe)) ** 2
+    return 1.0 + factor * (ndtri(confidence) / (sharpe - benchmark_sharpe)) ** 2
 
 
 def sharpe_bootstrap_interval(
@@ -162,6 +166,8 @@ def win_rate_interval(wins: int, n: int, confidence: float = 0.95) -> tuple[floa
     """Clopper-Pearson (exact) interval of a win rate."""
     if n == 0:
         return None, None
+    from scipy import stats  # imported here: see _moments
+
     interval = stats.binomtest(wins, n).proportion_ci(confidence_level=confidence, method="exact")
     return float(interval.low), float(interval.high)
 

@@ -37,7 +37,6 @@ from typing import Final
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.metrics import periods_per_year, sharpe_ratio
@@ -109,6 +108,10 @@ def probability_of_backtest_overfitting(returns: np.ndarray, n_blocks: int = 16)
     sharpe_in = _split_sharpes(in_sample @ sum1, in_sample @ sum2, in_sample @ count)
     sharpe_out = _split_sharpes(out_sample @ sum1, out_sample @ sum2, out_sample @ count)
     best = np.argmax(sharpe_in, axis=1)
+    # Imported here: scipy.stats loads scipy.optimize, interpolate and ndimage (0.4 s), and every Dagster run
+    # process imports this module.
+    from scipy import stats
+
     rank = stats.rankdata(sharpe_out, method="average", axis=1)[np.arange(best.size), best]
     omega = rank / (n_candidates + 1)
     logits = np.log(omega / (1 - omega))

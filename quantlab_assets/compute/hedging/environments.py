@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy.stats import norm
+from scipy.special import ndtr
 
 from quantlab_assets.compute.hedging.config import ENVIRONMENTS, HedgingConfig
 
@@ -45,7 +45,7 @@ class EnvironmentPaths:
 def black_scholes_call(spot: float, strike: float, years: float, sigma: float) -> float:
     """Black-Scholes price of a call at zero rates."""
     d1 = (np.log(spot / strike) + 0.5 * sigma**2 * years) / (sigma * np.sqrt(years))
-    return float(spot * norm.cdf(d1) - strike * norm.cdf(d1 - sigma * np.sqrt(years)))
+    return float(spot * ndtr(d1) - strike * ndtr(d1 - sigma * np.sqrt(years)))
 
 
 def simulate_environment(config: HedgingConfig, name: str) -> EnvironmentPaths:

@@ -41,8 +41,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy.optimize import linear_sum_assignment
-from scipy.stats import multivariate_normal
 from threadpoolctl import threadpool_limits
 
 from quantlab_assets.compute import columns as c
@@ -126,6 +124,10 @@ class FittedHmm:
 
     def log_emission(self, transformed: np.ndarray) -> np.ndarray:
         """(T, K) log densities of the rows under each state's Gaussian."""
+        # Imported here: scipy.stats loads scipy.optimize, interpolate and ndimage (0.4 s), and every Dagster
+        # run process imports this module.
+        from scipy.stats import multivariate_normal
+
         z = self.standardise(transformed)
         return np.column_stack(
             [multivariate_normal(mean, cov, allow_singular=False).logpdf(z).reshape(len(z)) for mean, cov in zip(self.means, self.covars, strict=True)]
@@ -212,6 +214,8 @@ def canonical_order(model: FittedHmm, previous: FittedHmm | None, vol_index: int
     """order[k] = the model's state that becomes canonical state k (see the module docstring)."""
     if previous is None:
         return np.argsort(model.raw_means()[:, vol_index], kind="stable")
+    from scipy.optimize import linear_sum_assignment  # imported here: see log_emission
+
     distance = (((previous.raw_means()[:, None, :] - model.raw_means()[None, :, :]) / model.scale) ** 2).sum(axis=-1)
     _, order = linear_sum_assignment(distance)
     return order
