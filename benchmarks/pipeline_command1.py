@@ -4,9 +4,9 @@
   Per run of the backfill: its assets and partitions, the seconds from the backfill's submission to the run's
   creation (when its parents were stored and the backfill requested it) and to its start, and its own wall
   time (process start-up and the definitions' import are before its start).
-- previous (with --previous): the earlier command 1, 21 `dagster asset materialize` processes in sequence, the
-  six base models and the seven strategies as many at once as there are cores. Per step: its wall time,
-  process start-up included.
+- previous (with --previous): the earlier command 1, one `dagster asset materialize` process per step in
+  sequence, the six base models and the strategies as many at once as there are cores, over the same assets
+  as the backfill. Per step: its wall time, process start-up included.
 
 Both run in the same invocation so they share the machine's load (printed, with the load averages at the
 start and the end: a shared machine's figures say how loaded it was).
@@ -33,10 +33,11 @@ from pathlib import Path
 
 from harness import git_commit
 
+from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 MODELS = ["xgboost_63d", "xgboost_21d", "lightgbm_63d", "lightgbm_21d", "ridge_63d", "ridge_21d"]
-STRATEGIES = ["qp_optimal", "top_n_equal", "equal_weight", "buy_and_hold_benchmark", "sniper", "audited", "reckless"]
 
 
 def _fresh_home(root: Path, name: str, as_of: str) -> dict[str, str]:
@@ -89,8 +90,11 @@ def previous_route(env: dict[str, str], universe: str, first: str, last: str) ->
 
     def materialize(select: str, *partition: str) -> float:
         began = time.monotonic()
-        subprocess.run([dagster, "asset", "materialize", "-m", "quantlab_assets.definitions", "--select", select, *partition],
-                       cwd=REPO_ROOT, env=env, capture_output=True, check=True)
+        done = subprocess.run([dagster, "asset", "materialize", "-m", "quantlab_assets.definitions", "--select", select,
+                               *partition], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"dagster asset materialize --select {select} {' '.join(partition)}: exit code "
+                               f"{done.returncode}\n{done.stderr[-3000:]}")
         return time.monotonic() - began
 
     def each_at_once(select: str, keys: list[str]) -> float:
@@ -107,11 +111,14 @@ def previous_route(env: dict[str, str], universe: str, first: str, last: str) ->
         ("features, market state", lambda: materialize("features,market_state", *span)),
         ("regimes", lambda: materialize("regime_hmm,regime_hmm_params,regime_clusters,regime_labels", "--partition", universe)),
         ("cv_folds", lambda: materialize("cv_folds", "--partition", universe)),
-        (f"oof x6 ({jobs} at once)", lambda: each_at_once("oof_predictions", MODELS)),
-        ("stack, live alpha, barrier", lambda: materialize(
-            "stacked_alpha,model_scorecard,meta_labels,live_alpha,barrier_probabilities", "--partition", universe)),
-        (f"backtests x7 ({jobs} at once)", lambda: each_at_once(
-            "target_weights,backtest,backtest_positions,backtest_trades", STRATEGIES)),
+        # The out-of-fold predictions and the all-rows fits are one step (one multi-asset): select both.
+        (f"oof x6 ({jobs} at once)", lambda: each_at_once("base_model_fits,oof_predictions", MODELS)),
+        # The same assets as the backfill's stack run (the desk's decision and track record included).
+        ("stack, live alpha, barrier, desk", lambda: materialize(
+            "stacked_alpha,model_scorecard,meta_labels,live_alpha,barrier_probabilities,target_portfolio,orders,"
+            "decision_ledger,live_track_record", "--partition", universe)),
+        (f"backtests x{len(STRATEGY_NAMES)} ({jobs} at once)", lambda: each_at_once(
+            "target_weights,backtest,backtest_positions,backtest_trades", list(STRATEGY_NAMES))),
         ("metrics, report", lambda: materialize("backtest_metrics,backtest_report", "--partition", universe)),
     ]
     began = time.monotonic()
@@ -125,7 +132,7 @@ def main() -> None:
     parser.add_argument("--first", default="2005-01-01")
     parser.add_argument("--last", default=dt.date.today().replace(day=1).isoformat())
     parser.add_argument("--as-of", default="", help="QUANTLAB_AS_OF for both routes (empty: today)")
-    parser.add_argument("--previous", action="store_true", help="also time the previous 21-process command 1")
+    parser.add_argument("--previous", action="store_true", help="also time the previous one-process-per-step command 1")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "pipeline_command1.json")
     args = parser.parse_args()
 
