@@ -36,12 +36,11 @@ import polars as pl
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.labels.compute import label_end_column
-from quantlab_assets.compute.models.base_models import MODELS, BaseModelParams, make_estimator, model_view
-from quantlab_assets.compute.models.metrics import LABEL
-from quantlab_assets.compute.models.oof import DesignPanel, design_matrix, design_panel, feature_columns
+from quantlab_assets.compute.models.base_models import MODELS, BaseModelParams, ModelRows, make_estimator, model_rows
+from quantlab_assets.compute.models.metrics import LABEL, LABEL_END
+from quantlab_assets.compute.models.oof import DesignPanel, design_panel, feature_columns
 from quantlab_assets.compute.models.stacking import (
     BP,
-    LABEL_END,
     StackParams,
     alpha_column,
     combine_horizons,
@@ -119,12 +118,26 @@ def fit_base_model(
     """Step 1 for one model x horizon: `model` fitted on every row of features up to `as_of` (default: the
     newest feature date) whose `horizon` label ended by `as_of`."""
     as_of = _as_of(features, as_of)
-    known = _known_labels(labels, horizon, as_of)
-    design = design_panel(features.filter(pl.col(c.DATE) <= as_of), known, horizon)
-    view = design.with_frame(model_view(design.frame, design.inputs, model, params.per_date_trees))
-    estimator = make_estimator(model, params).fit(design_matrix(view), view.frame[LABEL].to_numpy())
+    return fit_known_rows(design_panel(features.filter(pl.col(c.DATE) <= as_of), labels, horizon), model, horizon,
+                          as_of, params)
+
+
+def fit_known_rows(design: DesignPanel, model: str, horizon: int, as_of: dt.date,
+                   params: BaseModelParams = BaseModelParams(), rows: ModelRows | None = None) -> BaseModelFit:
+    """`fit_base_model` on a design panel of `horizon` (oof.design_panel): `model` fitted on its rows whose
+    label ended by `as_of`. `rows`, the panel's model_rows when the caller built them for its out-of-fold
+    fits, are reused when every row is known by `as_of` (the pipeline's case: the panel ends where the
+    features do), so a partition builds its matrix once; otherwise the known rows are ranked anew, since a
+    per-date rank depends on which of the date's rows are in."""
+    known = (design.frame[LABEL_END] <= as_of).fill_null(False)
+    if not known.any():
+        raise ValueError(f"live alpha {horizon}d: no label ended on or before {as_of}")
+    if rows is None or not known.all():
+        design = design.with_frame(design.frame.filter(known))
+        rows = model_rows(design.frame, design.inputs, model, params.per_date_trees)
+    estimator = make_estimator(model, params).fit(rows.x, rows.y)
     return BaseModelFit(model=model, horizon=horizon, as_of=as_of, training_rows=design.frame.height,
-                        labels_ended_by=known[label_end_column(horizon)].max(), inputs=design.inputs,
+                        labels_ended_by=design.frame[LABEL_END].max(), inputs=design.inputs,
                         per_date_inputs=params.per_date_trees, estimator=estimator)
 
 
@@ -172,8 +185,7 @@ def fit_live_alpha(
         base_today = np.empty((today.height, len(MODELS)))
         for j, model in enumerate(MODELS):
             fit = _usable_fit(base_fits, model, horizon, as_of, inputs)
-            today_view = DesignPanel(model_view(today, inputs, model, fit.per_date_inputs), inputs)
-            base_today[:, j] = fit.estimator.predict(design_matrix(today_view))
+            base_today[:, j] = fit.estimator.predict(model_rows(today, inputs, model, fit.per_date_inputs).x)
         stack_rows = with_label_ends(wide_oof(oof[horizon]), known, horizon).drop_nulls(LABEL_END)
         stack = fit_stack(stack_rows.select(MODELS).to_numpy(), stack_rows[LABEL].to_numpy() * BP, stack_rows[c.DATE],
                           stack_rows[LABEL_END], horizon, stack_params) if stack_rows.height else None

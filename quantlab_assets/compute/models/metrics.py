@@ -28,6 +28,8 @@ from quantlab_assets.compute import columns as c
 
 PREDICTION: Final = "prediction"
 LABEL: Final = "label"
+# The last date of a row's label window: the label is known from that close on.
+LABEL_END: Final = "label_end"
 QUINTILES: Final = 5
 # A date needs this many predicted rows for a correlation (2 points always correlate perfectly).
 MIN_ROWS_PER_DATE: Final = 3

@@ -19,8 +19,15 @@ import polars as pl
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
-from quantlab_assets.compute.models.base_models import BaseModelParams, feature_importance, make_estimator, model_view
-from quantlab_assets.compute.models.metrics import LABEL, PREDICTION, score_predictions
+from quantlab_assets.compute.labels.compute import label_end_column
+from quantlab_assets.compute.models.base_models import (
+    BaseModelParams,
+    ModelRows,
+    feature_importance,
+    make_estimator,
+    model_rows,
+)
+from quantlab_assets.compute.models.metrics import LABEL, LABEL_END, PREDICTION, score_predictions
 from quantlab_assets.compute.schemas.features import FEATURE_NAME_PATTERN
 
 if TYPE_CHECKING:
@@ -72,11 +79,13 @@ class DesignPanel:
 
 
 def design_panel(features: pl.DataFrame, labels: pl.DataFrame, horizon: int) -> DesignPanel:
-    """Features with the horizon's label as `label`, rows with a null label dropped, sorted by date, ticker."""
+    """Features with the horizon's label as `label` and its window's last date as `label_end`, rows with a
+    null label dropped, sorted by date, ticker."""
     frame = (
         features.join(
-            labels.select(c.DATE, c.TICKER, pl.col(cv.label_column(horizon)).alias(LABEL)), on=[c.DATE, c.TICKER],
-            how="inner",
+            labels.select(c.DATE, c.TICKER, pl.col(cv.label_column(horizon)).alias(LABEL),
+                          pl.col(label_end_column(horizon)).alias(LABEL_END)),
+            on=[c.DATE, c.TICKER], how="inner",
         )
         .drop_nulls(LABEL)
         .sort(c.DATE, c.TICKER)
@@ -110,15 +119,16 @@ def fit_oof(
     model: str,
     horizon: int,
     params: BaseModelParams = BaseModelParams(),
+    rows: ModelRows | None = None,
 ) -> OofResult:
     """Fit `model` per walk-forward fold of `horizon` on a design panel and predict its test dates.
 
-    The model sees its own view of the rows (base_models.model_view: per-date ranks for the trees); the
-    predictions are scored against the panel's raw label."""
+    The model sees its own view of the rows (base_models.model_rows: per-date ranks for the trees; pass
+    `rows` when the caller built them already); the predictions are scored against the panel's raw label."""
     panel, names = design.frame, list(design.inputs)
-    view = model_view(panel, design.inputs, model, params.per_date_trees)
-    x = design_matrix(design.with_frame(view))
-    y = view[LABEL].to_numpy()
+    if rows is None:
+        rows = model_rows(panel, design.inputs, model, params.per_date_trees)
+    x, y = rows.x, rows.y
     schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == horizon))
     predictions, importances, estimators, seconds = [], [], [], []
     for fold_id in sorted(schedule[cv.FOLD_ID].unique().to_list()):

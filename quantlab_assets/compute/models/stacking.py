@@ -38,7 +38,7 @@ from quantlab_assets.compute.labels.compute import label_end_column
 from quantlab_assets.compute.labels.compute import relative_label_column as label_column
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.base_models import MODELS, SEED
-from quantlab_assets.compute.models.metrics import LABEL, PREDICTION
+from quantlab_assets.compute.models.metrics import LABEL, LABEL_END, PREDICTION
 from quantlab_assets.compute.models.oof import role_mask
 from quantlab_assets.compute.params import described
 
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 BP: Final = 1e4
 ALPHA_BOUND_BP: Final = 1000.0
 ALPHA_COMBINED: Final = "alpha_combined"
-LABEL_END: Final = "label_end"
 STACKED_COLUMNS: Final = (c.DATE, c.TICKER, "alpha_21d", "alpha_63d", ALPHA_COMBINED, "var_21d", "var_63d")
 
 

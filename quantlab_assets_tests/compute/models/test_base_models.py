@@ -15,6 +15,7 @@ from sklearn.impute import SimpleImputer
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.features.preprocessing import rank_gauss_per_date
 from quantlab_assets.compute.models.base_models import (
+    COLUMNS_PER_BLOCK,
     LIGHTGBM,
     RIDGE,
     XGBOOST,
@@ -22,6 +23,7 @@ from quantlab_assets.compute.models.base_models import (
     LightGBMParams,
     XGBoostParams,
     make_estimator,
+    model_rows,
     model_view,
 )
 from quantlab_assets.compute.models.imputer import MedianImputer
@@ -110,3 +112,49 @@ def test_a_tree_fitted_on_the_view_ignores_a_per_date_monotone_transform_of_its_
     np.testing.assert_array_equal(predictions(frame), predictions(shifted))
     raw = make_estimator(model, params).fit(shifted.select(inputs).to_numpy(), shifted[LABEL].to_numpy())
     assert not np.allclose(raw.predict(shifted.select(inputs).to_numpy()), predictions(frame))
+
+
+def _ragged_design_frame(rng: np.random.Generator, inputs: int) -> pl.DataFrame:
+    """Cross-sections of 31 to 50 members (so per-date ranks take many distinct values), a tenth of the
+    inputs missing, and more inputs than one block of model_rows."""
+    frames = []
+    for day in range(40):
+        members = int(rng.integers(31, 51))
+        values = rng.standard_normal((members, inputs))
+        label = values[:, 0] - values[:, 1] + rng.standard_normal(members)
+        values[rng.random(values.shape) < 0.1] = np.nan
+        frames.append(pl.DataFrame({
+            c.DATE: [dt.date(2024, 1, 1) + dt.timedelta(days=day)] * members,
+            c.TICKER: [f"T{i:02d}" for i in range(members)],
+            **{f"f_{j:02d}": values[:, j] for j in range(inputs)},
+            LABEL: label,
+        }))
+    return pl.concat(frames).with_columns(pl.col("^f_.*$").fill_nan(None))
+
+
+def test_model_rows_are_the_model_view_as_arrays() -> None:
+    inputs = tuple(f"f_{j:02d}" for j in range(COLUMNS_PER_BLOCK * 2 + 3))
+    frame = _ragged_design_frame(np.random.default_rng(5), len(inputs))
+    for model in (RIDGE, XGBOOST, LIGHTGBM):
+        for per_date in (True, False):
+            rows, view = model_rows(frame, inputs, model, per_date), model_view(frame, inputs, model, per_date)
+            wide = np.float32 if per_date and model == XGBOOST else np.float64
+            assert rows.x.dtype == wide and rows.x.flags.c_contiguous
+            np.testing.assert_array_equal(rows.x, view.select(pl.col(inputs).cast(pl.Float64)).to_numpy().astype(wide))
+            np.testing.assert_array_equal(rows.y, view[LABEL].to_numpy())
+            assert model_rows(frame.drop(LABEL), inputs, model, per_date).y is None
+
+
+def test_xgboost_fitted_on_its_float32_rows_predicts_what_its_float64_fit_does() -> None:
+    # model_rows hands XGBoost float32 to halve its partition's memory; it must not change a prediction.
+    # (LightGBM would: it bins float32 inputs differently, so it keeps float64.)
+    inputs = tuple(f"f_{j:02d}" for j in range(6))
+    frame = _ragged_design_frame(np.random.default_rng(6), len(inputs))
+    params = BaseModelParams(xgboost=XGBoostParams(n_estimators=60))
+    rows, view = model_rows(frame, inputs, XGBOOST), model_view(frame, inputs, XGBOOST)
+    wide = view.select(inputs).to_numpy()
+    assert rows.x.dtype == np.float32
+    narrow_fit = make_estimator(XGBOOST, params).fit(rows.x, rows.y)
+    wide_fit = make_estimator(XGBOOST, params).fit(wide, view[LABEL].to_numpy())
+    np.testing.assert_array_equal(narrow_fit.predict(rows.x), wide_fit.predict(wide))
+    assert np.std(wide_fit.predict(wide)) > 0
