@@ -13,6 +13,12 @@ start and the end: a shared machine's figures say how loaded it was).
 
     .venv/bin/python benchmarks/pipeline_command1.py --previous                    # default universe, both routes
     .venv/bin/python benchmarks/pipeline_command1.py --as-of 2008-06-30 --last 2008-06-01 --output /tmp/smoke.json
+    .venv/bin/python benchmarks/pipeline_command1.py --instruments 500 --max-concurrent-runs 2 \
+        --last 2024-12-01 --as-of 2024-12-28                # 500 names x 20 years, as benchmarks/scale.py's
+
+The backfill route also samples, every second, the resident memory of every process working for its instance
+(the run processes and the code server name the instance's folder on their command line): the largest one
+process reached and the largest sum.
 
 Results are printed and written to benchmarks/results/pipeline_command1.json (or `--output`).
 """
@@ -28,10 +34,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from harness import git_commit
+from scale import universe_yaml
 
 from quantlab_assets.compute.portfolio.names import STRATEGY_NAMES
 
@@ -40,10 +48,13 @@ VENV_BIN = Path(sys.executable).parent
 MODELS = ["xgboost_63d", "xgboost_21d", "lightgbm_63d", "lightgbm_21d", "ridge_63d", "ridge_21d"]
 
 
-def _fresh_home(root: Path, name: str, as_of: str) -> dict[str, str]:
+def _fresh_home(root: Path, name: str, as_of: str, max_concurrent_runs: int | None) -> dict[str, str]:
     home = root / name / "dagster_home"
     home.mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    config = (REPO_ROOT / "dagster.yaml").read_text()
+    if max_concurrent_runs is not None:
+        config = config.replace("max_concurrent_runs: 8", f"max_concurrent_runs: {max_concurrent_runs}", 1)
+    (home / "dagster.yaml").write_text(config)
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONWARNINGS": "ignore",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     if as_of:
@@ -51,18 +62,51 @@ def _fresh_home(root: Path, name: str, as_of: str) -> dict[str, str]:
     return env
 
 
+class MemorySampler(threading.Thread):
+    """Every `interval` seconds, the resident memory of each process whose command line contains `marker`:
+    the largest one process reached (with its command line) and the largest sum over them."""
+
+    def __init__(self, marker: str, interval: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.marker, self.interval, self.stopped = marker, interval, threading.Event()
+        self.peak_process_mib, self.peak_process, self.peak_total_mib = 0.0, "", 0.0
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            total = 0.0
+            for proc in Path("/proc").iterdir():
+                try:
+                    command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    if self.marker not in command:
+                        continue
+                    rss_kib = next(int(line.split()[1]) for line in (proc / "status").read_text().splitlines()
+                                   if line.startswith("VmRSS:"))
+                except (OSError, StopIteration, ValueError):
+                    continue  # the process ended, or is a kernel thread without memory of its own
+                total += rss_kib / 1024
+                if rss_kib / 1024 > self.peak_process_mib:
+                    self.peak_process_mib, self.peak_process = rss_kib / 1024, command[:200]
+            self.peak_total_mib = max(self.peak_total_mib, total)
+
+
 def backfill_route(env: dict[str, str], universe: str, first: str, last: str) -> dict[str, object]:
+    sampler = MemorySampler(env["DAGSTER_HOME"])
+    sampler.start()
     began = time.monotonic()
     with open(Path(env["DAGSTER_HOME"]) / "pipeline.log", "w") as log:
         done = subprocess.run(
             [sys.executable, "-m", "quantlab_assets.pipeline", "core_research", "--universe", universe, "--first", first,
              "--last", last], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True, check=False)
     wall = time.monotonic() - began
+    sampler.stopped.set()
+    sampler.join()
     # The instance's record of the backfill's runs, read in a process with the same DAGSTER_HOME.
     runs = subprocess.run([sys.executable, "-c", _RUNS_OF_LAST_BACKFILL], cwd=REPO_ROOT, env=env, capture_output=True,
                           text=True, check=True)
     return {"wall_s": wall, "exit_code": done.returncode, "stdout_tail": done.stdout[-2000:],
-            "runs": json.loads(runs.stdout.strip().splitlines()[-1])}
+            "runs": json.loads(runs.stdout.strip().splitlines()[-1]),
+            "peak_process_mib": sampler.peak_process_mib, "peak_process": sampler.peak_process,
+            "peak_total_mib": sampler.peak_total_mib}
 
 
 _RUNS_OF_LAST_BACKFILL = """
@@ -129,6 +173,10 @@ def previous_route(env: dict[str, str], universe: str, first: str, last: str) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--universe", default="synthetic")
+    parser.add_argument("--instruments", type=int, default=None,
+                        help="run a synthetic universe scale_<N> of N names (the default market's parameters) instead")
+    parser.add_argument("--max-concurrent-runs", type=int, default=None,
+                        help="the instance's run limit (default: dagster.yaml's 8; docs/measurements.md: 2 at 500 names)")
     parser.add_argument("--first", default="2005-01-01")
     parser.add_argument("--last", default=dt.date.today().replace(day=1).isoformat())
     parser.add_argument("--as-of", default="", help="QUANTLAB_AS_OF for both routes (empty: today)")
@@ -139,17 +187,25 @@ def main() -> None:
     result: dict[str, object] = {"commit": git_commit(), "cores": os.cpu_count(), "load_before": os.getloadavg(),
                                  "universe": args.universe, "first": args.first, "last": args.last, "as_of": args.as_of}
     with tempfile.TemporaryDirectory(prefix="pipeline_command1_") as root:
-        result["backfill"] = backfill_route(_fresh_home(Path(root), "backfill", args.as_of), args.universe, args.first,
-                                            args.last)
+        if args.instruments is not None:
+            args.universe = f"scale_{args.instruments}"
+            (Path(root) / "universes").mkdir()
+            (Path(root) / "universes" / f"{args.universe}.yaml").write_text(universe_yaml(args.universe, args.instruments))
+            os.environ["QUANTLAB_UNIVERSE_DIR"] = str(Path(root) / "universes")
+            result["universe"] = args.universe
+        result["backfill"] = backfill_route(_fresh_home(Path(root), "backfill", args.as_of, args.max_concurrent_runs),
+                                            args.universe, args.first, args.last)
         if args.previous:
-            result["previous"] = previous_route(_fresh_home(Path(root), "previous", args.as_of), args.universe,
-                                                args.first, args.last)
+            result["previous"] = previous_route(_fresh_home(Path(root), "previous", args.as_of, args.max_concurrent_runs),
+                                                args.universe, args.first, args.last)
     result["load_after"] = os.getloadavg()
 
     backfill = result["backfill"]
     print(f"commit {result['commit']}, {result['cores']} cores, load average before {result['load_before'][0]:.1f}, "
           f"after {result['load_after'][0]:.1f}")
-    print(f"\nbackfill route: {backfill['wall_s']:.0f} s wall, exit code {backfill['exit_code']}")
+    print(f"\nbackfill route: {backfill['wall_s']:.0f} s wall, exit code {backfill['exit_code']}; resident memory: "
+          f"largest process {backfill['peak_process_mib']:,.0f} MiB, largest sum {backfill['peak_total_mib']:,.0f} MiB\n"
+          f"  (largest process: {backfill['peak_process'][:160]})")
     print(f"{'run (assets)':60s} {'partition':>28s} {'created':>8s} {'started':>8s} {'run s':>6s}")
     for run in backfill["runs"]:
         started, took = (f"{run[k]:.0f}" if run[k] is not None else "-" for k in ("started_s", "run_s"))

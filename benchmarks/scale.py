@@ -60,7 +60,7 @@ class StepCost:
     peak_rss_mib: float
 
 
-def _universe_yaml(name: str, n_instruments: int) -> str:
+def universe_yaml(name: str, n_instruments: int) -> str:
     return (
         f"name: {name}\nsource: synthetic\n"
         f"description: The default synthetic market with {n_instruments} instruments (scale benchmark).\n"
@@ -105,7 +105,7 @@ def run_size(n_instruments: int, first: str, last: str, jobs: int, work: Path) -
     home, universes, logs = work / name / "home", work / name / "universes", work / name / "logs"
     for folder in (home, universes, logs):
         folder.mkdir(parents=True)
-    (universes / f"{name}.yaml").write_text(_universe_yaml(name, n_instruments))
+    (universes / f"{name}.yaml").write_text(universe_yaml(name, n_instruments))
     # The lab's instance configuration, as a user's: its pooled event log makes a step over 240 months
     # store its events three times faster than Dagster's stock SQLite storage.
     (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())

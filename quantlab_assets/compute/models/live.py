@@ -8,8 +8,9 @@ everything fitted on what was known at the close of `as_of`:
 1. each base model (Ridge, XGBoost, LightGBM; the OOF parameters) fitted per horizon on every row
    whose label window ended on or before `as_of` (`label_end_<h>d <= as_of`); no fold, purge or
    embargo is needed because no row of the fit is ever scored. `fit_base_model` is that fit; the
-   pipeline runs it once per model x horizon next to the model's out-of-fold fits (the same partition,
-   in parallel with the other five) and stores it, so the live alpha fits no base model itself;
+   pipeline makes it once per model x horizon next to the model's out-of-fold fits (`fit_known_rows`,
+   in the same partition and on the same matrix, in parallel with the other five) and stores it, so
+   the live alpha fits no base model itself;
 2. the meta-learner, isotonic calibrator and residual variance (stacking.fit_stack: the calibrator and
    variance cross-fitted on inner out-of-fold meta scores) fitted on the out-of-fold predictions whose
    labels ended on or before `as_of`, the rows the stacked alpha's last fold would use, plus every later
