@@ -135,6 +135,9 @@ def model_view(frame: pl.DataFrame, inputs: Sequence[str], model: str, per_date:
     return rank_gauss_per_date(frame, [*inputs, *([LABEL] if LABEL in frame.columns else [])])
 
 
+# XGBoost stores its inputs as float32 whatever it is given, so a float32 matrix is the same model at half the
+# memory (tested); LightGBM bins float32 inputs differently from float64 (measured: other trees).
+XGBOOST_INPUT: Final = np.float32
 # Rank-gaussing this many inputs at a time bounds the copy of the panel that model_rows holds at once.
 COLUMNS_PER_BLOCK: Final = 8
 
@@ -151,16 +154,14 @@ class ModelRows:
 def model_rows(frame: pl.DataFrame, inputs: Sequence[str], model: str, per_date: bool = True) -> ModelRows:
     """`model_view` of `frame` as arrays, without holding the view: the per-date inputs are filled
     COLUMNS_PER_BLOCK at a time, so a tree partition holds the design panel and one matrix instead of the
-    panel, a rank-gaussed copy and a matrix (1.6 GB each at 500 instruments x 20 years). XGBoost's matrix is
-    float32, half the size, because XGBoost stores its inputs as float32 whatever it is given (the same
-    model: tested); LightGBM bins float32 inputs differently from float64 (measured: other trees), so it and
-    Ridge read float64."""
+    panel, a rank-gaussed copy and a matrix (1.6 GB each at 500 instruments x 20 years). XGBoost's per-date
+    matrix is XGBOOST_INPUT (float32); LightGBM's and Ridge's are float64."""
     names = list(inputs)
     target = frame[LABEL] if LABEL in frame.columns else None
     if not per_date or model not in PER_DATE_MODELS:
         x = frame.select(pl.col(names).cast(pl.Float64)).to_numpy(order="c")
         return ModelRows(x, None if target is None else target.to_numpy())
-    x = np.empty((frame.height, len(names)), dtype=np.float32 if model == XGBOOST else np.float64)
+    x = np.empty((frame.height, len(names)), dtype=XGBOOST_INPUT if model == XGBOOST else np.float64)
     for start in range(0, len(names), COLUMNS_PER_BLOCK):
         block = names[start:start + COLUMNS_PER_BLOCK]
         ranked = model_view(frame.select(c.DATE, *block), block, model)

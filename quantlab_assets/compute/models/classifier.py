@@ -24,7 +24,7 @@ import polars as pl
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.models import cv
-from quantlab_assets.compute.models.base_models import XGBoostParams
+from quantlab_assets.compute.models.base_models import XGBOOST_INPUT, XGBoostParams
 from quantlab_assets.compute.models.oof import DesignPanel, design_matrix, role_mask
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def fit_oof_classifier(
     # Imported here: xgboost (with sklearn) takes 0.3 s to import, and every Dagster run process imports this module.
     from xgboost import XGBClassifier
 
-    panel, x = design.frame, design_matrix(design)
+    panel, x = design.frame, design_matrix(design, XGBOOST_INPUT)
     y = panel[target].to_numpy()
     schedule = folds.filter((pl.col(cv.SCHEME) == cv.WALK_FORWARD) & (pl.col(cv.HORIZON_DAYS) == FOLDS_HORIZON))
     outputs, scores, estimators = [], [], []

@@ -93,10 +93,11 @@ def design_panel(features: pl.DataFrame, labels: pl.DataFrame, horizon: int) -> 
     return DesignPanel(frame, tuple(feature_columns(features)))
 
 
-def design_matrix(design: DesignPanel) -> np.ndarray:
-    """The inputs as one float64 (rows, inputs) array, nulls as NaN. Row-major, so a run of rows is a
+def design_matrix(design: DesignPanel, dtype: type[np.floating] = np.float64) -> np.ndarray:
+    """The inputs as one (rows, inputs) array of `dtype`, nulls as NaN. Row-major, so a run of rows is a
     C-contiguous view that the models read without copying."""
-    return design.frame.select(pl.col(list(design.inputs)).cast(pl.Float64)).to_numpy(order="c")
+    width = pl.Float32 if dtype == np.float32 else pl.Float64
+    return design.frame.select(pl.col(list(design.inputs)).cast(width)).to_numpy(order="c")
 
 
 def role_mask(fold: pl.DataFrame, dates: pl.Series, role: str) -> np.ndarray:

@@ -3,7 +3,11 @@
 Per horizon k and walk-forward fold f (nested: everything fitted for fold f sees only OOF rows on fold
 f's *training* dates, i.e. earlier test windows less the purge and the 63-date embargo before f):
 
-1. meta-learner: Ridge(alpha=3.0) of the label on the base models' OOF predictions, fitted on those rows;
+1. meta-learner: Ridge(alpha=3.0) of the label on the base models' OOF predictions, fitted on those rows,
+   its weights non-negative (`meta_positive`, a documented deviation from the seed's unconstrained Ridge:
+   Breiman's stacked regressions). Unconstrained, a member that missed on the early folds got a negative
+   weight and the later folds bet against it: on the default market the 63-day stack's rank IC was negative
+   in every fold where all three members' were positive (docs/studies.md, "A non-negative meta-learner");
 2. isotonic calibration mapping the meta score to the label in basis points, bounded to
    [-1000, 1000] bp (the seed's range) and clipped outside the fitted scores;
 3. residual variance var_k: the variance of label_bp - calibrated.
@@ -62,9 +66,13 @@ def var_column(horizon: int) -> str:
 
 @dataclass(frozen=True)
 class StackParams:
-    """Seed 004: Ridge(alpha=3.0) meta-learner; style neutralisation off unless configured."""
+    """Seed 004: Ridge(alpha=3.0) meta-learner (with non-negative weights: `meta_positive`); style
+    neutralisation off unless configured."""
 
     meta_alpha: float = described(3.0, "Ridge penalty of the meta-learner (seed 004: 3.0).")
+    meta_positive: bool = described(
+        True, "Non-negative meta-learner weights (Breiman's stacked regressions): a member that missed on the "
+              "earlier folds gets weight 0 instead of being bet against; false: seed 004's unconstrained Ridge.")
     calibration_folds: int = described(
         5, "Inner purged folds whose out-of-fold meta scores the calibrator and residual variance are fitted on.")
     calibration_embargo_days: int = described(
@@ -128,6 +136,14 @@ class StackFit:
         return self.calibrator.predict(self.meta.predict(x))
 
 
+def meta_learner(params: StackParams) -> Ridge:
+    """Step 1's unfitted Ridge of the label in bp on the members' predictions."""
+    # Imported here: sklearn takes about 0.3 s to import, and every Dagster run process imports this module.
+    from sklearn.linear_model import Ridge
+
+    return Ridge(alpha=params.meta_alpha, positive=params.meta_positive, random_state=SEED)
+
+
 def inner_oof_scores(
     x: np.ndarray, y_bp: np.ndarray, dates: pl.Series, label_ends: pl.Series, horizon: int, params: StackParams
 ) -> np.ndarray:
@@ -137,14 +153,11 @@ def inner_oof_scores(
     folds = cv.make_folds(calendar, cv.CvParams(
         embargo_days=params.calibration_embargo_days, kfold_groups=params.calibration_folds, horizons=(horizon,),
         schemes=(cv.PURGED_KFOLD,)))
-    # Imported here: sklearn takes about 0.3 s to import, and every Dagster run process imports this module.
-    from sklearn.linear_model import Ridge
-
     scores = np.full(len(y_bp), np.nan)
     for _, fold in folds.group_by(cv.FOLD_ID):
         train, test = role_mask(fold, dates, cv.TRAIN), role_mask(fold, dates, cv.TEST)
         if train.size and test.size:
-            scores[test] = Ridge(alpha=params.meta_alpha, random_state=SEED).fit(x[train], y_bp[train]).predict(x[test])
+            scores[test] = meta_learner(params).fit(x[train], y_bp[train]).predict(x[test])
     return scores
 
 
@@ -159,13 +172,12 @@ def fit_stack(
         return None
     # Imported here: sklearn takes about 0.3 s to import, and every Dagster run process imports this module.
     from sklearn.isotonic import IsotonicRegression
-    from sklearn.linear_model import Ridge
 
     calibrator = IsotonicRegression(
         y_min=-ALPHA_BOUND_BP, y_max=ALPHA_BOUND_BP, increasing=True, out_of_bounds="clip"
     ).fit(scores[scored], y_bp[scored])
     residual_var = float(np.var(y_bp[scored] - calibrator.predict(scores[scored])))
-    meta = Ridge(alpha=params.meta_alpha, random_state=SEED).fit(x, y_bp)
+    meta = meta_learner(params).fit(x, y_bp)
     return StackFit(meta, calibrator, residual_var, int(scored.sum()))
 
 

@@ -36,7 +36,7 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.labels.compute import label_end_column
 from quantlab_assets.compute.models import cv
 from quantlab_assets.compute.models.barrier import HITS_UPPER
-from quantlab_assets.compute.models.base_models import XGBoostParams
+from quantlab_assets.compute.models.base_models import XGBOOST_INPUT, XGBoostParams
 from quantlab_assets.compute.models.classifier import TunedParams
 from quantlab_assets.compute.models.oof import DesignPanel, design_matrix, role_mask
 from quantlab_assets.compute.params import described
@@ -131,7 +131,7 @@ def search_barrier_classifier(
     research, kept_labels = research_rows(design, labels, validation_end)
     folds = cv.make_folds(kept_labels, cv.CvParams(walk_forward_splits=params.n_folds, embargo_days=params.embargo_days,
                                                    horizons=(HORIZON,), schemes=(cv.WALK_FORWARD,)))
-    x = design_matrix(research)
+    x = design_matrix(research, XGBOOST_INPUT)
     y = research.frame[HITS_UPPER].to_numpy()
     dates = research.frame[c.DATE]
     masks = []

@@ -45,6 +45,8 @@ def test_stacked_alpha_schema_bounds_and_nesting(model_panel, stacked_oof) -> No
     # days this 3.6-year panel leaves the inner folds, 63 dates embargoed on each side, meta scores without
     # rank skill in some folds: the cross-fitted calibrator is then flat, not optimistic.)
     assert score_predictions(result.per_horizon[21])["rank_ic"][0] > 0.05
+    # The meta-learner never bets against a member (StackParams.meta_positive).
+    assert all((fit.meta.coef_ >= 0).all() for fit in result.fits)
     # Calibrated alpha monotone in the meta score; every residual variance positive.
     for fit in result.fits:
         grid = np.linspace(fit.calibrator.X_min_ - 1.0, fit.calibrator.X_max_ + 1.0, 200)
@@ -157,3 +159,15 @@ def test_stacked_alpha_is_bit_identical_when_run_twice(model_panel, stacked_oof)
     first = stacking.stack_and_combine(predictions, folds, model_panel.labels, features, params).alpha
     second = stacking.stack_and_combine(predictions, folds, model_panel.labels, features, params).alpha
     assert first.equals(second)
+
+
+def test_the_meta_learner_gives_a_member_that_predicts_backwards_weight_zero_not_a_negative_one() -> None:
+    rng = np.random.default_rng(3)
+    signal = rng.standard_normal(4000)
+    label_bp = 10 * signal + 30 * rng.standard_normal(4000)
+    members = np.column_stack([signal + rng.standard_normal(4000), -signal + rng.standard_normal(4000),
+                               rng.standard_normal(4000)])
+    positive = stacking.meta_learner(stacking.StackParams()).fit(members, label_bp)
+    unconstrained = stacking.meta_learner(stacking.StackParams(meta_positive=False)).fit(members, label_bp)
+    assert positive.coef_[0] > 0 and positive.coef_[1] == 0.0 and positive.coef_[2] >= 0.0
+    assert unconstrained.coef_[1] < 0

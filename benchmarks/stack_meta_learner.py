@@ -1,0 +1,65 @@
+"""The stack's meta-learner with and without non-negative weights, on a stored run's out-of-fold predictions.
+
+Reads the six `oof_predictions`, the `labels` months and the `cv_folds` of one universe from a data directory
+(command 1's: `./dagster_home/data`), stacks them twice with `stacking.stack_and_combine` (StackParams with
+`meta_positive` true, the lab's default, and false, seed 004's unconstrained Ridge) and prints, per horizon,
+the out-of-fold rank IC of each stack and of each member per walk-forward fold, with the meta-learner's
+weights per fold. Nothing is refitted but the stack: a few seconds.
+
+    .venv/bin/python benchmarks/stack_meta_learner.py --data-dir dagster_home/data --universe synthetic
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import polars as pl
+
+from quantlab_assets.compute.models import cv, stacking
+from quantlab_assets.compute.models.base_models import MODELS
+from quantlab_assets.compute.models.metrics import score_predictions
+from quantlab_assets.compute.storage import StorageLayout, read_parquet_file, read_parquet_files
+from quantlab_assets.defs.partitions import MODEL_HORIZONS
+
+
+def _rank_ic_by_fold(frame: pl.DataFrame) -> dict[int | None, float | None]:
+    by_fold = score_predictions(frame, by=[cv.FOLD_ID]).sort(cv.FOLD_ID)
+    return {None: score_predictions(frame)["rank_ic"][0], **dict(zip(by_fold[cv.FOLD_ID], by_fold["rank_ic"]))}
+
+
+def _cell(value: float | None) -> str:
+    return f"{value:+.4f}" if value is not None else "   null"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--universe", default="synthetic")
+    args = parser.parse_args()
+    layout = StorageLayout(args.data_dir)
+    oof: dict[int, dict[str, pl.DataFrame]] = {}
+    for horizon in MODEL_HORIZONS:
+        oof[horizon] = {model: read_parquet_file(layout.keyed_file("oof_predictions", args.universe, f"{model}_{horizon}d"))
+                        for model in MODELS}
+    labels = read_parquet_files(sorted((layout.asset_dir("labels") / args.universe).glob("*.parquet")))
+    folds = read_parquet_file(layout.partition_file("cv_folds", args.universe))
+    stacks = {positive: stacking.stack_and_combine(oof, folds, labels, params=stacking.StackParams(meta_positive=positive))
+              for positive in (True, False)}
+    for horizon in sorted(oof):
+        rows = {f"{model} (member)": _rank_ic_by_fold(oof[horizon][model]) for model in MODELS}
+        for positive, result in stacks.items():
+            rows["stack, weights >= 0" if positive else "stack, unconstrained"] = _rank_ic_by_fold(result.per_horizon[horizon])
+        folds_seen = sorted({f for scores in rows.values() for f in scores if f is not None})
+        print(f"\n{horizon}d: out-of-fold rank IC, all folds and per walk-forward fold")
+        print(f"  {'':24s} {'all':>8s} " + " ".join(f"{'fold ' + str(f):>8s}" for f in folds_seen))
+        for name, scores in rows.items():
+            print(f"  {name:24s} {_cell(scores[None]):>8s} " + " ".join(f"{_cell(scores.get(f)):>8s}" for f in folds_seen))
+        for positive, result in stacks.items():
+            weights = "; ".join(f"fold {fit.fold_id}: " + ", ".join(f"{w:.1f}" for w in fit.meta.coef_)
+                                for fit in result.fits if fit.horizon == horizon)
+            print(f"  meta weights ({', '.join(MODELS)}), {'>= 0' if positive else 'unconstrained'}: {weights}")
+
+
+if __name__ == "__main__":
+    main()
