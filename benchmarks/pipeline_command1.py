@@ -16,9 +16,8 @@ start and the end: a shared machine's figures say how loaded it was).
     .venv/bin/python benchmarks/pipeline_command1.py --instruments 500 --max-concurrent-runs 2 \
         --last 2024-12-01 --as-of 2024-12-28                # 500 names x 20 years, as benchmarks/scale.py's
 
-The backfill route also samples, every second, the resident memory of every process working for its instance
-(the run processes and the code server name the instance's folder on their command line): the largest one
-process reached and the largest sum.
+The backfill route also samples, every second, the resident memory of the backfill driver and every process it
+starts (its code server and the run processes): the largest one process reached and the largest sum.
 
 Results are printed and written to benchmarks/results/pipeline_command1.json (or `--output`).
 """
@@ -63,26 +62,41 @@ def _fresh_home(root: Path, name: str, as_of: str, max_concurrent_runs: int | No
 
 
 class MemorySampler(threading.Thread):
-    """Every `interval` seconds, the resident memory of each process whose command line contains `marker`:
-    the largest one process reached (with its command line) and the largest sum over them."""
+    """Every `interval` seconds, the resident memory of process `root` and all its descendants (the backfill
+    driver, its code server and the run processes that server launches): the largest one process reached
+    (with its command line) and the largest sum over them."""
 
-    def __init__(self, marker: str, interval: float = 1.0) -> None:
+    def __init__(self, root: int, interval: float = 1.0) -> None:
         super().__init__(daemon=True)
-        self.marker, self.interval, self.stopped = marker, interval, threading.Event()
+        self.root, self.interval, self.stopped = root, interval, threading.Event()
         self.peak_process_mib, self.peak_process, self.peak_total_mib = 0.0, "", 0.0
+
+    @staticmethod
+    def _parents() -> dict[int, int]:
+        parents = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # The command name in parentheses may hold spaces: the fields after its last ')' are fixed.
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process ended
+            parents[int(stat.parent.name)] = int(fields[1])
+        return parents
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
-            total = 0.0
-            for proc in Path("/proc").iterdir():
+            children: dict[int, list[int]] = {}
+            for pid, parent in self._parents().items():
+                children.setdefault(parent, []).append(pid)
+            tree, total = [self.root], 0.0
+            for pid in tree:
+                tree.extend(children.get(pid, []))
                 try:
-                    command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                    if self.marker not in command:
-                        continue
-                    rss_kib = next(int(line.split()[1]) for line in (proc / "status").read_text().splitlines()
+                    rss_kib = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
                                    if line.startswith("VmRSS:"))
-                except (OSError, StopIteration, ValueError):
-                    continue  # the process ended, or is a kernel thread without memory of its own
+                    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except (OSError, StopIteration):
+                    continue  # the process ended
                 total += rss_kib / 1024
                 if rss_kib / 1024 > self.peak_process_mib:
                     self.peak_process_mib, self.peak_process = rss_kib / 1024, command[:200]
@@ -90,20 +104,21 @@ class MemorySampler(threading.Thread):
 
 
 def backfill_route(env: dict[str, str], universe: str, first: str, last: str) -> dict[str, object]:
-    sampler = MemorySampler(env["DAGSTER_HOME"])
-    sampler.start()
     began = time.monotonic()
     with open(Path(env["DAGSTER_HOME"]) / "pipeline.log", "w") as log:
-        done = subprocess.run(
+        driver = subprocess.Popen(
             [sys.executable, "-m", "quantlab_assets.pipeline", "core_research", "--universe", universe, "--first", first,
-             "--last", last], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True, check=False)
+             "--last", last], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+        sampler = MemorySampler(driver.pid)
+        sampler.start()
+        stdout, _ = driver.communicate()
     wall = time.monotonic() - began
     sampler.stopped.set()
     sampler.join()
     # The instance's record of the backfill's runs, read in a process with the same DAGSTER_HOME.
     runs = subprocess.run([sys.executable, "-c", _RUNS_OF_LAST_BACKFILL], cwd=REPO_ROOT, env=env, capture_output=True,
                           text=True, check=True)
-    return {"wall_s": wall, "exit_code": done.returncode, "stdout_tail": done.stdout[-2000:],
+    return {"wall_s": wall, "exit_code": driver.returncode, "stdout_tail": stdout[-2000:],
             "runs": json.loads(runs.stdout.strip().splitlines()[-1]),
             "peak_process_mib": sampler.peak_process_mib, "peak_process": sampler.peak_process,
             "peak_total_mib": sampler.peak_total_mib}
