@@ -7,7 +7,8 @@ f's *training* dates, i.e. earlier test windows less the purge and the 63-date e
    its weights non-negative (`meta_positive`, a documented deviation from the seed's unconstrained Ridge:
    Breiman's stacked regressions). Unconstrained, a member that missed on the early folds got a negative
    weight and the later folds bet against it: on the default market the 63-day stack's rank IC was negative
-   in every fold where all three members' were positive (docs/studies.md, "A non-negative meta-learner");
+   or undefined (constant) in every fold where all three members' were positive (docs/studies.md, "A
+   non-negative meta-learner");
 2. isotonic calibration mapping the meta score to the label in basis points, bounded to
    [-1000, 1000] bp (the seed's range) and clipped outside the fitted scores;
 3. residual variance var_k: the variance of label_bp - calibrated.
