@@ -29,7 +29,6 @@ import concurrent.futures
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile

@@ -142,6 +142,13 @@ XGBOOST_INPUT: Final = np.float32
 COLUMNS_PER_BLOCK: Final = 8
 
 
+def input_matrix(frame: pl.DataFrame, inputs: Sequence[str], dtype: type[np.floating] = np.float64) -> np.ndarray:
+    """`inputs` of `frame` as one (rows, inputs) array of `dtype`, nulls as NaN. Row-major, so a run of rows is
+    a C-contiguous view that the models read without copying."""
+    width = pl.Float32 if dtype == np.float32 else pl.Float64
+    return frame.select(pl.col(list(inputs)).cast(width)).to_numpy(order="c")
+
+
 @dataclass(frozen=True)
 class ModelRows:
     """A design frame as one model reads it: `x` the (rows, inputs) matrix, C-ordered, so that a run of rows
@@ -159,8 +166,7 @@ def model_rows(frame: pl.DataFrame, inputs: Sequence[str], model: str, per_date:
     names = list(inputs)
     target = frame[LABEL] if LABEL in frame.columns else None
     if not per_date or model not in PER_DATE_MODELS:
-        x = frame.select(pl.col(names).cast(pl.Float64)).to_numpy(order="c")
-        return ModelRows(x, None if target is None else target.to_numpy())
+        return ModelRows(input_matrix(frame, names), None if target is None else target.to_numpy())
     x = np.empty((frame.height, len(names)), dtype=XGBOOST_INPUT if model == XGBOOST else np.float64)
     for start in range(0, len(names), COLUMNS_PER_BLOCK):
         block = names[start:start + COLUMNS_PER_BLOCK]

@@ -24,6 +24,7 @@ from quantlab_assets.compute.models.base_models import (
     BaseModelParams,
     ModelRows,
     feature_importance,
+    input_matrix,
     make_estimator,
     model_rows,
 )
@@ -94,10 +95,8 @@ def design_panel(features: pl.DataFrame, labels: pl.DataFrame, horizon: int) -> 
 
 
 def design_matrix(design: DesignPanel, dtype: type[np.floating] = np.float64) -> np.ndarray:
-    """The inputs as one (rows, inputs) array of `dtype`, nulls as NaN. Row-major, so a run of rows is a
-    C-contiguous view that the models read without copying."""
-    width = pl.Float32 if dtype == np.float32 else pl.Float64
-    return design.frame.select(pl.col(list(design.inputs)).cast(width)).to_numpy(order="c")
+    """The panel's inputs as one (rows, inputs) array of `dtype` (base_models.input_matrix)."""
+    return input_matrix(design.frame, design.inputs, dtype)
 
 
 def role_mask(fold: pl.DataFrame, dates: pl.Series, role: str) -> np.ndarray:
