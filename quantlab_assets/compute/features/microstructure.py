@@ -11,12 +11,13 @@ import polars as pl
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.features import price  # noqa: F401 - registers ret_21d (read below)
-from quantlab_assets.compute.features.base import DOLLAR_VOLUME
+from quantlab_assets.compute.features.base import DOLLAR_VOLUME, lagged
 from quantlab_assets.compute.features.registry import feature
 from quantlab_assets.compute.features.windows import (
     rolling_mean,
     rolling_median,
     rolling_sum,
+    safe_log_ratio,
     safe_ratio,
 )
 
@@ -29,6 +30,9 @@ TURNOVER_BASE_WINDOW = 252
 AMIHUD_WINDOW = 21
 # Amihud's ratio |r| / dollar volume is ~1e-9 for a large cap; per million of dollar volume it reads ~1e-3.
 AMIHUD_SCALE = 1e6
+VOLUME_SIGNED_RETURN_WINDOWS = (10, 21)
+# A day's abnormal volume is measured against the mean of the 63 trading days before it (not including it).
+VOLUME_SHOCK_BASELINE_DAYS = 63
 
 
 @feature(
@@ -114,3 +118,24 @@ def traded_days() -> pl.Expr:
 def amihud() -> pl.Expr:
     mean_ratio = safe_ratio(pl.col("_amihud_sum_21d"), pl.col("_traded_days_21d").cast(pl.Float64))
     return pl.when(pl.col("ret_21d").is_not_null()).then(AMIHUD_SCALE * mean_ratio)
+
+
+def _return_times_volume_shock() -> pl.Expr:
+    """The day's log return times its log volume over the mean volume of the 63 days before; 0 on a day
+    without trading (a forward-filled bar: its return is 0); null before 63 earlier days are observed."""
+    baseline = lagged(rolling_mean(pl.col(c.VOLUME), VOLUME_SHOCK_BASELINE_DAYS))
+    shocked = pl.col(c.LOG_RETURN) * safe_log_ratio(pl.col(c.VOLUME), baseline)
+    return pl.when(pl.col(c.VOLUME) == 0).then(pl.lit(0.0)).otherwise(shocked)
+
+
+@feature(
+    "volume_signed_return_{w}d", windows=VOLUME_SIGNED_RETURN_WINDOWS, family="microstructure",
+    lookback=lambda w: w + VOLUME_SHOCK_BASELINE_DAYS, warmup=lambda w: w + VOLUME_SHOCK_BASELINE_DAYS - 1,
+    description=(
+        "Mean over the last {w} days of the daily log return times that day's log volume shock, "
+        "log(volume / mean volume of the 63 days before): the moves made on abnormal volume, with their sign "
+        "(the dynamic volume-return relation: Llorente, Michaely, Saar and Wang 2002); null for close-only data."
+    ),
+)
+def volume_signed_return(window: int) -> pl.Expr:
+    return rolling_mean(_return_times_volume_shock(), window)
