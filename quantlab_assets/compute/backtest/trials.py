@@ -31,6 +31,13 @@ configuration that was evaluated and could have been chosen counts:
   not in the variance, as a tuning trial does. Its baselines (equal weight, top-N, buy-and-hold) are
   not trials: the passive ones are benchmarks and top-N is a strategy partition, counted above.
 
+- design: each configuration evaluated on the default market's research span outside the graph while
+  its defaults were chosen (`DESIGN_TRIALS`: the top-k and long-short books' parameters, the alpha they
+  read, the stack's calibrator and meta-learner; docs/studies.md, "Choosing the top-k book"). The chosen
+  defaults are strategy partitions and counted there; every other configuration tried could have been
+  chosen instead, so it counts in N. Their return series are not stored, so not in the variance. They are
+  counted on every universe: conservative where a universe was not part of that search.
+
 Not trials: the deep-hedging policies (defs/assets/hedging.py) hedge a simulated option position; their
 outcome is a hedging error on simulated environments, not a return of trading the universe, and none of
 them could be chosen as the lab's strategy. The encoder-transfer scorecard's two forecasters store
@@ -47,7 +54,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -67,10 +74,30 @@ MODEL: Final = "model"
 TUNING: Final = "tuning"
 DEEP: Final = "deep"
 RL: Final = "rl"
-KINDS: Final = (STRATEGY, MODEL, TUNING, DEEP, RL)
+DESIGN: Final = "design"
+KINDS: Final = (STRATEGY, MODEL, TUNING, DEEP, RL, DESIGN)
 # How the report and the run summary name each kind's count.
 KIND_LABELS: Final = {STRATEGY: "candidate strategies", MODEL: "base models x horizons",
-                      TUNING: "hyper-parameter search trials", DEEP: "deep-learning out-of-fold models", RL: "RL policies"}
+                      TUNING: "hyper-parameter search trials", DEEP: "deep-learning out-of-fold models", RL: "RL policies",
+                      DESIGN: "configurations tried while choosing the defaults"}
+# Configurations evaluated on the default market's out-of-fold span (2011-2024) while the defaults were
+# chosen, other than the chosen ones (docs/studies.md, "Choosing the top-k book" and "A non-negative
+# meta-learner"): top-k as (k, n_drop, buffer, every), long-short as (fraction, every), on alpha_combined
+# unless another alpha is named.
+DESIGN_TRIALS: Final = (
+    *(f"topk_dropout k={k} n_drop={n_drop} buffer={buffer} every={every}" for k, n_drop, buffer, every in (
+        (10, 2, 0, 5), (10, 1, 0, 5), (10, 2, 10, 5), (10, 1, 10, 5), (10, 2, 10, 21), (10, 2, 20, 5), (15, 2, 10, 5),
+        (20, 2, 0, 5), (20, 2, 5, 5), (20, 2, 10, 5), (20, 2, 15, 5), (20, 3, 10, 5), (20, 2, 10, 10), (20, 4, 10, 10),
+        (25, 2, 10, 5))),
+    *(f"long_short fraction={fraction} every={every}" for fraction, every in ((0.1, 21), (0.3, 21), (0.2, 63))),
+    *(f"topk_dropout k={k} n_drop={n_drop} buffer={buffer} every=5 on alpha_21d" for k, n_drop, buffer in (
+        (10, 2, 0), (10, 1, 0), (20, 2, 10))),
+    *(f"long_short fraction=0.2 every={every} on alpha_21d" for every in (21, 63)),
+    "qp_optimal on alpha_21d",
+    "every strategy on the stack with the step-function isotonic calibrator",
+    "every strategy on the stack with an unconstrained meta-learner",
+)
+DESIGN_NOTE = "tried outside the graph while choosing the defaults (docs/studies.md); no return series stored (N only)"
 PASSIVE_BASELINES: Final = PASSIVE
 PASSIVE_BASELINE_NOTE = "passive baseline: a benchmark, not a choice of the search"
 NEVER_TRADES_NOTE = "never trades: no turnover on any day, no Sharpe to select"
@@ -147,6 +174,7 @@ def trial_registry(
     tuning_trials: pl.DataFrame | None = None,
     deep_scores: Mapping[str, pl.DataFrame] | None = None,
     rl_evaluation: pl.DataFrame | None = None,
+    design_trials: Sequence[str] = DESIGN_TRIALS,
 ) -> pl.DataFrame:
     """One row per configuration evaluated (REGISTRY_SCHEMA): trial, kind, counted (in N), note (why not,
     or what the Sharpe is of), days, periods_per_year and the annualised Sharpe where a return series exists.
@@ -155,7 +183,8 @@ def trial_registry(
     predictions (date, ticker, prediction), and deep_scores the same for the deep models (`deep_model_scores`),
     both read with `returns` (date, ticker, return); tuning_trials: the hyper-parameter search's trials (one
     row each), None when the search is not stored; rl_evaluation: rl_evaluation's rows (strategy x span, its
-    `kind` telling policies from baselines), None when not stored.
+    `kind` telling policies from baselines), None when not stored; design_trials: the configurations tried
+    outside the graph while choosing the defaults.
     """
     rows = []
     for name, daily in sorted(strategies.items()):
@@ -171,6 +200,7 @@ def trial_registry(
     if rl_evaluation is not None:
         policies = rl_evaluation.filter(pl.col("kind") == rl_names.RL)["strategy"].unique().sort()
         rows += [_unscored_row(policy, RL, RL_NOTE) for policy in policies]
+    rows += [_unscored_row(trial, DESIGN, DESIGN_NOTE) for trial in design_trials]
     return pl.DataFrame(rows, schema=REGISTRY_SCHEMA)
 
 

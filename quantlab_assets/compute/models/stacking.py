@@ -10,7 +10,11 @@ f's *training* dates, i.e. earlier test windows less the purge and the 63-date e
    or undefined (constant) in every fold where all three members' were positive (docs/studies.md, "A
    non-negative meta-learner");
 2. isotonic calibration mapping the meta score to the label in basis points, bounded to
-   [-1000, 1000] bp (the seed's range) and clipped outside the fitted scores;
+   [-1000, 1000] bp (the seed's range), centred (`CentredIsotonic`): the isotonic fit's steps are replaced
+   by straight lines through each step's centre, so two names with different meta scores keep different,
+   ordered alphas; flat outside the outermost centres. The seed's step function tied every name of a
+   step: on the default market its 2 to 25 levels tied most of a date's members, and the strategies that
+   rank names read those ties (docs/studies.md, "A centred isotonic calibrator");
 3. residual variance var_k: the variance of label_bp - calibrated.
 
 Steps 2 and 3 are cross-fitted: they read no meta score of a row the scoring meta-learner was fitted
@@ -48,7 +52,6 @@ from quantlab_assets.compute.models.oof import role_mask
 from quantlab_assets.compute.params import described
 
 if TYPE_CHECKING:
-    from sklearn.isotonic import IsotonicRegression
     from sklearn.linear_model import Ridge
 
 BP: Final = 1e4
@@ -84,6 +87,36 @@ class StackParams:
 
 
 @dataclass(frozen=True)
+class CentredIsotonic:
+    """Centred isotonic regression (Oron and Flournoy 2017, "Centered isotonic regression"): the isotonic
+    least-squares fit, each of its steps (a run of scores fitted to one level) replaced by the point (mean
+    score of the step, level) and the points joined by straight lines.
+
+    Between the first and last step's centres the map is strictly increasing, so it keeps the meta score's
+    order, where the step function ties every score of a step; beyond them it is flat (the fit's end levels,
+    as sklearn's `out_of_bounds="clip"`). One step: a constant."""
+
+    centres: np.ndarray
+    levels: np.ndarray
+
+    @classmethod
+    def fit(cls, scores: np.ndarray, target: np.ndarray, low: float, high: float) -> CentredIsotonic:
+        """The calibrator of `target` on `scores`, its levels within [low, high]."""
+        # Imported here: sklearn takes about 0.3 s to import, and every Dagster run process imports this module.
+        from sklearn.isotonic import IsotonicRegression
+
+        step_function = IsotonicRegression(y_min=low, y_max=high, increasing=True, out_of_bounds="clip").fit(scores, target)
+        ordered = np.sort(scores)
+        fitted = step_function.predict(ordered)
+        starts = np.r_[True, fitted[1:] != fitted[:-1]]
+        step = np.cumsum(starts) - 1
+        return cls(np.bincount(step, weights=ordered) / np.bincount(step), fitted[starts])
+
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        return np.interp(scores, self.centres, self.levels)
+
+
+@dataclass(frozen=True)
 class FoldStack:
     """What was fitted for one (horizon, fold): meta-learner, calibrator, residual variance and row counts
     (calibration_rows: the training rows that got an inner out-of-fold meta score)."""
@@ -91,7 +124,7 @@ class FoldStack:
     horizon: int
     fold_id: int
     meta: Ridge
-    calibrator: IsotonicRegression
+    calibrator: CentredIsotonic
     residual_var: float
     train_rows: int
     test_rows: int
@@ -128,7 +161,7 @@ class StackFit:
     `calibration_rows` inner out-of-fold meta scores."""
 
     meta: Ridge
-    calibrator: IsotonicRegression
+    calibrator: CentredIsotonic
     residual_var: float
     calibration_rows: int
 
@@ -171,12 +204,7 @@ def fit_stack(
     scored = ~np.isnan(scores)
     if not scored.any():
         return None
-    # Imported here: sklearn takes about 0.3 s to import, and every Dagster run process imports this module.
-    from sklearn.isotonic import IsotonicRegression
-
-    calibrator = IsotonicRegression(
-        y_min=-ALPHA_BOUND_BP, y_max=ALPHA_BOUND_BP, increasing=True, out_of_bounds="clip"
-    ).fit(scores[scored], y_bp[scored])
+    calibrator = CentredIsotonic.fit(scores[scored], y_bp[scored], -ALPHA_BOUND_BP, ALPHA_BOUND_BP)
     residual_var = float(np.var(y_bp[scored] - calibrator.predict(scores[scored])))
     meta = meta_learner(params).fit(x, y_bp)
     return StackFit(meta, calibrator, residual_var, int(scored.sum()))

@@ -166,16 +166,17 @@ def test_the_report_section_states_n_the_pbo_and_the_paths() -> None:
     candidates = {name: _daily(_noise(i, DAYS, 1)[:, 0]) for i, name in enumerate(("qp_optimal", "top_n_equal"))}
     assessment = assess_overfitting(candidates, folds, OverfittingParams(n_blocks=4, horizon_days=HORIZON))
     metrics = pl.DataFrame({"strategy": ["qp_optimal", "top_n_equal", "equal_weight"], "periods_per_year": 365.25,
-                            "n_trials": 12, "trial_sharpe_variance": 0.04 / 365.25, "trials_strategy": 2, "trials_model": 6,
-                            "trials_tuning": 1, "trials_deep": 2, "trials_rl": 1, "candidate": [True, True, False],
+                            "n_trials": 15, "trial_sharpe_variance": 0.04 / 365.25, "trials_strategy": 2, "trials_model": 6,
+                            "trials_tuning": 1, "trials_deep": 2, "trials_rl": 1, "trials_design": 3, "candidate": [True, True, False],
                             "trial_note": ["", "", "passive baseline: a benchmark, not a choice of the search"]})
     parser = _Ids()
     html = overfitting_section(metrics, assessment, HORIZON)
     parser.feed(html)
     assert {"overfitting", "trials-counted", "pbo", "cpcv-paths", PBO_FIGURE_ID} <= set(parser.ids)
     assert not parser.scripts_with_src  # the figure uses the report's embedded plotly.js
-    assert ("N = 12 trials: 2 candidate strategies, 6 base models x horizons, 1 hyper-parameter search trials, "
-            "2 deep-learning out-of-fold models, 1 RL policies, every") in html
+    assert ("N = 15 trials: 2 candidate strategies, 6 base models x horizons, 1 hyper-parameter search trials, "
+            "2 deep-learning out-of-fold models, 1 RL policies, 3 configurations tried while choosing the defaults, "
+            "every") in html
     assert "standard deviation of 0.200" in html  # sqrt(0.04): the annualised SD of the trials' Sharpes
     assert f"PBO = <strong>{assessment.pbo.pbo:.3f}</strong>" in html and "of the 6 combinatorially" in html
     assert "Equal weight</td><td>passive baseline" in html

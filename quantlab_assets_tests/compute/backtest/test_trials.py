@@ -16,6 +16,8 @@ from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.metrics import MetricParams
 from quantlab_assets.compute.backtest.trials import (
     DEEP,
+    DESIGN,
+    DESIGN_TRIALS,
     MODEL,
     NEVER_TRADES_NOTE,
     PASSIVE_BASELINE_NOTE,
@@ -64,7 +66,8 @@ def _tuning() -> pl.DataFrame:
 
 
 def _registry() -> pl.DataFrame:
-    return trial_registry(_strategies(), {"ridge_21d": _predictions(1), "xgboost_63d": _predictions(2)}, _returns(), _tuning())
+    return trial_registry(_strategies(), {"ridge_21d": _predictions(1), "xgboost_63d": _predictions(2)}, _returns(), _tuning(),
+                          design_trials=())
 
 
 def test_the_registry_counts_candidates_models_and_tuning_trials_but_no_baseline() -> None:
@@ -76,13 +79,27 @@ def test_the_registry_counts_candidates_models_and_tuning_trials_but_no_baseline
     assert notes == {EQUAL: PASSIVE_BASELINE_NOTE, BUY_AND_HOLD: PASSIVE_BASELINE_NOTE, SNIPER: NEVER_TRADES_NOTE}
     deflate = deflation(registry, 365.25)
     assert deflate.n_trials == 3 + 2 + 3
-    assert deflate.counts == {STRATEGY: 3, MODEL: 2, TUNING: 3, DEEP: 0, RL: 0}
+    assert deflate.counts == {STRATEGY: 3, MODEL: 2, TUNING: 3, DEEP: 0, RL: 0, DESIGN: 0}
     # Tuning trials have no return series: no Sharpe, N only. Excluded strategies carry no Sharpe either.
     assert registry.filter(pl.col("kind") == TUNING)["sharpe"].null_count() == 3
     assert registry.filter(~pl.col("counted"))["sharpe"].null_count() == 3
     assert sorted(candidates(registry, _strategies())) == sorted([QP, TOP_N, AUDITED])
     # Without stored model predictions or search, N is the candidates alone.
-    assert deflation(trial_registry(_strategies()), 365.25).n_trials == 3
+    assert deflation(trial_registry(_strategies(), design_trials=()), 365.25).n_trials == 3
+
+
+def test_configurations_tried_while_choosing_the_defaults_count_in_n_only() -> None:
+    tried = ("topk_dropout k=10", "topk_dropout k=15")
+    registry = trial_registry(_strategies(), {"ridge_21d": _predictions(1)}, _returns(), design_trials=tried)
+    deflate = deflation(registry, 365.25)
+    assert deflate.counts[DESIGN] == 2 and deflate.n_trials == 3 + 1 + 2
+    assert registry.filter(pl.col("kind") == DESIGN)["sharpe"].null_count() == 2
+    assert deflate.sharpe_variance == deflation(trial_registry(_strategies(), {"ridge_21d": _predictions(1)}, _returns(),
+                                                               design_trials=()), 365.25).sharpe_variance
+    # By default every configuration of the defaults' search is counted, each once.
+    by_default = deflation(trial_registry(_strategies()), 365.25)
+    assert by_default.counts[DESIGN] == len(DESIGN_TRIALS) == len(set(DESIGN_TRIALS)) > 0
+    assert by_default.n_trials == 3 + len(DESIGN_TRIALS)
 
 
 def test_model_trials_earn_a_long_short_rank_portfolio_of_their_scores() -> None:
@@ -154,13 +171,13 @@ def test_stored_deep_models_enter_n_and_the_variance_and_rl_policies_n_only() ->
             **deep_model_scores("forecaster_quantile", _quantile_forecasts(), "prediction"),
             **deep_model_scores("tbm_classifier", tbm, "tbm_probability")}
     registry = trial_registry(_strategies(), {"ridge_21d": _predictions(1), "xgboost_63d": _predictions(2)}, _returns(),
-                              _tuning(), deep, _rl_evaluation())
+                              _tuning(), deep, _rl_evaluation(), design_trials=())
     sharpe = dict(registry.select("trial", "sharpe").iter_rows())
     assert sharpe["forecaster_transformer"] == pytest.approx(sharpe["ridge_21d"], rel=1e-12)
     assert sharpe["tbm_classifier"] == pytest.approx(sharpe["xgboost_63d"], rel=1e-12)
     deflate = deflation(registry, 365.25)
     # 4 deep trials (the quantile forecaster once per horizon) and the 2 policies, never rl_evaluation's baselines.
-    assert deflate.counts == {STRATEGY: 3, MODEL: 2, TUNING: 3, DEEP: 4, RL: 2}
+    assert deflate.counts == {STRATEGY: 3, MODEL: 2, TUNING: 3, DEEP: 4, RL: 2, DESIGN: 0}
     assert deflate.n_trials == deflation(_registry(), 365.25).n_trials + 4 + 2
     assert sorted(registry.filter(pl.col("kind") == RL)["trial"]) == ["ppo_aware_seed0", "sac_blind_seed1"]
     # The variance: the Sharpes of the 3 candidates, 2 models and 4 deep models; the policies store no daily returns.
@@ -169,4 +186,4 @@ def test_stored_deep_models_enter_n_and_the_variance_and_rl_policies_n_only() ->
                                              "forecaster_quantile_1d", "forecaster_quantile_5d", "tbm_classifier")]
     assert deflate.sharpe_variance == pytest.approx(statistics.variance(with_series) / 365.25, rel=1e-12)
     # A heavy track not stored is no trial: the registry of the core inputs alone.
-    assert trial_registry(_strategies(), None, _returns(), None, {}, None).height == 6
+    assert trial_registry(_strategies(), None, _returns(), None, {}, None, design_trials=()).height == 6

@@ -72,3 +72,38 @@ def test_close_only_instruments_have_null_microstructure_features() -> None:
         assert np.isnan(column(frame, "CLOSE_ONLY", name)).all(), name
     assert not np.isnan(column(frame, "CLOSE_ONLY", "ret_21d")[21:]).any()
     assert not np.isnan(column(frame, "FULL", "amihud_21d")[21:]).any()
+
+
+def volume_signed_return_reference(close: np.ndarray, volume: np.ndarray, window: int) -> np.ndarray:
+    """Mean over the window of ln(P_s / P_s-1) * ln(V_s / mean(V_s-63 .. V_s-1)), 0 on a day with V_s = 0."""
+    out = np.full(close.shape[0], np.nan)
+    products = np.full(close.shape[0], np.nan)
+    for s in range(63, close.shape[0]):
+        baseline = volume[s - 63 : s].mean()
+        products[s] = 0.0 if volume[s] == 0 else math.log(close[s] / close[s - 1]) * math.log(volume[s] / baseline)
+    for t in range(63 + window - 1, close.shape[0]):
+        out[t] = products[t - window + 1 : t + 1].mean()
+    return out
+
+
+def test_volume_signed_return_against_an_independent_formula() -> None:
+    closes = random_walks(["A", "B"], 160, seed=5)
+    rng = np.random.default_rng(6)
+    volumes = {ticker: rng.uniform(1e4, 1e6, 160) for ticker in closes}
+    volumes["A"][[90, 91]] = 0.0  # forward-filled days: no abnormal volume, no move
+    closes["A"][90] = closes["A"][91] = closes["A"][89]
+    bars = bars_frame(closes, volumes={ticker: list(v) for ticker, v in volumes.items()})
+    names = ["volume_signed_return_10d", "volume_signed_return_21d"]
+    frame = features(bars, names)
+    for ticker in ("A", "B"):
+        for window, name in zip((10, 21), names, strict=True):
+            expected = volume_signed_return_reference(np.array(closes[ticker]), volumes[ticker], window)
+            got = column(frame, ticker, name)
+            assert np.isnan(got[: 63 + window - 1]).all()
+            np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-15)
+    # Up on heavy volume, down on light volume: both moves count with the sign of volume shock x return.
+    steady = [1000.0] * 80
+    heavy_up = features(bars_frame({"A": [10.0] * 79 + [11.0]}, volumes={"A": steady[:79] + [4000.0]}), names[:1])
+    assert column(heavy_up, "A", names[0])[79] == pytest.approx(math.log(1.1) * math.log(4.0) / 10, rel=1e-12)
+    light_down = features(bars_frame({"A": [10.0] * 79 + [9.0]}, volumes={"A": steady[:79] + [250.0]}), names[:1])
+    assert column(light_down, "A", names[0])[79] == pytest.approx(math.log(0.9) * math.log(0.25) / 10, rel=1e-12)

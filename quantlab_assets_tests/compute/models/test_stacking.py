@@ -47,10 +47,14 @@ def test_stacked_alpha_schema_bounds_and_nesting(model_panel, stacked_oof) -> No
     assert score_predictions(result.per_horizon[21])["rank_ic"][0] > 0.05
     # The meta-learner never bets against a member (StackParams.meta_positive).
     assert all((fit.meta.coef_ >= 0).all() for fit in result.fits)
-    # Calibrated alpha monotone in the meta score; every residual variance positive.
+    # Calibrated alpha monotone in the meta score, strictly between the outermost step centres; every
+    # residual variance positive.
     for fit in result.fits:
-        grid = np.linspace(fit.calibrator.X_min_ - 1.0, fit.calibrator.X_max_ + 1.0, 200)
+        centres = fit.calibrator.centres
+        grid = np.linspace(centres[0] - 1.0, centres[-1] + 1.0, 200)
         assert (np.diff(fit.calibrator.predict(grid)) >= 0).all() and fit.residual_var > 0
+        inside = np.linspace(centres[0], centres[-1], 200)
+        assert centres.size == 1 or (np.diff(fit.calibrator.predict(inside)) > 0).all()
     assert (alpha["var_21d"] > 0).all() and (alpha["var_63d"] > 0).all()
 
 
@@ -64,11 +68,28 @@ def test_calibration_is_fitted_on_inner_out_of_fold_meta_scores(model_panel, sta
     fit = stacking.fit_stack(x, y, wide[c.DATE][train], wide[stacking.LABEL_END][train], 21, params)
     scores = stacking.inner_oof_scores(x, y, wide[c.DATE][train], wide[stacking.LABEL_END][train], 21, params)
     scored = ~np.isnan(scores)
-    # What the calibrator saw: the inner scores' range, not the in-sample meta-learner's.
-    assert (fit.calibrator.X_min_, fit.calibrator.X_max_) == (scores[scored].min(), scores[scored].max())
+    # What the calibrator saw: the inner scores, not the in-sample meta-learner's.
+    on_inner = stacking.CentredIsotonic.fit(scores[scored], y[scored], -stacking.ALPHA_BOUND_BP, stacking.ALPHA_BOUND_BP)
+    np.testing.assert_array_equal(fit.calibrator.centres, on_inner.centres)
+    np.testing.assert_array_equal(fit.calibrator.levels, on_inner.levels)
     assert fit.residual_var == float(np.var(y[scored] - fit.calibrator.predict(scores[scored])))
     assert fit.calibration_rows == scored.sum() > 0
     assert not np.allclose(scores[scored], fit.meta.predict(x)[scored])
+
+
+def test_centred_isotonic_joins_the_centres_of_the_isotonic_steps() -> None:
+    # Isotonic least squares of (1, 3, 2, 4) on scores 1..4: levels 1, 2.5, 2.5, 4, so three steps with
+    # centres 1, 2.5 (scores 2 and 3) and 4.
+    calibrator = stacking.CentredIsotonic.fit(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0]), -10, 10)
+    np.testing.assert_allclose(calibrator.centres, [1.0, 2.5, 4.0])
+    np.testing.assert_allclose(calibrator.levels, [1.0, 2.5, 4.0])
+    # Scores 2 and 3 share the step function's level 2.5; centred, they keep their order. Flat outside.
+    np.testing.assert_allclose(calibrator.predict(np.array([0.0, 2.0, 3.0, 3.25, 9.0])), [1.0, 2.0, 3.0, 3.25, 4.0])
+    # Levels bounded like the step function's; one step is a constant.
+    bounded = stacking.CentredIsotonic.fit(np.array([0.0, 1.0, 2.0]), np.array([-50.0, 0.0, 50.0]), -20, 20)
+    np.testing.assert_allclose(bounded.levels, [-20.0, 0.0, 20.0])
+    flat = stacking.CentredIsotonic.fit(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0]), -10, 10)
+    np.testing.assert_allclose(flat.predict(np.array([0.0, 2.5, 7.0])), [2.0, 2.0, 2.0])
 
 
 def _hand_case(n_dates: int = 120, tickers: int = 4, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame, list[dt.date]]:
@@ -101,7 +122,7 @@ def test_cross_fitting_reads_no_row_of_the_test_fold_or_its_purge_window() -> No
 
     def state(f: stacking.FoldStack) -> tuple:
         return (f.residual_var, f.calibration_rows, tuple(f.meta.coef_), f.meta.intercept_,
-                tuple(f.calibrator.X_thresholds_), tuple(f.calibrator.y_thresholds_))
+                tuple(f.calibrator.centres), tuple(f.calibrator.levels))
 
     rng = np.random.default_rng(9)
     # Everything from the purge window on (purged, embargoed and test dates) rewritten: the fold's fit is the same.
