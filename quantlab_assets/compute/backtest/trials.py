@@ -32,8 +32,9 @@ configuration that was evaluated and could have been chosen counts:
   not trials: the passive ones are benchmarks and top-N is a strategy partition, counted above.
 
 - design: each configuration evaluated on the default market's research span outside the graph while
-  its defaults were chosen (`DESIGN_TRIALS`: the top-k and long-short books' parameters, the alpha they
-  read, the stack's calibrator and meta-learner; docs/studies.md, "Choosing the top-k book"). The chosen
+  its defaults were chosen (`DESIGN_TRIALS`, from compute/portfolio/design_search.py: the top-k and
+  long-short books' parameters, the alpha they read, the stack's calibrator and meta-learner;
+  docs/studies.md, "Choosing the top-k book"). The chosen
   defaults are strategy partitions and counted there; every other configuration tried could have been
   chosen instead, so it counts in N. Their return series are not stored, so not in the variance. They are
   counted on every universe: conservative where a universe was not part of that search.
@@ -66,6 +67,7 @@ from quantlab_assets.compute.backtest.engine import RETURN
 from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics, periods_per_year, sharpe_ratio
 from quantlab_assets.compute.backtest.overfitting import NET_RETURN
 from quantlab_assets.compute.models.metrics import PREDICTION
+from quantlab_assets.compute.portfolio.design_search import design_trials
 from quantlab_assets.compute.portfolio.names import PASSIVE
 from quantlab_assets.compute.rl import names as rl_names
 
@@ -80,23 +82,7 @@ KINDS: Final = (STRATEGY, MODEL, TUNING, DEEP, RL, DESIGN)
 KIND_LABELS: Final = {STRATEGY: "candidate strategies", MODEL: "base models x horizons",
                       TUNING: "hyper-parameter search trials", DEEP: "deep-learning out-of-fold models", RL: "RL policies",
                       DESIGN: "configurations tried while choosing the defaults"}
-# Configurations evaluated on the default market's out-of-fold span (2011-2024) while the defaults were
-# chosen, other than the chosen ones (docs/studies.md, "Choosing the top-k book" and "A non-negative
-# meta-learner"): top-k as (k, n_drop, buffer, every), long-short as (fraction, every), on alpha_combined
-# unless another alpha is named.
-DESIGN_TRIALS: Final = (
-    *(f"topk_dropout k={k} n_drop={n_drop} buffer={buffer} every={every}" for k, n_drop, buffer, every in (
-        (10, 2, 0, 5), (10, 1, 0, 5), (10, 2, 10, 5), (10, 1, 10, 5), (10, 2, 10, 21), (10, 2, 20, 5), (15, 2, 10, 5),
-        (20, 2, 0, 5), (20, 2, 5, 5), (20, 2, 10, 5), (20, 2, 15, 5), (20, 3, 10, 5), (20, 2, 10, 10), (20, 4, 10, 10),
-        (25, 2, 10, 5))),
-    *(f"long_short fraction={fraction} every={every}" for fraction, every in ((0.1, 21), (0.3, 21), (0.2, 63))),
-    *(f"topk_dropout k={k} n_drop={n_drop} buffer={buffer} every=5 on alpha_21d" for k, n_drop, buffer in (
-        (10, 2, 0), (10, 1, 0), (20, 2, 10))),
-    *(f"long_short fraction=0.2 every={every} on alpha_21d" for every in (21, 63)),
-    "qp_optimal on alpha_21d",
-    "every strategy on the stack with the step-function isotonic calibrator",
-    "every strategy on the stack with an unconstrained meta-learner",
-)
+DESIGN_TRIALS: Final = design_trials()
 DESIGN_NOTE = "tried outside the graph while choosing the defaults (docs/studies.md); no return series stored (N only)"
 PASSIVE_BASELINES: Final = PASSIVE
 PASSIVE_BASELINE_NOTE = "passive baseline: a benchmark, not a choice of the search"

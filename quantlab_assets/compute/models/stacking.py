@@ -10,11 +10,12 @@ f's *training* dates, i.e. earlier test windows less the purge and the 63-date e
    or undefined (constant) in every fold where all three members' were positive (docs/studies.md, "A
    non-negative meta-learner");
 2. isotonic calibration mapping the meta score to the label in basis points, bounded to
-   [-1000, 1000] bp (the seed's range), centred (`CentredIsotonic`): the isotonic fit's steps are replaced
-   by straight lines through each step's centre, so two names with different meta scores keep different,
-   ordered alphas; flat outside the outermost centres. The seed's step function tied every name of a
-   step: on the default market its 2 to 25 levels tied most of a date's members, and the strategies that
-   rank names read those ties (docs/studies.md, "A centred isotonic calibrator");
+   [-1000, 1000] bp (the seed's range), centred (`IsotonicCalibrator`, `centred_calibration`, a documented
+   deviation): the isotonic fit's steps are replaced by straight lines through each step's centre, so two
+   names with different meta scores keep different, ordered alphas; flat outside the outermost centres.
+   The seed's step function tied every name of a step: on the default market its 2 to 25 levels tied most
+   of a date's members, and the strategies that rank names read those ties (docs/studies.md, "A centred
+   isotonic calibrator");
 3. residual variance var_k: the variance of label_bp - calibrated.
 
 Steps 2 and 3 are cross-fitted: they read no meta score of a row the scoring meta-learner was fitted
@@ -77,6 +78,9 @@ class StackParams:
     meta_positive: bool = described(
         True, "Non-negative meta-learner weights (Breiman's stacked regressions): a member that missed on the "
               "earlier folds gets weight 0 instead of being bet against; false: seed 004's unconstrained Ridge.")
+    centred_calibration: bool = described(
+        True, "Centred isotonic calibration: the meta score's order kept between the steps' centres; false: seed "
+              "004's isotonic step function, which gives every name of a step the same alpha.")
     calibration_folds: int = described(
         5, "Inner purged folds whose out-of-fold meta scores the calibrator and residual variance are fitted on.")
     calibration_embargo_days: int = described(
@@ -87,25 +91,28 @@ class StackParams:
 
 
 @dataclass(frozen=True)
-class CentredIsotonic:
-    """Centred isotonic regression (Oron and Flournoy 2017, "Centered isotonic regression"): the isotonic
-    least-squares fit, each of its steps (a run of scores fitted to one level) replaced by the point (mean
-    score of the step, level) and the points joined by straight lines.
+class IsotonicCalibrator:
+    """A monotone map from meta score to bp: straight lines between `knots` (scores) and their `levels`,
+    flat outside them (sklearn's `out_of_bounds="clip"`).
 
-    Between the first and last step's centres the map is strictly increasing, so it keeps the meta score's
-    order, where the step function ties every score of a step; beyond them it is flat (the fit's end levels,
-    as sklearn's `out_of_bounds="clip"`). One step: a constant."""
+    Both variants start from the isotonic least-squares fit. Centred (Oron and Flournoy 2017, "Centered
+    isotonic regression"): one knot per step of the fit (a run of scores fitted to one level), at the
+    step's mean score; between the first and last knot the map is strictly increasing, so it keeps the
+    meta score's order. The step function (seed 004, sklearn's IsotonicRegression): knots at each step's
+    first and last score, so every score of a step gets the same level. One step: a constant."""
 
-    centres: np.ndarray
+    knots: np.ndarray
     levels: np.ndarray
 
     @classmethod
-    def fit(cls, scores: np.ndarray, target: np.ndarray, low: float, high: float) -> CentredIsotonic:
+    def fit(cls, scores: np.ndarray, target: np.ndarray, low: float, high: float, centred: bool = True) -> IsotonicCalibrator:
         """The calibrator of `target` on `scores`, its levels within [low, high]."""
         # Imported here: sklearn takes about 0.3 s to import, and every Dagster run process imports this module.
         from sklearn.isotonic import IsotonicRegression
 
         step_function = IsotonicRegression(y_min=low, y_max=high, increasing=True, out_of_bounds="clip").fit(scores, target)
+        if not centred:
+            return cls(step_function.X_thresholds_, step_function.y_thresholds_)
         ordered = np.sort(scores)
         fitted = step_function.predict(ordered)
         starts = np.r_[True, fitted[1:] != fitted[:-1]]
@@ -113,7 +120,7 @@ class CentredIsotonic:
         return cls(np.bincount(step, weights=ordered) / np.bincount(step), fitted[starts])
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
-        return np.interp(scores, self.centres, self.levels)
+        return np.interp(scores, self.knots, self.levels)
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,7 @@ class FoldStack:
     horizon: int
     fold_id: int
     meta: Ridge
-    calibrator: CentredIsotonic
+    calibrator: IsotonicCalibrator
     residual_var: float
     train_rows: int
     test_rows: int
@@ -161,7 +168,7 @@ class StackFit:
     `calibration_rows` inner out-of-fold meta scores."""
 
     meta: Ridge
-    calibrator: CentredIsotonic
+    calibrator: IsotonicCalibrator
     residual_var: float
     calibration_rows: int
 
@@ -204,7 +211,8 @@ def fit_stack(
     scored = ~np.isnan(scores)
     if not scored.any():
         return None
-    calibrator = CentredIsotonic.fit(scores[scored], y_bp[scored], -ALPHA_BOUND_BP, ALPHA_BOUND_BP)
+    calibrator = IsotonicCalibrator.fit(scores[scored], y_bp[scored], -ALPHA_BOUND_BP, ALPHA_BOUND_BP,
+                                        params.centred_calibration)
     residual_var = float(np.var(y_bp[scored] - calibrator.predict(scores[scored])))
     meta = meta_learner(params).fit(x, y_bp)
     return StackFit(meta, calibrator, residual_var, int(scored.sum()))

@@ -50,7 +50,7 @@ def test_stacked_alpha_schema_bounds_and_nesting(model_panel, stacked_oof) -> No
     # Calibrated alpha monotone in the meta score, strictly between the outermost step centres; every
     # residual variance positive.
     for fit in result.fits:
-        centres = fit.calibrator.centres
+        centres = fit.calibrator.knots
         grid = np.linspace(centres[0] - 1.0, centres[-1] + 1.0, 200)
         assert (np.diff(fit.calibrator.predict(grid)) >= 0).all() and fit.residual_var > 0
         inside = np.linspace(centres[0], centres[-1], 200)
@@ -69,8 +69,8 @@ def test_calibration_is_fitted_on_inner_out_of_fold_meta_scores(model_panel, sta
     scores = stacking.inner_oof_scores(x, y, wide[c.DATE][train], wide[stacking.LABEL_END][train], 21, params)
     scored = ~np.isnan(scores)
     # What the calibrator saw: the inner scores, not the in-sample meta-learner's.
-    on_inner = stacking.CentredIsotonic.fit(scores[scored], y[scored], -stacking.ALPHA_BOUND_BP, stacking.ALPHA_BOUND_BP)
-    np.testing.assert_array_equal(fit.calibrator.centres, on_inner.centres)
+    on_inner = stacking.IsotonicCalibrator.fit(scores[scored], y[scored], -stacking.ALPHA_BOUND_BP, stacking.ALPHA_BOUND_BP)
+    np.testing.assert_array_equal(fit.calibrator.knots, on_inner.knots)
     np.testing.assert_array_equal(fit.calibrator.levels, on_inner.levels)
     assert fit.residual_var == float(np.var(y[scored] - fit.calibrator.predict(scores[scored])))
     assert fit.calibration_rows == scored.sum() > 0
@@ -80,16 +80,26 @@ def test_calibration_is_fitted_on_inner_out_of_fold_meta_scores(model_panel, sta
 def test_centred_isotonic_joins_the_centres_of_the_isotonic_steps() -> None:
     # Isotonic least squares of (1, 3, 2, 4) on scores 1..4: levels 1, 2.5, 2.5, 4, so three steps with
     # centres 1, 2.5 (scores 2 and 3) and 4.
-    calibrator = stacking.CentredIsotonic.fit(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0]), -10, 10)
-    np.testing.assert_allclose(calibrator.centres, [1.0, 2.5, 4.0])
+    calibrator = stacking.IsotonicCalibrator.fit(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0]), -10, 10)
+    np.testing.assert_allclose(calibrator.knots, [1.0, 2.5, 4.0])
     np.testing.assert_allclose(calibrator.levels, [1.0, 2.5, 4.0])
     # Scores 2 and 3 share the step function's level 2.5; centred, they keep their order. Flat outside.
     np.testing.assert_allclose(calibrator.predict(np.array([0.0, 2.0, 3.0, 3.25, 9.0])), [1.0, 2.0, 3.0, 3.25, 4.0])
     # Levels bounded like the step function's; one step is a constant.
-    bounded = stacking.CentredIsotonic.fit(np.array([0.0, 1.0, 2.0]), np.array([-50.0, 0.0, 50.0]), -20, 20)
+    bounded = stacking.IsotonicCalibrator.fit(np.array([0.0, 1.0, 2.0]), np.array([-50.0, 0.0, 50.0]), -20, 20)
     np.testing.assert_allclose(bounded.levels, [-20.0, 0.0, 20.0])
-    flat = stacking.CentredIsotonic.fit(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0]), -10, 10)
+    flat = stacking.IsotonicCalibrator.fit(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0]), -10, 10)
     np.testing.assert_allclose(flat.predict(np.array([0.0, 2.5, 7.0])), [2.0, 2.0, 2.0])
+    # The seed's step function, for comparison: knots at each step's ends, scores 2 and 3 tied at 2.5; it is
+    # sklearn's IsotonicRegression exactly.
+    from sklearn.isotonic import IsotonicRegression
+
+    scores, target = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0])
+    step = stacking.IsotonicCalibrator.fit(scores, target, -10, 10, centred=False)
+    grid = np.linspace(0.0, 5.0, 51)
+    np.testing.assert_allclose(step.predict(np.array([2.0, 3.0])), [2.5, 2.5])
+    np.testing.assert_allclose(step.predict(grid), IsotonicRegression(y_min=-10, y_max=10, out_of_bounds="clip")
+                               .fit(scores, target).predict(grid))
 
 
 def _hand_case(n_dates: int = 120, tickers: int = 4, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame, list[dt.date]]:
@@ -122,7 +132,7 @@ def test_cross_fitting_reads_no_row_of_the_test_fold_or_its_purge_window() -> No
 
     def state(f: stacking.FoldStack) -> tuple:
         return (f.residual_var, f.calibration_rows, tuple(f.meta.coef_), f.meta.intercept_,
-                tuple(f.calibrator.centres), tuple(f.calibrator.levels))
+                tuple(f.calibrator.knots), tuple(f.calibrator.levels))
 
     rng = np.random.default_rng(9)
     # Everything from the purge window on (purged, embargoed and test dates) rewritten: the fold's fit is the same.
