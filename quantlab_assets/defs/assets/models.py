@@ -217,7 +217,7 @@ def stacked_alpha(
     cv_folds: UniverseFrames,
     mlflow: MlflowTrackingResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Nested Ridge stack of the base models per horizon, isotonic bp calibration cross-fitted on inner
+    """Nested Ridge stack of the base models per horizon, centred isotonic bp calibration cross-fitted on inner
     out-of-fold meta scores, inverse-variance combination."""
     universe = context.partition_key
     params = settings(config, StackParams)
@@ -316,7 +316,7 @@ def live_alpha(
     result = fit_live_alpha(conform(features[universe], FeaturesSchema), conform(labels[universe], LabelsSchema),
                             _by_horizon(oof_predictions), fits, stack_params=stack_params)
     problems = [f] if (f := schema_failures(StackedAlphaSchema, result.alpha, asset="live_alpha", partition=universe)) else []
-    # Not the OOF distinct-share rule: isotonic calibration is a step function, so instruments tie by design.
+    # Not the OOF distinct-share rule: the calibrator is flat beyond its outermost steps, so extreme names tie by design.
     spread = result.alpha[ALPHA_COMBINED].std(ddof=0)
     if not spread or spread < config.min_prediction_std:
         problems.append(f"alpha_combined std across {result.alpha.height} instruments is {spread}: a constant alpha")
