@@ -13,6 +13,7 @@ import pytest
 
 from quantlab_assets.compute import columns as c
 from quantlab_assets.compute.backtest.report import FIGURE_IDS, PBO_FIGURE_ID, SECTION_IDS
+from quantlab_assets.compute.backtest.trials import DESIGN_TRIALS
 from quantlab_assets.compute.models.cv import CvParams, make_folds
 from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD, EQUAL, LONG_SHORT, QP, STRATEGY_NAMES
 from quantlab_assets.compute.regimes.labels import REGIME_NAMES
@@ -174,12 +175,15 @@ def test_every_strategy_backtests_and_the_report_has_every_section(
     metrics = pl.read_parquet(data_dir / "backtest_metrics" / "synthetic.parquet")
     assert sorted(metrics["strategy"]) == sorted(STRATEGY_NAMES)
     # The DSR's N: the candidates (never the passive baselines), the two models, the two stored deep models (the TFT
-    # and the sequence classifier stored above) and the two RL policies; no search is stored.
+    # and the sequence classifier stored above), the two RL policies and the configurations tried while choosing
+    # the defaults; no search is stored.
     assert not metrics.filter(pl.col("strategy").is_in([EQUAL, BUY_AND_HOLD]))["candidate"].any()
-    assert (metrics["n_trials"] == metrics["candidate"].sum() + 2 + 2 + 2).all() and metrics["candidate"].sum() >= 2
+    assert (metrics["n_trials"] == metrics["candidate"].sum() + 2 + 2 + 2 + len(DESIGN_TRIALS)).all()
+    assert metrics["candidate"].sum() >= 2
     recorded = final.asset_materializations_for_node("backtest_metrics")[0].metadata
     assert recorded["n_trials"].value == metrics["n_trials"][0]
-    assert recorded["trials_by_kind"].value == {"strategy": metrics["candidate"].sum(), "model": 2, "tuning": 0, "deep": 2, "rl": 2}
+    assert recorded["trials_by_kind"].value == {"strategy": metrics["candidate"].sum(), "model": 2, "tuning": 0, "deep": 2, "rl": 2,
+                                                   "design": len(DESIGN_TRIALS)}
     assert set(recorded["trial_inputs_not_stored"].value.split(", ")) == {
         "hyperparameter_search", "forecaster_transformer", "forecaster_quantile", "supcon_probe"}
     registry = pl.read_parquet(recorded["trial_registry_file"].value)
