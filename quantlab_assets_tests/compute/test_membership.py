@@ -29,7 +29,7 @@ from quantlab_assets.compute.data.raw import as_raw_frame
 from quantlab_assets.compute.features.benchmark import BENCHMARK_RETURN, benchmark_returns
 from quantlab_assets.compute.labels.compute import compute_labels
 from quantlab_assets.compute.portfolio.names import BUY_AND_HOLD, EQUAL, TOP_N
-from quantlab_assets.compute.portfolio.strategies import ALPHA, build_target_weights
+from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights
 from quantlab_assets.compute.schemas.base import validate
 from quantlab_assets.compute.schemas.data import QuarantinedBarsSchema, UniverseSchema
 from quantlab_assets.compute.universe import UniverseConfigError, load_universe_spec, universe_frame
@@ -290,7 +290,7 @@ def test_baselines_hold_tradable_members_and_the_benchmark_strategy_holds_the_be
     returns = _returns(days, {"A": [None, 0.01, 0.0, 0.0], "B": [None, 0.0, 0.01, 0.0], "L": [None, 0.0, 0.0, 0.02],
                               "IDX": [None, 0.01, 0.01, 0.01]})
     members = returns.filter(pl.col(c.TICKER).is_in(["A", "B"]) | ((pl.col(c.TICKER) == "L") & (pl.col(c.DATE) >= days[2])))
-    alpha = returns.select(c.DATE, c.TICKER, pl.col(c.TICKER).replace_strict({"A": 1.0, "B": 2.0, "L": 3.0, "IDX": 9.0}).alias(ALPHA))
+    alpha = returns.select(c.DATE, c.TICKER, pl.col(c.TICKER).replace_strict({"A": 1.0, "B": 2.0, "L": 3.0, "IDX": 9.0}).alias(StrategyParams().alpha))
     equal = build_target_weights(EQUAL, alpha, returns, members=members).weights
     assert set(equal[c.TICKER]) == {"A", "B"}  # the first rebalance: L is not listed yet, the index never
     top = build_target_weights(TOP_N, alpha, returns, members=members).weights

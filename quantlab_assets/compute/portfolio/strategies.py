@@ -13,6 +13,7 @@ least 0.5; where the alpha is short it has no opinion on a long, and the audited
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import polars as pl
 
@@ -41,10 +42,11 @@ from quantlab_assets.compute.portfolio.rules import (
     topk_dropout,
 )
 
-ALPHA = "alpha_combined"
-# alpha_combined mixes the 21d and 63d horizons by inverse variance; it is read as a 21-day forecast
-# (the shorter horizon dominates the weights when its residual variance is lower).
+# The books hold their names for about 21 trading days, so they read a 21-day forecast: the stack's 21-day
+# alpha by default, or alpha_combined (the 21d and 63d alphas mixed by inverse residual variance, seed
+# 004's combination, read as a 21-day forecast).
 ALPHA_HORIZON_DAYS = 21
+AlphaColumn = Literal["alpha_21d", "alpha_combined"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,10 @@ class TopkParams:
 
 @dataclass(frozen=True)
 class StrategyParams:
+    alpha: AlphaColumn = described(
+        "alpha_21d", "The stacked alpha the books rank and the QP reads: alpha_21d, the horizon they hold for; "
+                     "alpha_combined also mixes in the 63-day alpha, whose out-of-fold skill on the default market is "
+                     "a fraction of the 21-day one's (docs/studies.md, \"Choosing the top-k book\").")
     qp: QpParams = described_factory(QpParams, "The QP: its objective's alpha scale, risk aversion and holding "
                                                 "period, its caps and its solver.")
     long_short: LongShortParams = described_factory(LongShortParams, "The long-short book.")
@@ -90,6 +96,10 @@ class StrategyParams:
     max_position: float = described(0.20, "Largest |weight| of one name in the rule-based books (top-n, top-k, "
                                            "long-short, threshold profiles).")
     equal_weight_every: int = described(21, "Trading days between equal weight's rebalances.")
+
+    def __post_init__(self) -> None:
+        if self.alpha not in get_args(AlphaColumn):
+            raise ValueError(f"alpha must be one of {get_args(AlphaColumn)}, not {self.alpha!r}")
 
 
 @dataclass(frozen=True)
@@ -140,17 +150,17 @@ def build_target_weights(
         alpha = alpha.join(keys, on=[c.DATE, c.TICKER], how="semi")
         barrier = None if barrier is None else barrier.join(keys, on=[c.DATE, c.TICKER], how="semi")
     if strategy == QP:
-        expected = alpha.select(c.DATE, c.TICKER, alpha_to_daily_return(pl.col(ALPHA), ALPHA_HORIZON_DAYS).alias("expected"))
+        expected = alpha.select(c.DATE, c.TICKER, alpha_to_daily_return(pl.col(params.alpha), ALPHA_HORIZON_DAYS).alias("expected"))
         weights, diagnostics = qp_weights(expected, returns, params.qp, sectors)
         return StrategyWeights(weights, diagnostics, [])
     if strategy == LONG_SHORT:
         return _long_short(alpha, returns, members, params)
     if strategy == TOPK_DROPOUT:
         topk = params.topk
-        return StrategyWeights(topk_dropout(alpha, ALPHA, topk.k, topk.n_drop, topk.buffer, topk.every, params.max_position),
+        return StrategyWeights(topk_dropout(alpha, params.alpha, topk.k, topk.n_drop, topk.buffer, topk.every, params.max_position),
                                None, [])
     if strategy == TOP_N:
-        return StrategyWeights(top_n_equal(alpha, ALPHA, params.top_n, params.max_position, params.top_n_every), None, [])
+        return StrategyWeights(top_n_equal(alpha, params.alpha, params.top_n, params.max_position, params.top_n_every), None, [])
     if strategy == EQUAL:
         return StrategyWeights(equal_weight(present, params.equal_weight_every), None, [])
     if strategy == BUY_AND_HOLD:
@@ -183,7 +193,7 @@ def _long_short(alpha: pl.DataFrame, returns: pl.DataFrame, members: pl.DataFram
     book = params.long_short
     betas = trailing_betas(returns, market_returns(returns, members), book.beta_window, book.beta_min_observations)
     decided = alpha.filter(pl.col(c.DATE).is_in(rebalance_dates(alpha[c.DATE], book.every).implode()))
-    scored = decided.select(c.DATE, c.TICKER, ALPHA).join(betas, on=[c.DATE, c.TICKER], how="left")
-    weights, empty = long_short_book(scored, ALPHA, book.fraction, book.gross_exposure, params.max_position)
+    scored = decided.select(c.DATE, c.TICKER, params.alpha).join(betas, on=[c.DATE, c.TICKER], how="left")
+    weights, empty = long_short_book(scored, params.alpha, book.fraction, book.gross_exposure, params.max_position)
     notes = [f"{LONG_SHORT}: no neutral book on {len(empty)} dates (all cash), first {empty[0]}"] if empty else []
     return StrategyWeights(weights, None, notes)

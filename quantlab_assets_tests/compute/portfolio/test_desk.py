@@ -34,8 +34,8 @@ def _targets(day: dt.date, strategy: str, weights: dict[str, float]) -> pl.DataF
 
 def test_live_targets_use_the_builder_on_the_decision_date_only() -> None:
     tickers = ["A", "B", "C", "D"]
-    alpha = pl.DataFrame({c.DATE: [D2] * 4, c.TICKER: tickers, "alpha_combined": [5.0, 30.0, -10.0, 20.0],
-                          "alpha_21d": [0.0] * 4, "alpha_63d": [0.0] * 4, "var_21d": [1.0] * 4, "var_63d": [1.0] * 4})
+    alpha = pl.DataFrame({c.DATE: [D2] * 4, c.TICKER: tickers, "alpha_21d": [5.0, 30.0, -10.0, 20.0],
+                          "alpha_combined": [0.0] * 4, "alpha_63d": [0.0] * 4, "var_21d": [1.0] * 4, "var_63d": [1.0] * 4})
     returns = _returns({t: [0.01, 0.0, 0.02, 0.5] for t in tickers}, [D0, D1, D2, D3])
     # The classifier's probabilities end before the decision date (out of fold): the profile is not decided.
     barrier = pl.DataFrame({c.DATE: [D0] * 4, c.TICKER: tickers, "barrier_probability": [0.9] * 4})
@@ -50,8 +50,8 @@ def test_live_targets_use_the_builder_on_the_decision_date_only() -> None:
 
 def test_live_targets_keep_each_strategy_s_schedule_over_the_recorded_alphas() -> None:
     tickers = ["A", "B", "C"]
-    alpha = {day: pl.DataFrame({c.DATE: [day] * 3, c.TICKER: tickers, "alpha_combined": values,
-                                "alpha_21d": [0.0] * 3, "alpha_63d": [0.0] * 3, "var_21d": [1.0] * 3, "var_63d": [1.0] * 3})
+    alpha = {day: pl.DataFrame({c.DATE: [day] * 3, c.TICKER: tickers, "alpha_21d": values,
+                                "alpha_combined": [0.0] * 3, "alpha_63d": [0.0] * 3, "var_21d": [1.0] * 3, "var_63d": [1.0] * 3})
              for day, values in ((D1, [1.0, 2.0, 3.0]), (D2, [3.0, 2.0, 1.0]))}
     returns = _returns({t: [0.01, 0.0, 0.02, 0.0] for t in tickers}, [D0, D1, D2, D3])
     params = StrategyParams(top_n=1, top_n_every=1, max_position=1.0)

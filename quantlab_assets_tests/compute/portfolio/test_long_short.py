@@ -120,7 +120,7 @@ def test_the_strategy_uses_betas_up_to_its_rebalance_dates_and_holds_for_the_hor
     market = np.repeat(rng.normal(0, 0.01, n_days), 15)
     returns = grid.with_columns(pl.Series(RETURN, market * np.tile(rng.uniform(0.5, 1.5, 15), n_days)
                                           + rng.normal(0, 0.01, grid.height)))
-    alpha = grid.filter(pl.col(c.DATE) >= dates[60]).with_columns(pl.Series("alpha_combined", rng.normal(size=60 * 15)))
+    alpha = grid.filter(pl.col(c.DATE) >= dates[60]).with_columns(pl.Series("alpha_21d", rng.normal(size=60 * 15)))
     params = StrategyParams(long_short=LongShortParams(every=21, beta_window=60, beta_min_observations=20))
     weights = build_target_weights(LONG_SHORT, alpha, returns, params=params).weights
     decided = weights[c.DATE].unique().sort()

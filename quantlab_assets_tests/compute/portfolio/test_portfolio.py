@@ -175,3 +175,20 @@ def test_threshold_profiles_read_the_barrier_classifier_on_the_alpha_span_and_au
         build_target_weights("sniper", alpha, returns)
     with pytest.raises(ValueError, match="unknown strategy"):
         build_target_weights("martingale", alpha, returns)
+
+def test_the_books_rank_the_configured_alpha_column() -> None:
+    # The 21-day alpha ranks S02 and S03 highest, the combined alpha S00 and S01.
+    grid = _grid(3, 4)
+    alpha = grid.with_columns(pl.Series("alpha_21d", [1.0, 2.0, 3.0, 4.0] * 3),
+                              pl.Series("alpha_combined", [4.0, 3.0, 2.0, 1.0] * 3))
+    returns = grid.with_columns(pl.lit(0.0).alias(RETURN))
+
+    def held(params: StrategyParams) -> set[str]:
+        weights = build_target_weights("top_n_equal", alpha, returns, params=params).weights
+        return set(weights.filter(pl.col(c.DATE) == weights[c.DATE].min())[c.TICKER])
+
+    assert StrategyParams().alpha == "alpha_21d"
+    assert held(StrategyParams(top_n=2, max_position=0.5)) == {"S02", "S03"}
+    assert held(StrategyParams(alpha="alpha_combined", top_n=2, max_position=0.5)) == {"S00", "S01"}
+    with pytest.raises(ValueError, match="alpha must be one of"):
+        StrategyParams(alpha="alpha_63d")

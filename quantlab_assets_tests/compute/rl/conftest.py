@@ -48,7 +48,7 @@ def small_market_frames(n_assets: int = 12, seed: int = 7) -> SmallMarket:
     alpha = nxt.filter(pl.col(c.DATE) >= dt.date(2016, 3, 1)).select(
         c.DATE, c.TICKER,
         (pl.col("_next").fill_null(0.0) * 2e4 + pl.Series(rng.normal(0, 60, nxt.filter(pl.col(c.DATE) >= dt.date(2016, 3, 1)).height)))
-        .clip(-1000, 1000).alias("alpha_combined"))
+        .clip(-1000, 1000).alias("alpha_combined")).with_columns(pl.col("alpha_combined").alias("alpha_21d"))
     regimes = pl.DataFrame({c.DATE: days.filter(days >= dt.date(2016, 2, 1))}).with_columns(
         pl.Series("regime_id", (np.arange(days.filter(days >= dt.date(2016, 2, 1)).len()) // 60) % 5, dtype=pl.Int8))
     returns = grid.select(c.DATE, c.TICKER, "return")
