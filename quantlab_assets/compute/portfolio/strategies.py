@@ -67,10 +67,9 @@ class TopkParams:
     """Long-only top-k with dropout and hysteresis (compute/portfolio/rules.py: topk_step).
 
     The defaults hold 20 names, sell at most 4 a week and only those ranked below 30: on the default
-    market a 10-name book without hysteresis turned over 22 times its value a year (4.4 % a year in
-    costs) and matched equal weight after costs; the 20-name book with the buffer turns over about 14
-    times and beats it (docs/studies.md, "Choosing the top-k book": the configurations tried are trials
-    of the registry, `DESIGN_TRIALS`)."""
+    market every 10-name book tried matched equal weight after costs (22 times its value traded a year
+    without hysteresis), where 15- to 25-name books on the 21-day alpha beat it (docs/studies.md,
+    "Choosing the top-k book"; the configurations tried are trials of the registry, design_search.py)."""
 
     k: int = described(20, "Names held, equal weight (capped at max_position).")
     n_drop: int = described(4, "At most this many held names sold per rebalance for ranking too low (dropout).")
