@@ -1,7 +1,9 @@
-"""Measurement helpers shared by the benchmarks: peak RSS of a stage, the panel size, the commit measured."""
+"""Helpers shared by the benchmarks: peak RSS of a stage, the panel size, the commit measured, a stored run's
+data directory from the command line."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import gc
 import re
@@ -9,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 from quantlab_assets.compute.data.synthetic import SyntheticMarketParams, business_days
+from quantlab_assets.compute.storage import StorageLayout
 
 
 def _proc_status_kib(field: str) -> int:
@@ -48,3 +51,13 @@ def git_commit() -> str | None:
         ["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True
     )
     return described.stdout.strip() if described.returncode == 0 else None
+
+
+def stored_run(description: str) -> tuple[StorageLayout, str]:
+    """The storage layout of `--data-dir` (a run's data directory, command 1's: `./dagster_home/data`) and
+    the universe `--universe` (default synthetic) of a benchmark that reads a stored run."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--universe", default="synthetic")
+    args = parser.parse_args()
+    return StorageLayout(args.data_dir), args.universe

@@ -12,17 +12,16 @@ meta-learner's weights per fold. Nothing is refitted but the stack: a few second
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 
 from quantlab_assets.compute.models import cv, stacking
 from quantlab_assets.compute.models.base_models import MODELS
 from quantlab_assets.compute.models.metrics import score_predictions
-from quantlab_assets.compute.storage import StorageLayout, read_parquet_file, read_parquet_files
+from quantlab_assets.compute.storage import read_parquet_file, read_parquet_files
 from quantlab_assets.defs.partitions import MODEL_HORIZONS
+
+from harness import stored_run
 
 
 def _rank_ic_by_fold(frame: pl.DataFrame) -> dict[int | None, float | None]:
@@ -35,17 +34,13 @@ def _cell(value: float | None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--universe", default="synthetic")
-    args = parser.parse_args()
-    layout = StorageLayout(args.data_dir)
+    layout, universe_name = stored_run(__doc__.split("\n\n")[0])
     oof: dict[int, dict[str, pl.DataFrame]] = {}
     for horizon in MODEL_HORIZONS:
-        oof[horizon] = {model: read_parquet_file(layout.keyed_file("oof_predictions", args.universe, f"{model}_{horizon}d"))
+        oof[horizon] = {model: read_parquet_file(layout.keyed_file("oof_predictions", universe_name, f"{model}_{horizon}d"))
                         for model in MODELS}
-    labels = read_parquet_files(sorted((layout.asset_dir("labels") / args.universe).glob("*.parquet")))
-    folds = read_parquet_file(layout.partition_file("cv_folds", args.universe))
+    labels = read_parquet_files(sorted((layout.asset_dir("labels") / universe_name).glob("*.parquet")))
+    folds = read_parquet_file(layout.partition_file("cv_folds", universe_name))
     variants = {"stack, the lab's": stacking.StackParams(),
                 "stack, step calibrator": stacking.StackParams(centred_calibration=False),
                 "stack, unconstrained": stacking.StackParams(meta_positive=False)}

@@ -11,9 +11,6 @@ year, and the Sharpe difference with equal weight with its 95 % paired bootstrap
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 
@@ -25,18 +22,16 @@ from quantlab_assets.compute.data.membership import cross_section_rows
 from quantlab_assets.compute.portfolio import design_search as search
 from quantlab_assets.compute.portfolio.names import EQUAL, LONG_SHORT, QP, TOP_N, TOPK_DROPOUT
 from quantlab_assets.compute.portfolio.strategies import StrategyParams, build_target_weights
-from quantlab_assets.compute.storage import StorageLayout, read_parquet_file, read_parquet_files
+from quantlab_assets.compute.storage import read_parquet_file, read_parquet_files
+
+from harness import stored_run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--universe", default="synthetic")
-    args = parser.parse_args()
-    layout = StorageLayout(args.data_dir)
-    bars = read_parquet_files(sorted((layout.asset_dir("cleaned_bars") / args.universe).glob("*.parquet")))
-    universe = read_parquet_file(layout.partition_file("universe", args.universe))
-    alpha = read_parquet_file(layout.partition_file("stacked_alpha", args.universe))
+    layout, universe_name = stored_run(__doc__.split("\n\n")[0])
+    bars = read_parquet_files(sorted((layout.asset_dir("cleaned_bars") / universe_name).glob("*.parquet")))
+    universe = read_parquet_file(layout.partition_file("universe", universe_name))
+    alpha = read_parquet_file(layout.partition_file("stacked_alpha", universe_name))
     returns, members = returns_from_bars(bars), cross_section_rows(bars, universe)
     # The backtest asset's span: the alpha's first to last date.
     in_span = returns.filter(pl.col(c.DATE).is_between(alpha[c.DATE].min(), alpha[c.DATE].max()))
