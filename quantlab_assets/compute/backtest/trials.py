@@ -33,11 +33,11 @@ configuration that was evaluated and could have been chosen counts:
 
 - design: each configuration evaluated on the default market's research span outside the graph while
   its defaults were chosen (`DESIGN_TRIALS`, from compute/portfolio/design_search.py: the top-k and
-  long-short books' parameters, the alpha they read, the stack's calibrator and meta-learner;
-  docs/studies.md, "Choosing the top-k book"). The chosen
-  defaults are strategy partitions and counted there; every other configuration tried could have been
-  chosen instead, so it counts in N. Their return series are not stored, so not in the variance. They are
-  counted on every universe: conservative where a universe was not part of that search.
+  long-short books' parameters, the alpha they read, the stack's calibrator and meta-learner, the
+  features; docs/studies.md, "Choosing the top-k book"). The chosen defaults are strategy partitions and
+  counted there; every other configuration tried could have been chosen instead, so it counts in N. Their
+  return series are not stored, so not in the variance. They are counted on every universe: conservative
+  where a universe was not part of that search.
 
 Not trials: the deep-hedging policies (defs/assets/hedging.py) hedge a simulated option position; their
 outcome is a hedging error on simulated environments, not a return of trading the universe, and none of
@@ -67,7 +67,7 @@ from quantlab_assets.compute.backtest.engine import RETURN
 from quantlab_assets.compute.backtest.metrics import MetricParams, compute_metrics, periods_per_year, sharpe_ratio
 from quantlab_assets.compute.backtest.overfitting import NET_RETURN
 from quantlab_assets.compute.models.metrics import PREDICTION
-from quantlab_assets.compute.portfolio.design_search import design_trials
+from quantlab_assets.compute.portfolio import design_search
 from quantlab_assets.compute.portfolio.names import PASSIVE
 from quantlab_assets.compute.rl import names as rl_names
 
@@ -82,7 +82,7 @@ KINDS: Final = (STRATEGY, MODEL, TUNING, DEEP, RL, DESIGN)
 KIND_LABELS: Final = {STRATEGY: "candidate strategies", MODEL: "base models x horizons",
                       TUNING: "hyper-parameter search trials", DEEP: "deep-learning out-of-fold models", RL: "RL policies",
                       DESIGN: "configurations tried while choosing the defaults"}
-DESIGN_TRIALS: Final = design_trials()
+DESIGN_TRIALS: Final = design_search.design_trials()
 DESIGN_NOTE = "tried outside the graph while choosing the defaults (docs/studies.md); no return series stored (N only)"
 PASSIVE_BASELINES: Final = PASSIVE
 PASSIVE_BASELINE_NOTE = "passive baseline: a benchmark, not a choice of the search"
