@@ -18,6 +18,7 @@ from quantlab_assets.compute.backtest.trials import KIND_LABELS
 from quantlab_assets.compute.data.synthetic import generate_synthetic_market, planted_oracle_rank_ic
 from quantlab_assets.compute.models.scorecard import STACKED
 from quantlab_assets.compute.portfolio.desk import summarise
+from quantlab_assets.compute.portfolio.strategies import StrategyParams
 from quantlab_assets.compute.regimes.validation import episodes_apply, evaluate_episodes
 from quantlab_assets.compute.storage import StorageLayout
 from quantlab_assets.compute.universe import synthetic_params
@@ -111,9 +112,10 @@ def _print_models(universe: str) -> None:
                   "each on its own rows")
     live = data_dir() / "live_alpha" / f"{universe}.parquet"
     if live.exists():
-        frame = pl.read_parquet(live).sort("alpha_combined", descending=True)
-        top = ", ".join(f"{t} {a:+.0f}" for t, a in frame.select(c.TICKER, "alpha_combined").head(3).iter_rows())
-        print(f"live_alpha     {frame.height} instruments on {frame[c.DATE].max()}  (top bp: {top})")
+        traded = StrategyParams().alpha
+        frame = pl.read_parquet(live).sort(traded, descending=True)
+        top = ", ".join(f"{t} {a:+.0f}" for t, a in frame.select(c.TICKER, traded).head(3).iter_rows())
+        print(f"live_alpha     {frame.height} instruments on {frame[c.DATE].max()}  (top bp of {traded}: {top})")
 
 
 def _planted_oracle(universe: str, card: pl.DataFrame) -> dict[int, float]:

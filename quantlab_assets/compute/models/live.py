@@ -11,7 +11,7 @@ everything fitted on what was known at the close of `as_of`:
    pipeline makes it once per model x horizon next to the model's out-of-fold fits (`fit_known_rows`,
    in the same partition and on the same matrix, in parallel with the other five) and stores it, so
    the live alpha fits no base model itself;
-2. the meta-learner, isotonic calibrator and residual variance (stacking.fit_stack: the calibrator and
+2. the meta-learner, centred isotonic calibrator and residual variance (stacking.fit_stack: the calibrator and
    variance cross-fitted on inner out-of-fold meta scores) fitted on the out-of-fold predictions whose
    labels ended on or before `as_of`, the rows the stacked alpha's last fold would use, plus every later
    one known by then;
@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import pickle
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -205,6 +206,18 @@ def fit_live_alpha(
         ))
     alpha, _ = combine_horizons(by_horizon, today, stack_params)
     return LiveAlpha(as_of=as_of, alpha=alpha, fits=fits)
+
+
+def constant_alphas(alpha: pl.DataFrame, columns: Sequence[str], min_std: float) -> list[str]:
+    """One problem per column of `columns` whose spread across the frame's instruments (population std) is
+    null or below `min_std`: a constant alpha ranks nothing. The calibrator is flat beyond its outermost steps,
+    so the extreme names may tie by design: a spread, not a share of distinct values, is required."""
+    problems = []
+    for column in columns:
+        spread = alpha[column].std(ddof=0)
+        if not spread or spread < min_std:
+            problems.append(f"{column} std across {alpha.height} instruments is {spread}: a constant alpha")
+    return problems
 
 
 def _usable_fit(base_fits: dict[str, BaseModelFit], model: str, horizon: int, as_of: dt.date,

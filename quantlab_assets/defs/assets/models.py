@@ -11,6 +11,7 @@ Every fitted model, the fold scores and the importances are logged to MLflow (`M
 
 import time
 from collections.abc import Iterator
+from typing import get_args
 
 import dagster as dg
 import polars as pl
@@ -22,7 +23,14 @@ from quantlab_assets.compute.models.base_models import BaseModelParams, XGBoostP
 from quantlab_assets.compute.models.barrier import PROBABILITY as BARRIER_PROBABILITY
 from quantlab_assets.compute.models.barrier import barrier_panel, fit_barrier_classifier
 from quantlab_assets.compute.models.classifier import ClassifierResult
-from quantlab_assets.compute.models.live import fit_frame, fit_from_frame, fit_key, fit_known_rows, fit_live_alpha
+from quantlab_assets.compute.models.live import (
+    constant_alphas,
+    fit_frame,
+    fit_from_frame,
+    fit_key,
+    fit_known_rows,
+    fit_live_alpha,
+)
 from quantlab_assets.compute.models.meta_labels import PROBABILITY, fit_meta_labels, meta_label_panel
 from quantlab_assets.compute.models.metrics import (
     PREDICTION,
@@ -32,10 +40,11 @@ from quantlab_assets.compute.models.metrics import (
 )
 from quantlab_assets.compute.models.oof import design_panel, fit_oof
 from quantlab_assets.compute.models.scorecard import build_scorecard
-from quantlab_assets.compute.models.stacking import ALPHA_COMBINED, StackParams, stack_and_combine
+from quantlab_assets.compute.models.stacking import StackParams, stack_and_combine
 from quantlab_assets.compute.models.tracking import log_model_run
 from quantlab_assets.compute.models.classifier import TunedParams
 from quantlab_assets.compute.models.tuning import tuned_params
+from quantlab_assets.compute.portfolio.strategies import AlphaColumn, StrategyParams
 from quantlab_assets.compute.schemas.base import conform, schema_failures
 from quantlab_assets.compute.schemas.features import FeaturesSchema, LabelsSchema
 from quantlab_assets.compute.schemas.models import (
@@ -296,7 +305,8 @@ class LiveAlphaConfig(StackConfig):
     },
     check_specs=[dg.AssetCheckSpec(
         "live_alpha_valid", asset="live_alpha", blocking=True,
-        description="Seed 004's schema and bounds; the cross-section's combined alphas vary (not a constant).",
+        description="Seed 004's schema and bounds; every alpha a book can trade (alpha_21d, alpha_combined) varies "
+                    "across the cross-section (not a constant).",
     )],
 )
 def live_alpha(
@@ -316,10 +326,8 @@ def live_alpha(
     result = fit_live_alpha(conform(features[universe], FeaturesSchema), conform(labels[universe], LabelsSchema),
                             _by_horizon(oof_predictions), fits, stack_params=stack_params)
     problems = [f] if (f := schema_failures(StackedAlphaSchema, result.alpha, asset="live_alpha", partition=universe)) else []
-    # Not the OOF distinct-share rule: the calibrator is flat beyond its outermost steps, so extreme names tie by design.
-    spread = result.alpha[ALPHA_COMBINED].std(ddof=0)
-    if not spread or spread < config.min_prediction_std:
-        problems.append(f"alpha_combined std across {result.alpha.height} instruments is {spread}: a constant alpha")
+    # Every column a book can trade (StrategyParams.alpha) must rank the names.
+    problems += constant_alphas(result.alpha, get_args(AlphaColumn), config.min_prediction_std)
     horizon_fits = {
         f"{fit.horizon}d": {"base_training_rows": fit.base_training_rows, "stack_training_rows": fit.stack_training_rows,
                             "calibration_rows": fit.calibration_rows, "labels_ended_by": str(fit.labels_ended_by), "residual_var_bp2": round(fit.residual_var, 2),
@@ -334,9 +342,12 @@ def live_alpha(
     check = _check("live_alpha_valid", problems)
 
     def outputs() -> Outputs:
-        ranked = result.alpha.sort(ALPHA_COMBINED, descending=True).select(c.TICKER, pl.col(ALPHA_COMBINED).round(1))
+        # Ranked by the column the books trade by default.
+        traded = StrategyParams().alpha
+        ranked = result.alpha.sort(traded, descending=True).select(c.TICKER, pl.col(traded).round(1))
         yield dg.Output({universe: result.alpha}, metadata={
             "as_of": str(result.as_of), "instruments": result.alpha.height, "fits": dg.MetadataValue.json(horizon_fits),
+            "ranked_by": traded,
             "top_5_bp": dg.MetadataValue.json(dict(ranked.head(5).iter_rows())),
             "bottom_5_bp": dg.MetadataValue.json(dict(ranked.tail(5).iter_rows())), "mlflow_run_id": run_id,
         })

@@ -118,3 +118,15 @@ def test_a_date_without_features_is_refused(model_panel, stacked_oof) -> None:
     later = model_panel.features[c.DATE].max() + dt.timedelta(days=30)
     with pytest.raises(ValueError, match="no feature row"):
         live.fit_live_alpha(_canary(model_panel.features, model_panel), model_panel.labels, predictions, {}, later)
+
+
+def test_a_constant_tradable_alpha_is_a_problem_and_ties_at_the_extremes_are_not() -> None:
+    alpha = pl.DataFrame({c.TICKER: ["A", "B", "C", "D"], "alpha_21d": [25.0, 25.0, -3.0, -40.0],
+                          "alpha_combined": [7.0, 7.0, 7.0, 7.0], "alpha_63d": [1.0, 1.0, 1.0, 1.0]})
+    assert live.constant_alphas(alpha, ["alpha_21d"], 1e-6) == []
+    assert live.constant_alphas(alpha, ["alpha_21d", "alpha_combined"], 1e-6) == [
+        "alpha_combined std across 4 instruments is 0.0: a constant alpha"]
+    # A spread below the minimum counts as constant; a single instrument has no spread at all.
+    assert len(live.constant_alphas(alpha, ["alpha_21d"], 100.0)) == 1
+    assert live.constant_alphas(alpha.head(1), ["alpha_21d"], 1e-6) == [
+        "alpha_21d std across 1 instruments is 0.0: a constant alpha"]
